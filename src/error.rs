@@ -1,0 +1,131 @@
+//! The domain errors of txu and their one mapping to Redis error replies. Every reply starts
+//! with an error code (`ERR`, `NOPERM`, `EXECABORT`, `ROLLBACK`, ...) that clients can match on.
+
+use std::fmt;
+
+pub const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+pub const NESTED: &str = "ERR TXU.BEGIN calls can not be nested";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxuError {
+    /// `TXU.QUEUE`/`TXU.EXEC`/`TXU.ROLLBACK` without an open transaction.
+    NoTransaction(&'static str),
+    Nested,
+    InMulti,
+    Syntax(String),
+    WrongArity(String),
+    UnknownCommand(String),
+    UnknownSubcommand {
+        cmd: String,
+        sub: String,
+    },
+    NotAllowed {
+        cmd: String,
+        reason: &'static str,
+    },
+    NoPerm(String),
+    TooMany(i64),
+    ExecAbort,
+    /// Command `index` (1-based) failed; everything before it was undone.
+    RolledBack {
+        index: usize,
+        cmd: String,
+        cause: String,
+    },
+    /// As `RolledBack`, but some compensating writes failed after every attempt.
+    RollbackIncomplete {
+        index: usize,
+        cmd: String,
+        cause: String,
+        failed_keys: usize,
+        first: String,
+    },
+    Internal(String),
+}
+
+/// Shortens and makes printable a piece of client input quoted in an error.
+pub fn quote(bytes: &[u8]) -> String {
+    const MAX: usize = 128;
+    let mut s: String = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX)])
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if bytes.len() > MAX {
+        s.push_str("...");
+    }
+    s
+}
+
+impl fmt::Display for TxuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TxuError::NoTransaction(cmd) => write!(f, "ERR {cmd} without TXU.BEGIN"),
+            TxuError::Nested => f.write_str(NESTED),
+            TxuError::InMulti => f.write_str("ERR TXU.BEGIN is not allowed inside MULTI"),
+            TxuError::Syntax(what) => write!(f, "ERR syntax error: {what}"),
+            TxuError::WrongArity(cmd) => write!(f, "ERR wrong number of arguments for '{cmd}' command"),
+            TxuError::UnknownCommand(cmd) => write!(f, "ERR unknown command '{cmd}'"),
+            TxuError::UnknownSubcommand { cmd, sub } => {
+                write!(f, "ERR unknown subcommand '{sub}' of '{cmd}'")
+            }
+            TxuError::NotAllowed { cmd, reason } => {
+                write!(f, "ERR '{cmd}' is not allowed in a TXU transaction: {reason}")
+            }
+            TxuError::NoPerm(msg) => write!(f, "NOPERM {msg}"),
+            TxuError::TooMany(max) => write!(
+                f,
+                "ERR too many commands in this transaction (txu.max-queued is {max})"
+            ),
+            TxuError::ExecAbort => f.write_str(EXECABORT),
+            TxuError::RolledBack { index, cmd, cause } => {
+                write!(f, "ROLLBACK command {index} ({cmd}) failed: {cause}")
+            }
+            TxuError::RollbackIncomplete {
+                index,
+                cmd,
+                cause,
+                failed_keys,
+                first,
+            } => write!(
+                f,
+                "ROLLBACK command {index} ({cmd}) failed: {cause}; rollback incomplete for {failed_keys} key(s): {first}"
+            ),
+            TxuError::Internal(msg) => write!(f, "ERR txu internal error: {msg}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_codes() {
+        assert_eq!(
+            TxuError::NoTransaction("TXU.EXEC").to_string(),
+            "ERR TXU.EXEC without TXU.BEGIN"
+        );
+        assert_eq!(TxuError::Nested.to_string(), NESTED);
+        assert_eq!(TxuError::ExecAbort.to_string(), EXECABORT);
+        assert_eq!(
+            TxuError::RolledBack {
+                index: 3,
+                cmd: "INCR".into(),
+                cause: "ERR value is not an integer or out of range".into()
+            }
+            .to_string(),
+            "ROLLBACK command 3 (INCR) failed: ERR value is not an integer or out of range"
+        );
+        assert!(TxuError::NoPerm("x".into())
+            .to_string()
+            .starts_with("NOPERM "));
+    }
+
+    #[test]
+    fn quote_is_bounded_and_printable() {
+        assert_eq!(quote(b"a\r\n\0b"), "a???b");
+        let long = vec![b'x'; 1000];
+        assert_eq!(quote(&long).len(), 131);
+        assert_eq!(quote(&[0xff, b'a']), "\u{fffd}a");
+    }
+}

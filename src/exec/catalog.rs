@@ -1,0 +1,88 @@
+//! What the server says about a command (`COMMAND INFO`), cached per name: its canonical name,
+//! arity and flags, and those of its subcommands. Unknown names are not cached, so the cache is
+//! bounded by the server's command table.
+
+use crate::exec::policy::Traits;
+use crate::server::{self, CtxPtr, ReplyKind, ReplyRef};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+#[derive(Debug)]
+pub struct CmdInfo {
+    /// Full lowercase name, `container|sub` for subcommands.
+    pub name: String,
+    pub arity: i64,
+    pub traits: Traits,
+    pub subcommands: HashMap<Vec<u8>, Arc<CmdInfo>>,
+}
+
+impl CmdInfo {
+    /// Whether `argc` (including the command name) satisfies the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+        if self.arity >= 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
+    }
+}
+
+static CACHE: LazyLock<Mutex<HashMap<Vec<u8>, Arc<CmdInfo>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Looks up the command `name` (any case). `None`: the server does not know it.
+pub fn lookup(ctx: CtxPtr, name: &[u8]) -> Option<Arc<CmdInfo>> {
+    let lower = name.to_ascii_lowercase();
+    if let Some(i) = CACHE.lock().get(&lower) {
+        return Some(i.clone());
+    }
+    // A NUL can never be part of a command name, and the C API would cut the name there.
+    if lower.is_empty() || lower.contains(&0) || lower.contains(&b'|') {
+        return None;
+    }
+    let reply = server::call_plain(ctx, c"COMMAND", &[b"INFO", &lower]).ok()?;
+    let entry = reply.as_ref().elem(0)?;
+    let info = Arc::new(parse_entry(entry)?);
+    CACHE.lock().insert(lower, info.clone());
+    Some(info)
+}
+
+/// Forgets everything (a module was loaded or unloaded, commands may have changed).
+pub fn clear() {
+    CACHE.lock().clear();
+}
+
+fn parse_entry(e: ReplyRef<'_>) -> Option<CmdInfo> {
+    if e.kind() != ReplyKind::Array {
+        return None;
+    }
+    let name = String::from_utf8_lossy(e.elem(0)?.bytes()).to_ascii_lowercase();
+    let arity = e.elem(1)?.integer();
+    let flags = e.elem(2)?;
+    let traits =
+        Traits::from_flags((0..flags.len()).filter_map(|i| flags.elem(i).map(|f| f.bytes())));
+    let mut subcommands = HashMap::new();
+    if let Some(subs) = e.elem(9) {
+        for i in 0..subs.len() {
+            if let Some(sub) = subs.elem(i).and_then(parse_entry) {
+                // "config|get" → key "get"
+                let short = sub
+                    .name
+                    .rsplit('|')
+                    .next()
+                    .unwrap_or_default()
+                    .as_bytes()
+                    .to_vec();
+                subcommands.insert(short, Arc::new(sub));
+            }
+        }
+    }
+    Some(CmdInfo {
+        name,
+        arity,
+        traits,
+        subcommands,
+    })
+}

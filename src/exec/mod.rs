@@ -1,0 +1,221 @@
+//! The executor: validates commands at queue time, runs a transaction through
+//! `RedisModule_Call`, takes pre-images before each write and rolls back on failure.
+
+pub mod catalog;
+pub mod policy;
+pub mod txn;
+
+use crate::config;
+use crate::error::{quote, TxuError};
+use crate::server::{self, CallReply, CtxPtr, KeysLookup, OwnedStr, StrPtr};
+use crate::stats::{add, STATS};
+use crate::undo::{PreImage, Snapshot, UndoLog, UndoOp};
+use redis_module::raw;
+use std::ffi::CString;
+use txn::Queued;
+
+/// Key flags that mean "this command may change this key".
+const KEY_WRITES: u32 = raw::REDISMODULE_CMD_KEY_RW
+    | raw::REDISMODULE_CMD_KEY_OW
+    | raw::REDISMODULE_CMD_KEY_RM
+    | raw::REDISMODULE_CMD_KEY_INSERT
+    | raw::REDISMODULE_CMD_KEY_DELETE
+    | raw::REDISMODULE_CMD_KEY_UPDATE;
+
+/// Checks a command before it is queued (`argv[0]` is its name) and builds its queue entry.
+/// Nothing runs; the only server calls are `COMMAND INFO` (cached) and ACL checks.
+pub fn validate(ctx: CtxPtr, argv: &[StrPtr]) -> Result<Queued, TxuError> {
+    let Some(&name_ptr) = argv.first() else {
+        return Err(TxuError::WrongArity("txu.queue".into()));
+    };
+    let name = server::str_bytes(name_ptr);
+    let top = catalog::lookup(ctx, name).ok_or_else(|| TxuError::UnknownCommand(quote(name)))?;
+    let info = if top.subcommands.is_empty() {
+        top.clone()
+    } else {
+        let Some(&sub_ptr) = argv.get(1) else {
+            return Err(TxuError::WrongArity(top.name.clone()));
+        };
+        let sub = server::str_bytes(sub_ptr).to_ascii_lowercase();
+        top.subcommands
+            .get(&sub)
+            .cloned()
+            .ok_or_else(|| TxuError::UnknownSubcommand {
+                cmd: top.name.to_ascii_uppercase(),
+                sub: quote(&sub),
+            })?
+    };
+    if !info.arity_ok(argv.len()) {
+        return Err(TxuError::WrongArity(info.name.clone()));
+    }
+    let keys = match server::command_keys(ctx, argv) {
+        KeysLookup::Keys(k) => k,
+        KeysLookup::Unknown => return Err(TxuError::UnknownCommand(quote(name))),
+        KeysLookup::WrongArity => return Err(TxuError::WrongArity(info.name.clone())),
+    };
+    let display = info.name.to_ascii_uppercase().replace('|', " ");
+    let args: Vec<&[u8]> = argv.iter().skip(1).map(|p| server::str_bytes(*p)).collect();
+    policy::check(&top.name, &info.traits, &args, keys.len()).map_err(|r| {
+        TxuError::NotAllowed {
+            cmd: display.clone(),
+            reason: r.reason(),
+        }
+    })?;
+    if server::acl_allows(ctx, argv) == Some(false) {
+        let why = server::acl_dryrun_reason(ctx, argv).unwrap_or_else(|| {
+            format!(
+                "this user has no permissions to run the '{}' command or to access one of its keys",
+                info.name
+            )
+        });
+        return Err(TxuError::NoPerm(why));
+    }
+
+    let mut write_keys: Vec<usize> = Vec::new();
+    if info.traits.write {
+        for (pos, flags) in keys {
+            // Keys the server marks read-only (e.g. the sources of SUNIONSTORE) need no
+            // pre-image; keys without flags are taken to be written.
+            let read_only = flags != 0 && flags & KEY_WRITES == 0;
+            if !read_only && !write_keys.contains(&pos) {
+                write_keys.push(pos);
+            }
+        }
+    }
+    let mut owned = Vec::with_capacity(argv.len());
+    for &p in argv {
+        // SAFETY: argv comes from the command handler and is live for this call.
+        owned.push(
+            unsafe { OwnedStr::retain(p) }
+                .ok_or_else(|| TxuError::Internal("null argument".into()))?,
+        );
+    }
+    let cname = CString::new(name).map_err(|_| TxuError::UnknownCommand(quote(name)))?;
+    Ok(Queued {
+        argv: owned,
+        cname,
+        display,
+        write_keys,
+    })
+}
+
+/// Runs the queued commands in order. On success, their replies in order. On the first error
+/// reply, every earlier write is undone and the error says which command failed and why.
+pub fn run(ctx: CtxPtr, queued: &[Queued]) -> Result<Vec<CallReply>, TxuError> {
+    let mut undo = UndoLog::new();
+    let result = run_with(ctx, queued, &mut undo);
+    add(&STATS.preimages, undo.len() as u64);
+    add(&STATS.preimage_bytes, undo.bytes() as u64);
+    result
+}
+
+fn run_with(
+    ctx: CtxPtr,
+    queued: &[Queued],
+    undo: &mut UndoLog,
+) -> Result<Vec<CallReply>, TxuError> {
+    let mut replies = Vec::with_capacity(queued.len());
+    let mut args: Vec<StrPtr> = Vec::new();
+    for (i, q) in queued.iter().enumerate() {
+        let step = (|| {
+            for &pos in &q.write_keys {
+                if let Some(key) = q.argv.get(pos) {
+                    capture(ctx, undo, key)?;
+                }
+            }
+            args.clear();
+            args.extend(q.argv.iter().skip(1).map(OwnedStr::as_ptr));
+            let reply = server::call_argv(ctx, &q.cname, server::RUN_FLAGS, &args)?;
+            match reply.error_text() {
+                Some(e) => Err(e),
+                None => Ok(reply),
+            }
+        })();
+        match step {
+            Ok(reply) => replies.push(reply),
+            Err(cause) => {
+                add(&STATS.commands_executed, i as u64 + 1);
+                drop(replies);
+                return Err(rollback(ctx, undo, i + 1, &q.display, cause));
+            }
+        }
+    }
+    add(&STATS.commands_executed, queued.len() as u64);
+    Ok(replies)
+}
+
+/// Takes the pre-image of `key` unless this transaction already has one.
+fn capture(ctx: CtxPtr, undo: &mut UndoLog, key: &OwnedStr) -> Result<(), String> {
+    let name = key.as_bytes();
+    if !undo.needs(name) {
+        return Ok(());
+    }
+    let before = match server::key_expiry(ctx, key.as_ptr()) {
+        None => None,
+        Some(expire_at_ms) => server::dump(ctx, key.as_ptr())?.map(|payload| Snapshot {
+            payload,
+            expire_at_ms,
+        }),
+    };
+    undo.record(PreImage {
+        key: name.to_vec(),
+        before,
+    });
+    Ok(())
+}
+
+/// Applies the undo log. Each compensating write is tried `txu.rollback-attempts` times.
+fn rollback(ctx: CtxPtr, undo: &UndoLog, index: usize, cmd: &str, cause: String) -> TxuError {
+    let attempts = config::rollback_attempts();
+    let mut failed = 0usize;
+    let mut first: Option<String> = None;
+    for op in undo.plan() {
+        let mut last = None;
+        for _ in 0..attempts {
+            match apply(ctx, &op) {
+                Ok(()) => {
+                    last = None;
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        if let Some(e) = last {
+            failed += 1;
+            first.get_or_insert_with(|| format!("{}: {e}", quote(op.key())));
+        }
+    }
+    if failed == 0 {
+        add(&STATS.rolled_back, 1);
+        TxuError::RolledBack {
+            index,
+            cmd: cmd.to_string(),
+            cause,
+        }
+    } else {
+        add(&STATS.rollback_failures, 1);
+        server::log_warning(
+            ctx,
+            &format!(
+                "txu: rollback incomplete for {failed} key(s) after command {index} ({cmd}) failed"
+            ),
+        );
+        TxuError::RollbackIncomplete {
+            index,
+            cmd: cmd.to_string(),
+            cause,
+            failed_keys: failed,
+            first: first.unwrap_or_default(),
+        }
+    }
+}
+
+fn apply(ctx: CtxPtr, op: &UndoOp<'_>) -> Result<(), String> {
+    let key = OwnedStr::create(op.key()).ok_or("ERR out of memory")?;
+    match op {
+        UndoOp::Delete { .. } => server::del(ctx, key.as_ptr()),
+        UndoOp::Restore { snapshot, .. } => {
+            server::restore(ctx, key.as_ptr(), &snapshot.payload, snapshot.expire_at_ms)
+        }
+    }
+}

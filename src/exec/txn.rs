@@ -1,0 +1,102 @@
+//! Open transactions, one per client connection, keyed by client id.
+
+use crate::server::OwnedStr;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::LazyLock;
+
+/// A validated command waiting for `TXU.EXEC`.
+pub struct Queued {
+    /// The command exactly as the client sent it; `argv[0]` is the command name.
+    pub argv: Vec<OwnedStr>,
+    /// The command name as a C string, for `RedisModule_Call`.
+    pub cname: CString,
+    /// Upper-case name for error messages (`SET`, `CONFIG|GET`).
+    pub display: String,
+    /// Positions in `argv` of the keys whose pre-images must be taken (empty for reads).
+    pub write_keys: Vec<usize>,
+}
+
+/// A transaction opened by `TXU.BEGIN` and not yet ended.
+pub struct Tx {
+    /// Reported by TXU.BEGIN; kept for retained undo logs and deferred tasks.
+    #[allow(dead_code)]
+    pub id: String,
+    pub queued: Vec<Queued>,
+    /// Set when a queued command failed validation: `TXU.EXEC` then applies nothing.
+    pub aborted: bool,
+}
+
+static OPEN: LazyLock<Mutex<HashMap<u64, Tx>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Opens a transaction for `client`. False if one is already open.
+pub fn open(client: u64, id: String) -> bool {
+    let mut open = OPEN.lock();
+    if open.contains_key(&client) {
+        return false;
+    }
+    open.insert(
+        client,
+        Tx {
+            id,
+            queued: Vec::new(),
+            aborted: false,
+        },
+    );
+    true
+}
+
+/// Runs `f` on the client's open transaction, if any.
+pub fn with<R>(client: u64, f: impl FnOnce(&mut Tx) -> R) -> Option<R> {
+    OPEN.lock().get_mut(&client).map(f)
+}
+
+pub fn is_open(client: u64) -> bool {
+    OPEN.lock().contains_key(&client)
+}
+
+/// Ends the client's transaction and hands it over.
+pub fn take(client: u64) -> Option<Tx> {
+    OPEN.lock().remove(&client)
+}
+
+pub fn open_count() -> usize {
+    OPEN.lock().len()
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+static LAST_MS: AtomicI64 = AtomicI64::new(0);
+
+/// A transaction id `<unix-ms>-<seq>`: the clock part never goes backwards within a process,
+/// and a restarted process starts at a later millisecond, so ids are unique across restarts.
+pub fn next_id(now_ms: i64) -> String {
+    let prev = LAST_MS.fetch_max(now_ms, Ordering::Relaxed);
+    let ms = prev.max(now_ms);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("{ms}-{seq}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_never_go_back_in_time() {
+        let a = next_id(1000);
+        let b = next_id(999);
+        assert_ne!(a, b);
+        let ms = |s: &str| s.split('-').next().and_then(|x| x.parse::<i64>().ok());
+        assert!(ms(&b) >= ms(&a));
+    }
+
+    #[test]
+    fn one_transaction_per_client() {
+        assert!(open(u64::MAX - 7, "x".into()));
+        assert!(!open(u64::MAX - 7, "y".into()));
+        assert!(is_open(u64::MAX - 7));
+        assert_eq!(take(u64::MAX - 7).map(|t| t.id), Some("x".to_string()));
+        assert!(!is_open(u64::MAX - 7));
+    }
+}

@@ -1,0 +1,594 @@
+//! The one place that wraps raw Redis module FFI the `redis-module` crate lacks or gets wrong
+//! for us (see `shared/PLATFORM.md`): `RedisModule_Call` with an argv vector and call flags,
+//! `ReplyWithCallReply`, `GetCommandKeysWithFlags`, ACL checks, client ids and client events.
+//!
+//! Every function here is safe to call from a command handler: a missing API pointer (older
+//! server) is reported as an error, never as a panic, and nothing indexes into client data.
+
+use redis_module::raw;
+use std::ffi::{c_char, c_int, c_longlong, CStr, CString};
+use std::ptr::{self, NonNull};
+
+pub type CtxPtr = *mut raw::RedisModuleCtx;
+pub type StrPtr = *mut raw::RedisModuleString;
+
+/// A reference we own on a `RedisModuleString`: retained from a command's argv or created
+/// here. Freed (reference dropped) on drop, without a context, which Redis allows for strings
+/// that are not under automatic memory management.
+pub struct OwnedStr(NonNull<raw::RedisModuleString>);
+
+// SAFETY: Redis runs module commands, events and timers on its main thread only; the global
+// registries that hold these strings are only touched from there. `Send` is needed solely so
+// the strings can sit in a `static` behind a mutex.
+unsafe impl Send for OwnedStr {}
+
+impl OwnedStr {
+    /// Takes an extra reference on a string Redis handed us (argv of a command).
+    ///
+    /// # Safety
+    /// `ptr` must be a valid `RedisModuleString` for the duration of this call.
+    pub unsafe fn retain(ptr: StrPtr) -> Option<Self> {
+        let nn = NonNull::new(ptr)?;
+        let f = raw::RedisModule_RetainString?;
+        f(ptr::null_mut(), ptr);
+        Some(OwnedStr(nn))
+    }
+
+    /// Creates a new string holding a copy of `bytes`.
+    pub fn create(bytes: &[u8]) -> Option<Self> {
+        // SAFETY: CreateString copies `len` bytes from `ptr`; a NULL context is allowed.
+        unsafe {
+            let f = raw::RedisModule_CreateString?;
+            NonNull::new(f(ptr::null_mut(), bytes.as_ptr().cast(), bytes.len())).map(OwnedStr)
+        }
+    }
+
+    pub fn as_ptr(&self) -> StrPtr {
+        self.0.as_ptr()
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        str_bytes(self.as_ptr())
+    }
+}
+
+impl Drop for OwnedStr {
+    fn drop(&mut self) {
+        // SAFETY: we hold one reference on this string; a NULL context is allowed here.
+        unsafe {
+            if let Some(f) = raw::RedisModule_FreeString {
+                f(ptr::null_mut(), self.0.as_ptr());
+            }
+        }
+    }
+}
+
+/// The bytes of a `RedisModuleString` (empty for a NULL pointer).
+pub fn str_bytes<'a>(s: StrPtr) -> &'a [u8] {
+    if s.is_null() {
+        return &[];
+    }
+    // SAFETY: StringPtrLen returns a pointer into the string object and its length; the
+    // returned slice lives as long as the caller keeps the string alive.
+    unsafe {
+        let Some(f) = raw::RedisModule_StringPtrLen else {
+            return &[];
+        };
+        let mut len = 0usize;
+        let p = f(s, &mut len);
+        if p.is_null() {
+            return &[];
+        }
+        std::slice::from_raw_parts(p.cast::<u8>(), len)
+    }
+}
+
+/// The kinds of reply a call can give (the subset we branch on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    String,
+    Error,
+    Integer,
+    Array,
+    Null,
+    Other,
+}
+
+/// A reply element that belongs to a parent reply (not freed on its own).
+#[derive(Clone, Copy)]
+pub struct ReplyRef<'a> {
+    ptr: *mut raw::RedisModuleCallReply,
+    _parent: std::marker::PhantomData<&'a ()>,
+}
+
+impl<'a> ReplyRef<'a> {
+    pub fn kind(&self) -> ReplyKind {
+        // SAFETY: ptr is a live reply owned by the parent.
+        let t = unsafe { raw::RedisModule_CallReplyType.map_or(-1, |f| f(self.ptr)) } as isize;
+        match t {
+            raw::REDISMODULE_REPLY_STRING => ReplyKind::String,
+            raw::REDISMODULE_REPLY_ERROR => ReplyKind::Error,
+            raw::REDISMODULE_REPLY_INTEGER => ReplyKind::Integer,
+            raw::REDISMODULE_REPLY_ARRAY => ReplyKind::Array,
+            raw::REDISMODULE_REPLY_NULL => ReplyKind::Null,
+            _ => ReplyKind::Other,
+        }
+    }
+
+    /// The text of a string, status or error reply (empty for other kinds).
+    pub fn bytes(&self) -> &'a [u8] {
+        // SAFETY: CallReplyStringPtr returns a pointer into the reply, valid while it lives.
+        unsafe {
+            let Some(f) = raw::RedisModule_CallReplyStringPtr else {
+                return &[];
+            };
+            let mut len = 0usize;
+            let p = f(self.ptr, &mut len);
+            if p.is_null() {
+                return &[];
+            }
+            std::slice::from_raw_parts(p.cast::<u8>(), len)
+        }
+    }
+
+    pub fn integer(&self) -> i64 {
+        // SAFETY: ptr is a live reply.
+        unsafe { raw::RedisModule_CallReplyInteger.map_or(0, |f| f(self.ptr)) }
+    }
+
+    pub fn len(&self) -> usize {
+        // SAFETY: ptr is a live reply.
+        unsafe { raw::RedisModule_CallReplyLength.map_or(0, |f| f(self.ptr)) }
+    }
+
+    /// Element `i` of an array reply, if there is one.
+    pub fn elem(&self, i: usize) -> Option<ReplyRef<'a>> {
+        if i >= self.len() {
+            return None;
+        }
+        // SAFETY: bounds checked above; the element is owned by this reply.
+        let p = unsafe { raw::RedisModule_CallReplyArrayElement.map(|f| f(self.ptr, i))? };
+        (!p.is_null()).then_some(ReplyRef {
+            ptr: p,
+            _parent: std::marker::PhantomData,
+        })
+    }
+}
+
+/// A reply we own, freed on drop.
+pub struct CallReply(NonNull<raw::RedisModuleCallReply>);
+
+impl CallReply {
+    pub fn as_ref(&self) -> ReplyRef<'_> {
+        ReplyRef {
+            ptr: self.0.as_ptr(),
+            _parent: std::marker::PhantomData,
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.as_ref().kind() == ReplyKind::Error
+    }
+
+    /// The error text, lossily decoded, if this is an error reply.
+    pub fn error_text(&self) -> Option<String> {
+        self.is_error()
+            .then(|| String::from_utf8_lossy(self.as_ref().bytes()).into_owned())
+    }
+}
+
+impl Drop for CallReply {
+    fn drop(&mut self) {
+        // SAFETY: we own this top-level reply.
+        unsafe {
+            if let Some(f) = raw::RedisModule_FreeCallReply {
+                f(self.0.as_ptr());
+            }
+        }
+    }
+}
+
+fn wrap_reply(p: *mut raw::RedisModuleCallReply) -> Result<CallReply, String> {
+    match NonNull::new(p) {
+        Some(nn) => Ok(CallReply(nn)),
+        None => {
+            let e = std::io::Error::last_os_error();
+            Err(format!("ERR call refused by the server ({e})"))
+        }
+    }
+}
+
+/// Flags passed to `RedisModule_Call` for queued commands: replicate (`!`), errors as
+/// replies (`E`), check OOM for deny-oom commands (`M`), check the caller's ACL on the
+/// command and its keys (`C`), script mode (`S`: refuses writes when min-replicas or disk
+/// persistence fail, and on read-only replicas), reply in the client's protocol (`0`).
+pub const RUN_FLAGS: &CStr = c"v!EMCS0";
+
+/// Calls `name` with `args` (argv without the command name) and `fmt` (must start with `v`).
+pub fn call_argv(
+    ctx: CtxPtr,
+    name: &CStr,
+    fmt: &CStr,
+    args: &[StrPtr],
+) -> Result<CallReply, String> {
+    // SAFETY: `v` takes a `RedisModuleString**` and a `size_t` count; every pointer in `args`
+    // is a live string we hold a reference on. Call does not keep the array.
+    unsafe {
+        let f = raw::RedisModule_Call.ok_or("ERR RedisModule_Call missing")?;
+        let p = f(ctx, name.as_ptr(), fmt.as_ptr(), args.as_ptr(), args.len());
+        wrap_reply(p)
+    }
+}
+
+/// `DUMP key` (no replication, no ACL): the serialized value, or `None` if the key is absent.
+pub fn dump(ctx: CtxPtr, key: StrPtr) -> Result<Option<Vec<u8>>, String> {
+    // SAFETY: format `s` takes one `RedisModuleString*`.
+    let r = unsafe {
+        let f = raw::RedisModule_Call.ok_or("ERR RedisModule_Call missing")?;
+        wrap_reply(f(ctx, c"DUMP".as_ptr(), c"sE".as_ptr(), key))?
+    };
+    match r.as_ref().kind() {
+        ReplyKind::String => Ok(Some(r.as_ref().bytes().to_vec())),
+        ReplyKind::Null => Ok(None),
+        _ => Err(r
+            .error_text()
+            .unwrap_or_else(|| "ERR unexpected DUMP reply".into())),
+    }
+}
+
+/// `RESTORE key ttl payload REPLACE [ABSTTL]`, replicated. `expire_at_ms` is the absolute
+/// deadline to keep (not re-extended), `None` for no expiry.
+pub fn restore(
+    ctx: CtxPtr,
+    key: StrPtr,
+    payload: &[u8],
+    expire_at_ms: Option<i64>,
+) -> Result<(), String> {
+    let ttl: c_longlong = expire_at_ms.unwrap_or(0);
+    // SAFETY: `s` string, `l` long long, `b` (char*, size_t), `c` C strings.
+    let r = unsafe {
+        let f = raw::RedisModule_Call.ok_or("ERR RedisModule_Call missing")?;
+        let p = if expire_at_ms.is_some() {
+            f(
+                ctx,
+                c"RESTORE".as_ptr(),
+                c"!Eslbcc".as_ptr(),
+                key,
+                ttl,
+                payload.as_ptr().cast::<c_char>(),
+                payload.len(),
+                c"REPLACE".as_ptr(),
+                c"ABSTTL".as_ptr(),
+            )
+        } else {
+            f(
+                ctx,
+                c"RESTORE".as_ptr(),
+                c"!Eslbc".as_ptr(),
+                key,
+                ttl,
+                payload.as_ptr().cast::<c_char>(),
+                payload.len(),
+                c"REPLACE".as_ptr(),
+            )
+        };
+        wrap_reply(p)?
+    };
+    match r.error_text() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// `DEL key`, replicated.
+pub fn del(ctx: CtxPtr, key: StrPtr) -> Result<(), String> {
+    // SAFETY: format `s` takes one `RedisModuleString*`.
+    let r = unsafe {
+        let f = raw::RedisModule_Call.ok_or("ERR RedisModule_Call missing")?;
+        wrap_reply(f(ctx, c"DEL".as_ptr(), c"!Es".as_ptr(), key))?
+    };
+    match r.error_text() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Calls a fixed command with string arguments (no replication, RESP2). For introspection
+/// such as `COMMAND INFO`.
+pub fn call_plain(ctx: CtxPtr, name: &CStr, args: &[&[u8]]) -> Result<CallReply, String> {
+    let owned: Vec<OwnedStr> = args
+        .iter()
+        .map(|a| OwnedStr::create(a).ok_or_else(|| "ERR out of memory".to_string()))
+        .collect::<Result<_, _>>()?;
+    let ptrs: Vec<StrPtr> = owned.iter().map(OwnedStr::as_ptr).collect();
+    call_argv(ctx, name, c"vE", &ptrs)
+}
+
+/// Existence and absolute expiry of a key, read without touching its LRU/LFU.
+/// `None`: key absent. `Some(None)`: no expiry. `Some(Some(ms))`: expires at `ms`.
+pub fn key_expiry(ctx: CtxPtr, key: StrPtr) -> Option<Option<i64>> {
+    // SAFETY: OpenKey/KeyType/GetAbsExpire/CloseKey on a key we open and close here.
+    unsafe {
+        let open = raw::RedisModule_OpenKey?;
+        let k = open(
+            ctx,
+            key,
+            (raw::REDISMODULE_READ | raw::REDISMODULE_OPEN_KEY_NOTOUCH) as c_int,
+        );
+        if k.is_null() {
+            return None;
+        }
+        let t = raw::RedisModule_KeyType.map_or(0, |f| f(k));
+        let exp = raw::RedisModule_GetAbsExpire.map_or(-1, |f| f(k));
+        if let Some(close) = raw::RedisModule_CloseKey {
+            close(k.cast());
+        }
+        if t == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
+            None
+        } else if exp < 0 {
+            Some(None)
+        } else {
+            Some(Some(exp))
+        }
+    }
+}
+
+/// Positions (in `argv`, where `argv[0]` is the command name) of the keys of a command.
+pub enum KeysLookup {
+    Keys(Vec<(usize, u32)>),
+    Unknown,
+    WrongArity,
+}
+
+pub fn command_keys(ctx: CtxPtr, argv: &[StrPtr]) -> KeysLookup {
+    let Ok(argc) = c_int::try_from(argv.len()) else {
+        return KeysLookup::WrongArity;
+    };
+    // SAFETY: GetCommandKeysWithFlags reads `argc` strings from `argv` and returns two arrays
+    // of `num_keys` ints allocated with the module allocator, which we free here.
+    unsafe {
+        let Some(f) = raw::RedisModule_GetCommandKeysWithFlags else {
+            return KeysLookup::Keys(Vec::new());
+        };
+        let mut num: c_int = 0;
+        let mut flags: *mut c_int = ptr::null_mut();
+        // errno is only meaningful when NULL comes back; clear it first.
+        *errno_location() = 0;
+        let pos = f(
+            ctx,
+            argv.as_ptr() as *mut StrPtr,
+            argc,
+            &mut num,
+            &mut flags,
+        );
+        if pos.is_null() {
+            let e = *errno_location();
+            return match e {
+                ENOENT => KeysLookup::Unknown,
+                EINVAL => KeysLookup::WrongArity,
+                _ => KeysLookup::Keys(Vec::new()),
+            };
+        }
+        let n = usize::try_from(num).unwrap_or(0);
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let p = *pos.add(i);
+            let fl = if flags.is_null() { 0 } else { *flags.add(i) };
+            if let Ok(p) = usize::try_from(p) {
+                if p < argv.len() {
+                    out.push((p, fl as u32));
+                }
+            }
+        }
+        if let Some(free) = raw::RedisModule_Free {
+            free(pos.cast());
+            if !flags.is_null() {
+                free(flags.cast());
+            }
+        }
+        KeysLookup::Keys(out)
+    }
+}
+
+const ENOENT: c_int = 2;
+const EINVAL: c_int = 22;
+
+extern "C" {
+    fn __errno_location() -> *mut c_int;
+}
+
+unsafe fn errno_location() -> *mut c_int {
+    __errno_location()
+}
+
+/// The name of the user the current client is authenticated as.
+pub fn current_user(ctx: CtxPtr) -> Option<OwnedStr> {
+    // SAFETY: GetCurrentUserName returns a new string we own (or NULL).
+    unsafe {
+        let f = raw::RedisModule_GetCurrentUserName?;
+        NonNull::new(f(ctx)).map(OwnedStr)
+    }
+}
+
+/// Whether the current user may run `argv` (command and keys). `None` if the server lacks
+/// the API (then the exec-time `C` flag still enforces it).
+pub fn acl_allows(ctx: CtxPtr, argv: &[StrPtr]) -> Option<bool> {
+    let user = current_user(ctx)?;
+    let argc = c_int::try_from(argv.len()).ok()?;
+    // SAFETY: the module user is a view of the ACL user, freed before returning; no Redis
+    // call in between can delete the user.
+    unsafe {
+        let get = raw::RedisModule_GetModuleUserFromUserName?;
+        let check = raw::RedisModule_ACLCheckCommandPermissions?;
+        let free = raw::RedisModule_FreeModuleUser?;
+        let u = get(user.as_ptr());
+        if u.is_null() {
+            return Some(false);
+        }
+        let ok = check(u, argv.as_ptr() as *mut StrPtr, argc) == raw::REDISMODULE_OK as c_int;
+        free(u);
+        Some(ok)
+    }
+}
+
+/// `ACL DRYRUN <user> <argv...>`: the server's own words for why the user may not run it.
+pub fn acl_dryrun_reason(ctx: CtxPtr, argv: &[StrPtr]) -> Option<String> {
+    let user = current_user(ctx)?;
+    let dry = OwnedStr::create(b"DRYRUN")?;
+    let mut args: Vec<StrPtr> = Vec::with_capacity(argv.len() + 2);
+    args.push(dry.as_ptr());
+    args.push(user.as_ptr());
+    args.extend_from_slice(argv);
+    let r = call_argv(ctx, c"ACL", c"vE", &args).ok()?;
+    let text = String::from_utf8_lossy(r.as_ref().bytes()).into_owned();
+    (text != "OK").then_some(text)
+}
+
+pub fn client_id(ctx: CtxPtr) -> u64 {
+    // SAFETY: plain getter.
+    unsafe { raw::RedisModule_GetClientId.map_or(0, |f| f(ctx)) }
+}
+
+pub fn context_flags(ctx: CtxPtr) -> u32 {
+    // SAFETY: plain getter.
+    unsafe { raw::RedisModule_GetContextFlags.map_or(0, |f| f(ctx)) as u32 }
+}
+
+pub fn in_multi(ctx: CtxPtr) -> bool {
+    context_flags(ctx) & raw::REDISMODULE_CTX_FLAGS_MULTI != 0
+}
+
+/// Wall-clock milliseconds (cached by the server per command).
+pub fn now_ms() -> i64 {
+    // SAFETY: plain getter.
+    unsafe { raw::RedisModule_Milliseconds.map_or(0, |f| f()) }
+}
+
+// ---- replies ------------------------------------------------------------------------------
+
+/// Replies with an error. `msg` must start with an error code (`ERR`, `NOPERM`, ...). CR, LF
+/// and NUL are replaced so the reply can never break the protocol or the C string.
+pub fn reply_error(ctx: CtxPtr, msg: &str) -> c_int {
+    let clean: String = msg
+        .chars()
+        .map(|c| {
+            if c == '\r' || c == '\n' || c == '\0' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let c = CString::new(clean).unwrap_or_else(|_| CString::from(c"ERR internal error"));
+    // SAFETY: c is a valid NUL-terminated string.
+    unsafe { raw::RedisModule_ReplyWithError.map_or(0, |f| f(ctx, c.as_ptr())) }
+}
+
+pub fn reply_simple(ctx: CtxPtr, msg: &CStr) -> c_int {
+    // SAFETY: msg is a valid C string.
+    unsafe { raw::RedisModule_ReplyWithSimpleString.map_or(0, |f| f(ctx, msg.as_ptr())) }
+}
+
+pub fn reply_bulk(ctx: CtxPtr, bytes: &[u8]) -> c_int {
+    // SAFETY: copies `len` bytes.
+    unsafe {
+        raw::RedisModule_ReplyWithStringBuffer
+            .map_or(0, |f| f(ctx, bytes.as_ptr().cast(), bytes.len()))
+    }
+}
+
+pub fn reply_array(ctx: CtxPtr, len: usize) -> c_int {
+    let n = std::os::raw::c_long::try_from(len).unwrap_or(0);
+    // SAFETY: plain reply call.
+    unsafe { raw::RedisModule_ReplyWithArray.map_or(0, |f| f(ctx, n)) }
+}
+
+pub fn reply_null(ctx: CtxPtr) -> c_int {
+    // SAFETY: plain reply call.
+    unsafe { raw::RedisModule_ReplyWithNull.map_or(0, |f| f(ctx)) }
+}
+
+/// Forwards a call reply verbatim (same RESP type and bytes as the command would have sent).
+/// Returns false if the server refused (protocol mismatch); the caller must then send
+/// something else in its place so the client never waits for a missing reply.
+pub fn reply_with_call_reply(ctx: CtxPtr, reply: &CallReply) -> bool {
+    // SAFETY: reply is a live top-level reply.
+    unsafe {
+        raw::RedisModule_ReplyWithCallReply
+            .is_some_and(|f| f(ctx, reply.0.as_ptr()) == raw::REDISMODULE_OK as c_int)
+    }
+}
+
+// ---- registration -------------------------------------------------------------------------
+
+pub type CmdFn = unsafe extern "C" fn(CtxPtr, *mut StrPtr, c_int) -> c_int;
+
+pub fn create_command(ctx: CtxPtr, name: &CStr, f: CmdFn, flags: &CStr) -> Result<(), String> {
+    // SAFETY: registration at load time with static C strings.
+    let rc = unsafe {
+        let create = raw::RedisModule_CreateCommand.ok_or("RedisModule_CreateCommand missing")?;
+        create(ctx, name.as_ptr(), Some(f), flags.as_ptr(), 0, 0, 0)
+    };
+    if rc == raw::REDISMODULE_OK as c_int {
+        Ok(())
+    } else {
+        Err(format!(
+            "failed to create command {}",
+            name.to_string_lossy()
+        ))
+    }
+}
+
+pub type EventFn = unsafe extern "C" fn(CtxPtr, raw::RedisModuleEvent, u64, *mut std::ffi::c_void);
+
+/// Subscribes to a server event (`REDISMODULE_EVENT_*`).
+pub fn subscribe_event(ctx: CtxPtr, id: u64, f: EventFn) -> Result<(), String> {
+    let ev = raw::RedisModuleEvent { id, dataver: 1 };
+    // SAFETY: registration at load time.
+    let rc = unsafe {
+        let sub =
+            raw::RedisModule_SubscribeToServerEvent.ok_or("SubscribeToServerEvent missing")?;
+        sub(ctx, ev, Some(f))
+    };
+    if rc == raw::REDISMODULE_OK as c_int {
+        Ok(())
+    } else {
+        Err(format!("failed to subscribe to server event {id}"))
+    }
+}
+
+/// The client id carried by a client-change event.
+///
+/// # Safety
+/// `data` must be the `RedisModuleClientInfo` pointer Redis passed to the event callback.
+pub unsafe fn client_event_id(data: *mut std::ffi::c_void) -> Option<u64> {
+    let info = data.cast::<raw::RedisModuleClientInfo>();
+    if info.is_null() {
+        return None;
+    }
+    Some((*info).id)
+}
+
+pub fn log_notice(ctx: CtxPtr, msg: &str) {
+    let Ok(c) = CString::new(msg.replace('\0', " ")) else {
+        return;
+    };
+    // SAFETY: format "%s" with one C string argument.
+    unsafe {
+        if let Some(f) = raw::RedisModule_Log {
+            f(ctx, c"notice".as_ptr(), c"%s".as_ptr(), c.as_ptr());
+        }
+    }
+}
+
+pub fn log_warning(ctx: CtxPtr, msg: &str) {
+    let Ok(c) = CString::new(msg.replace('\0', " ")) else {
+        return;
+    };
+    // SAFETY: format "%s" with one C string argument.
+    unsafe {
+        if let Some(f) = raw::RedisModule_Log {
+            f(ctx, c"warning".as_ptr(), c"%s".as_ptr(), c.as_ptr());
+        }
+    }
+}

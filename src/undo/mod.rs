@@ -1,0 +1,181 @@
+//! The undo log: pre-images of what a transaction is about to change, and the plan that puts
+//! them back. Pure: no Redis types, unit-tested without a server.
+//!
+//! A pre-image is taken the first time a transaction writes a key; later writes to the same key
+//! add nothing, because rolling back to the first pre-image undoes all of them.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// A key's whole value as `DUMP` serializes it, and its absolute expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub payload: Vec<u8>,
+    /// Absolute Unix time in ms at which the key expires; `None` for no expiry.
+    pub expire_at_ms: Option<i64>,
+}
+
+/// The state of one key before the transaction first wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreImage {
+    pub key: Vec<u8>,
+    /// `None`: the key did not exist.
+    pub before: Option<Snapshot>,
+}
+
+/// One compensating write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UndoOp<'a> {
+    /// The key did not exist before: delete it.
+    Delete { key: &'a [u8] },
+    /// Put the whole value back, with its absolute expiry.
+    Restore {
+        key: &'a [u8],
+        snapshot: &'a Snapshot,
+    },
+}
+
+impl UndoOp<'_> {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            UndoOp::Delete { key } | UndoOp::Restore { key, .. } => key,
+        }
+    }
+}
+
+/// Pre-images recorded by one transaction, in the order they were taken.
+#[derive(Debug, Default)]
+pub struct UndoLog {
+    entries: Vec<PreImage>,
+    seen: HashSet<Vec<u8>>,
+    bytes: usize,
+}
+
+impl UndoLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether `key` still needs a pre-image (this transaction has not written it yet).
+    pub fn needs(&self, key: &[u8]) -> bool {
+        !self.seen.contains(key)
+    }
+
+    /// Records a pre-image. A second pre-image of the same key is ignored: the first one is
+    /// the state before the transaction. Returns whether it was recorded.
+    pub fn record(&mut self, pre: PreImage) -> bool {
+        if self.seen.contains(&pre.key) {
+            return false;
+        }
+        self.bytes += pre.key.len() + pre.before.as_ref().map_or(0, |s| s.payload.len());
+        self.seen.insert(pre.key.clone());
+        self.entries.push(pre);
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Bytes of keys and serialized values held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    #[cfg(test)]
+    pub fn entries(&self) -> &[PreImage] {
+        &self.entries
+    }
+
+    /// The compensating writes, newest pre-image first.
+    pub fn plan(&self) -> Vec<UndoOp<'_>> {
+        self.entries
+            .iter()
+            .rev()
+            .map(|p| match &p.before {
+                None => UndoOp::Delete { key: &p.key },
+                Some(snapshot) => UndoOp::Restore {
+                    key: &p.key,
+                    snapshot,
+                },
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(v: &[u8], exp: Option<i64>) -> Option<Snapshot> {
+        Some(Snapshot {
+            payload: v.to_vec(),
+            expire_at_ms: exp,
+        })
+    }
+
+    #[test]
+    fn first_pre_image_wins() {
+        let mut log = UndoLog::new();
+        assert!(log.needs(b"a"));
+        assert!(log.record(PreImage {
+            key: b"a".to_vec(),
+            before: snap(b"v1", Some(42)),
+        }));
+        assert!(!log.needs(b"a"));
+        assert!(!log.record(PreImage {
+            key: b"a".to_vec(),
+            before: snap(b"v2", None),
+        }));
+        assert_eq!(log.len(), 1);
+        assert_eq!(log.entries()[0].before, snap(b"v1", Some(42)));
+    }
+
+    #[test]
+    fn plan_restores_or_deletes_newest_first() {
+        let mut log = UndoLog::new();
+        log.record(PreImage {
+            key: b"old".to_vec(),
+            before: snap(b"x", None),
+        });
+        log.record(PreImage {
+            key: b"new".to_vec(),
+            before: None,
+        });
+        let plan = log.plan();
+        assert_eq!(plan.len(), 2);
+        assert_eq!(plan[0], UndoOp::Delete { key: b"new" });
+        match &plan[1] {
+            UndoOp::Restore { key, snapshot } => {
+                assert_eq!(*key, b"old");
+                assert_eq!(snapshot.payload, b"x");
+            }
+            other => panic!("expected a restore, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bytes_count_keys_and_payloads() {
+        let mut log = UndoLog::new();
+        log.record(PreImage {
+            key: b"k1".to_vec(),
+            before: snap(b"12345", None),
+        });
+        log.record(PreImage {
+            key: b"k2".to_vec(),
+            before: None,
+        });
+        assert_eq!(log.bytes(), 2 + 5 + 2);
+    }
+
+    #[test]
+    fn binary_keys_are_distinct() {
+        let mut log = UndoLog::new();
+        log.record(PreImage {
+            key: b"a\0b".to_vec(),
+            before: None,
+        });
+        assert!(log.needs(b"a\0c"));
+        assert!(!log.needs(b"a\0b"));
+    }
+}
