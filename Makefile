@@ -1,0 +1,65 @@
+# txu: build, run and test the Redis module.
+#
+#   make build        cargo build --release (target/release/libtxu.so)
+#   make run          start $(SERVER) on $(PORT) with the module, in the foreground
+#   make test         unit + integration tests against $(TXU_SERVER) (default redis-server)
+#   make test-matrix  the integration suite once per server from scripts/servers.sh
+#   make bench        cargo bench --bench txu -- $(BENCH_ARGS)
+#
+# TEST_ARGS is passed to cargo test, e.g. make test TEST_ARGS="--test harness_selftest -- --nocapture"
+
+SHELL := /bin/bash
+# Prerequisites run in order: setup, then build, then the tests.
+.NOTPARALLEL:
+
+PORT ?= 6379
+SERVER ?= redis-server
+TEST_ARGS ?=
+BENCH_ARGS ?=
+# Where cargo puts the build (honours an exported CARGO_TARGET_DIR).
+CARGO_TARGET_DIR ?= $(CURDIR)/target
+MODULE := $(abspath $(CARGO_TARGET_DIR))/release/libtxu.so
+# The module the integration tests load; an exported TXU_MODULE wins.
+TXU_MODULE ?= $(MODULE)
+
+.PHONY: build setup run test test-matrix bench fmt clippy clean
+
+build:
+	cargo build --release
+
+setup:
+	bash scripts/setup.sh
+
+run: setup build
+	exec $(SERVER) --port $(PORT) --loadmodule $(MODULE) --enable-debug-command yes --save '' --appendonly no
+
+# The integration tests load the .so built by the build step (see TXU_MODULE).
+test: setup build
+	TXU_MODULE=$(TXU_MODULE) cargo test --release $(TEST_ARGS)
+
+test-matrix: setup build
+	@servers="$$(bash scripts/servers.sh)" || { echo "FAIL scripts/servers.sh" >&2; exit 1; }; \
+	failed=0; summary=""; \
+	while read -r label bin; do \
+	  [[ -n "$$label" ]] || continue; \
+	  echo "=== integration tests on $$label ($$bin)"; \
+	  if TXU_SERVER="$$bin" TXU_MODULE=$(TXU_MODULE) cargo test --release --test '*' $(TEST_ARGS) </dev/null; then \
+	    echo "PASS $$label"; summary+="PASS $$label"$$'\n'; \
+	  else \
+	    echo "FAIL $$label"; summary+="FAIL $$label"$$'\n'; failed=1; \
+	  fi; \
+	done <<< "$$servers"; \
+	echo "=== test-matrix summary"; printf "%s" "$$summary"; \
+	exit $$failed
+
+bench: setup build
+	cargo bench --bench txu -- $(BENCH_ARGS)
+
+fmt:
+	cargo fmt
+
+clippy:
+	cargo clippy --all-targets -- -D warnings
+
+clean:
+	cargo clean
