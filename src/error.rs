@@ -4,6 +4,7 @@
 use std::fmt;
 
 pub const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+pub const CAPTURE_UNAVAILABLE: &str = "ERR TXU.BEGIN CAPTURE needs Redis >= 7.2 or Valkey (this server's command filters cannot tell clients apart); queue commands with TXU.QUEUE instead";
 pub const NESTED: &str = "ERR TXU.BEGIN calls can not be nested";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +13,7 @@ pub enum TxuError {
     NoTransaction(&'static str),
     Nested,
     InMulti,
+    CaptureUnavailable,
     Syntax(String),
     WrongArity(String),
     UnknownCommand(String),
@@ -62,6 +64,7 @@ impl fmt::Display for TxuError {
             TxuError::NoTransaction(cmd) => write!(f, "ERR {cmd} without TXU.BEGIN"),
             TxuError::Nested => f.write_str(NESTED),
             TxuError::InMulti => f.write_str("ERR TXU.BEGIN is not allowed inside MULTI"),
+            TxuError::CaptureUnavailable => f.write_str(CAPTURE_UNAVAILABLE),
             TxuError::Syntax(what) => write!(f, "ERR syntax error: {what}"),
             TxuError::WrongArity(cmd) => write!(f, "ERR wrong number of arguments for '{cmd}' command"),
             TxuError::UnknownCommand(cmd) => write!(f, "ERR unknown command '{cmd}'"),

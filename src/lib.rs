@@ -20,11 +20,32 @@ mod module {
     };
 
     fn init(ctx: &Context, _args: &[RedisString]) -> Status {
-        let raw_ctx = ctx.ctx;
-        for (name, handler, flags) in commands::COMMANDS {
-            if let Err(e) = server::create_command(raw_ctx, name, *handler, flags) {
-                server::log_warning(raw_ctx, &format!("txu: {e}"));
-                return Status::Err;
+        match register(ctx.ctx) {
+            Ok(()) => Status::Ok,
+            Err(e) => {
+                server::log_warning(ctx.ctx, &format!("txu: {e}"));
+                Status::Err
+            }
+        }
+    }
+
+    fn register(ctx: server::CtxPtr) -> Result<(), String> {
+        let facts = server::server_facts(ctx);
+        if facts.acl_category {
+            server::add_acl_category(ctx, c"txu")?;
+        }
+        for c in commands::COMMANDS {
+            server::create_command(ctx, c.name, c.handler, c.flags)?;
+            if facts.command_acl_categories {
+                let cats = if facts.acl_category {
+                    c"txu transaction"
+                } else {
+                    c"transaction"
+                };
+                server::set_command_acl_categories(ctx, c.name, cats)?;
+            }
+            if facts.command_info {
+                server::set_command_docs(ctx, c.name, c.summary, c.complexity, c"0.1.0")?;
             }
         }
         let events: [(u64, server::EventFn); 2] = [
@@ -38,20 +59,33 @@ mod module {
             ),
         ];
         for (id, f) in events {
-            if let Err(e) = server::subscribe_event(raw_ctx, id, f) {
-                server::log_warning(raw_ctx, &format!("txu: {e}"));
-                return Status::Err;
-            }
+            server::subscribe_event(ctx, id, f)?;
+        }
+        if facts.filter_client_id {
+            commands::capture::register(ctx)?;
         }
         // Replaces the crate's default INFO callback with ours.
         // SAFETY: registration at load time.
         unsafe {
             if let Some(f) = raw::RedisModule_RegisterInfoFunc {
-                f(raw_ctx, Some(stats::info));
+                f(ctx, Some(stats::info));
             }
         }
-        server::log_notice(raw_ctx, "txu: loaded");
-        Status::Ok
+        let yn = |b: bool| if b { "yes" } else { "no" };
+        server::log_notice(
+            ctx,
+            &format!(
+                "txu {} loaded on {} {}: capture={} acl-category={} command-acl-categories={} command-docs={}",
+                env!("CARGO_PKG_VERSION"),
+                facts.name,
+                facts.version,
+                yn(facts.filter_client_id),
+                yn(facts.acl_category),
+                yn(facts.command_acl_categories),
+                yn(facts.command_info),
+            ),
+        );
+        Ok(())
     }
 
     redis_module! {

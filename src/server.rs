@@ -592,3 +592,224 @@ pub fn log_warning(ctx: CtxPtr, msg: &str) {
         }
     }
 }
+
+// ---- what this server offers ----------------------------------------------------------------
+
+/// The server we are loaded into and the optional APIs it has, detected at load time by the
+/// presence of the raw function pointers.
+#[derive(Debug, Clone)]
+pub struct ServerFacts {
+    /// `redis` or `valkey`.
+    pub name: String,
+    pub version: String,
+    /// `RedisModule_CommandFilterGetClientId` (Redis ≥ 7.2, Valkey): capture mode.
+    pub filter_client_id: bool,
+    /// `RedisModule_AddACLCategory` (Redis ≥ 7.4, Valkey 8): the `txu` ACL category.
+    pub acl_category: bool,
+    /// `RedisModule_SetCommandACLCategories` (Redis ≥ 7.2, Valkey).
+    pub command_acl_categories: bool,
+    /// `RedisModule_SetCommandInfo` (Redis ≥ 7.0): `COMMAND DOCS` summaries.
+    pub command_info: bool,
+}
+
+pub fn server_facts(ctx: CtxPtr) -> ServerFacts {
+    let field = |name: &CStr| -> Option<String> {
+        // SAFETY: GetServerInfo returns data we free below; the field pointer is copied out
+        // before that.
+        unsafe {
+            let get = raw::RedisModule_GetServerInfo?;
+            let getf = raw::RedisModule_ServerInfoGetFieldC?;
+            let free = raw::RedisModule_FreeServerInfo?;
+            let data = get(ctx, c"server".as_ptr());
+            if data.is_null() {
+                return None;
+            }
+            let p = getf(data, name.as_ptr());
+            let v = (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned());
+            free(ctx, data);
+            v
+        }
+    };
+    let (name, version) = match field(c"valkey_version") {
+        Some(v) => ("valkey".to_string(), v),
+        None => (
+            "redis".to_string(),
+            field(c"redis_version").unwrap_or_else(|| "unknown".into()),
+        ),
+    };
+    // SAFETY: reading whether optional function pointers were filled in at init.
+    unsafe {
+        ServerFacts {
+            name,
+            version,
+            filter_client_id: { raw::RedisModule_CommandFilterGetClientId }.is_some() && {
+                raw::RedisModule_RegisterCommandFilter
+            }
+            .is_some(),
+            acl_category: { raw::RedisModule_AddACLCategory }.is_some(),
+            command_acl_categories: { raw::RedisModule_SetCommandACLCategories }.is_some() && {
+                raw::RedisModule_GetCommand
+            }
+            .is_some(),
+            command_info: { raw::RedisModule_SetCommandInfo }.is_some() && {
+                raw::RedisModule_GetCommand
+            }
+            .is_some(),
+        }
+    }
+}
+
+/// Adds a module ACL category (load time only).
+pub fn add_acl_category(ctx: CtxPtr, name: &CStr) -> Result<(), String> {
+    // SAFETY: load-time registration with a static C string.
+    let rc = unsafe {
+        let f = raw::RedisModule_AddACLCategory.ok_or("AddACLCategory missing")?;
+        f(ctx, name.as_ptr())
+    };
+    if rc == raw::REDISMODULE_OK as c_int {
+        Ok(())
+    } else {
+        Err(format!(
+            "failed to add ACL category {}",
+            name.to_string_lossy()
+        ))
+    }
+}
+
+/// Sets ACL categories (space separated) of one of our commands.
+pub fn set_command_acl_categories(
+    ctx: CtxPtr,
+    cmd: &CStr,
+    categories: &CStr,
+) -> Result<(), String> {
+    // SAFETY: load-time registration with C strings; GetCommand returns our own command.
+    let rc = unsafe {
+        let get = raw::RedisModule_GetCommand.ok_or("GetCommand missing")?;
+        let set =
+            raw::RedisModule_SetCommandACLCategories.ok_or("SetCommandACLCategories missing")?;
+        let c = get(ctx, cmd.as_ptr());
+        if c.is_null() {
+            return Err(format!("no command {}", cmd.to_string_lossy()));
+        }
+        set(c, categories.as_ptr())
+    };
+    if rc == raw::REDISMODULE_OK as c_int {
+        Ok(())
+    } else {
+        Err(format!(
+            "failed to set ACL categories of {}",
+            cmd.to_string_lossy()
+        ))
+    }
+}
+
+/// Sets the `COMMAND DOCS` summary, complexity and first version of one of our commands.
+/// Arity is left as registered (0 here means "keep"); no key specs: see `commands::COMMANDS`.
+pub fn set_command_docs(
+    ctx: CtxPtr,
+    cmd: &CStr,
+    summary: &CStr,
+    complexity: &CStr,
+    since: &CStr,
+) -> Result<(), String> {
+    let version = raw::RedisModuleCommandInfoVersion {
+        version: 1,
+        sizeof_historyentry: std::mem::size_of::<raw::RedisModuleCommandHistoryEntry>(),
+        sizeof_keyspec: std::mem::size_of::<raw::RedisModuleCommandKeySpec>(),
+        sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
+    };
+    let info = raw::RedisModuleCommandInfo {
+        version: &version,
+        summary: summary.as_ptr(),
+        complexity: complexity.as_ptr(),
+        since: since.as_ptr(),
+        history: ptr::null_mut(),
+        tips: ptr::null(),
+        arity: 0,
+        key_specs: ptr::null_mut(),
+        args: ptr::null_mut(),
+    };
+    // SAFETY: the server copies what it keeps from `info` during the call.
+    let rc = unsafe {
+        let get = raw::RedisModule_GetCommand.ok_or("GetCommand missing")?;
+        let set = raw::RedisModule_SetCommandInfo.ok_or("SetCommandInfo missing")?;
+        let c = get(ctx, cmd.as_ptr());
+        if c.is_null() {
+            return Err(format!("no command {}", cmd.to_string_lossy()));
+        }
+        set(c, &info)
+    };
+    if rc == raw::REDISMODULE_OK as c_int {
+        Ok(())
+    } else {
+        Err(format!("failed to set docs of {}", cmd.to_string_lossy()))
+    }
+}
+
+// ---- command filter ---------------------------------------------------------------------------
+
+pub type FilterFn = unsafe extern "C" fn(*mut raw::RedisModuleCommandFilterCtx);
+
+/// Registers a command filter that does not see this module's own `RedisModule_Call`s.
+pub fn register_filter(ctx: CtxPtr, f: FilterFn) -> Result<(), String> {
+    // SAFETY: load-time registration.
+    let p = unsafe {
+        let reg = raw::RedisModule_RegisterCommandFilter.ok_or("RegisterCommandFilter missing")?;
+        reg(ctx, Some(f), raw::REDISMODULE_CMDFILTER_NOSELF as c_int)
+    };
+    if p.is_null() {
+        Err("failed to register the command filter".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// The command a filter is looking at.
+pub struct FilterCtx(*mut raw::RedisModuleCommandFilterCtx);
+
+impl FilterCtx {
+    /// # Safety
+    /// `p` must be the context Redis passed to the filter callback, used only during it.
+    pub unsafe fn new(p: *mut raw::RedisModuleCommandFilterCtx) -> Option<Self> {
+        (!p.is_null()).then_some(FilterCtx(p))
+    }
+
+    /// The id of the client that sent the command (servers that can tell; else `None`).
+    pub fn client_id(&self) -> Option<u64> {
+        // SAFETY: valid filter context during the callback.
+        unsafe { raw::RedisModule_CommandFilterGetClientId.map(|f| f(self.0)) }
+    }
+
+    /// Argument `i` (0 is the command name).
+    pub fn arg(&self, i: usize) -> Option<&[u8]> {
+        let i = c_int::try_from(i).ok()?;
+        // SAFETY: valid filter context; ArgGet bounds-checks and returns NULL past the end.
+        unsafe {
+            let count = raw::RedisModule_CommandFilterArgsCount.map_or(0, |f| f(self.0));
+            if i >= count {
+                return None;
+            }
+            let p = raw::RedisModule_CommandFilterArgGet?(self.0, i);
+            (!p.is_null()).then(|| str_bytes(p))
+        }
+    }
+
+    /// Inserts `bytes` as argument 0, shifting the command to the right.
+    pub fn insert_front(&self, bytes: &[u8]) -> bool {
+        let Some(s) = OwnedStr::create(bytes) else {
+            return false;
+        };
+        // SAFETY: ArgInsert takes ownership of the string on success.
+        unsafe {
+            let Some(f) = raw::RedisModule_CommandFilterArgInsert else {
+                return false;
+            };
+            if f(self.0, 0, s.as_ptr()) == raw::REDISMODULE_OK as c_int {
+                std::mem::forget(s);
+                true
+            } else {
+                false
+            }
+        }
+    }
+}

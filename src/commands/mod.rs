@@ -1,30 +1,59 @@
 //! Command handlers: parse arguments, call the executor, reply. Each `extern "C"` entry point
 //! runs its body under `guard`, so a bug can never unwind into (and abort) the server.
 
+pub mod capture;
+mod options;
 mod tx;
 
 use crate::server::{self, CtxPtr, StrPtr};
 use std::ffi::{c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// Name, handler, flags. Every command is registered with key positions 0,0,0 on purpose:
-/// the keys of `TXU.QUEUE` are those of the queued command, which the module checks itself
-/// (ACL, arity). If the server checked them, it could refuse a `TXU.QUEUE` without the module
-/// ever seeing it, silently leaving a hole in the transaction. For the same reason
-/// `TXU.QUEUE` has arity -1, is not `deny-oom`, and allows loading and stale replicas.
-pub const COMMANDS: &[(&CStr, server::CmdFn, &CStr)] = &[
-    (c"txu.begin", tx::begin, c"deny-script fast"),
-    (
-        c"txu.queue",
-        tx::queue,
-        c"deny-script fast allow-loading allow-stale",
-    ),
-    (c"txu.exec", tx::exec, c"deny-script may-replicate"),
-    (
-        c"txu.rollback",
-        tx::rollback,
-        c"deny-script may-replicate fast",
-    ),
+/// How a command is registered.
+pub struct Spec {
+    pub name: &'static CStr,
+    pub handler: server::CmdFn,
+    pub flags: &'static CStr,
+    pub summary: &'static CStr,
+    pub complexity: &'static CStr,
+}
+
+/// Every command is registered with key positions 0,0,0 on purpose: the keys of `TXU.QUEUE`
+/// are those of the queued command, which the module checks itself (ACL, arity). If the server
+/// checked them, it could refuse a `TXU.QUEUE` without the module ever seeing it, silently
+/// leaving a hole in the transaction. For the same reason `TXU.QUEUE` has arity -1, is not
+/// `deny-oom`, and allows loading and stale replicas. `TXU.EXEC` is `may-replicate` so that
+/// `CLIENT PAUSE WRITE` holds it back.
+pub const COMMANDS: &[Spec] = &[
+    Spec {
+        name: c"txu.begin",
+        handler: tx::begin,
+        flags: c"deny-script fast",
+        summary: c"Opens a transaction that rolls back on failure; replies its id",
+        complexity: c"O(1)",
+    },
+    Spec {
+        name: c"txu.queue",
+        handler: tx::queue,
+        flags: c"deny-script fast allow-loading allow-stale",
+        summary: c"Validates a command and queues it in the open transaction",
+        complexity: c"O(N) in the number of arguments",
+    },
+    Spec {
+        name: c"txu.exec",
+        handler: tx::exec,
+        flags: c"deny-script may-replicate",
+        summary: c"Runs the queued commands atomically; undoes all of them if one fails",
+        complexity:
+            c"The sum of the queued commands, plus O(size) per key written for its pre-image",
+    },
+    Spec {
+        name: c"txu.rollback",
+        handler: tx::rollback,
+        flags: c"deny-script may-replicate fast",
+        summary: c"Discards the open transaction",
+        complexity: c"O(N) in the number of queued commands",
+    },
 ];
 
 /// Runs a handler body, turning a panic into an error reply.

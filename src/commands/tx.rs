@@ -1,6 +1,6 @@
 //! TXU.BEGIN, TXU.QUEUE, TXU.EXEC, TXU.ROLLBACK.
 
-use super::guard;
+use super::{capture, guard, options};
 use crate::config;
 use crate::error::TxuError;
 use crate::exec::{self, txn};
@@ -19,19 +19,20 @@ pub unsafe extern "C" fn begin(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int) -> c
 }
 
 fn begin_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
-    if let Some(&opt) = argv.get(1) {
-        let e = TxuError::Syntax(format!(
-            "unknown TXU.BEGIN option '{}'",
-            crate::error::quote(server::str_bytes(opt))
-        ));
-        return reply_err(ctx, &e);
-    }
+    let args: Vec<&[u8]> = argv.iter().skip(1).map(|p| server::str_bytes(*p)).collect();
+    let opts = match options::parse_begin(&args) {
+        Ok(o) => o,
+        Err(e) => return reply_err(ctx, &e),
+    };
     if server::in_multi(ctx) {
         return reply_err(ctx, &TxuError::InMulti);
     }
+    if opts.capture && !capture::available() {
+        return reply_err(ctx, &TxuError::CaptureUnavailable);
+    }
     let client = server::client_id(ctx);
     let id = txn::next_id(server::now_ms());
-    if txn::open(client, id.clone()) {
+    if txn::open(client, id.clone(), opts.capture) {
         server::reply_bulk(ctx, id.as_bytes())
     } else {
         reply_err(ctx, &TxuError::Nested)

@@ -2,9 +2,9 @@
 
 use crate::server::OwnedStr;
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::LazyLock;
 
 /// A validated command waiting for `TXU.EXEC`.
@@ -27,12 +27,19 @@ pub struct Tx {
     pub queued: Vec<Queued>,
     /// Set when a queued command failed validation: `TXU.EXEC` then applies nothing.
     pub aborted: bool,
+    /// `TXU.BEGIN CAPTURE`: the command filter queues this client's commands.
+    pub capture: bool,
 }
 
 static OPEN: LazyLock<Mutex<HashMap<u64, Tx>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
+/// Clients in capture mode. The count is read first by the command filter, so connections
+/// not capturing pay one atomic load per command.
+static CAPTURING: LazyLock<Mutex<HashSet<u64>>> = LazyLock::new(|| Mutex::new(HashSet::new()));
+static CAPTURE_COUNT: AtomicUsize = AtomicUsize::new(0);
+
 /// Opens a transaction for `client`. False if one is already open.
-pub fn open(client: u64, id: String) -> bool {
+pub fn open(client: u64, id: String, capture: bool) -> bool {
     let mut open = OPEN.lock();
     if open.contains_key(&client) {
         return false;
@@ -43,9 +50,24 @@ pub fn open(client: u64, id: String) -> bool {
             id,
             queued: Vec::new(),
             aborted: false,
+            capture,
         },
     );
+    if capture {
+        let mut c = CAPTURING.lock();
+        c.insert(client);
+        CAPTURE_COUNT.store(c.len(), Ordering::Relaxed);
+    }
     true
+}
+
+/// Whether `client` is in capture mode (cheap when nobody is).
+pub fn is_capturing(client: u64) -> bool {
+    CAPTURE_COUNT.load(Ordering::Relaxed) != 0 && CAPTURING.lock().contains(&client)
+}
+
+pub fn anyone_capturing() -> bool {
+    CAPTURE_COUNT.load(Ordering::Relaxed) != 0
 }
 
 /// Runs `f` on the client's open transaction, if any.
@@ -59,7 +81,13 @@ pub fn is_open(client: u64) -> bool {
 
 /// Ends the client's transaction and hands it over.
 pub fn take(client: u64) -> Option<Tx> {
-    OPEN.lock().remove(&client)
+    let tx = OPEN.lock().remove(&client)?;
+    if tx.capture {
+        let mut c = CAPTURING.lock();
+        c.remove(&client);
+        CAPTURE_COUNT.store(c.len(), Ordering::Relaxed);
+    }
+    Some(tx)
 }
 
 pub fn open_count() -> usize {
@@ -93,10 +121,20 @@ mod tests {
 
     #[test]
     fn one_transaction_per_client() {
-        assert!(open(u64::MAX - 7, "x".into()));
-        assert!(!open(u64::MAX - 7, "y".into()));
+        assert!(open(u64::MAX - 7, "x".into(), false));
+        assert!(!open(u64::MAX - 7, "y".into(), false));
         assert!(is_open(u64::MAX - 7));
         assert_eq!(take(u64::MAX - 7).map(|t| t.id), Some("x".to_string()));
         assert!(!is_open(u64::MAX - 7));
+    }
+
+    #[test]
+    fn capture_mode_is_tracked_and_cleared() {
+        let c = u64::MAX - 9;
+        assert!(!is_capturing(c));
+        assert!(open(c, "x".into(), true));
+        assert!(is_capturing(c));
+        assert!(take(c).is_some());
+        assert!(!is_capturing(c));
     }
 }
