@@ -10,11 +10,12 @@ mod error;
 mod exec;
 mod server;
 mod stats;
+mod store;
 mod undo;
 
 #[cfg(not(test))]
 mod module {
-    use crate::{commands, config, server, stats};
+    use crate::{commands, config, server, stats, store};
     use redis_module::{
         configuration::ConfigurationFlags, raw, redis_module, Context, RedisString, Status,
     };
@@ -31,6 +32,7 @@ mod module {
 
     fn register(ctx: server::CtxPtr) -> Result<(), String> {
         let facts = server::server_facts(ctx);
+        store::create_type::<store::undolog::StoredLog>(ctx, &store::undolog::TYPE)?;
         if facts.acl_category {
             server::add_acl_category(ctx, c"txu")?;
         }
@@ -61,6 +63,11 @@ mod module {
         for (id, f) in events {
             server::subscribe_event(ctx, id, f)?;
         }
+        server::subscribe_keyspace(
+            ctx,
+            raw::REDISMODULE_NOTIFY_ALL,
+            commands::internal::on_keyspace_event,
+        )?;
         if facts.filter_client_id {
             commands::capture::register(ctx)?;
         }

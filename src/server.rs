@@ -296,12 +296,41 @@ pub fn del(ctx: CtxPtr, key: StrPtr) -> Result<(), String> {
 /// Calls a fixed command with string arguments (no replication, RESP2). For introspection
 /// such as `COMMAND INFO`.
 pub fn call_plain(ctx: CtxPtr, name: &CStr, args: &[&[u8]]) -> Result<CallReply, String> {
+    call_plain_flags(ctx, name, c"vE", args)
+}
+
+/// Calls a fixed command with string arguments and the given flags (`fmt` starts with `v`).
+pub fn call_plain_flags(
+    ctx: CtxPtr,
+    name: &CStr,
+    fmt: &CStr,
+    args: &[&[u8]],
+) -> Result<CallReply, String> {
     let owned: Vec<OwnedStr> = args
         .iter()
         .map(|a| OwnedStr::create(a).ok_or_else(|| "ERR out of memory".to_string()))
         .collect::<Result<_, _>>()?;
     let ptrs: Vec<StrPtr> = owned.iter().map(OwnedStr::as_ptr).collect();
-    call_argv(ctx, name, c"vE", &ptrs)
+    call_argv(ctx, name, fmt, &ptrs)
+}
+
+/// Propagates the current command to replicas and the AOF exactly as received.
+pub fn replicate_verbatim(ctx: CtxPtr) {
+    // SAFETY: plain call within a command.
+    unsafe {
+        if let Some(f) = raw::RedisModule_ReplicateVerbatim {
+            f(ctx);
+        }
+    }
+}
+
+/// Selects database `db` for the current client; returns the previously selected one.
+pub fn select_db(ctx: CtxPtr, db: i32) -> Option<i32> {
+    // SAFETY: plain calls within a command.
+    unsafe {
+        let prev = raw::RedisModule_GetSelectedDb?(ctx);
+        (raw::RedisModule_SelectDb?(ctx, db) == raw::REDISMODULE_OK as c_int).then_some(prev)
+    }
 }
 
 /// Existence and absolute expiry of a key, read without touching its LRU/LFU.
@@ -812,4 +841,29 @@ impl FilterCtx {
             }
         }
     }
+}
+
+// ---- keyspace notifications -------------------------------------------------------------------
+
+pub type NotifyFn = unsafe extern "C" fn(CtxPtr, c_int, *const c_char, StrPtr) -> c_int;
+
+/// Subscribes to keyspace events of `types` (`REDISMODULE_NOTIFY_*`).
+pub fn subscribe_keyspace(ctx: CtxPtr, types: c_int, f: NotifyFn) -> Result<(), String> {
+    // SAFETY: load-time registration.
+    let rc = unsafe {
+        let sub = raw::RedisModule_SubscribeToKeyspaceEvents
+            .ok_or("SubscribeToKeyspaceEvents missing")?;
+        sub(ctx, types, Some(f))
+    };
+    if rc == raw::REDISMODULE_OK as c_int {
+        Ok(())
+    } else {
+        Err("failed to subscribe to keyspace events".into())
+    }
+}
+
+/// The database selected in `ctx`.
+pub fn selected_db(ctx: CtxPtr) -> i32 {
+    // SAFETY: plain getter.
+    unsafe { raw::RedisModule_GetSelectedDb.map_or(0, |f| f(ctx)) }
 }

@@ -2,6 +2,7 @@
 //! runs its body under `guard`, so a bug can never unwind into (and abort) the server.
 
 pub mod capture;
+pub mod internal;
 mod options;
 mod tx;
 
@@ -53,6 +54,13 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"deny-script may-replicate fast",
         summary: c"Discards the open transaction",
         complexity: c"O(N) in the number of queued commands",
+    },
+    Spec {
+        name: crate::store::LOAD_COMMAND,
+        handler: internal::load,
+        flags: c"write deny-script",
+        summary: c"Internal: stores a txu value (replication and AOF only)",
+        complexity: c"O(N) in the size of the value",
     },
 ];
 

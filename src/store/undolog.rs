@@ -1,0 +1,311 @@
+//! The hidden undo-log key: an undo log that outlives its `TXU.EXEC` (retained with
+//! `TXU.BEGIN RETAIN`, or a rollback still pending) lives under `txu:undo:{<tag>}:<txid>`, a
+//! key of type `txu-undo1`, so it is saved, loaded and replicated like data.
+//!
+//! An in-memory index maps transaction ids to their key, and (database, key) of every data key
+//! a retained transaction touched to the transactions that touched it; keyspace notifications
+//! mark a retained log as conflicted when one of its keys changes afterwards.
+
+use super::{Persisted, TypeSlot};
+use crate::store::keyname;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::ffi::{c_int, CStr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::LazyLock;
+
+pub static TYPE: TypeSlot = TypeSlot::new();
+
+/// Encoding version of `StoredLog` (the first byte of its payload).
+const VERSION: u8 = 1;
+/// Largest payload `decode` accepts (corrupt lengths must not allocate unbounded memory).
+const MAX_PAYLOAD: u64 = 1 << 32;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    /// Rollback attempts made so far.
+    pub attempts: u32,
+    pub last_error: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredLog {
+    pub txid: String,
+    /// The key this log is stored under (so loading from RDB can rebuild the index).
+    pub key: Vec<u8>,
+    pub db: i32,
+    pub created_ms: i64,
+    /// `TXU.BEGIN RETAIN`: until when `TXU.ROLLBACK <txid>` may undo the transaction.
+    pub retain_until_ms: Option<i64>,
+    /// Set while a rollback could not finish; a timer retries it.
+    pub pending: Option<Pending>,
+    /// Data keys the transaction wrote (for conflict detection).
+    pub keys: Vec<Vec<u8>>,
+    /// The first of `keys` that changed after the transaction committed.
+    pub conflict: Option<Vec<u8>>,
+    /// The encoded undo log (`undo::log::UndoLog::encode`).
+    pub log: Vec<u8>,
+}
+
+impl StoredLog {
+    pub fn key_for(txid: &str, first_key: Option<&[u8]>) -> Vec<u8> {
+        keyname::undo_key(txid, first_key)
+    }
+}
+
+fn options() -> impl bincode::Options {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_limit(MAX_PAYLOAD)
+}
+
+impl Persisted for StoredLog {
+    const NAME: &'static CStr = c"txu-undo1";
+    const ENCVER: c_int = 1;
+    const KIND: &'static CStr = c"undo";
+
+    fn encode(&self) -> Vec<u8> {
+        use bincode::Options;
+        let mut out = vec![VERSION];
+        // Serializing plain owned data cannot fail except on the size limit.
+        if options().serialize_into(&mut out, self).is_err() {
+            out.truncate(1);
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        use bincode::Options;
+        let (&v, rest) = bytes.split_first()?;
+        if v != VERSION {
+            return None;
+        }
+        options().deserialize(rest).ok()
+    }
+
+    fn mem_usage(&self) -> usize {
+        self.txid.len()
+            + self.key.len()
+            + self.log.len()
+            + self.keys.iter().map(Vec::len).sum::<usize>()
+    }
+
+    fn on_attach(&self, addr: usize) {
+        INDEX.lock().attach(self, addr);
+    }
+
+    fn on_detach(&self, addr: usize) {
+        INDEX.lock().detach(self, addr);
+    }
+}
+
+struct Entry {
+    key: Vec<u8>,
+    db: i32,
+    addr: usize,
+    keys: Vec<Vec<u8>>,
+}
+
+#[derive(Default)]
+struct Index {
+    by_txid: HashMap<String, Entry>,
+    by_key: HashMap<(i32, Vec<u8>), Vec<String>>,
+}
+
+static INDEX: LazyLock<Mutex<Index>> = LazyLock::new(|| Mutex::new(Index::default()));
+/// Number of watched (db, key) pairs: zero means notifications return at once.
+static WATCHED: AtomicUsize = AtomicUsize::new(0);
+
+impl Index {
+    fn attach(&mut self, v: &StoredLog, addr: usize) {
+        self.detach_txid(&v.txid);
+        // Only retained logs can be undone later, so only they watch their keys.
+        let keys = if v.pending.is_none() {
+            v.keys.clone()
+        } else {
+            Vec::new()
+        };
+        for k in &keys {
+            self.by_key
+                .entry((v.db, k.clone()))
+                .or_default()
+                .push(v.txid.clone());
+        }
+        self.by_txid.insert(
+            v.txid.clone(),
+            Entry {
+                key: v.key.clone(),
+                db: v.db,
+                addr,
+                keys,
+            },
+        );
+        WATCHED.store(self.by_key.len(), Ordering::Relaxed);
+    }
+
+    fn detach(&mut self, v: &StoredLog, addr: usize) {
+        // A value freed late (async flush) must not remove a newer value's entry.
+        if self.by_txid.get(&v.txid).is_some_and(|e| e.addr == addr) {
+            self.detach_txid(&v.txid);
+        }
+    }
+
+    fn detach_txid(&mut self, txid: &str) {
+        let Some(e) = self.by_txid.remove(txid) else {
+            return;
+        };
+        for k in e.keys {
+            let slot = (e.db, k);
+            if let Some(ids) = self.by_key.get_mut(&slot) {
+                ids.retain(|t| t != txid);
+                if ids.is_empty() {
+                    self.by_key.remove(&slot);
+                }
+            }
+        }
+        WATCHED.store(self.by_key.len(), Ordering::Relaxed);
+    }
+}
+
+/// Where the log of `txid` is stored: (database, key).
+pub fn locate(txid: &str) -> Option<(i32, Vec<u8>)> {
+    INDEX
+        .lock()
+        .by_txid
+        .get(txid)
+        .map(|e| (e.db, e.key.clone()))
+}
+
+/// Stops watching the keys of `txid` (its rollback is about to write them).
+pub fn unwatch(txid: &str) {
+    let mut idx = INDEX.lock();
+    let Some(e) = idx.by_txid.get_mut(txid) else {
+        return;
+    };
+    let keys = std::mem::take(&mut e.keys);
+    let db = e.db;
+    for k in keys {
+        let slot = (db, k);
+        if let Some(ids) = idx.by_key.get_mut(&slot) {
+            ids.retain(|t| t != txid);
+            if ids.is_empty() {
+                idx.by_key.remove(&slot);
+            }
+        }
+    }
+    WATCHED.store(idx.by_key.len(), Ordering::Relaxed);
+}
+
+/// Ids of logs whose rollback is pending.
+pub fn pending_ids() -> Vec<(String, i32, Vec<u8>)> {
+    let idx = INDEX.lock();
+    let mut out = Vec::new();
+    for (id, e) in &idx.by_txid {
+        // SAFETY: entries are removed (under this lock) before their value is freed.
+        let v = unsafe { (e.addr as *const StoredLog).as_ref() };
+        if v.is_some_and(|v| v.pending.is_some()) {
+            out.push((id.clone(), e.db, e.key.clone()));
+        }
+    }
+    out
+}
+
+/// Counts for INFO: (retained logs, pending rollbacks, bytes held).
+pub fn counts() -> (usize, usize, usize) {
+    let idx = INDEX.lock();
+    let (mut retained, mut pending, mut bytes) = (0, 0, 0);
+    for e in idx.by_txid.values() {
+        // SAFETY: as in `pending_ids`.
+        if let Some(v) = unsafe { (e.addr as *const StoredLog).as_ref() } {
+            if v.pending.is_some() {
+                pending += 1;
+            } else {
+                retained += 1;
+            }
+            bytes += v.mem_usage();
+        }
+    }
+    (retained, pending, bytes)
+}
+
+/// A key in database `db` was written: every retained log that touched it is now conflicted.
+pub fn key_changed(db: i32, key: &[u8]) {
+    if WATCHED.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let idx = INDEX.lock();
+    let Some(ids) = idx.by_key.get(&(db, key.to_vec())) else {
+        return;
+    };
+    for id in ids {
+        if let Some(e) = idx.by_txid.get(id) {
+            // SAFETY: the value is alive while its entry is in the index, and the index lock
+            // is held, so `free` (which detaches under the same lock) cannot run concurrently.
+            if let Some(v) = unsafe { (e.addr as *mut StoredLog).as_mut() } {
+                v.conflict.get_or_insert_with(|| key.to_vec());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> StoredLog {
+        StoredLog {
+            txid: "1-2".into(),
+            key: b"txu:undo:{x}:1-2".to_vec(),
+            db: 0,
+            created_ms: 5,
+            retain_until_ms: Some(10),
+            pending: None,
+            keys: vec![b"a".to_vec(), b"b\0".to_vec()],
+            conflict: None,
+            log: vec![1, 2, 3],
+        }
+    }
+
+    #[test]
+    fn encoding_round_trips_and_refuses_garbage() {
+        let v = sample();
+        let bytes = v.encode();
+        assert_eq!(StoredLog::decode(&bytes), Some(v));
+        for cut in 0..bytes.len() {
+            assert_eq!(StoredLog::decode(&bytes[..cut]), None, "truncated at {cut}");
+        }
+        let mut other = bytes.clone();
+        other[0] = 2;
+        assert_eq!(StoredLog::decode(&other), None, "unknown version");
+        let mut huge = vec![VERSION];
+        huge.extend_from_slice(&[0xff; 16]);
+        assert_eq!(StoredLog::decode(&huge), None);
+    }
+
+    #[test]
+    fn index_tracks_conflicts_and_ignores_stale_frees() {
+        let mut v = sample();
+        v.txid = "idx-test".into();
+        let b = Box::into_raw(Box::new(v));
+        // SAFETY: test-owned box.
+        unsafe {
+            (*b).on_attach(b as usize);
+            assert_eq!(locate("idx-test").map(|l| l.0), Some(0));
+            key_changed(0, b"other");
+            assert_eq!((*b).conflict, None);
+            key_changed(0, b"b\0");
+            assert_eq!((*b).conflict.as_deref(), Some(&b"b\0"[..]));
+            // A stale value with the same id (different address) does not detach the live one.
+            let stale = sample();
+            let mut stale = stale;
+            stale.txid = "idx-test".into();
+            stale.on_detach(1);
+            assert!(locate("idx-test").is_some());
+            (*b).on_detach(b as usize);
+            assert!(locate("idx-test").is_none());
+            drop(Box::from_raw(b));
+        }
+    }
+}
