@@ -6,7 +6,12 @@ use crate::error::{quote, TxuError};
 pub struct BeginOptions {
     /// `CAPTURE`: queue every command of this connection until `TXU.EXEC`/`TXU.ROLLBACK`.
     pub capture: bool,
+    /// `RETAIN <ms>`: keep the committed transaction's undo log this long.
+    pub retain_ms: Option<i64>,
 }
+
+/// Longest retention accepted (a year): a retained undo log holds pre-images in memory.
+pub const MAX_RETAIN_MS: i64 = 365 * 24 * 3600 * 1000;
 
 /// Parses the arguments after `TXU.BEGIN`. Options are case-insensitive; each may appear once.
 pub fn parse_begin(args: &[&[u8]]) -> Result<BeginOptions, TxuError> {
@@ -18,6 +23,21 @@ pub fn parse_begin(args: &[&[u8]]) -> Result<BeginOptions, TxuError> {
                 return Err(TxuError::Syntax("CAPTURE given twice".into()));
             }
             o.capture = true;
+        } else if a.eq_ignore_ascii_case(b"retain") {
+            if o.retain_ms.is_some() {
+                return Err(TxuError::Syntax("RETAIN given twice".into()));
+            }
+            let ms = it
+                .next()
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.parse::<i64>().ok())
+                .filter(|ms| (1..=MAX_RETAIN_MS).contains(ms))
+                .ok_or_else(|| {
+                    TxuError::Syntax(format!(
+                        "RETAIN needs a number of milliseconds between 1 and {MAX_RETAIN_MS}"
+                    ))
+                })?;
+            o.retain_ms = Some(ms);
         } else {
             return Err(TxuError::Syntax(format!(
                 "unknown TXU.BEGIN option '{}'",
@@ -41,6 +61,20 @@ mod tests {
     fn capture_any_case_once() {
         assert!(parse_begin(&[b"CaPtUrE"]).is_ok_and(|o| o.capture));
         assert!(parse_begin(&[b"capture", b"CAPTURE"]).is_err());
+    }
+
+    #[test]
+    fn retain_takes_a_bounded_duration() {
+        assert_eq!(
+            parse_begin(&[b"RETAIN", b"5000"]).map(|o| o.retain_ms),
+            Ok(Some(5000))
+        );
+        for bad in [&b"0"[..], b"-1", b"x", b"99999999999999999999"] {
+            assert!(parse_begin(&[b"retain", bad]).is_err(), "{bad:?}");
+        }
+        assert!(parse_begin(&[b"retain"]).is_err());
+        let both = parse_begin(&[b"capture", b"retain", b"10"]).unwrap();
+        assert!(both.capture && both.retain_ms == Some(10));
     }
 
     #[test]
