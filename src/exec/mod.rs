@@ -96,6 +96,7 @@ pub fn validate(ctx: CtxPtr, argv: &[StrPtr]) -> Result<Queued, TxuError> {
         cname,
         display,
         write_keys,
+        undo_own_failure: info.traits.module,
     })
 }
 
@@ -117,6 +118,7 @@ fn run_with(
     let mut replies = Vec::with_capacity(queued.len());
     let mut args: Vec<StrPtr> = Vec::new();
     for (i, q) in queued.iter().enumerate() {
+        let mark = undo.len();
         let step = (|| {
             for &pos in &q.write_keys {
                 if let Some(key) = q.argv.get(pos) {
@@ -136,12 +138,29 @@ fn run_with(
             Err(cause) => {
                 add(&STATS.commands_executed, i as u64 + 1);
                 drop(replies);
+                if !q.undo_own_failure {
+                    undo.rewind(mark);
+                }
+                let cause = explain_acl_failure(ctx, q, cause);
                 return Err(rollback(ctx, undo, i + 1, &q.display, cause));
             }
         }
     }
     add(&STATS.commands_executed, queued.len() as u64);
     Ok(replies)
+}
+
+/// Redis 7.0 reports a failed ACL check of a module's call as `ERR acl verification failed`;
+/// clients expect `NOPERM` and the server's reason, which `ACL DRYRUN` gives.
+fn explain_acl_failure(ctx: CtxPtr, q: &Queued, cause: String) -> String {
+    if !cause.starts_with("ERR acl verification failed") {
+        return cause;
+    }
+    let argv: Vec<StrPtr> = q.argv.iter().map(OwnedStr::as_ptr).collect();
+    match server::acl_dryrun_reason(ctx, &argv) {
+        Some(why) => format!("NOPERM {why}"),
+        None => format!("NOPERM {}", cause.trim_start_matches("ERR ")),
+    }
 }
 
 /// Takes the pre-image of `key` unless this transaction already has one.

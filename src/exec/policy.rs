@@ -15,6 +15,8 @@ pub struct Traits {
     pub blocking: bool,
     pub no_multi: bool,
     pub denyoom: bool,
+    /// Another module's command (its failures may leave partial effects).
+    pub module: bool,
 }
 
 impl Traits {
@@ -30,6 +32,7 @@ impl Traits {
                 b"blocking" => t.blocking = true,
                 b"no_multi" => t.no_multi = true,
                 b"denyoom" => t.denyoom = true,
+                b"module" => t.module = true,
                 _ => {}
             }
         }

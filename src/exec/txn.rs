@@ -17,6 +17,9 @@ pub struct Queued {
     pub display: String,
     /// Positions in `argv` of the keys whose pre-images must be taken (empty for reads).
     pub write_keys: Vec<usize>,
+    /// Undo this command's own pre-images if it fails. Core commands change nothing when they
+    /// fail, so undoing them would only write; other modules' commands may fail half-way.
+    pub undo_own_failure: bool,
 }
 
 /// A transaction opened by `TXU.BEGIN` and not yet ended.

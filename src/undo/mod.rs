@@ -73,6 +73,17 @@ impl UndoLog {
         true
     }
 
+    /// Forgets the pre-images recorded after the first `mark` ones (those of a command that
+    /// then failed: a failed command changed nothing, so undoing it would only write).
+    pub fn rewind(&mut self, mark: usize) {
+        while self.entries.len() > mark {
+            if let Some(p) = self.entries.pop() {
+                self.bytes -= p.key.len() + p.before.as_ref().map_or(0, |s| s.payload.len());
+                self.seen.remove(&p.key);
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -152,6 +163,25 @@ mod tests {
             }
             other => panic!("expected a restore, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn rewind_forgets_the_failed_command() {
+        let mut log = UndoLog::new();
+        log.record(PreImage {
+            key: b"a".to_vec(),
+            before: None,
+        });
+        let mark = log.len();
+        log.record(PreImage {
+            key: b"b".to_vec(),
+            before: snap(b"xyz", None),
+        });
+        log.rewind(mark);
+        assert_eq!(log.len(), 1);
+        assert!(log.needs(b"b"));
+        assert!(!log.needs(b"a"));
+        assert_eq!(log.bytes(), 1);
     }
 
     #[test]
