@@ -91,6 +91,12 @@ pub enum ReplyKind {
     Integer,
     Array,
     Null,
+    Map,
+    Set,
+    Bool,
+    Double,
+    BigNumber,
+    Verbatim,
     Other,
 }
 
@@ -111,6 +117,12 @@ impl<'a> ReplyRef<'a> {
             raw::REDISMODULE_REPLY_INTEGER => ReplyKind::Integer,
             raw::REDISMODULE_REPLY_ARRAY => ReplyKind::Array,
             raw::REDISMODULE_REPLY_NULL => ReplyKind::Null,
+            raw::REDISMODULE_REPLY_MAP => ReplyKind::Map,
+            raw::REDISMODULE_REPLY_SET => ReplyKind::Set,
+            raw::REDISMODULE_REPLY_BOOL => ReplyKind::Bool,
+            raw::REDISMODULE_REPLY_DOUBLE => ReplyKind::Double,
+            raw::REDISMODULE_REPLY_BIG_NUMBER => ReplyKind::BigNumber,
+            raw::REDISMODULE_REPLY_VERBATIM_STRING => ReplyKind::Verbatim,
             _ => ReplyKind::Other,
         }
     }
@@ -139,6 +151,72 @@ impl<'a> ReplyRef<'a> {
     pub fn len(&self) -> usize {
         // SAFETY: ptr is a live reply.
         unsafe { raw::RedisModule_CallReplyLength.map_or(0, |f| f(self.ptr)) }
+    }
+
+    pub fn double(&self) -> f64 {
+        // SAFETY: ptr is a live reply.
+        unsafe { raw::RedisModule_CallReplyDouble.map_or(0.0, |f| f(self.ptr)) }
+    }
+
+    pub fn boolean(&self) -> bool {
+        // SAFETY: ptr is a live reply.
+        unsafe { raw::RedisModule_CallReplyBool.is_some_and(|f| f(self.ptr) != 0) }
+    }
+
+    /// The digits of a big number, or the text of a verbatim string.
+    pub fn text(&self) -> &'a [u8] {
+        // SAFETY: the returned pointers point into the reply, valid while it lives.
+        unsafe {
+            let mut len = 0usize;
+            let p = match self.kind() {
+                ReplyKind::BigNumber => raw::RedisModule_CallReplyBigNumber
+                    .map_or(ptr::null(), |f| f(self.ptr, &mut len)),
+                ReplyKind::Verbatim => {
+                    let mut fmt: *const c_char = ptr::null();
+                    raw::RedisModule_CallReplyVerbatim
+                        .map_or(ptr::null(), |f| f(self.ptr, &mut len, &mut fmt))
+                }
+                _ => return self.bytes(),
+            };
+            if p.is_null() {
+                return &[];
+            }
+            std::slice::from_raw_parts(p.cast::<u8>(), len)
+        }
+    }
+
+    /// Element `i` of a set reply.
+    pub fn set_elem(&self, i: usize) -> Option<ReplyRef<'a>> {
+        if i >= self.len() {
+            return None;
+        }
+        // SAFETY: bounds checked; the element is owned by this reply.
+        let p = unsafe { raw::RedisModule_CallReplySetElement.map(|f| f(self.ptr, i))? };
+        (!p.is_null()).then_some(ReplyRef {
+            ptr: p,
+            _parent: std::marker::PhantomData,
+        })
+    }
+
+    /// Entry `i` (key, value) of a map reply.
+    pub fn map_elem(&self, i: usize) -> Option<(ReplyRef<'a>, ReplyRef<'a>)> {
+        if i >= self.len() {
+            return None;
+        }
+        let mut k: *mut raw::RedisModuleCallReply = ptr::null_mut();
+        let mut v: *mut raw::RedisModuleCallReply = ptr::null_mut();
+        // SAFETY: bounds checked; key and value are owned by this reply.
+        let rc = unsafe {
+            raw::RedisModule_CallReplyMapElement.map(|f| f(self.ptr, i, &mut k, &mut v))?
+        };
+        if rc != raw::REDISMODULE_OK as c_int || k.is_null() || v.is_null() {
+            return None;
+        }
+        let wrap = |p| ReplyRef {
+            ptr: p,
+            _parent: std::marker::PhantomData,
+        };
+        Some((wrap(k), wrap(v)))
     }
 
     /// Element `i` of an array reply, if there is one.

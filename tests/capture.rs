@@ -112,7 +112,10 @@ fn captured_failure_rolls_back_and_refusals_abort() {
         .query::<Value>(&mut c)
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("ROLLBACK") && e.contains("command 2 (INCR) failed"), "{e}");
+    assert!(
+        e.starts_with("ROLLBACK") && e.contains("command 2 (INCR) failed"),
+        "{e}"
+    );
     assert_eq!(server.digest(), before);
 
     // A command refused at queue time aborts the whole transaction, as with TXU.QUEUE.
@@ -134,7 +137,10 @@ fn captured_failure_rolls_back_and_refusals_abort() {
         .query::<Value>(&mut c)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("Transaction discarded because of previous errors"), "{e}");
+    assert!(
+        e.contains("Transaction discarded because of previous errors"),
+        "{e}"
+    );
     assert_eq!(server.digest(), before);
 }
 
