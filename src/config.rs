@@ -25,3 +25,53 @@ pub fn max_queued() -> i64 {
 pub fn rollback_attempts() -> i64 {
     ROLLBACK_ATTEMPTS.load(Ordering::Relaxed).max(1)
 }
+
+/// Applies module arguments given at load time (`--loadmodule libtxu.so txu.max-queued 5000`):
+/// pairs of a config name (with or without the `txu.` prefix) and a value. Anything else makes
+/// loading fail with a message, rather than being silently ignored.
+pub fn apply_module_args(args: &[&[u8]]) -> Result<(), String> {
+    let mut it = args.chunks(2);
+    for pair in &mut it {
+        let [name, value] = pair else {
+            return Err(format!(
+                "module argument '{}' has no value",
+                String::from_utf8_lossy(pair.first().copied().unwrap_or_default())
+            ));
+        };
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let short = name.strip_prefix("txu.").unwrap_or(&name);
+        let (target, min, max) = match short {
+            "max-queued" => (&MAX_QUEUED, MAX_QUEUED_MIN, MAX_QUEUED_MAX),
+            "rollback-attempts" => (
+                &ROLLBACK_ATTEMPTS,
+                ROLLBACK_ATTEMPTS_MIN,
+                ROLLBACK_ATTEMPTS_MAX,
+            ),
+            _ => return Err(format!("unknown module argument '{name}'")),
+        };
+        let v = std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|v| (min..=max).contains(v))
+            .ok_or_else(|| format!("txu.{short} must be an integer between {min} and {max}"))?;
+        target.store(v, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_args_accept_both_spellings_and_refuse_junk() {
+        assert!(apply_module_args(&[b"txu.rollback-attempts", b"7"]).is_ok());
+        assert_eq!(rollback_attempts(), 7);
+        assert!(apply_module_args(&[b"ROLLBACK-ATTEMPTS", b"3"]).is_ok());
+        assert_eq!(rollback_attempts(), 3);
+        assert!(apply_module_args(&[b"rollback-attempts", b"0"]).is_err());
+        assert!(apply_module_args(&[b"rollback-attempts"]).is_err());
+        assert!(apply_module_args(&[b"nope", b"1"]).is_err());
+        assert!(apply_module_args(&[]).is_ok());
+    }
+}

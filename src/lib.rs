@@ -20,8 +20,9 @@ mod module {
         configuration::ConfigurationFlags, raw, redis_module, Context, RedisString, Status,
     };
 
-    fn init(ctx: &Context, _args: &[RedisString]) -> Status {
-        match register(ctx.ctx) {
+    fn init(ctx: &Context, args: &[RedisString]) -> Status {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        match config::apply_module_args(&args).and_then(|()| register(ctx.ctx)) {
             Ok(()) => Status::Ok,
             Err(e) => {
                 server::log_warning(ctx.ctx, &format!("txu: {e}"));
@@ -109,7 +110,7 @@ mod module {
             string: [],
             bool: [],
             enum: [],
-            module_args_as_configuration: true,
+            module_args_as_configuration: false,
         ]
     }
 }

@@ -67,10 +67,11 @@ fn queue_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
     };
     let max = config::max_queued();
     let outcome = txn::with(client, |tx| {
-        if i64::try_from(tx.queued.len()).unwrap_or(i64::MAX) >= max {
+        if i64::try_from(tx.accepted).unwrap_or(i64::MAX) >= max {
             tx.aborted = true;
             Err(TxuError::TooMany(max))
         } else {
+            tx.accepted += 1;
             if !tx.aborted {
                 tx.queued.push(queued);
             }

@@ -28,6 +28,8 @@ pub struct Tx {
     #[allow(dead_code)]
     pub id: String,
     pub queued: Vec<Queued>,
+    /// Commands accepted so far (kept counting after an abort, for `txu.max-queued`).
+    pub accepted: usize,
     /// Set when a queued command failed validation: `TXU.EXEC` then applies nothing.
     pub aborted: bool,
     /// `TXU.BEGIN CAPTURE`: the command filter queues this client's commands.
@@ -52,6 +54,7 @@ pub fn open(client: u64, id: String, capture: bool) -> bool {
         Tx {
             id,
             queued: Vec::new(),
+            accepted: 0,
             aborted: false,
             capture,
         },

@@ -1,0 +1,293 @@
+//! `INFO txu`: every field README names, with the right counts after a known sequence of
+//! committed, rolled-back, discarded and aborted transactions.
+
+mod common;
+
+use common::{show, wait_until, RawConn, Server};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const FIELDS: [&str; 11] = [
+    "txu_transactions_open",
+    "txu_transactions_committed",
+    "txu_transactions_rolled_back",
+    "txu_transactions_discarded",
+    "txu_transactions_aborted",
+    "txu_commands_queued",
+    "txu_commands_refused",
+    "txu_commands_executed",
+    "txu_preimages_captured",
+    "txu_preimage_bytes",
+    "txu_rollback_failures",
+];
+
+/// Every README field of `INFO txu`, as numbers.
+fn counters(s: &Server) -> BTreeMap<&'static str, u64> {
+    let info = s.info("txu");
+    FIELDS
+        .iter()
+        .map(|f| {
+            let v = info
+                .get(*f)
+                .unwrap_or_else(|| panic!("INFO txu has no field {f}: {info:?}"));
+            let n = v
+                .parse()
+                .unwrap_or_else(|e| panic!("INFO txu {f}={v:?} is not a number: {e}"));
+            (*f, n)
+        })
+        .collect()
+}
+
+/// Asserts the counters changed by exactly `changes` since `before` (others unchanged).
+fn assert_delta(
+    s: &Server,
+    before: &BTreeMap<&'static str, u64>,
+    changes: &[(&str, u64)],
+    what: &str,
+) -> BTreeMap<&'static str, u64> {
+    let now = counters(s);
+    let mut want = before.clone();
+    for (f, d) in changes {
+        *want
+            .get_mut(f)
+            .unwrap_or_else(|| panic!("unknown field {f}")) += d;
+    }
+    assert_eq!(now, want, "INFO txu after {what}");
+    now
+}
+
+fn run(c: &mut RawConn, args: &[&[u8]]) -> String {
+    show(&c.cmd(args))
+}
+
+fn begin(c: &mut RawConn) {
+    let r = run(c, &[b"TXU.BEGIN"]);
+    assert!(r.starts_with('$'), "TXU.BEGIN: {r:?}");
+}
+
+fn queue(c: &mut RawConn, args: &[&[u8]]) {
+    let mut full: Vec<&[u8]> = vec![b"TXU.QUEUE"];
+    full.extend_from_slice(args);
+    assert_eq!(run(c, &full), "+QUEUED\r\n");
+}
+
+/// Length of `DUMP key` (the serialized value a pre-image holds).
+fn dump_len(c: &mut RawConn, key: &[u8]) -> u64 {
+    let r = c.cmd(&[b"DUMP", key]);
+    let text = show(&r);
+    let len = text
+        .strip_prefix('$')
+        .and_then(|t| t.split_once("\r\n"))
+        .and_then(|(n, _)| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("DUMP {}: {text:?}", show(key)));
+    assert_eq!(r.len() as u64, len + len.to_string().len() as u64 + 5);
+    len
+}
+
+#[test]
+fn fields_start_at_zero() {
+    let s = Server::start();
+    let c = counters(&s);
+    for (f, v) in &c {
+        assert_eq!(*v, 0, "{f} on a fresh server");
+    }
+    assert_eq!(c.len(), FIELDS.len());
+}
+
+#[test]
+fn counts_after_a_known_sequence() {
+    let s = Server::start();
+    let mut c = s.raw();
+    // A value with a known DUMP size for the byte count.
+    let value: Vec<u8> = (0..10_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    assert_eq!(run(&mut c, &[b"SET", b"big", &value]), "+OK\r\n");
+    assert_eq!(run(&mut c, &[b"SET", b"str", b"abc"]), "+OK\r\n");
+    let big_dump = dump_len(&mut c, b"big");
+    let str_dump = dump_len(&mut c, b"str");
+    let c0 = counters(&s);
+    assert!(c0.values().all(|v| *v == 0), "{c0:?}");
+
+    // 1. Committed: writes `big` twice (one pre-image), a new key once, and reads.
+    begin(&mut c);
+    assert_eq!(counters(&s)["txu_transactions_open"], 1);
+    queue(&mut c, &[b"APPEND", b"big", b"x"]);
+    queue(&mut c, &[b"SET", b"big", &value]);
+    queue(&mut c, &[b"SET", b"new", b"v"]);
+    queue(&mut c, &[b"GET", b"new"]);
+    let r = run(&mut c, &[b"TXU.EXEC"]);
+    assert!(r.starts_with("*4\r\n"), "{r:?}");
+    let c1 = assert_delta(
+        &s,
+        &c0,
+        &[
+            ("txu_transactions_committed", 1),
+            ("txu_commands_queued", 4),
+            ("txu_commands_executed", 4),
+            ("txu_preimages_captured", 2),
+            // "big" existed (key + DUMP payload); "new" did not (key only).
+            ("txu_preimage_bytes", 3 + big_dump + 3),
+        ],
+        "a committed transaction",
+    );
+
+    // 2. Committed, read-only: no pre-images.
+    begin(&mut c);
+    queue(&mut c, &[b"GET", b"big"]);
+    queue(&mut c, &[b"EXISTS", b"new", b"str"]);
+    queue(&mut c, &[b"STRLEN", b"big"]);
+    let r = run(&mut c, &[b"TXU.EXEC"]);
+    assert!(r.starts_with("*3\r\n"), "{r:?}");
+    let c2 = assert_delta(
+        &s,
+        &c1,
+        &[
+            ("txu_transactions_committed", 1),
+            ("txu_commands_queued", 3),
+            ("txu_commands_executed", 3),
+        ],
+        "a read-only transaction",
+    );
+
+    // 3. Rolled back at command 3 of 4: 3 commands run, 2 pre-images ("str" twice, "n").
+    begin(&mut c);
+    queue(&mut c, &[b"APPEND", b"str", b"d"]);
+    queue(&mut c, &[b"SET", b"n", b"1"]);
+    queue(&mut c, &[b"LPUSH", b"str", b"x"]);
+    queue(&mut c, &[b"SET", b"never", b"1"]);
+    let r = run(&mut c, &[b"TXU.EXEC"]);
+    assert!(r.starts_with("-ROLLBACK command 3 (LPUSH)"), "{r:?}");
+    let c3 = assert_delta(
+        &s,
+        &c2,
+        &[
+            ("txu_transactions_rolled_back", 1),
+            ("txu_commands_queued", 4),
+            ("txu_commands_executed", 3),
+            ("txu_preimages_captured", 2),
+            ("txu_preimage_bytes", 3 + str_dump + 1),
+        ],
+        "a rolled-back transaction",
+    );
+
+    // 4. Discarded with TXU.ROLLBACK.
+    begin(&mut c);
+    queue(&mut c, &[b"SET", b"d", b"1"]);
+    queue(&mut c, &[b"SET", b"e", b"1"]);
+    assert_eq!(run(&mut c, &[b"TXU.ROLLBACK"]), "+OK\r\n");
+    let c4 = assert_delta(
+        &s,
+        &c3,
+        &[
+            ("txu_transactions_discarded", 1),
+            ("txu_commands_queued", 2),
+        ],
+        "a discarded transaction",
+    );
+
+    // 5. Aborted: one command refused, EXEC replies EXECABORT and runs nothing.
+    begin(&mut c);
+    queue(&mut c, &[b"SET", b"f", b"1"]);
+    let r = run(&mut c, &[b"TXU.QUEUE", b"FLUSHALL"]);
+    assert!(r.starts_with("-ERR 'FLUSHALL' is not allowed"), "{r:?}");
+    assert_eq!(
+        run(&mut c, &[b"TXU.EXEC"]),
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    let c5 = assert_delta(
+        &s,
+        &c4,
+        &[
+            ("txu_transactions_aborted", 1),
+            ("txu_commands_queued", 1),
+            ("txu_commands_refused", 1),
+        ],
+        "an aborted transaction",
+    );
+
+    // 6. Discarded by closing the connection; two open at once before that.
+    let mut d = s.raw();
+    let mut e = s.raw();
+    begin(&mut d);
+    begin(&mut e);
+    queue(&mut d, &[b"SET", b"g", b"1"]);
+    assert_delta(
+        &s,
+        &c5,
+        &[("txu_transactions_open", 2), ("txu_commands_queued", 1)],
+        "two open transactions",
+    );
+    drop(d);
+    wait_until(
+        "txu_transactions_open drops to 1 after a disconnect",
+        Duration::from_secs(10),
+        || counters(&s)["txu_transactions_open"] == 1,
+    );
+    assert_eq!(run(&mut e, &[b"TXU.ROLLBACK"]), "+OK\r\n");
+    let c6 = assert_delta(
+        &s,
+        &c5,
+        &[
+            ("txu_transactions_discarded", 2),
+            ("txu_commands_queued", 1),
+        ],
+        "a closed connection and a TXU.ROLLBACK",
+    );
+
+    // Errors that are not transactions change nothing.
+    assert!(run(&mut c, &[b"TXU.EXEC"]).starts_with("-ERR TXU.EXEC without"));
+    assert!(run(&mut c, &[b"TXU.ROLLBACK"]).starts_with("-ERR TXU.ROLLBACK without"));
+    assert!(run(&mut c, &[b"TXU.QUEUE", b"GET", b"k"]).starts_with("-ERR TXU.QUEUE without"));
+    assert_delta(&s, &c6, &[], "commands without a transaction");
+
+    // The totals of the whole sequence.
+    let total = counters(&s);
+    let want: BTreeMap<&str, u64> = [
+        ("txu_transactions_open", 0),
+        ("txu_transactions_committed", 2),
+        ("txu_transactions_rolled_back", 1),
+        ("txu_transactions_discarded", 3),
+        ("txu_transactions_aborted", 1),
+        ("txu_commands_queued", 15),
+        ("txu_commands_refused", 1),
+        ("txu_commands_executed", 10),
+        ("txu_preimages_captured", 4),
+        ("txu_preimage_bytes", 3 + big_dump + 3 + 3 + str_dump + 1),
+        ("txu_rollback_failures", 0),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(total, want);
+}
+
+#[test]
+fn refused_commands_are_counted_once_each() {
+    let s = Server::start();
+    let mut c = s.raw();
+    assert_eq!(
+        run(&mut c, &[b"CONFIG", b"SET", b"txu.max-queued", b"2"]),
+        "+OK\r\n"
+    );
+    let before = counters(&s);
+    begin(&mut c);
+    // Each kind of validation failure: unknown, arity, not allowed, too many.
+    assert!(run(&mut c, &[b"TXU.QUEUE", b"nosuchcommand"]).starts_with("-ERR unknown command"));
+    assert!(run(&mut c, &[b"TXU.QUEUE", b"GET"]).starts_with("-ERR wrong number"));
+    assert!(run(&mut c, &[b"TXU.QUEUE"]).starts_with("-ERR wrong number"));
+    assert!(run(&mut c, &[b"TXU.QUEUE", b"BLPOP", b"q", b"0"]).starts_with("-ERR 'BLPOP'"));
+    assert!(run(&mut c, &[b"TXU.EXEC"]).starts_with("-EXECABORT"));
+    begin(&mut c);
+    queue(&mut c, &[b"SET", b"a", b"1"]);
+    queue(&mut c, &[b"SET", b"b", b"1"]);
+    assert!(run(&mut c, &[b"TXU.QUEUE", b"SET", b"c", b"1"]).starts_with("-ERR too many"));
+    assert!(run(&mut c, &[b"TXU.EXEC"]).starts_with("-EXECABORT"));
+    assert_delta(
+        &s,
+        &before,
+        &[
+            ("txu_commands_refused", 5),
+            ("txu_commands_queued", 2),
+            ("txu_transactions_aborted", 2),
+        ],
+        "five refusals",
+    );
+}
