@@ -219,6 +219,11 @@ impl<'a> ReplyRef<'a> {
         Some((wrap(k), wrap(v)))
     }
 
+    /// True for an array (or set) reply with no elements.
+    pub fn is_empty_array(&self) -> bool {
+        matches!(self.kind(), ReplyKind::Array | ReplyKind::Set) && self.len() == 0
+    }
+
     /// Element `i` of an array reply, if there is one.
     pub fn elem(&self, i: usize) -> Option<ReplyRef<'a>> {
         if i >= self.len() {
@@ -518,9 +523,14 @@ pub fn current_user(ctx: CtxPtr) -> Option<OwnedStr> {
 }
 
 /// Whether the current user may run `argv` (command and keys). `None` if the server lacks
-/// the API (then the exec-time `C` flag still enforces it).
+/// the API or there is no current user (then the exec-time `C` flag still enforces it).
 pub fn acl_allows(ctx: CtxPtr, argv: &[StrPtr]) -> Option<bool> {
     let user = current_user(ctx)?;
+    acl_allows_user(&user, argv)
+}
+
+/// Whether the ACL user named `user` may run `argv`. `Some(false)` if the user is gone.
+pub fn acl_allows_user(user: &OwnedStr, argv: &[StrPtr]) -> Option<bool> {
     let argc = c_int::try_from(argv.len()).ok()?;
     // SAFETY: the module user is a view of the ACL user, freed before returning; no Redis
     // call in between can delete the user.
@@ -541,6 +551,11 @@ pub fn acl_allows(ctx: CtxPtr, argv: &[StrPtr]) -> Option<bool> {
 /// `ACL DRYRUN <user> <argv...>`: the server's own words for why the user may not run it.
 pub fn acl_dryrun_reason(ctx: CtxPtr, argv: &[StrPtr]) -> Option<String> {
     let user = current_user(ctx)?;
+    acl_dryrun_reason_for(ctx, &user, argv)
+}
+
+/// As `acl_dryrun_reason`, for a named user.
+pub fn acl_dryrun_reason_for(ctx: CtxPtr, user: &OwnedStr, argv: &[StrPtr]) -> Option<String> {
     let dry = OwnedStr::create(b"DRYRUN")?;
     let mut args: Vec<StrPtr> = Vec::with_capacity(argv.len() + 2);
     args.push(dry.as_ptr());
@@ -944,4 +959,40 @@ pub fn subscribe_keyspace(ctx: CtxPtr, types: c_int, f: NotifyFn) -> Result<(), 
 pub fn selected_db(ctx: CtxPtr) -> i32 {
     // SAFETY: plain getter.
     unsafe { raw::RedisModule_GetSelectedDb.map_or(0, |f| f(ctx)) }
+}
+
+// ---- timers and server state ----------------------------------------------------------------
+
+pub type TimerFn = unsafe extern "C" fn(CtxPtr, *mut std::ffi::c_void);
+
+/// Arms a one-shot timer; the callback re-arms it for a periodic tick.
+pub fn create_timer(ctx: CtxPtr, after_ms: i64, f: TimerFn) -> bool {
+    // SAFETY: plain call; no data pointer is passed.
+    unsafe {
+        raw::RedisModule_CreateTimer.is_some_and(|c| {
+            c(ctx, after_ms.max(1), Some(f), ptr::null_mut());
+            true
+        })
+    }
+}
+
+/// Used memory / maxmemory (0 when no maxmemory is set).
+pub fn used_memory_ratio() -> f32 {
+    // SAFETY: plain getter.
+    unsafe { raw::RedisModule_GetUsedMemoryRatio.map_or(0.0, |f| f()) }
+}
+
+/// True while clients are paused for writes or a failover is in progress: propagating writes
+/// then trips an assertion in Redis.
+pub fn avoid_replica_traffic() -> bool {
+    // SAFETY: plain getter.
+    unsafe { raw::RedisModule_AvoidReplicaTraffic.is_some_and(|f| f() != 0) }
+}
+
+pub fn is_primary(ctx: CtxPtr) -> bool {
+    context_flags(ctx) & raw::REDISMODULE_CTX_FLAGS_MASTER != 0
+}
+
+pub fn is_loading(ctx: CtxPtr) -> bool {
+    context_flags(ctx) & raw::REDISMODULE_CTX_FLAGS_LOADING != 0
 }

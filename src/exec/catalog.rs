@@ -8,12 +8,29 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
+/// What a command's key specs say about writing its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyWrites {
+    /// No key spec may change its key (GET, or a command without keys).
+    None,
+    /// Every key spec may change its key (SET, MSET, LMOVE...), or its flags are unknown.
+    All,
+    /// Some keys are only read (SUNIONSTORE sources, COPY's source, GEORADIUS without STORE):
+    /// which ones depends on the arguments.
+    Mixed,
+}
+
+/// Key-spec flags meaning "this key may change". PFCOUNT, a read-only command, has one (it
+/// caches the count inside the HyperLogLog).
+const WRITE_SPEC_FLAGS: [&[u8]; 6] = [b"RW", b"OW", b"RM", b"insert", b"delete", b"update"];
+
 #[derive(Debug)]
 pub struct CmdInfo {
     /// Full lowercase name, `container|sub` for subcommands.
     pub name: String,
     pub arity: i64,
     pub traits: Traits,
+    pub key_writes: KeyWrites,
     pub subcommands: HashMap<Vec<u8>, Arc<CmdInfo>>,
 }
 
@@ -63,6 +80,7 @@ fn parse_entry(e: ReplyRef<'_>) -> Option<CmdInfo> {
     let flags = e.elem(2)?;
     let traits =
         Traits::from_flags((0..flags.len()).filter_map(|i| flags.elem(i).map(|f| f.bytes())));
+    let key_writes = e.elem(8).map_or(KeyWrites::All, parse_key_specs);
     let mut subcommands = HashMap::new();
     if let Some(subs) = e.elem(9) {
         for i in 0..subs.len() {
@@ -83,6 +101,43 @@ fn parse_entry(e: ReplyRef<'_>) -> Option<CmdInfo> {
         name,
         arity,
         traits,
+        key_writes,
         subcommands,
     })
+}
+
+/// Classifies a command's key specs (each a flat array of name/value pairs).
+fn parse_key_specs(specs: ReplyRef<'_>) -> KeyWrites {
+    let (mut writes, mut reads) = (0usize, 0usize);
+    for i in 0..specs.len() {
+        let Some(spec) = specs.elem(i) else {
+            continue;
+        };
+        let flags = (0..spec.len())
+            .step_by(2)
+            .find(|&j| spec.elem(j).is_some_and(|k| k.bytes() == b"flags"))
+            .and_then(|j| spec.elem(j + 1));
+        let writes_key = flags.is_none_or(|f| {
+            f.is_empty_array()
+                || (0..f.len()).any(|k| {
+                    f.elem(k).is_some_and(|x| {
+                        WRITE_SPEC_FLAGS
+                            .iter()
+                            .any(|w| x.bytes().eq_ignore_ascii_case(w))
+                    })
+                })
+        });
+        if writes_key {
+            writes += 1;
+        } else {
+            reads += 1;
+        }
+    }
+    if writes == 0 {
+        KeyWrites::None
+    } else if reads == 0 {
+        KeyWrites::All
+    } else {
+        KeyWrites::Mixed
+    }
 }

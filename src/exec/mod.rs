@@ -10,6 +10,7 @@ use crate::error::{quote, TxuError};
 use crate::server::{self, CallReply, CtxPtr, KeysLookup, OwnedStr, StrPtr};
 use crate::stats::{add, STATS};
 use crate::undo::{PreImage, Snapshot, UndoLog, UndoOp};
+use catalog::{CmdInfo, KeyWrites};
 use redis_module::raw;
 use std::ffi::CString;
 use txn::Queued;
@@ -71,17 +72,7 @@ pub fn validate(ctx: CtxPtr, argv: &[StrPtr]) -> Result<Queued, TxuError> {
         return Err(TxuError::NoPerm(why));
     }
 
-    let mut write_keys: Vec<usize> = Vec::new();
-    if info.traits.write {
-        for (pos, flags) in keys {
-            // Keys the server marks read-only (e.g. the sources of SUNIONSTORE) need no
-            // pre-image; keys without flags are taken to be written.
-            let read_only = flags != 0 && flags & KEY_WRITES == 0;
-            if !read_only && !write_keys.contains(&pos) {
-                write_keys.push(pos);
-            }
-        }
-    }
+    let write_keys = written_keys(ctx, argv, &info, keys);
     let mut owned = Vec::with_capacity(argv.len());
     for &p in argv {
         // SAFETY: argv comes from the command handler and is live for this call.
@@ -98,6 +89,77 @@ pub fn validate(ctx: CtxPtr, argv: &[StrPtr]) -> Result<Queued, TxuError> {
         write_keys,
         undo_own_failure: info.traits.module,
     })
+}
+
+/// Positions of the keys a command may change, whose pre-images must be taken. Write commands
+/// and commands with a writing key spec (PFCOUNT updates its cache) qualify; when some of the
+/// command's keys are only read (SUNIONSTORE's sources), `COMMAND GETKEYSANDFLAGS` tells which,
+/// since `GetCommandKeysWithFlags` leaves the flags empty on the servers we support.
+fn written_keys(
+    ctx: CtxPtr,
+    argv: &[StrPtr],
+    info: &CmdInfo,
+    keys: Vec<(usize, u32)>,
+) -> Vec<usize> {
+    if !info.traits.write && info.key_writes == KeyWrites::None {
+        return Vec::new();
+    }
+    let mut positions: Vec<usize> = Vec::with_capacity(keys.len());
+    let flagged = keys.iter().all(|&(_, f)| f != 0);
+    // Key names the server says may change, when only some keys do and the flags above are
+    // missing. Matched by name: the two APIs may list keys in different orders.
+    let by_server: Option<Vec<(Vec<u8>, bool)>> =
+        (!flagged && info.key_writes == KeyWrites::Mixed && keys.len() > 1)
+            .then(|| key_write_flags(ctx, argv))
+            .flatten();
+    for (pos, flags) in keys {
+        let writes = if flagged {
+            flags & KEY_WRITES != 0
+        } else if let Some(named) = &by_server {
+            let name = argv.get(pos).map_or(&[][..], |p| server::str_bytes(*p));
+            let mut seen = named
+                .iter()
+                .filter(|(k, _)| k.as_slice() == name)
+                .peekable();
+            // A key the server did not list is taken to be written.
+            seen.peek().is_none() || seen.any(|(_, w)| *w)
+        } else {
+            true
+        };
+        if writes && !positions.contains(&pos) {
+            positions.push(pos);
+        }
+    }
+    positions
+}
+
+/// `COMMAND GETKEYSANDFLAGS <argv>`: each key and whether it may change.
+fn key_write_flags(ctx: CtxPtr, argv: &[StrPtr]) -> Option<Vec<(Vec<u8>, bool)>> {
+    let sub = OwnedStr::create(b"GETKEYSANDFLAGS")?;
+    let mut args = Vec::with_capacity(argv.len() + 1);
+    args.push(sub.as_ptr());
+    args.extend_from_slice(argv);
+    let r = server::call_argv(ctx, c"COMMAND", c"vE", &args).ok()?;
+    let r = r.as_ref();
+    if r.kind() != server::ReplyKind::Array {
+        return None;
+    }
+    let mut out = Vec::with_capacity(r.len());
+    for i in 0..r.len() {
+        let entry = r.elem(i)?;
+        let name = entry.elem(0)?.bytes().to_vec();
+        let flags = entry.elem(1)?;
+        let writes = (0..flags.len()).any(|j| {
+            flags.elem(j).is_some_and(|f| {
+                let f = f.bytes();
+                [&b"RW"[..], b"OW", b"RM", b"insert", b"delete", b"update"]
+                    .iter()
+                    .any(|w| f.eq_ignore_ascii_case(w))
+            })
+        });
+        out.push((name, writes));
+    }
+    Some(out)
 }
 
 /// Runs the queued commands in order. On success, their replies in order. On the first error
