@@ -18,6 +18,19 @@ pub const ROLLBACK_ATTEMPTS_DEFAULT: i64 = 3;
 pub const ROLLBACK_ATTEMPTS_MIN: i64 = 1;
 pub const ROLLBACK_ATTEMPTS_MAX: i64 = 100;
 
+/// `txu.tick-ms`: period of the timer that finishes pending rollbacks and retries deferred
+/// transactions.
+pub static TICK_MS: AtomicI64 = AtomicI64::new(TICK_MS_DEFAULT);
+pub const TICK_MS_DEFAULT: i64 = 100;
+pub const TICK_MS_MIN: i64 = 1;
+pub const TICK_MS_MAX: i64 = 60_000;
+
+pub fn tick_ms() -> i64 {
+    TICK_MS
+        .load(Ordering::Relaxed)
+        .clamp(TICK_MS_MIN, TICK_MS_MAX)
+}
+
 pub fn max_queued() -> i64 {
     MAX_QUEUED.load(Ordering::Relaxed)
 }

@@ -34,13 +34,28 @@ pub enum TxuError {
         cmd: String,
         cause: String,
     },
-    /// As `RolledBack`, but some compensating writes failed after every attempt.
+    /// As `RolledBack`, but a compensating write failed after every attempt: the rest of the
+    /// undo log is stored, pending, and the timer finishes it.
     RollbackIncomplete {
         index: usize,
         cmd: String,
         cause: String,
-        failed_keys: usize,
+        txid: String,
         first: String,
+    },
+    /// `TXU.ROLLBACK <txid>` of an id with no retained undo log.
+    UnknownTransaction(String),
+    /// `TXU.ROLLBACK <txid>` while that transaction's rollback is already pending.
+    RollbackPending(String),
+    /// `TXU.ROLLBACK <txid>` could not finish now; the rest is pending.
+    RollbackPendingNow {
+        txid: String,
+        error: String,
+    },
+    /// `TXU.ROLLBACK <txid>`: a key changed after the transaction committed.
+    Conflict {
+        txid: String,
+        key: String,
     },
     Internal(String),
 }
@@ -87,11 +102,26 @@ impl fmt::Display for TxuError {
                 index,
                 cmd,
                 cause,
-                failed_keys,
+                txid,
                 first,
             } => write!(
                 f,
-                "ROLLBACK command {index} ({cmd}) failed: {cause}; rollback incomplete for {failed_keys} key(s): {first}"
+                "ROLLBACK command {index} ({cmd}) failed: {cause}; rollback incomplete ({first}), pending as {txid} and retried by txu"
+            ),
+            TxuError::UnknownTransaction(id) => write!(
+                f,
+                "ERR no retained transaction '{id}' (unknown, expired or already rolled back)"
+            ),
+            TxuError::RollbackPending(id) => {
+                write!(f, "ERR the rollback of transaction '{id}' is already pending")
+            }
+            TxuError::RollbackPendingNow { txid, error } => write!(
+                f,
+                "ERR rollback of '{txid}' incomplete ({error}); pending and retried by txu"
+            ),
+            TxuError::Conflict { txid, key } => write!(
+                f,
+                "CONFLICT key '{key}' changed after transaction {txid} committed; TXU.ROLLBACK {txid} FORCE undoes it anyway"
             ),
             TxuError::Internal(msg) => write!(f, "ERR txu internal error: {msg}"),
         }

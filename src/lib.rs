@@ -11,6 +11,7 @@ mod exec;
 mod server;
 mod stats;
 mod store;
+mod tasks;
 mod undo;
 
 #[cfg(not(test))]
@@ -72,6 +73,9 @@ mod module {
         if facts.filter_client_id {
             commands::capture::register(ctx)?;
         }
+        if !commands::timer::start(ctx) {
+            return Err("failed to start the timer".into());
+        }
         // Replaces the crate's default INFO callback with ours.
         // SAFETY: registration at load time.
         unsafe {
@@ -106,6 +110,7 @@ mod module {
             i64: [
                 ["max-queued", &config::MAX_QUEUED, config::MAX_QUEUED_DEFAULT, config::MAX_QUEUED_MIN, config::MAX_QUEUED_MAX, ConfigurationFlags::DEFAULT, None],
                 ["rollback-attempts", &config::ROLLBACK_ATTEMPTS, config::ROLLBACK_ATTEMPTS_DEFAULT, config::ROLLBACK_ATTEMPTS_MIN, config::ROLLBACK_ATTEMPTS_MAX, ConfigurationFlags::DEFAULT, None],
+                ["tick-ms", &config::TICK_MS, config::TICK_MS_DEFAULT, config::TICK_MS_MIN, config::TICK_MS_MAX, ConfigurationFlags::DEFAULT, None],
             ],
             string: [],
             bool: [],

@@ -17,6 +17,8 @@ pub struct Stats {
     pub preimages: AtomicU64,
     pub preimage_bytes: AtomicU64,
     pub rollback_failures: AtomicU64,
+    pub rolled_back_committed: AtomicU64,
+    pub pending_finished: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
@@ -30,6 +32,8 @@ pub static STATS: Stats = Stats {
     preimages: AtomicU64::new(0),
     preimage_bytes: AtomicU64::new(0),
     rollback_failures: AtomicU64::new(0),
+    rolled_back_committed: AtomicU64::new(0),
+    pending_finished: AtomicU64::new(0),
 };
 
 pub fn add(counter: &AtomicU64, n: u64) {
@@ -50,39 +54,25 @@ pub unsafe extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_repo
         };
         section(ctx, c"".as_ptr());
         let s = &STATS;
-        let fields: [(&CStr, u64); 11] = [
+        let (retained, pending, log_bytes) = crate::store::undolog::counts();
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let fields: Vec<(&CStr, u64)> = vec![
             (c"transactions_open", txn::open_count() as u64),
-            (
-                c"transactions_committed",
-                s.committed.load(Ordering::Relaxed),
-            ),
-            (
-                c"transactions_rolled_back",
-                s.rolled_back.load(Ordering::Relaxed),
-            ),
-            (
-                c"transactions_discarded",
-                s.discarded.load(Ordering::Relaxed),
-            ),
-            (c"transactions_aborted", s.aborted.load(Ordering::Relaxed)),
-            (
-                c"commands_queued",
-                s.commands_queued.load(Ordering::Relaxed),
-            ),
-            (
-                c"commands_refused",
-                s.commands_refused.load(Ordering::Relaxed),
-            ),
-            (
-                c"commands_executed",
-                s.commands_executed.load(Ordering::Relaxed),
-            ),
-            (c"preimages_captured", s.preimages.load(Ordering::Relaxed)),
-            (c"preimage_bytes", s.preimage_bytes.load(Ordering::Relaxed)),
-            (
-                c"rollback_failures",
-                s.rollback_failures.load(Ordering::Relaxed),
-            ),
+            (c"transactions_committed", load(&s.committed)),
+            (c"transactions_rolled_back", load(&s.rolled_back)),
+            (c"transactions_discarded", load(&s.discarded)),
+            (c"transactions_aborted", load(&s.aborted)),
+            (c"commands_queued", load(&s.commands_queued)),
+            (c"commands_refused", load(&s.commands_refused)),
+            (c"commands_executed", load(&s.commands_executed)),
+            (c"preimages_captured", load(&s.preimages)),
+            (c"preimage_bytes", load(&s.preimage_bytes)),
+            (c"rollback_failures", load(&s.rollback_failures)),
+            (c"rollbacks_of_committed", load(&s.rolled_back_committed)),
+            (c"undo_logs_retained", retained as u64),
+            (c"rollbacks_pending", pending as u64),
+            (c"rollbacks_pending_finished", load(&s.pending_finished)),
+            (c"undo_log_memory", log_bytes as u64),
         ];
         for (name, v) in fields {
             field(ctx, name.as_ptr(), v);

@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod internal;
 mod options;
+pub mod timer;
 mod tx;
 
 use crate::server::{self, CtxPtr, StrPtr};
@@ -54,6 +55,14 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"deny-script may-replicate fast",
         summary: c"Discards the open transaction",
         complexity: c"O(N) in the number of queued commands",
+    },
+    #[cfg(feature = "test-faults")]
+    Spec {
+        name: crate::exec::rollback::FAULT_COMMAND,
+        handler: timer::fault,
+        flags: c"admin",
+        summary: c"Test builds only: inject faults",
+        complexity: c"O(1)",
     },
     Spec {
         name: crate::store::LOAD_COMMAND,

@@ -3,7 +3,7 @@
 use super::{capture, guard, options};
 use crate::config;
 use crate::error::TxuError;
-use crate::exec::{self, txn};
+use crate::exec::{self, rollback, txn};
 use crate::server::{self, CtxPtr, StrPtr};
 use crate::stats::{add, STATS};
 use redis_module::raw;
@@ -32,7 +32,7 @@ fn begin_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
     }
     let client = server::client_id(ctx);
     let id = txn::next_id(server::now_ms());
-    if txn::open(client, id.clone(), opts.capture) {
+    if txn::open(client, id.clone(), opts.capture, opts.retain_ms) {
         server::reply_bulk(ctx, id.as_bytes())
     } else {
         reply_err(ctx, &TxuError::Nested)
@@ -108,7 +108,7 @@ fn exec_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
         add(&STATS.aborted, 1);
         return reply_err(ctx, &TxuError::ExecAbort);
     }
-    match exec::run(ctx, &tx.queued) {
+    match exec::run(ctx, &tx) {
         Ok(replies) => {
             add(&STATS.committed, 1);
             server::reply_array(ctx, replies.len());
@@ -130,20 +130,32 @@ pub unsafe extern "C" fn rollback(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int) -
 }
 
 fn rollback_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
-    if let Some(&id) = argv.get(1) {
-        // Undoing a committed transaction by id needs a retained undo log (not built yet).
-        let e = TxuError::Syntax(format!(
-            "no retained transaction '{}'",
-            crate::error::quote(server::str_bytes(id))
-        ));
-        return reply_err(ctx, &e);
-    }
-    match txn::take(server::client_id(ctx)) {
-        Some(_) => {
-            add(&STATS.discarded, 1);
-            server::reply_simple(ctx, c"OK")
+    match argv {
+        [_] => match txn::take(server::client_id(ctx)) {
+            Some(_) => {
+                add(&STATS.discarded, 1);
+                server::reply_simple(ctx, c"OK")
+            }
+            None => reply_err(ctx, &TxuError::NoTransaction("TXU.ROLLBACK")),
+        },
+        [_, id, rest @ ..] => {
+            let force = match rest {
+                [] => false,
+                [f] if server::str_bytes(*f).eq_ignore_ascii_case(b"force") => true,
+                _ => {
+                    return reply_err(
+                        ctx,
+                        &TxuError::Syntax("TXU.ROLLBACK [<txid> [FORCE]]".into()),
+                    )
+                }
+            };
+            let id = String::from_utf8_lossy(server::str_bytes(*id)).into_owned();
+            match rollback::rollback_committed(ctx, &id, force) {
+                Ok(()) => server::reply_simple(ctx, c"OK"),
+                Err(e) => reply_err(ctx, &e),
+            }
         }
-        None => reply_err(ctx, &TxuError::NoTransaction("TXU.ROLLBACK")),
+        [] => reply_err(ctx, &TxuError::WrongArity("txu.rollback".into())),
     }
 }
 

@@ -3,17 +3,17 @@
 
 pub mod catalog;
 pub mod policy;
+pub mod rollback;
 pub mod txn;
 
-use crate::config;
 use crate::error::{quote, TxuError};
 use crate::server::{self, CallReply, CtxPtr, KeysLookup, OwnedStr, StrPtr};
 use crate::stats::{add, STATS};
-use crate::undo::{PreImage, Snapshot, UndoLog, UndoOp};
+use crate::undo::{PreImage, Snapshot, UndoLog};
 use catalog::{CmdInfo, KeyWrites};
 use redis_module::raw;
 use std::ffi::CString;
-use txn::Queued;
+use txn::{Queued, Tx};
 
 /// Key flags that mean "this command may change this key".
 const KEY_WRITES: u32 = raw::REDISMODULE_CMD_KEY_RW
@@ -162,21 +162,51 @@ fn key_write_flags(ctx: CtxPtr, argv: &[StrPtr]) -> Option<Vec<(Vec<u8>, bool)>>
     Some(out)
 }
 
-/// Runs the queued commands in order. On success, their replies in order. On the first error
-/// reply, every earlier write is undone and the error says which command failed and why.
-pub fn run(ctx: CtxPtr, queued: &[Queued]) -> Result<Vec<CallReply>, TxuError> {
+/// Runs a transaction's commands in order. On success, their replies in order (and, with
+/// `RETAIN`, the undo log stored). On the first error reply, every earlier write is undone and
+/// the error says which command failed and why.
+pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<CallReply>, TxuError> {
     let mut undo = UndoLog::new();
-    let result = run_with(ctx, queued, &mut undo);
+    let result = run_with(ctx, &tx.queued, &mut undo);
     add(&STATS.preimages, undo.len() as u64);
     add(&STATS.preimage_bytes, undo.bytes() as u64);
-    result
+    let meta = rollback::TxMeta {
+        txid: &tx.id,
+        db: server::selected_db(ctx),
+        keys: undo.keys(),
+    };
+    match result {
+        Ok(replies) => {
+            if let Some(ms) = tx.retain_ms {
+                if let Err(e) = rollback::retain(ctx, meta, undo.compensations(), ms) {
+                    server::log_warning(ctx, &format!("txu: could not retain {}: {e}", tx.id));
+                }
+            }
+            Ok(replies)
+        }
+        Err(Failed { index, cmd, cause }) => Err(rollback::after_failure(
+            ctx,
+            meta,
+            undo.compensations(),
+            index,
+            cmd,
+            cause,
+        )),
+    }
 }
 
-fn run_with(
+/// The command that failed: its 1-based position, name and error.
+struct Failed<'a> {
+    index: usize,
+    cmd: &'a str,
+    cause: String,
+}
+
+fn run_with<'a>(
     ctx: CtxPtr,
-    queued: &[Queued],
+    queued: &'a [Queued],
     undo: &mut UndoLog,
-) -> Result<Vec<CallReply>, TxuError> {
+) -> Result<Vec<CallReply>, Failed<'a>> {
     let mut replies = Vec::with_capacity(queued.len());
     let mut args: Vec<StrPtr> = Vec::new();
     for (i, q) in queued.iter().enumerate() {
@@ -204,7 +234,11 @@ fn run_with(
                     undo.rewind(mark);
                 }
                 let cause = explain_acl_failure(ctx, q, cause);
-                return Err(rollback(ctx, undo, i + 1, &q.display, cause));
+                return Err(Failed {
+                    index: i + 1,
+                    cmd: &q.display,
+                    cause,
+                });
             }
         }
     }
@@ -243,60 +277,4 @@ fn capture(ctx: CtxPtr, undo: &mut UndoLog, key: &OwnedStr) -> Result<(), String
         before,
     });
     Ok(())
-}
-
-/// Applies the undo log. Each compensating write is tried `txu.rollback-attempts` times.
-fn rollback(ctx: CtxPtr, undo: &UndoLog, index: usize, cmd: &str, cause: String) -> TxuError {
-    let attempts = config::rollback_attempts();
-    let mut failed = 0usize;
-    let mut first: Option<String> = None;
-    for op in undo.plan() {
-        let mut last = None;
-        for _ in 0..attempts {
-            match apply(ctx, &op) {
-                Ok(()) => {
-                    last = None;
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        if let Some(e) = last {
-            failed += 1;
-            first.get_or_insert_with(|| format!("{}: {e}", quote(op.key())));
-        }
-    }
-    if failed == 0 {
-        add(&STATS.rolled_back, 1);
-        TxuError::RolledBack {
-            index,
-            cmd: cmd.to_string(),
-            cause,
-        }
-    } else {
-        add(&STATS.rollback_failures, 1);
-        server::log_warning(
-            ctx,
-            &format!(
-                "txu: rollback incomplete for {failed} key(s) after command {index} ({cmd}) failed"
-            ),
-        );
-        TxuError::RollbackIncomplete {
-            index,
-            cmd: cmd.to_string(),
-            cause,
-            failed_keys: failed,
-            first: first.unwrap_or_default(),
-        }
-    }
-}
-
-fn apply(ctx: CtxPtr, op: &UndoOp<'_>) -> Result<(), String> {
-    let key = OwnedStr::create(op.key()).ok_or("ERR out of memory")?;
-    match op {
-        UndoOp::Delete { .. } => server::del(ctx, key.as_ptr()),
-        UndoOp::Restore { snapshot, .. } => {
-            server::restore(ctx, key.as_ptr(), &snapshot.payload, snapshot.expire_at_ms)
-        }
-    }
 }

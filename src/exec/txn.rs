@@ -24,8 +24,7 @@ pub struct Queued {
 
 /// A transaction opened by `TXU.BEGIN` and not yet ended.
 pub struct Tx {
-    /// Reported by TXU.BEGIN; kept for retained undo logs and deferred tasks.
-    #[allow(dead_code)]
+    /// Reported by TXU.BEGIN; names retained undo logs and deferred tasks.
     pub id: String,
     pub queued: Vec<Queued>,
     /// Commands accepted so far (kept counting after an abort, for `txu.max-queued`).
@@ -34,6 +33,8 @@ pub struct Tx {
     pub aborted: bool,
     /// `TXU.BEGIN CAPTURE`: the command filter queues this client's commands.
     pub capture: bool,
+    /// `TXU.BEGIN RETAIN <ms>`: keep the undo log after a commit.
+    pub retain_ms: Option<i64>,
 }
 
 static OPEN: LazyLock<Mutex<HashMap<u64, Tx>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -44,7 +45,7 @@ static CAPTURING: LazyLock<Mutex<HashSet<u64>>> = LazyLock::new(|| Mutex::new(Ha
 static CAPTURE_COUNT: AtomicUsize = AtomicUsize::new(0);
 
 /// Opens a transaction for `client`. False if one is already open.
-pub fn open(client: u64, id: String, capture: bool) -> bool {
+pub fn open(client: u64, id: String, capture: bool, retain_ms: Option<i64>) -> bool {
     let mut open = OPEN.lock();
     if open.contains_key(&client) {
         return false;
@@ -57,6 +58,7 @@ pub fn open(client: u64, id: String, capture: bool) -> bool {
             accepted: 0,
             aborted: false,
             capture,
+            retain_ms,
         },
     );
     if capture {
@@ -127,8 +129,8 @@ mod tests {
 
     #[test]
     fn one_transaction_per_client() {
-        assert!(open(u64::MAX - 7, "x".into(), false));
-        assert!(!open(u64::MAX - 7, "y".into(), false));
+        assert!(open(u64::MAX - 7, "x".into(), false, None));
+        assert!(!open(u64::MAX - 7, "y".into(), false, None));
         assert!(is_open(u64::MAX - 7));
         assert_eq!(take(u64::MAX - 7).map(|t| t.id), Some("x".to_string()));
         assert!(!is_open(u64::MAX - 7));
@@ -138,7 +140,7 @@ mod tests {
     fn capture_mode_is_tracked_and_cleared() {
         let c = u64::MAX - 9;
         assert!(!is_capturing(c));
-        assert!(open(c, "x".into(), true));
+        assert!(open(c, "x".into(), true, None));
         assert!(is_capturing(c));
         assert!(take(c).is_some());
         assert!(!is_capturing(c));

@@ -44,8 +44,9 @@ pub struct StoredLog {
     pub keys: Vec<Vec<u8>>,
     /// The first of `keys` that changed after the transaction committed.
     pub conflict: Option<Vec<u8>>,
-    /// The encoded undo log (`undo::log::UndoLog::encode`).
-    pub log: Vec<u8>,
+    /// The compensating writes that undo the transaction, in order (name first). For a pending
+    /// rollback, only those not yet applied.
+    pub commands: Vec<Vec<Vec<u8>>>,
 }
 
 impl StoredLog {
@@ -88,7 +89,7 @@ impl Persisted for StoredLog {
     fn mem_usage(&self) -> usize {
         self.txid.len()
             + self.key.len()
-            + self.log.len()
+            + self.commands.iter().flatten().map(Vec::len).sum::<usize>()
             + self.keys.iter().map(Vec::len).sum::<usize>()
     }
 
@@ -264,7 +265,7 @@ mod tests {
             pending: None,
             keys: vec![b"a".to_vec(), b"b\0".to_vec()],
             conflict: None,
-            log: vec![1, 2, 3],
+            commands: vec![vec![b"DEL".to_vec(), b"a".to_vec()]],
         }
     }
 

@@ -41,6 +41,27 @@ impl UndoOp<'_> {
             UndoOp::Delete { key } | UndoOp::Restore { key, .. } => key,
         }
     }
+
+    /// The command that performs this write: `DEL key`, or
+    /// `RESTORE key <abs-ms|0> <payload> REPLACE [ABSTTL]` (the absolute deadline is kept).
+    pub fn command(&self) -> Vec<Vec<u8>> {
+        match self {
+            UndoOp::Delete { key } => vec![b"DEL".to_vec(), key.to_vec()],
+            UndoOp::Restore { key, snapshot } => {
+                let mut c = vec![
+                    b"RESTORE".to_vec(),
+                    key.to_vec(),
+                    snapshot.expire_at_ms.unwrap_or(0).to_string().into_bytes(),
+                    snapshot.payload.clone(),
+                    b"REPLACE".to_vec(),
+                ];
+                if snapshot.expire_at_ms.is_some() {
+                    c.push(b"ABSTTL".to_vec());
+                }
+                c
+            }
+        }
+    }
 }
 
 /// Pre-images recorded by one transaction, in the order they were taken.
@@ -96,6 +117,16 @@ impl UndoLog {
     #[cfg(test)]
     pub fn entries(&self) -> &[PreImage] {
         &self.entries
+    }
+
+    /// Keys this log has pre-images of, in the order they were first written.
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        self.entries.iter().map(|p| p.key.clone()).collect()
+    }
+
+    /// The compensating writes as commands (name first), in the order to run them.
+    pub fn compensations(&self) -> Vec<Vec<Vec<u8>>> {
+        self.plan().iter().map(UndoOp::command).collect()
     }
 
     /// The compensating writes, newest pre-image first.
@@ -182,6 +213,33 @@ mod tests {
         assert!(log.needs(b"b"));
         assert!(!log.needs(b"a"));
         assert_eq!(log.bytes(), 1);
+    }
+
+    #[test]
+    fn compensations_are_commands_newest_first() {
+        let mut log = UndoLog::new();
+        log.record(PreImage {
+            key: b"k".to_vec(),
+            before: snap(b"P", Some(99)),
+        });
+        log.record(PreImage {
+            key: b"n".to_vec(),
+            before: None,
+        });
+        let c = log.compensations();
+        assert_eq!(c[0], vec![b"DEL".to_vec(), b"n".to_vec()]);
+        assert_eq!(
+            c[1],
+            vec![
+                b"RESTORE".to_vec(),
+                b"k".to_vec(),
+                b"99".to_vec(),
+                b"P".to_vec(),
+                b"REPLACE".to_vec(),
+                b"ABSTTL".to_vec()
+            ]
+        );
+        assert_eq!(log.keys(), vec![b"k".to_vec(), b"n".to_vec()]);
     }
 
     #[test]

@@ -1,0 +1,272 @@
+//! Applying undo logs: after a failed `TXU.EXEC`, for `TXU.ROLLBACK <txid>` of a retained
+//! transaction, and for rollbacks left pending (retried by the timer until they finish).
+
+use crate::config;
+use crate::error::{quote, TxuError};
+use crate::server::{self, CtxPtr, OwnedStr};
+use crate::stats::{add, STATS};
+use crate::store::{self, undolog, undolog::StoredLog};
+use std::ffi::CStr;
+
+/// Where a sequence of compensating writes stopped.
+#[derive(Debug)]
+pub struct Stuck {
+    /// Index of the first command that could not be applied.
+    pub at: usize,
+    pub error: String,
+}
+
+/// Test builds only: make the next `n` compensating writes fail (see `TXU._FAULT`).
+#[cfg(feature = "test-faults")]
+pub static FAIL_NEXT_UNDO: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+fn injected_fault() -> Option<String> {
+    #[cfg(feature = "test-faults")]
+    {
+        use std::sync::atomic::Ordering;
+        if FAIL_NEXT_UNDO
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n > 0).then(|| n - 1)
+            })
+            .is_ok()
+        {
+            return Some("ERR txu test fault: compensating write refused".into());
+        }
+    }
+    None
+}
+
+/// Runs one compensating write, replicated, without OOM or ACL checks (a rollback must not be
+/// refused for those).
+fn apply_one(ctx: CtxPtr, cmd: &[Vec<u8>]) -> Result<(), String> {
+    if let Some(e) = injected_fault() {
+        return Err(e);
+    }
+    let Some((name, args)) = cmd.split_first() else {
+        return Ok(());
+    };
+    let cname =
+        std::ffi::CString::new(name.clone()).map_err(|_| "ERR bad undo command".to_string())?;
+    let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    let r = server::call_plain_flags(ctx, cname.as_c_str(), c"v!E", &args)?;
+    match r.error_text() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Applies `cmds` in order, each tried `txu.rollback-attempts` times. Stops at the first one
+/// that still fails: later writes may depend on it (list positions, renames).
+pub fn apply_commands(ctx: CtxPtr, cmds: &[Vec<Vec<u8>>]) -> Result<(), Stuck> {
+    let attempts = config::rollback_attempts();
+    for (at, cmd) in cmds.iter().enumerate() {
+        let mut last = Ok(());
+        for _ in 0..attempts {
+            last = apply_one(ctx, cmd);
+            if last.is_ok() {
+                break;
+            }
+        }
+        if let Err(error) = last {
+            return Err(Stuck { at, error });
+        }
+    }
+    Ok(())
+}
+
+/// What a finished `TXU.EXEC` needs to know to store an undo log.
+pub struct TxMeta<'a> {
+    pub txid: &'a str,
+    pub db: i32,
+    pub keys: Vec<Vec<u8>>,
+}
+
+/// Undoes a failed `TXU.EXEC`. If some compensating writes cannot be applied, the rest of the
+/// undo log is stored under its hidden key, marked pending, for the timer to finish.
+pub fn after_failure(
+    ctx: CtxPtr,
+    meta: TxMeta<'_>,
+    cmds: Vec<Vec<Vec<u8>>>,
+    index: usize,
+    cmd: &str,
+    cause: String,
+) -> TxuError {
+    let stuck = match apply_commands(ctx, &cmds) {
+        Ok(()) => {
+            add(&STATS.rolled_back, 1);
+            return TxuError::RolledBack {
+                index,
+                cmd: cmd.to_string(),
+                cause,
+            };
+        }
+        Err(s) => s,
+    };
+    add(&STATS.rollback_failures, 1);
+    let remaining: Vec<Vec<Vec<u8>>> = cmds.into_iter().skip(stuck.at).collect();
+    let first_key = remaining
+        .first()
+        .and_then(|c| c.get(1))
+        .cloned()
+        .unwrap_or_default();
+    let now = server::now_ms();
+    let stored = StoredLog {
+        txid: meta.txid.to_string(),
+        key: StoredLog::key_for(meta.txid, meta.keys.first().map(Vec::as_slice)),
+        db: meta.db,
+        created_ms: now,
+        retain_until_ms: None,
+        pending: Some(undolog::Pending {
+            attempts: 1,
+            last_error: stuck.error.clone(),
+        }),
+        keys: meta.keys,
+        conflict: None,
+        commands: remaining,
+    };
+    let saved = store::save(ctx, &stored.key.clone(), &stored, None);
+    server::log_warning(
+        ctx,
+        &format!(
+            "txu: rollback of {} incomplete ({}); {}",
+            meta.txid,
+            stuck.error,
+            if saved.is_ok() {
+                "pending, retried by the timer"
+            } else {
+                "could not be stored"
+            }
+        ),
+    );
+    TxuError::RollbackIncomplete {
+        index,
+        cmd: cmd.to_string(),
+        cause,
+        txid: meta.txid.to_string(),
+        first: format!("{}: {}", quote(&first_key), stuck.error),
+    }
+}
+
+/// Stores the undo log of a committed `TXU.BEGIN RETAIN <ms>` transaction.
+pub fn retain(
+    ctx: CtxPtr,
+    meta: TxMeta<'_>,
+    cmds: Vec<Vec<Vec<u8>>>,
+    retain_ms: i64,
+) -> Result<(), String> {
+    let now = server::now_ms();
+    let until = now.saturating_add(retain_ms);
+    let stored = StoredLog {
+        txid: meta.txid.to_string(),
+        key: StoredLog::key_for(meta.txid, meta.keys.first().map(Vec::as_slice)),
+        db: meta.db,
+        created_ms: now,
+        retain_until_ms: Some(until),
+        pending: None,
+        keys: meta.keys,
+        conflict: None,
+        commands: cmds,
+    };
+    store::save(ctx, &stored.key.clone(), &stored, Some(until))
+}
+
+/// The stored log of `txid` and its key, opened in its database (the caller restores the
+/// client's database with the returned previous one).
+fn open_log<'a>(ctx: CtxPtr, txid: &str) -> Option<(&'a mut StoredLog, OwnedStr, i32)> {
+    let (db, key) = undolog::locate(txid)?;
+    let prev = server::select_db(ctx, db)?;
+    let k = OwnedStr::create(&key)?;
+    // SAFETY: used only within the current command, before the key is written.
+    match unsafe { store::lookup::<StoredLog>(ctx, &undolog::TYPE, k.as_ptr()) } {
+        Some(v) if v.txid == txid => Some((v, k, prev)),
+        _ => {
+            server::select_db(ctx, prev);
+            None
+        }
+    }
+}
+
+fn delete_key(ctx: CtxPtr, key: &OwnedStr) {
+    let _ = server::del(ctx, key.as_ptr());
+}
+
+/// `TXU.ROLLBACK <txid> [FORCE]`: undoes a retained, committed transaction.
+pub fn rollback_committed(ctx: CtxPtr, txid: &str, force: bool) -> Result<(), TxuError> {
+    let Some((log, key, prev)) = open_log(ctx, txid) else {
+        return Err(TxuError::UnknownTransaction(quote(txid.as_bytes())));
+    };
+    let result = (|| {
+        if log.pending.is_some() {
+            return Err(TxuError::RollbackPending(quote(txid.as_bytes())));
+        }
+        if let (Some(k), false) = (&log.conflict, force) {
+            return Err(TxuError::Conflict {
+                txid: quote(txid.as_bytes()),
+                key: quote(k),
+            });
+        }
+        let cmds = log.commands.clone();
+        // Our own writes must not mark this log (or be seen as conflicts of it).
+        undolog::unwatch(txid);
+        match apply_commands(ctx, &cmds) {
+            Ok(()) => {
+                delete_key(ctx, &key);
+                add(&STATS.rolled_back_committed, 1);
+                Ok(())
+            }
+            Err(stuck) => {
+                let mut pending = log.clone();
+                pending.commands = cmds.into_iter().skip(stuck.at).collect();
+                pending.pending = Some(undolog::Pending {
+                    attempts: 1,
+                    last_error: stuck.error.clone(),
+                });
+                pending.retain_until_ms = None;
+                let _ = store::save(ctx, &pending.key.clone(), &pending, None);
+                Err(TxuError::RollbackPendingNow {
+                    txid: quote(txid.as_bytes()),
+                    error: stuck.error,
+                })
+            }
+        }
+    })();
+    server::select_db(ctx, prev);
+    result
+}
+
+/// Timer: retries every pending rollback once. Returns how many finished.
+pub fn retry_pending(ctx: CtxPtr) -> usize {
+    let mut finished = 0;
+    for (txid, _, _) in undolog::pending_ids() {
+        let Some((log, key, prev)) = open_log(ctx, &txid) else {
+            continue;
+        };
+        let cmds = log.commands.clone();
+        match apply_commands(ctx, &cmds) {
+            Ok(()) => {
+                delete_key(ctx, &key);
+                finished += 1;
+                add(&STATS.pending_finished, 1);
+                server::log_notice(ctx, &format!("txu: pending rollback of {txid} finished"));
+            }
+            Err(stuck) if stuck.at > 0 => {
+                // Progress: store what is left, so a restart does not redo finished writes.
+                let mut rest = log.clone();
+                rest.commands = cmds.into_iter().skip(stuck.at).collect();
+                if let Some(p) = rest.pending.as_mut() {
+                    p.attempts = p.attempts.saturating_add(1);
+                    p.last_error = stuck.error;
+                }
+                let _ = store::save(ctx, &rest.key.clone(), &rest, None);
+            }
+            // No progress: leave the stored value as it is (changing it here without
+            // replicating the change would make replicas differ).
+            Err(_) => {}
+        }
+        server::select_db(ctx, prev);
+    }
+    finished
+}
+
+/// `TXU._FAULT UNDO <n>` exists only in test builds.
+pub const FAULT_COMMAND: &CStr = c"txu._fault";

@@ -1,0 +1,221 @@
+//! The failed-task list lives in the database: one key, `txu:tasks` in database 0, of type
+//! `txu-tasks`. Every change to it is one `TXU._TASK <op> ...` command, applied the same way on
+//! the primary, on replicas (replication stream) and from the AOF, so they all hold the same
+//! list; RDB and AOF rewrites store the whole list.
+
+use super::{Persisted, TypeSlot};
+use crate::server::{self, CtxPtr};
+use crate::tasks::list::{Task, TaskList};
+use crate::tasks::ErrorClass;
+use std::ffi::{c_int, CStr};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub static TYPE: TypeSlot = TypeSlot::new();
+/// The key holding the list, in database 0.
+pub const KEY: &[u8] = b"txu:tasks";
+pub const DB: i32 = 0;
+pub const TASK_COMMAND: &CStr = c"txu._task";
+
+pub struct StoredTasks(pub TaskList);
+
+impl Persisted for StoredTasks {
+    const NAME: &'static CStr = c"txu-tasks";
+    const ENCVER: c_int = 1;
+    const KIND: &'static CStr = c"tasks";
+
+    fn encode(&self) -> Vec<u8> {
+        self.0.encode()
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        TaskList::decode(bytes).ok().map(StoredTasks)
+    }
+
+    fn mem_usage(&self) -> usize {
+        self.0
+            .pending()
+            .chain(self.0.dead())
+            .map(|t| {
+                std::mem::size_of::<Task>()
+                    + t.id.len()
+                    + t.last_error.len()
+                    + t.commands.iter().flatten().map(Vec::len).sum::<usize>()
+                    + t.keys.iter().map(Vec::len).sum::<usize>()
+            })
+            .sum()
+    }
+}
+
+/// One change to the list. Its arguments are everything needed to apply it deterministically
+/// (the clock reading and the backoff delay come from the primary).
+#[derive(Debug, Clone)]
+pub enum Op {
+    Push(Task),
+    Done(String),
+    Fail {
+        id: String,
+        transient: bool,
+        now_ms: i64,
+        delay_ms: u64,
+        dead_max: usize,
+        error: String,
+    },
+    Retry { id: String, now_ms: i64 },
+    Drop(String),
+}
+
+/// Version byte of an encoded task in `TXU._TASK PUSH`.
+const TASK_VERSION: u8 = 1;
+
+fn encode_task(t: &Task) -> Vec<u8> {
+    let mut out = vec![TASK_VERSION];
+    if let Ok(b) = bincode::serialize(t) {
+        out.extend(b);
+    }
+    out
+}
+
+fn decode_task(b: &[u8]) -> Option<Task> {
+    use bincode::Options;
+    let (&v, rest) = b.split_first()?;
+    if v != TASK_VERSION {
+        return None;
+    }
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .allow_trailing_bytes()
+        .with_limit(rest.len() as u64 + 1024)
+        .deserialize(rest)
+        .ok()
+}
+
+impl Op {
+    /// The arguments of `TXU._TASK` for this op.
+    pub fn to_args(&self) -> Vec<Vec<u8>> {
+        match self {
+            Op::Push(t) => vec![b"PUSH".to_vec(), encode_task(t)],
+            Op::Done(id) => vec![b"DONE".to_vec(), id.clone().into_bytes()],
+            Op::Fail {
+                id,
+                transient,
+                now_ms,
+                delay_ms,
+                dead_max,
+                error,
+            } => vec![
+                b"FAIL".to_vec(),
+                id.clone().into_bytes(),
+                if *transient { b"1".to_vec() } else { b"0".to_vec() },
+                now_ms.to_string().into_bytes(),
+                delay_ms.to_string().into_bytes(),
+                dead_max.to_string().into_bytes(),
+                error.clone().into_bytes(),
+            ],
+            Op::Retry { id, now_ms } => vec![b"RETRY".to_vec(), id.clone().into_bytes(), now_ms.to_string().into_bytes()],
+            Op::Drop(id) => vec![b"DROP".to_vec(), id.clone().into_bytes()],
+        }
+    }
+
+    /// Parses the arguments of `TXU._TASK` (after the command name).
+    pub fn from_args(args: &[&[u8]]) -> Option<Op> {
+        fn num<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
+            std::str::from_utf8(b).ok()?.parse().ok()
+        }
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        match args {
+            [op, t] if op.eq_ignore_ascii_case(b"push") => decode_task(t).map(Op::Push),
+            [op, id] if op.eq_ignore_ascii_case(b"done") => Some(Op::Done(text(id))),
+            [op, id, tr, now, delay, dead_max, err] if op.eq_ignore_ascii_case(b"fail") => Some(Op::Fail {
+                id: text(id),
+                transient: *tr == b"1",
+                now_ms: num(now)?,
+                delay_ms: num(delay)?,
+                dead_max: num(dead_max)?,
+                error: text(err),
+            }),
+            [op, id, now] if op.eq_ignore_ascii_case(b"retry") => Some(Op::Retry {
+                id: text(id),
+                now_ms: num(now)?,
+            }),
+            [op, id] if op.eq_ignore_ascii_case(b"drop") => Some(Op::Drop(text(id))),
+            _ => None,
+        }
+    }
+
+    /// Applies the op to a list.
+    pub fn apply(&self, list: &mut TaskList) {
+        match self {
+            Op::Push(t) => list.push(t.clone()),
+            Op::Done(id) => {
+                list.succeeded(id);
+            }
+            Op::Fail {
+                id,
+                transient,
+                now_ms,
+                delay_ms,
+                dead_max,
+                error,
+            } => {
+                list.set_dead_max(*dead_max);
+                let class = if *transient {
+                    ErrorClass::Transient
+                } else {
+                    ErrorClass::Permanent
+                };
+                list.failed(id, error.clone(), class, *now_ms, *delay_ms);
+            }
+            Op::Retry { id, now_ms } => {
+                list.retry(id, *now_ms);
+            }
+            Op::Drop(id) => {
+                list.drop_task(id);
+            }
+        }
+    }
+}
+
+/// Set while txu itself calls `TXU._TASK`.
+static INTERNAL: AtomicBool = AtomicBool::new(false);
+
+pub fn task_op_allowed(ctx: CtxPtr) -> bool {
+    INTERNAL.load(Ordering::Relaxed) || super::load_allowed(ctx)
+}
+
+/// Runs `op` through `TXU._TASK` with replication on (primary side).
+pub fn submit(ctx: CtxPtr, op: &Op) -> Result<(), String> {
+    let args = op.to_args();
+    let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    INTERNAL.store(true, Ordering::Relaxed);
+    let r = server::call_plain_flags(ctx, TASK_COMMAND, c"v!E", &refs);
+    INTERNAL.store(false, Ordering::Relaxed);
+    let r = r?;
+    match r.error_text() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Runs `f` on the task list (creating the key if `create`), in database 0, restoring the
+/// caller's database afterwards. `None` if there is no list and `create` is false.
+pub fn with_list<R>(ctx: CtxPtr, create: bool, f: impl FnOnce(&mut TaskList) -> R) -> Option<R> {
+    let prev = server::select_db(ctx, DB)?;
+    let key = server::OwnedStr::create(KEY);
+    let out = key.and_then(|key| {
+        // SAFETY: the value is used only within this call; nothing here writes the key.
+        match unsafe { super::lookup::<StoredTasks>(ctx, &TYPE, key.as_ptr()) } {
+            Some(v) => Some(f(&mut v.0)),
+            // Never overwrite a user's key of another type that squats on the name.
+            None if create && server::key_expiry(ctx, key.as_ptr()).is_none() => {
+                let empty = StoredTasks(TaskList::new());
+                let payload = empty.encode();
+                super::apply_load::<StoredTasks>(ctx, &TYPE, key.as_ptr(), &payload, 0).ok()?;
+                // SAFETY: as above, on the value just stored.
+                unsafe { super::lookup::<StoredTasks>(ctx, &TYPE, key.as_ptr()) }.map(|v| f(&mut v.0))
+            }
+            None => None,
+        }
+    });
+    server::select_db(ctx, prev);
+    out
+}

@@ -1,0 +1,12 @@
+#![allow(dead_code)] // wired in by the lead
+//! The failed-task list as a plain data model: which errors defer a transaction
+//! (`classify`), how long a task waits before its next run (`backoff`), and the ordered list
+//! of pending and dead tasks itself (`list`). Nothing here talks to the server; the module
+//! stores a [`list::TaskList`] in the database and drives it from a timer.
+
+pub mod backoff;
+pub mod classify;
+pub mod list;
+
+#[allow(unused_imports)] // wired in by the lead
+pub use classify::{classify, ErrorClass};
