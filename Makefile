@@ -21,11 +21,16 @@ CARGO_TARGET_DIR ?= $(CURDIR)/target
 MODULE := $(abspath $(CARGO_TARGET_DIR))/release/libtxu.so
 # The module the integration tests load; an exported TXU_MODULE wins.
 TXU_MODULE ?= $(MODULE)
+TXU_FAULT_MODULE ?= $(abspath $(CARGO_TARGET_DIR))/faults/release/libtxu.so
 
-.PHONY: build setup run test test-matrix bench fmt clippy clean
+.PHONY: build build-faults setup run test test-matrix bench fmt clippy clean
 
 build:
 	cargo build --release
+
+# The same module with fault switches (TXU._FAULT) for the tests that need a rollback to fail.
+build-faults:
+	cargo build --release --features test-faults --target-dir $(abspath $(CARGO_TARGET_DIR))/faults
 
 setup:
 	bash scripts/setup.sh
@@ -34,16 +39,16 @@ run: setup build
 	exec $(SERVER) --port $(PORT) --loadmodule $(MODULE) --enable-debug-command yes --save '' --appendonly no
 
 # The integration tests load the .so built by the build step (see TXU_MODULE).
-test: setup build
-	TXU_MODULE=$(TXU_MODULE) cargo test --release $(TEST_ARGS)
+test: setup build build-faults
+	TXU_MODULE=$(TXU_MODULE) TXU_FAULT_MODULE=$(TXU_FAULT_MODULE) cargo test --release $(TEST_ARGS)
 
-test-matrix: setup build
+test-matrix: setup build build-faults
 	@servers="$$(bash scripts/servers.sh)" || { echo "FAIL scripts/servers.sh" >&2; exit 1; }; \
 	failed=0; summary=""; \
 	while read -r label bin; do \
 	  [[ -n "$$label" ]] || continue; \
 	  echo "=== integration tests on $$label ($$bin)"; \
-	  if TXU_SERVER="$$bin" TXU_MODULE=$(TXU_MODULE) cargo test --release --test '*' $(TEST_ARGS) </dev/null; then \
+	  if TXU_SERVER="$$bin" TXU_MODULE=$(TXU_MODULE) TXU_FAULT_MODULE=$(TXU_FAULT_MODULE) cargo test --release --test '*' $(TEST_ARGS) </dev/null; then \
 	    echo "PASS $$label"; summary+="PASS $$label"$$'\n'; \
 	  else \
 	    echo "FAIL $$label"; summary+="FAIL $$label"$$'\n'; failed=1; \

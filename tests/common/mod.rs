@@ -44,6 +44,23 @@ pub fn server_binary() -> String {
     }
 }
 
+/// The test-faults build of the module: `$TXU_FAULT_MODULE`, or
+/// `target/faults/release/libtxu.so`. Panics when the file does not exist.
+pub fn fault_module_path() -> PathBuf {
+    let path = match std::env::var("TXU_FAULT_MODULE") {
+        Ok(s) if !s.is_empty() => PathBuf::from(s),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/faults/release/libtxu.so"),
+    };
+    if !path.is_file() {
+        panic!(
+            "txu test-faults module not found at {}: run `make test`, or `cargo build --release \
+             --features test-faults --target-dir target/faults`",
+            path.display()
+        );
+    }
+    path
+}
+
 /// The module under test: `$TXU_MODULE`, or `release/libtxu.so` in the cargo
 /// target dir (`$CARGO_TARGET_DIR`, default `<crate>/target`).
 /// Panics when the file does not exist.
@@ -229,6 +246,12 @@ impl Server {
             to_strings(module_args),
             to_strings(args),
         )
+    }
+
+    /// A fresh server with the test-faults build of the module (`TXU._FAULT`), built by
+    /// `make test` into `target/faults` (override with `TXU_FAULT_MODULE`).
+    pub fn start_with_fault_module(args: &[&str]) -> Server {
+        Server::launch_new(Some(fault_module_path()), Vec::new(), to_strings(args))
     }
 
     /// A fresh server without the module (baseline comparisons).
