@@ -25,6 +25,42 @@ pub const TICK_MS_DEFAULT: i64 = 100;
 pub const TICK_MS_MIN: i64 = 1;
 pub const TICK_MS_MAX: i64 = 60_000;
 
+macro_rules! int_config {
+    ($(#[$doc:meta])* $name:ident, $default:ident = $d:expr, $min:ident = $lo:expr, $max:ident = $hi:expr, $get:ident) => {
+        $(#[$doc])*
+        pub static $name: AtomicI64 = AtomicI64::new($d);
+        pub const $default: i64 = $d;
+        pub const $min: i64 = $lo;
+        pub const $max: i64 = $hi;
+        pub fn $get() -> i64 {
+            $name.load(Ordering::Relaxed).clamp($lo, $hi)
+        }
+    };
+}
+
+int_config!(
+    /// `txu.max-attempts`: runs of a deferred transaction (the failing `TXU.EXEC` counts as
+    /// the first) before it moves to the dead list, unless `TXU.BEGIN RETRY <n>` says otherwise.
+    MAX_ATTEMPTS, MAX_ATTEMPTS_DEFAULT = 10, MAX_ATTEMPTS_MIN = 1, MAX_ATTEMPTS_MAX = 1_000_000, max_attempts
+);
+int_config!(
+    /// `txu.tick-budget`: most deferred tasks one timer tick runs.
+    TICK_BUDGET, TICK_BUDGET_DEFAULT = 100, TICK_BUDGET_MIN = 1, TICK_BUDGET_MAX = 100_000, tick_budget
+);
+int_config!(
+    /// `txu.backoff-base-ms`: delay before the second run of a deferred task; it doubles with
+    /// each further attempt (with jitter), up to `txu.backoff-max-ms`.
+    BACKOFF_BASE_MS, BACKOFF_BASE_MS_DEFAULT = 100, BACKOFF_BASE_MS_MIN = 1, BACKOFF_BASE_MS_MAX = 3_600_000, backoff_base_ms
+);
+int_config!(
+    /// `txu.backoff-max-ms`: longest delay between two runs of a deferred task.
+    BACKOFF_MAX_MS, BACKOFF_MAX_MS_DEFAULT = 30_000, BACKOFF_MAX_MS_MIN = 1, BACKOFF_MAX_MS_MAX = 86_400_000, backoff_max_ms
+);
+int_config!(
+    /// `txu.dead-max`: most tasks kept on the dead list; the oldest fall off (counted in INFO).
+    DEAD_MAX, DEAD_MAX_DEFAULT = 10_000, DEAD_MAX_MIN = 0, DEAD_MAX_MAX = 10_000_000, dead_max
+);
+
 pub fn tick_ms() -> i64 {
     TICK_MS
         .load(Ordering::Relaxed)

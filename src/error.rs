@@ -57,6 +57,18 @@ pub enum TxuError {
         txid: String,
         key: String,
     },
+    /// A `RETRY` transaction was put on the failed-task list.
+    Deferred {
+        txid: String,
+        why: String,
+    },
+    /// A transaction without `RETRY` touches a key an earlier deferred task is waiting on.
+    Pending {
+        key: String,
+        task: String,
+    },
+    /// `TXU.RETRY`/`TXU.DROP` of an id that is not on the task list.
+    NoSuchTask(String),
     Internal(String),
 }
 
@@ -123,6 +135,12 @@ impl fmt::Display for TxuError {
                 f,
                 "CONFLICT key '{key}' changed after transaction {txid} committed; TXU.ROLLBACK {txid} FORCE undoes it anyway"
             ),
+            TxuError::Deferred { txid, why } => write!(f, "DEFERRED {txid} {why}"),
+            TxuError::Pending { key, task } => write!(
+                f,
+                "PENDING key '{key}' waits for deferred task {task}; nothing was applied (TXU.BEGIN RETRY queues behind it)"
+            ),
+            TxuError::NoSuchTask(id) => write!(f, "ERR no deferred task '{id}'"),
             TxuError::Internal(msg) => write!(f, "ERR txu internal error: {msg}"),
         }
     }

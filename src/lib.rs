@@ -35,6 +35,7 @@ mod module {
     fn register(ctx: server::CtxPtr) -> Result<(), String> {
         let facts = server::server_facts(ctx);
         store::create_type::<store::undolog::StoredLog>(ctx, &store::undolog::TYPE)?;
+        store::create_type::<store::tasks::StoredTasks>(ctx, &store::tasks::TYPE)?;
         if facts.acl_category {
             server::add_acl_category(ctx, c"txu")?;
         }
@@ -111,6 +112,11 @@ mod module {
                 ["max-queued", &config::MAX_QUEUED, config::MAX_QUEUED_DEFAULT, config::MAX_QUEUED_MIN, config::MAX_QUEUED_MAX, ConfigurationFlags::DEFAULT, None],
                 ["rollback-attempts", &config::ROLLBACK_ATTEMPTS, config::ROLLBACK_ATTEMPTS_DEFAULT, config::ROLLBACK_ATTEMPTS_MIN, config::ROLLBACK_ATTEMPTS_MAX, ConfigurationFlags::DEFAULT, None],
                 ["tick-ms", &config::TICK_MS, config::TICK_MS_DEFAULT, config::TICK_MS_MIN, config::TICK_MS_MAX, ConfigurationFlags::DEFAULT, None],
+                ["max-attempts", &config::MAX_ATTEMPTS, config::MAX_ATTEMPTS_DEFAULT, config::MAX_ATTEMPTS_MIN, config::MAX_ATTEMPTS_MAX, ConfigurationFlags::DEFAULT, None],
+                ["tick-budget", &config::TICK_BUDGET, config::TICK_BUDGET_DEFAULT, config::TICK_BUDGET_MIN, config::TICK_BUDGET_MAX, ConfigurationFlags::DEFAULT, None],
+                ["backoff-base-ms", &config::BACKOFF_BASE_MS, config::BACKOFF_BASE_MS_DEFAULT, config::BACKOFF_BASE_MS_MIN, config::BACKOFF_BASE_MS_MAX, ConfigurationFlags::DEFAULT, None],
+                ["backoff-max-ms", &config::BACKOFF_MAX_MS, config::BACKOFF_MAX_MS_DEFAULT, config::BACKOFF_MAX_MS_MIN, config::BACKOFF_MAX_MS_MAX, ConfigurationFlags::DEFAULT, None],
+                ["dead-max", &config::DEAD_MAX, config::DEAD_MAX_DEFAULT, config::DEAD_MAX_MIN, config::DEAD_MAX_MAX, ConfigurationFlags::DEFAULT, None],
             ],
             string: [],
             bool: [],

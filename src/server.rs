@@ -996,3 +996,8 @@ pub fn is_primary(ctx: CtxPtr) -> bool {
 pub fn is_loading(ctx: CtxPtr) -> bool {
     context_flags(ctx) & raw::REDISMODULE_CTX_FLAGS_LOADING != 0
 }
+
+pub fn reply_integer(ctx: CtxPtr, v: i64) -> c_int {
+    // SAFETY: plain reply call.
+    unsafe { raw::RedisModule_ReplyWithLongLong.map_or(0, |f| f(ctx, v)) }
+}

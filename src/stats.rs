@@ -19,6 +19,9 @@ pub struct Stats {
     pub rollback_failures: AtomicU64,
     pub rolled_back_committed: AtomicU64,
     pub pending_finished: AtomicU64,
+    pub deferred: AtomicU64,
+    pub retries_run: AtomicU64,
+    pub retries_succeeded: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
@@ -34,6 +37,9 @@ pub static STATS: Stats = Stats {
     rollback_failures: AtomicU64::new(0),
     rolled_back_committed: AtomicU64::new(0),
     pending_finished: AtomicU64::new(0),
+    deferred: AtomicU64::new(0),
+    retries_run: AtomicU64::new(0),
+    retries_succeeded: AtomicU64::new(0),
 };
 
 pub fn add(counter: &AtomicU64, n: u64) {
@@ -55,6 +61,7 @@ pub unsafe extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_repo
         section(ctx, c"".as_ptr());
         let s = &STATS;
         let (retained, pending, log_bytes) = crate::store::undolog::counts();
+        let t = crate::store::tasks::counts(crate::server::now_ms());
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let fields: Vec<(&CStr, u64)> = vec![
             (c"transactions_open", txn::open_count() as u64),
@@ -73,6 +80,13 @@ pub unsafe extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_repo
             (c"rollbacks_pending", pending as u64),
             (c"rollbacks_pending_finished", load(&s.pending_finished)),
             (c"undo_log_memory", log_bytes as u64),
+            (c"transactions_deferred", load(&s.deferred)),
+            (c"tasks_pending", t.pending),
+            (c"tasks_dead", t.dead),
+            (c"tasks_dropped_by_bound", t.dropped),
+            (c"retries_run", load(&s.retries_run)),
+            (c"retries_succeeded", load(&s.retries_succeeded)),
+            (c"oldest_pending_age_ms", t.oldest_age_ms),
         ];
         for (name, v) in fields {
             field(ctx, name.as_ptr(), v);

@@ -4,7 +4,7 @@
 
 use super::guard;
 use crate::server::{self, CtxPtr, StrPtr};
-use crate::store::{self, undolog};
+use crate::store::{self, tasks, undolog};
 use std::ffi::c_int;
 
 /// `TXU._LOAD <kind> <key> <payload> <expire-at-ms|0>`
@@ -27,6 +27,13 @@ fn load_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
         b"undo" => store::apply_load::<undolog::StoredLog>(
             ctx,
             &undolog::TYPE,
+            *key,
+            server::str_bytes(*payload),
+            expire_at_ms,
+        ),
+        b"tasks" => store::apply_load::<tasks::StoredTasks>(
+            ctx,
+            &tasks::TYPE,
             *key,
             server::str_bytes(*payload),
             expire_at_ms,
@@ -56,4 +63,26 @@ pub unsafe extern "C" fn on_keyspace_event(
         undolog::key_changed(server::selected_db(ctx), server::str_bytes(key));
     }));
     0
+}
+
+/// `TXU._TASK <op> ...`: one change to the failed-task list (see `store::tasks::Op`).
+pub unsafe extern "C" fn task(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int) -> c_int {
+    guard(ctx, argv, argc, task_impl)
+}
+
+fn task_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
+    if !tasks::task_op_allowed(ctx) {
+        return server::reply_error(ctx, "ERR TXU._TASK is internal to txu");
+    }
+    let args: Vec<&[u8]> = argv.iter().skip(1).map(|p| server::str_bytes(*p)).collect();
+    let Some(op) = tasks::Op::from_args(&args) else {
+        return server::reply_error(ctx, "ERR malformed TXU._TASK");
+    };
+    match tasks::apply_here(ctx, &op) {
+        Ok(()) => {
+            server::replicate_verbatim(ctx);
+            server::reply_simple(ctx, c"OK")
+        }
+        Err(e) => server::reply_error(ctx, &e),
+    }
 }

@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod internal;
 mod options;
+mod tasks;
 pub mod timer;
 mod tx;
 
@@ -63,6 +64,42 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"admin",
         summary: c"Test builds only: inject faults",
         complexity: c"O(1)",
+    },
+    Spec {
+        name: c"txu.status",
+        handler: tasks::status,
+        flags: c"readonly fast",
+        summary:
+            c"State of a transaction or deferred task: pending, done, dead, retained or unknown",
+        complexity: c"O(1)",
+    },
+    Spec {
+        name: c"txu.tasks",
+        handler: tasks::list,
+        flags: c"readonly",
+        summary: c"Lists deferred tasks, oldest first",
+        complexity: c"O(N) in the number of tasks returned",
+    },
+    Spec {
+        name: c"txu.retry",
+        handler: tasks::retry,
+        flags: c"write deny-script",
+        summary: c"Runs a dead or pending task at the next tick with its attempts reset",
+        complexity: c"O(log N)",
+    },
+    Spec {
+        name: c"txu.drop",
+        handler: tasks::drop,
+        flags: c"write deny-script",
+        summary: c"Forgets a deferred task",
+        complexity: c"O(log N)",
+    },
+    Spec {
+        name: crate::store::tasks::TASK_COMMAND,
+        handler: internal::task,
+        flags: c"write deny-script",
+        summary: c"Internal: one change to the failed-task list (replication and AOF only)",
+        complexity: c"O(log N)",
     },
     Spec {
         name: crate::store::LOAD_COMMAND,

@@ -8,6 +8,9 @@ pub struct BeginOptions {
     pub capture: bool,
     /// `RETAIN <ms>`: keep the committed transaction's undo log this long.
     pub retain_ms: Option<i64>,
+    /// `RETRY [<max-attempts>]`: defer the transaction on a transient failure. `Some(None)`:
+    /// the attempts come from `txu.max-attempts`.
+    pub retry: Option<Option<u32>>,
 }
 
 /// Longest retention accepted (a year): a retained undo log holds pre-images in memory.
@@ -23,6 +26,28 @@ pub fn parse_begin(args: &[&[u8]]) -> Result<BeginOptions, TxuError> {
                 return Err(TxuError::Syntax("CAPTURE given twice".into()));
             }
             o.capture = true;
+        } else if a.eq_ignore_ascii_case(b"retry") {
+            if o.retry.is_some() {
+                return Err(TxuError::Syntax("RETRY given twice".into()));
+            }
+            // An optional number follows; anything else is the next option.
+            let n = it
+                .clone()
+                .next()
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.parse::<i64>().ok());
+            match n {
+                Some(n) if (1..=i64::from(u32::MAX)).contains(&n) => {
+                    it.next();
+                    o.retry = Some(u32::try_from(n).ok());
+                }
+                Some(_) => {
+                    return Err(TxuError::Syntax(
+                        "RETRY takes a number of attempts of at least 1".into(),
+                    ))
+                }
+                None => o.retry = Some(None),
+            }
         } else if a.eq_ignore_ascii_case(b"retain") {
             if o.retain_ms.is_some() {
                 return Err(TxuError::Syntax("RETAIN given twice".into()));
@@ -75,6 +100,19 @@ mod tests {
         assert!(parse_begin(&[b"retain"]).is_err());
         let both = parse_begin(&[b"capture", b"retain", b"10"]).unwrap();
         assert!(both.capture && both.retain_ms == Some(10));
+    }
+
+    #[test]
+    fn retry_with_or_without_attempts() {
+        assert_eq!(parse_begin(&[b"RETRY"]).map(|o| o.retry), Ok(Some(None)));
+        assert_eq!(
+            parse_begin(&[b"retry", b"5"]).map(|o| o.retry),
+            Ok(Some(Some(5)))
+        );
+        let o = parse_begin(&[b"RETRY", b"RETAIN", b"10"]).unwrap();
+        assert_eq!((o.retry, o.retain_ms), (Some(None), Some(10)));
+        assert!(parse_begin(&[b"retry", b"0"]).is_err());
+        assert!(parse_begin(&[b"retry", b"retry"]).is_err());
     }
 
     #[test]

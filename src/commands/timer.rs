@@ -2,7 +2,7 @@
 //! runs deferred work). Re-arms itself first, so a failing tick never stops the timer.
 
 use crate::config;
-use crate::exec::rollback;
+use crate::exec::{defer, rollback};
 use crate::server::{self, CtxPtr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -22,6 +22,7 @@ unsafe extern "C" fn tick(ctx: CtxPtr, _data: *mut std::ffi::c_void) {
             return;
         }
         rollback::retry_pending(ctx);
+        defer::run_due(ctx);
     }));
 }
 

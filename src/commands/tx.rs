@@ -32,7 +32,10 @@ fn begin_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
     }
     let client = server::client_id(ctx);
     let id = txn::next_id(server::now_ms());
-    if txn::open(client, id.clone(), opts.capture, opts.retain_ms) {
+    let retry = opts
+        .retry
+        .map(|n| n.unwrap_or_else(|| u32::try_from(config::max_attempts()).unwrap_or(u32::MAX)));
+    if txn::open(client, id.clone(), opts.capture, opts.retain_ms, retry) {
         server::reply_bulk(ctx, id.as_bytes())
     } else {
         reply_err(ctx, &TxuError::Nested)
@@ -60,7 +63,7 @@ fn queue_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
         ));
     }
     // Validation makes server calls; the registry lock is not held across them.
-    let checked = exec::validate(ctx, argv.get(1..).unwrap_or(&[]));
+    let checked = exec::validate(ctx, argv.get(1..).unwrap_or(&[]), exec::Acl::Caller);
     let queued = match checked {
         Ok(q) => q,
         Err(e) => return refuse(e),

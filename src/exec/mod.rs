@@ -2,6 +2,7 @@
 //! `RedisModule_Call`, takes pre-images before each write and rolls back on failure.
 
 pub mod catalog;
+pub mod defer;
 pub mod policy;
 pub mod rollback;
 pub mod txn;
@@ -25,7 +26,17 @@ const KEY_WRITES: u32 = raw::REDISMODULE_CMD_KEY_RW
 
 /// Checks a command before it is queued (`argv[0]` is its name) and builds its queue entry.
 /// Nothing runs; the only server calls are `COMMAND INFO` (cached) and ACL checks.
-pub fn validate(ctx: CtxPtr, argv: &[StrPtr]) -> Result<Queued, TxuError> {
+/// Whose ACL `validate` checks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Acl {
+    /// The client running the command (`TXU.QUEUE`).
+    Caller,
+    /// Nobody: the caller checks a stored user itself (the timer has no client, and asking the
+    /// server for the current user there crashes Redis 7.0).
+    Skip,
+}
+
+pub fn validate(ctx: CtxPtr, argv: &[StrPtr], acl: Acl) -> Result<Queued, TxuError> {
     let Some(&name_ptr) = argv.first() else {
         return Err(TxuError::WrongArity("txu.queue".into()));
     };
@@ -62,7 +73,7 @@ pub fn validate(ctx: CtxPtr, argv: &[StrPtr]) -> Result<Queued, TxuError> {
             reason: r.reason(),
         }
     })?;
-    if server::acl_allows(ctx, argv) == Some(false) {
+    if acl == Acl::Caller && server::acl_allows(ctx, argv) == Some(false) {
         let why = server::acl_dryrun_reason(ctx, argv).unwrap_or_else(|| {
             format!(
                 "this user has no permissions to run the '{}' command or to access one of its keys",
@@ -72,6 +83,7 @@ pub fn validate(ctx: CtxPtr, argv: &[StrPtr]) -> Result<Queued, TxuError> {
         return Err(TxuError::NoPerm(why));
     }
 
+    let all_keys: Vec<usize> = keys.iter().map(|&(p, _)| p).collect();
     let write_keys = written_keys(ctx, argv, &info, keys);
     let mut owned = Vec::with_capacity(argv.len());
     for &p in argv {
@@ -87,6 +99,8 @@ pub fn validate(ctx: CtxPtr, argv: &[StrPtr]) -> Result<Queued, TxuError> {
         cname,
         display,
         write_keys,
+        keys: all_keys,
+        denyoom: info.traits.denyoom,
         undo_own_failure: info.traits.module,
     })
 }
@@ -166,13 +180,31 @@ fn key_write_flags(ctx: CtxPtr, argv: &[StrPtr]) -> Option<Vec<(Vec<u8>, bool)>>
 /// `RETAIN`, the undo log stored). On the first error reply, every earlier write is undone and
 /// the error says which command failed and why.
 pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<CallReply>, TxuError> {
+    let db = server::selected_db(ctx);
+    // A transaction never overtakes an earlier deferred task on one of its keys.
+    if let Some((task, key)) = defer::blocking_task(ctx, db, &tx.queued) {
+        let Some(max) = tx.retry else {
+            return Err(TxuError::Pending {
+                key: quote(&key),
+                task,
+            });
+        };
+        let why = format!(
+            "waiting behind deferred task {task} on key '{}'",
+            quote(&key)
+        );
+        return match defer::defer(ctx, tx, db, max, &why, false) {
+            Ok(()) => Err(defer::deferred(&tx.id, &why)),
+            Err(e) => Err(TxuError::Internal(format!("could not defer: {e}"))),
+        };
+    }
     let mut undo = UndoLog::new();
-    let result = run_with(ctx, &tx.queued, &mut undo);
+    let result = run_with(ctx, &tx.queued, &mut undo, server::RUN_FLAGS);
     add(&STATS.preimages, undo.len() as u64);
     add(&STATS.preimage_bytes, undo.bytes() as u64);
     let meta = rollback::TxMeta {
         txid: &tx.id,
-        db: server::selected_db(ctx),
+        db,
         keys: undo.keys(),
     };
     match result {
@@ -184,28 +216,42 @@ pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<CallReply>, TxuError> {
             }
             Ok(replies)
         }
-        Err(Failed { index, cmd, cause }) => Err(rollback::after_failure(
-            ctx,
-            meta,
-            undo.compensations(),
-            index,
-            cmd,
-            cause,
-        )),
+        Err(Failed { index, cmd, cause }) => {
+            let err =
+                rollback::after_failure(ctx, meta, undo.compensations(), index, cmd, cause.clone());
+            // Deferred only once the rollback is complete: a retry must start from the state
+            // before the transaction.
+            match (tx.retry, &err) {
+                (Some(max), TxuError::RolledBack { .. }) if defer::is_transient(&cause) => {
+                    match defer::defer(ctx, tx, db, max, &cause, true) {
+                        Ok(()) => Err(defer::deferred(&tx.id, &cause)),
+                        Err(e) => {
+                            server::log_warning(
+                                ctx,
+                                &format!("txu: could not defer {}: {e}", tx.id),
+                            );
+                            Err(err)
+                        }
+                    }
+                }
+                _ => Err(err),
+            }
+        }
     }
 }
 
 /// The command that failed: its 1-based position, name and error.
-struct Failed<'a> {
-    index: usize,
-    cmd: &'a str,
-    cause: String,
+pub(crate) struct Failed<'a> {
+    pub index: usize,
+    pub cmd: &'a str,
+    pub cause: String,
 }
 
-fn run_with<'a>(
+pub(crate) fn run_with<'a>(
     ctx: CtxPtr,
     queued: &'a [Queued],
     undo: &mut UndoLog,
+    flags: &std::ffi::CStr,
 ) -> Result<Vec<CallReply>, Failed<'a>> {
     let mut replies = Vec::with_capacity(queued.len());
     let mut args: Vec<StrPtr> = Vec::new();
@@ -219,7 +265,7 @@ fn run_with<'a>(
             }
             args.clear();
             args.extend(q.argv.iter().skip(1).map(OwnedStr::as_ptr));
-            let reply = server::call_argv(ctx, &q.cname, server::RUN_FLAGS, &args)?;
+            let reply = server::call_argv(ctx, &q.cname, flags, &args)?;
             match reply.error_text() {
                 Some(e) => Err(e),
                 None => Ok(reply),

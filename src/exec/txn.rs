@@ -17,6 +17,10 @@ pub struct Queued {
     pub display: String,
     /// Positions in `argv` of the keys whose pre-images must be taken (empty for reads).
     pub write_keys: Vec<usize>,
+    /// Positions in `argv` of all the command's keys (read or written), for task ordering.
+    pub keys: Vec<usize>,
+    /// Flagged `denyoom`: refused while the server is over `maxmemory`.
+    pub denyoom: bool,
     /// Undo this command's own pre-images if it fails. Core commands change nothing when they
     /// fail, so undoing them would only write; other modules' commands may fail half-way.
     pub undo_own_failure: bool,
@@ -35,6 +39,8 @@ pub struct Tx {
     pub capture: bool,
     /// `TXU.BEGIN RETAIN <ms>`: keep the undo log after a commit.
     pub retain_ms: Option<i64>,
+    /// `TXU.BEGIN RETRY [<n>]`: defer on a transient failure, with this many attempts.
+    pub retry: Option<u32>,
 }
 
 static OPEN: LazyLock<Mutex<HashMap<u64, Tx>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -45,7 +51,13 @@ static CAPTURING: LazyLock<Mutex<HashSet<u64>>> = LazyLock::new(|| Mutex::new(Ha
 static CAPTURE_COUNT: AtomicUsize = AtomicUsize::new(0);
 
 /// Opens a transaction for `client`. False if one is already open.
-pub fn open(client: u64, id: String, capture: bool, retain_ms: Option<i64>) -> bool {
+pub fn open(
+    client: u64,
+    id: String,
+    capture: bool,
+    retain_ms: Option<i64>,
+    retry: Option<u32>,
+) -> bool {
     let mut open = OPEN.lock();
     if open.contains_key(&client) {
         return false;
@@ -59,6 +71,7 @@ pub fn open(client: u64, id: String, capture: bool, retain_ms: Option<i64>) -> b
             aborted: false,
             capture,
             retain_ms,
+            retry,
         },
     );
     if capture {
@@ -129,8 +142,8 @@ mod tests {
 
     #[test]
     fn one_transaction_per_client() {
-        assert!(open(u64::MAX - 7, "x".into(), false, None));
-        assert!(!open(u64::MAX - 7, "y".into(), false, None));
+        assert!(open(u64::MAX - 7, "x".into(), false, None, None));
+        assert!(!open(u64::MAX - 7, "y".into(), false, None, None));
         assert!(is_open(u64::MAX - 7));
         assert_eq!(take(u64::MAX - 7).map(|t| t.id), Some("x".to_string()));
         assert!(!is_open(u64::MAX - 7));
@@ -140,7 +153,7 @@ mod tests {
     fn capture_mode_is_tracked_and_cleared() {
         let c = u64::MAX - 9;
         assert!(!is_capturing(c));
-        assert!(open(c, "x".into(), true, None));
+        assert!(open(c, "x".into(), true, None, None));
         assert!(is_capturing(c));
         assert!(take(c).is_some());
         assert!(!is_capturing(c));

@@ -4,6 +4,7 @@
 //! `aof_rewrite` emits the same command.
 
 pub mod keyname;
+pub mod tasks;
 pub mod undolog;
 
 use crate::server::{self, CtxPtr, StrPtr};

@@ -8,7 +8,7 @@ use crate::server::{self, CtxPtr};
 use crate::tasks::list::{Task, TaskList};
 use crate::tasks::ErrorClass;
 use std::ffi::{c_int, CStr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 pub static TYPE: TypeSlot = TypeSlot::new();
 /// The key holding the list, in database 0.
@@ -29,6 +29,14 @@ impl Persisted for StoredTasks {
 
     fn decode(bytes: &[u8]) -> Option<Self> {
         TaskList::decode(bytes).ok().map(StoredTasks)
+    }
+
+    fn on_attach(&self, _addr: usize) {
+        publish(&self.0);
+    }
+
+    fn on_detach(&self, _addr: usize) {
+        publish(&TaskList::new());
     }
 
     fn mem_usage(&self) -> usize {
@@ -60,7 +68,10 @@ pub enum Op {
         dead_max: usize,
         error: String,
     },
-    Retry { id: String, now_ms: i64 },
+    Retry {
+        id: String,
+        now_ms: i64,
+    },
     Drop(String),
 }
 
@@ -105,13 +116,21 @@ impl Op {
             } => vec![
                 b"FAIL".to_vec(),
                 id.clone().into_bytes(),
-                if *transient { b"1".to_vec() } else { b"0".to_vec() },
+                if *transient {
+                    b"1".to_vec()
+                } else {
+                    b"0".to_vec()
+                },
                 now_ms.to_string().into_bytes(),
                 delay_ms.to_string().into_bytes(),
                 dead_max.to_string().into_bytes(),
                 error.clone().into_bytes(),
             ],
-            Op::Retry { id, now_ms } => vec![b"RETRY".to_vec(), id.clone().into_bytes(), now_ms.to_string().into_bytes()],
+            Op::Retry { id, now_ms } => vec![
+                b"RETRY".to_vec(),
+                id.clone().into_bytes(),
+                now_ms.to_string().into_bytes(),
+            ],
             Op::Drop(id) => vec![b"DROP".to_vec(), id.clone().into_bytes()],
         }
     }
@@ -125,14 +144,16 @@ impl Op {
         match args {
             [op, t] if op.eq_ignore_ascii_case(b"push") => decode_task(t).map(Op::Push),
             [op, id] if op.eq_ignore_ascii_case(b"done") => Some(Op::Done(text(id))),
-            [op, id, tr, now, delay, dead_max, err] if op.eq_ignore_ascii_case(b"fail") => Some(Op::Fail {
-                id: text(id),
-                transient: *tr == b"1",
-                now_ms: num(now)?,
-                delay_ms: num(delay)?,
-                dead_max: num(dead_max)?,
-                error: text(err),
-            }),
+            [op, id, tr, now, delay, dead_max, err] if op.eq_ignore_ascii_case(b"fail") => {
+                Some(Op::Fail {
+                    id: text(id),
+                    transient: *tr == b"1",
+                    now_ms: num(now)?,
+                    delay_ms: num(delay)?,
+                    dead_max: num(dead_max)?,
+                    error: text(err),
+                })
+            }
             [op, id, now] if op.eq_ignore_ascii_case(b"retry") => Some(Op::Retry {
                 id: text(id),
                 now_ms: num(now)?,
@@ -175,6 +196,63 @@ impl Op {
     }
 }
 
+// What INFO and the fast paths need, published after every change so they never open the key.
+static PENDING: AtomicU64 = AtomicU64::new(0);
+static DEAD: AtomicU64 = AtomicU64::new(0);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+static OLDEST_MS: AtomicI64 = AtomicI64::new(0);
+
+fn publish(l: &TaskList) {
+    PENDING.store(l.pending_len() as u64, Ordering::Relaxed);
+    DEAD.store(l.dead_len() as u64, Ordering::Relaxed);
+    DROPPED.store(l.dropped_by_bound(), Ordering::Relaxed);
+    OLDEST_MS.store(
+        l.oldest_pending_created_ms().unwrap_or(0),
+        Ordering::Relaxed,
+    );
+}
+
+/// Whether any task is pending (cheap: no key lookup).
+pub fn has_pending() -> bool {
+    PENDING.load(Ordering::Relaxed) != 0
+}
+
+pub struct Counts {
+    pub pending: u64,
+    pub dead: u64,
+    pub dropped: u64,
+    pub oldest_age_ms: u64,
+}
+
+pub fn counts(now_ms: i64) -> Counts {
+    let pending = PENDING.load(Ordering::Relaxed);
+    let oldest = OLDEST_MS.load(Ordering::Relaxed);
+    Counts {
+        pending,
+        dead: DEAD.load(Ordering::Relaxed),
+        dropped: DROPPED.load(Ordering::Relaxed),
+        oldest_age_ms: if pending == 0 {
+            0
+        } else {
+            u64::try_from(now_ms.saturating_sub(oldest)).unwrap_or(0)
+        },
+    }
+}
+
+/// Applies `op` to the list in this server's database (the body of `TXU._TASK`).
+pub fn apply_here(ctx: CtxPtr, op: &Op) -> Result<(), String> {
+    with_list(ctx, true, |l| {
+        op.apply(l);
+        publish(l);
+    })
+    .ok_or_else(|| {
+        format!(
+            "ERR cannot store the task list under '{}'",
+            String::from_utf8_lossy(KEY)
+        )
+    })
+}
+
 /// Set while txu itself calls `TXU._TASK`.
 static INTERNAL: AtomicBool = AtomicBool::new(false);
 
@@ -211,7 +289,8 @@ pub fn with_list<R>(ctx: CtxPtr, create: bool, f: impl FnOnce(&mut TaskList) -> 
                 let payload = empty.encode();
                 super::apply_load::<StoredTasks>(ctx, &TYPE, key.as_ptr(), &payload, 0).ok()?;
                 // SAFETY: as above, on the value just stored.
-                unsafe { super::lookup::<StoredTasks>(ctx, &TYPE, key.as_ptr()) }.map(|v| f(&mut v.0))
+                unsafe { super::lookup::<StoredTasks>(ctx, &TYPE, key.as_ptr()) }
+                    .map(|v| f(&mut v.0))
             }
             None => None,
         }

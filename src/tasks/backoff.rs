@@ -28,7 +28,7 @@ pub fn capped_delay_ms(attempt: u32, base_ms: u64, max_ms: u64) -> u64 {
     let exp = if shift >= u64::BITS {
         u64::MAX
     } else {
-        base_ms.checked_mul(1u64 << shift).unwrap_or(u64::MAX)
+        base_ms.saturating_mul(1u64 << shift)
     };
     exp.min(cap)
 }

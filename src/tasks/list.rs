@@ -1057,10 +1057,12 @@ mod tests {
 
     #[test]
     fn truncation_and_corruption_never_panic() {
-        let mut l = big_list(200);
+        // Small enough that every prefix and every byte position can be tried.
+        let mut l = big_list(12);
         l.failed("1795333235927-0", "ERR".into(), ErrorClass::Permanent, 0, 0);
         l.succeeded("1795333235928-1");
         let bytes = l.encode();
+        assert!(TaskList::decode(&bytes).is_ok());
         assert_eq!(TaskList::decode(&[]).err(), Some(DecodeError::Empty));
         assert_eq!(
             TaskList::decode(&[2, 0, 0]).err(),
@@ -1094,13 +1096,20 @@ mod tests {
         let mut huge = vec![VERSION];
         huge.extend(u64::MAX.to_le_bytes());
         assert!(TaskList::decode(&huge).is_err());
+        // A large payload cut at random places.
+        let big = big_list(20_000).encode();
+        for _ in 0..20 {
+            let n = (rng.next_u64() % big.len() as u64) as usize;
+            assert!(TaskList::decode(&big[..n]).is_err());
+        }
     }
 
     #[test]
     fn duplicate_ids_in_a_payload_are_corrupt() {
+        let a = task("a", &[]);
         let snap = SnapshotRef {
-            pending: vec![&task("a", &[])],
-            dead: vec![&task("a", &[])],
+            pending: vec![&a],
+            dead: vec![&a],
             done: vec![],
             dead_max: 5,
             dropped_by_bound: 0,
