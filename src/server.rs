@@ -6,7 +6,7 @@
 //! server) is reported as an error, never as a panic, and nothing indexes into client data.
 
 use redis_module::raw;
-use std::ffi::{c_char, c_int, c_longlong, CStr, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::ptr::{self, NonNull};
 
 pub type CtxPtr = *mut raw::RedisModuleCtx;
@@ -316,50 +316,6 @@ pub fn dump(ctx: CtxPtr, key: StrPtr) -> Result<Option<Vec<u8>>, String> {
         _ => Err(r
             .error_text()
             .unwrap_or_else(|| "ERR unexpected DUMP reply".into())),
-    }
-}
-
-/// `RESTORE key ttl payload REPLACE [ABSTTL]`, replicated. `expire_at_ms` is the absolute
-/// deadline to keep (not re-extended), `None` for no expiry.
-pub fn restore(
-    ctx: CtxPtr,
-    key: StrPtr,
-    payload: &[u8],
-    expire_at_ms: Option<i64>,
-) -> Result<(), String> {
-    let ttl: c_longlong = expire_at_ms.unwrap_or(0);
-    // SAFETY: `s` string, `l` long long, `b` (char*, size_t), `c` C strings.
-    let r = unsafe {
-        let f = raw::RedisModule_Call.ok_or("ERR RedisModule_Call missing")?;
-        let p = if expire_at_ms.is_some() {
-            f(
-                ctx,
-                c"RESTORE".as_ptr(),
-                c"!Eslbcc".as_ptr(),
-                key,
-                ttl,
-                payload.as_ptr().cast::<c_char>(),
-                payload.len(),
-                c"REPLACE".as_ptr(),
-                c"ABSTTL".as_ptr(),
-            )
-        } else {
-            f(
-                ctx,
-                c"RESTORE".as_ptr(),
-                c"!Eslbc".as_ptr(),
-                key,
-                ttl,
-                payload.as_ptr().cast::<c_char>(),
-                payload.len(),
-                c"REPLACE".as_ptr(),
-            )
-        };
-        wrap_reply(p)?
-    };
-    match r.error_text() {
-        Some(e) => Err(e),
-        None => Ok(()),
     }
 }
 

@@ -22,7 +22,7 @@ use std::sync::LazyLock;
 const TASK_FLAGS: &std::ffi::CStr = c"v!ES";
 
 static RNG: LazyLock<Mutex<SplitMix64>> =
-    LazyLock::new(|| Mutex::new(SplitMix64::from_clock(0x7478_75)));
+    LazyLock::new(|| Mutex::new(SplitMix64::from_clock(0x0074_7875)));
 
 /// A key as the task list knows it: database and name (the same name in two databases is two
 /// keys).

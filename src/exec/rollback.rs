@@ -6,7 +6,6 @@ use crate::error::{quote, TxuError};
 use crate::server::{self, CtxPtr, OwnedStr};
 use crate::stats::{add, STATS};
 use crate::store::{self, undolog, undolog::StoredLog};
-use std::ffi::CStr;
 
 /// Where a sequence of compensating writes stopped.
 #[derive(Debug)]
@@ -269,4 +268,5 @@ pub fn retry_pending(ctx: CtxPtr) -> usize {
 }
 
 /// `TXU._FAULT UNDO <n>` exists only in test builds.
-pub const FAULT_COMMAND: &CStr = c"txu._fault";
+#[cfg(feature = "test-faults")]
+pub const FAULT_COMMAND: &std::ffi::CStr = c"txu._fault";

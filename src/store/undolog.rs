@@ -251,6 +251,14 @@ pub fn key_changed(db: i32, key: &[u8]) {
     }
 }
 
+/// `Some(true)`: the rollback of `txid` is pending; `Some(false)`: its log is retained.
+pub fn state_of(txid: &str) -> Option<bool> {
+    let idx = INDEX.lock();
+    let e = idx.by_txid.get(txid)?;
+    // SAFETY: entries are removed (under this lock) before their value is freed.
+    unsafe { (e.addr as *const StoredLog).as_ref() }.map(|v| v.pending.is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,12 +317,4 @@ mod tests {
             drop(Box::from_raw(b));
         }
     }
-}
-
-/// `Some(true)`: the rollback of `txid` is pending; `Some(false)`: its log is retained.
-pub fn state_of(txid: &str) -> Option<bool> {
-    let idx = INDEX.lock();
-    let e = idx.by_txid.get(txid)?;
-    // SAFETY: entries are removed (under this lock) before their value is freed.
-    unsafe { (e.addr as *const StoredLog).as_ref() }.map(|v| v.pending.is_some())
 }

@@ -1240,7 +1240,7 @@ mod tests {
                     }
                     4 => {
                         if let Some(id) = pick(&l, rng.next_u64()) {
-                            let class = if rng.next_u64() % 2 == 0 {
+                            let class = if rng.next_u64().is_multiple_of(2) {
                                 ErrorClass::Transient
                             } else {
                                 ErrorClass::Permanent

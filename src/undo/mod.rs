@@ -36,12 +36,6 @@ pub enum UndoOp<'a> {
 }
 
 impl UndoOp<'_> {
-    pub fn key(&self) -> &[u8] {
-        match self {
-            UndoOp::Delete { key } | UndoOp::Restore { key, .. } => key,
-        }
-    }
-
     /// The command that performs this write: `DEL key`, or
     /// `RESTORE key <abs-ms|0> <payload> REPLACE [ABSTTL]` (the absolute deadline is kept).
     pub fn command(&self) -> Vec<Vec<u8>> {
