@@ -22,6 +22,9 @@ pub struct Stats {
     pub deferred: AtomicU64,
     pub retries_run: AtomicU64,
     pub retries_succeeded: AtomicU64,
+    /// Duration of the last / longest timer tick that ran deferred tasks, in microseconds.
+    pub tick_last_us: AtomicU64,
+    pub tick_max_us: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
@@ -40,6 +43,8 @@ pub static STATS: Stats = Stats {
     deferred: AtomicU64::new(0),
     retries_run: AtomicU64::new(0),
     retries_succeeded: AtomicU64::new(0),
+    tick_last_us: AtomicU64::new(0),
+    tick_max_us: AtomicU64::new(0),
 };
 
 pub fn add(counter: &AtomicU64, n: u64) {
@@ -87,6 +92,8 @@ pub unsafe extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_repo
             (c"retries_run", load(&s.retries_run)),
             (c"retries_succeeded", load(&s.retries_succeeded)),
             (c"oldest_pending_age_ms", t.oldest_age_ms),
+            (c"tick_last_us", load(&s.tick_last_us)),
+            (c"tick_max_us", load(&s.tick_max_us)),
         ];
         for (name, v) in fields {
             field(ctx, name.as_ptr(), v);

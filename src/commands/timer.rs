@@ -4,7 +4,9 @@
 use crate::config;
 use crate::exec::{defer, rollback};
 use crate::server::{self, CtxPtr};
+use crate::stats::STATS;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 
 pub fn start(ctx: CtxPtr) -> bool {
     server::create_timer(ctx, config::tick_ms(), tick)
@@ -21,8 +23,14 @@ unsafe extern "C" fn tick(ctx: CtxPtr, _data: *mut std::ffi::c_void) {
         if !server::is_primary(ctx) || server::is_loading(ctx) || server::avoid_replica_traffic() {
             return;
         }
+        let started = std::time::Instant::now();
         rollback::retry_pending(ctx);
-        defer::run_due(ctx);
+        let ran = defer::run_due(ctx);
+        if ran > 0 {
+            let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            STATS.tick_last_us.store(us, Ordering::Relaxed);
+            STATS.tick_max_us.fetch_max(us, Ordering::Relaxed);
+        }
     }));
 }
 
