@@ -472,7 +472,10 @@ fn junk_arguments_to_begin_exec_and_rollback() {
     for j in &junk {
         let what = format!("TXU.ROLLBACK {}", esc(&j[..j.len().min(20)]));
         let text = clean_error(&c.cmd(&[b"TXU.ROLLBACK", j]), &what);
-        assert!(text.starts_with("ERR no retained transaction '"), "{what}: {text:?}");
+        assert!(
+            text.starts_with("ERR no retained transaction '"),
+            "{what}: {text:?}"
+        );
         let text = clean_error(&c.cmd(&[b"TXU.ROLLBACK", j, b"junk"]), &what);
         assert!(text.starts_with("ERR syntax error: "), "{what}: {text:?}");
         assert_alive(&mut s, &what);
