@@ -1,0 +1,1294 @@
+//! Undoing a committed transaction (issue 3): `TXU.BEGIN RETAIN <ms>` keeps the transaction's
+//! undo log in a hidden key `txu:undo:{<tag>}:<txid>` of type `txu-undo1` (same cluster slot as
+//! the first key the transaction wrote), and `TXU.ROLLBACK <txid> [FORCE]` undoes it, refusing
+//! with `CONFLICT` when a key it wrote changed since. Also: retention expiry, persistence (RDB,
+//! AOF with and without the RDB preamble, AOF rewrite, SIGKILL, `DEBUG RELOAD`), replicas and
+//! promoted replicas, the `INFO txu` fields, and rollbacks that cannot finish at once (with the
+//! test-faults build: stored pending and finished by the timer, across restarts too).
+//!
+//! Exactness: `DEBUG DIGEST` of the whole dataset where no other hidden key exists, otherwise
+//! `DEBUG DIGEST-VALUE` and `PEXPIRETIME` of every data key involved.
+
+mod common;
+
+use common::{encode_command, show, wait_replica_synced, wait_until, RawConn, Server};
+use std::time::Duration;
+
+/// Deadline for conditions polled with `wait_until`.
+const DEADLINE: Duration = Duration::from_secs(10);
+/// A retention long enough that nothing expires during a test (10 minutes).
+const LONG: &str = "600000";
+/// The error every injected compensating-write failure carries (test-faults build).
+const FAULT_ERROR: &str = "ERR txu test fault: compensating write refused";
+
+// ----- replies ---------------------------------------------------------------------------------
+
+/// Sends one command on `c` and returns its raw reply as text.
+fn cmd(c: &mut RawConn, args: &[&str]) -> String {
+    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+    show(&c.cmd(&a))
+}
+
+/// The text of a one-line error reply (without `-` and CRLF).
+fn error_text(r: &str, what: &str) -> String {
+    match r.strip_prefix('-').and_then(|e| e.strip_suffix("\r\n")) {
+        Some(e) if !e.contains("\r\n") => e.to_string(),
+        _ => panic!("{what}: expected an error reply, got {r:?}"),
+    }
+}
+
+fn err(c: &mut RawConn, args: &[&str]) -> String {
+    let r = cmd(c, args);
+    error_text(&r, &format!("{args:?}"))
+}
+
+fn ok(c: &mut RawConn, args: &[&str]) {
+    assert_eq!(cmd(c, args), "+OK\r\n", "{args:?}");
+}
+
+fn int(c: &mut RawConn, args: &[&str]) -> i64 {
+    let r = cmd(c, args);
+    r.strip_prefix(':')
+        .and_then(|n| n.strip_suffix("\r\n"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{args:?}: expected an integer reply, got {r:?}"))
+}
+
+fn simple(c: &mut RawConn, args: &[&str]) -> String {
+    let r = cmd(c, args);
+    match r.strip_prefix('+').and_then(|s| s.strip_suffix("\r\n")) {
+        Some(s) => s.to_string(),
+        None => panic!("{args:?}: expected a simple string, got {r:?}"),
+    }
+}
+
+/// Body of a bulk string reply, `None` for a null bulk.
+fn parse_bulk(r: &str) -> Option<String> {
+    if r == "$-1\r\n" {
+        return None;
+    }
+    let (len, rest) = r.strip_prefix('$')?.split_once("\r\n")?;
+    let len: usize = len.parse().ok()?;
+    let body = rest.strip_suffix("\r\n")?;
+    (body.len() == len).then(|| body.to_string())
+}
+
+fn bulk(c: &mut RawConn, args: &[&str]) -> String {
+    let r = cmd(c, args);
+    parse_bulk(&r).unwrap_or_else(|| panic!("{args:?}: expected a bulk string, got {r:?}"))
+}
+
+/// An array of bulk or simple strings (KEYS, DEBUG DIGEST-VALUE), elements without CRLF.
+fn string_array(c: &mut RawConn, args: &[&str]) -> Vec<String> {
+    let r = cmd(c, args);
+    let mut lines = r.split("\r\n");
+    let n: usize = lines
+        .next()
+        .and_then(|l| l.strip_prefix('*'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{args:?}: expected an array, got {r:?}"));
+    let out: Vec<String> = (0..n)
+        .map(|_| {
+            let head = lines.next().unwrap_or_default();
+            if let Some(s) = head.strip_prefix('+') {
+                return s.to_string();
+            }
+            assert!(head.starts_with('$'), "{args:?}: element {head:?} in {r:?}");
+            lines.next().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        [""],
+        "{args:?}: trailing data in {r:?}"
+    );
+    out
+}
+
+// ----- transactions ----------------------------------------------------------------------------
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+/// `TXU.BEGIN [RETAIN <ms>]` → the transaction id.
+fn begin(c: &mut RawConn, retain: Option<&str>) -> String {
+    let r = match retain {
+        Some(ms) => cmd(c, &["TXU.BEGIN", "RETAIN", ms]),
+        None => cmd(c, &["TXU.BEGIN"]),
+    };
+    let id = parse_bulk(&r).unwrap_or_else(|| panic!("TXU.BEGIN {retain:?}: {r:?}"));
+    let valid = id
+        .split_once('-')
+        .is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok());
+    assert!(valid, "transaction id {id:?} is not <ms>-<seq>");
+    id
+}
+
+fn queue_all(c: &mut RawConn, cmds: &[Vec<String>]) {
+    for q in cmds {
+        let mut a = vec!["TXU.QUEUE"];
+        a.extend(q.iter().map(String::as_str));
+        assert_eq!(cmd(c, &a), "+QUEUED\r\n", "{a:?}");
+    }
+}
+
+/// Runs a transaction; returns its id and the raw `TXU.EXEC` reply.
+fn run_tx(c: &mut RawConn, retain: Option<&str>, cmds: &[Vec<String>]) -> (String, String) {
+    let id = begin(c, retain);
+    queue_all(c, cmds);
+    let r = cmd(c, &["TXU.EXEC"]);
+    (id, r)
+}
+
+/// Runs a transaction that must commit; returns its id.
+fn commit(c: &mut RawConn, retain: Option<&str>, cmds: &[Vec<String>]) -> String {
+    let (id, r) = run_tx(c, retain, cmds);
+    assert!(
+        r.starts_with(&format!("*{}\r\n", cmds.len())),
+        "TXU.EXEC of {cmds:?} did not commit: {r:?}"
+    );
+    id
+}
+
+fn unknown(id: &str) -> String {
+    format!("ERR no retained transaction '{id}' (unknown, expired or already rolled back)")
+}
+
+fn conflict(id: &str, key: &str) -> String {
+    format!(
+        "CONFLICT key '{key}' changed after transaction {id} committed; TXU.ROLLBACK {id} FORCE \
+         undoes it anyway"
+    )
+}
+
+// ----- data ------------------------------------------------------------------------------------
+
+/// Creates one key of each type under `prefix` (two with TTLs, one to be deleted) and returns
+/// the names the transaction of [`tx_cmds`] touches, including the key it creates.
+fn seed(c: &mut RawConn, p: &str) -> Vec<String> {
+    let k = |s: &str| format!("{p}{s}");
+    ok(c, &["SET", &k("s"), "v0"]);
+    ok(c, &["SET", &k("t"), "10", "PX", "500000"]);
+    assert_eq!(int(c, &["RPUSH", &k("l"), "a", "b", "c"]), 3);
+    assert_eq!(int(c, &["PEXPIRE", &k("l"), "700000"]), 1);
+    assert_eq!(int(c, &["HSET", &k("h"), "f1", "v1", "f2", "v2"]), 2);
+    assert_eq!(int(c, &["SADD", &k("set"), "m1", "m2"]), 2);
+    assert_eq!(int(c, &["ZADD", &k("z"), "1", "one", "2", "two"]), 2);
+    assert_eq!(bulk(c, &["XADD", &k("x"), "1-1", "f", "v"]), "1-1");
+    ok(c, &["SET", &k("gone"), "bye"]);
+    assert_eq!(int(c, &["EXISTS", &k("new")]), 0);
+    ["s", "t", "l", "h", "set", "z", "x", "gone", "new"]
+        .iter()
+        .map(|s| k(s))
+        .collect()
+}
+
+/// A transaction over the keys of [`seed`]: one write of each kind, a TTL removed, a key
+/// deleted, a key created with a TTL. Its first written key is `<prefix>s`.
+fn tx_cmds(p: &str) -> Vec<Vec<String>> {
+    let k = |s: &str| format!("{p}{s}");
+    vec![
+        args(&["SET", &k("s"), "v1"]),
+        args(&["INCRBY", &k("t"), "5"]),
+        args(&["LPUSH", &k("l"), "z"]),
+        args(&["PERSIST", &k("l")]),
+        args(&["HSET", &k("h"), "f3", "v3"]),
+        args(&["SREM", &k("set"), "m1"]),
+        args(&["ZINCRBY", &k("z"), "10", "one"]),
+        args(&["XADD", &k("x"), "2-1", "f", "v2"]),
+        args(&["DEL", &k("gone")]),
+        args(&["SET", &k("new"), "created", "PX", "900000"]),
+        // A read in the middle changes nothing.
+        args(&["GET", &k("s")]),
+    ]
+}
+
+/// Per key: exists, absolute expiry, value digest.
+fn key_states(c: &mut RawConn, keys: &[String]) -> Vec<(String, i64, i64, String)> {
+    keys.iter()
+        .map(|k| {
+            let exists = int(c, &["EXISTS", k]);
+            let exp = int(c, &["PEXPIRETIME", k]);
+            let d = string_array(c, &["DEBUG", "DIGEST-VALUE", k]);
+            assert_eq!(d.len(), 1, "DEBUG DIGEST-VALUE {k}: {d:?}");
+            (k.clone(), exists, exp, d[0].clone())
+        })
+        .collect()
+}
+
+// ----- hidden keys -----------------------------------------------------------------------------
+
+/// CRC16-XMODEM, as Redis Cluster uses for key slots.
+fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// The cluster slot of `key` (`CLUSTER KEYSLOT`), honouring a non-empty `{hash tag}`.
+fn key_slot(key: &[u8]) -> u16 {
+    let part = match key.iter().position(|&b| b == b'{') {
+        Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
+            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
+            _ => key,
+        },
+        None => key,
+    };
+    crc16(part) & 16383
+}
+
+/// Every `txu:undo:*` key of the connection's database.
+fn undo_keys(c: &mut RawConn) -> Vec<String> {
+    let mut keys = string_array(c, &["KEYS", "txu:undo:*"]);
+    keys.sort();
+    keys
+}
+
+/// The one hidden key that holds the undo log of `id`; checks its name.
+fn undo_key_of(c: &mut RawConn, id: &str) -> String {
+    let suffix = format!("}}:{id}");
+    let all = undo_keys(c);
+    let mine: Vec<&String> = all.iter().filter(|k| k.ends_with(&suffix)).collect();
+    assert_eq!(mine.len(), 1, "hidden key of {id} among {all:?}");
+    let key = mine[0].clone();
+    let tag = key
+        .strip_prefix("txu:undo:{")
+        .and_then(|t| t.strip_suffix(&suffix))
+        .unwrap_or_else(|| panic!("hidden key {key:?} is not txu:undo:{{<tag>}}:{id}"));
+    assert!(
+        !tag.is_empty() && !tag.contains('{') && !tag.contains('}'),
+        "hidden key {key:?} has a bad tag {tag:?}"
+    );
+    key
+}
+
+/// Checks the hidden key of a retained transaction: its type, that ordinary commands cannot
+/// touch it, its TTL (0 < PTTL <= retain), and its slot. Returns its name.
+fn check_retained_key(c: &mut RawConn, id: &str, first_key: &str, retain_ms: i64) -> String {
+    let key = undo_key_of(c, id);
+    assert_eq!(simple(c, &["TYPE", &key]), "txu-undo1", "TYPE {key}");
+    assert_eq!(
+        key_slot(key.as_bytes()),
+        key_slot(first_key.as_bytes()),
+        "{key} is not in the slot of the first written key {first_key:?}"
+    );
+    let pttl = int(c, &["PTTL", &key]);
+    assert!(
+        pttl > 0 && pttl <= retain_ms,
+        "PTTL {key} = {pttl}, want 0 < PTTL <= {retain_ms}"
+    );
+    let ordinary: [&[&str]; 8] = [
+        &["GET", &key],
+        &["SET", &key, "x", "XX", "GET"],
+        &["APPEND", &key, "x"],
+        &["INCR", &key],
+        &["HSET", &key, "f", "v"],
+        &["LPUSH", &key, "v"],
+        &["SADD", &key, "m"],
+        &["ZADD", &key, "1", "m"],
+    ];
+    for a in ordinary {
+        let e = err(c, a);
+        assert!(e.starts_with("WRONGTYPE"), "{a:?} on the hidden key: {e}");
+    }
+    assert_eq!(simple(c, &["TYPE", &key]), "txu-undo1", "TYPE {key} after");
+    key
+}
+
+fn info_u64(s: &Server, field: &str) -> u64 {
+    let v = s
+        .info_field("txu", field)
+        .unwrap_or_else(|| panic!("INFO txu has no field {field}"));
+    v.parse()
+        .unwrap_or_else(|e| panic!("INFO txu {field}={v:?} is not a number: {e}"))
+}
+
+/// Asserts `txu_undo_logs_retained`, `txu_rollbacks_pending`, and whether
+/// `txu_undo_log_memory` is above zero.
+fn assert_logs(s: &Server, retained: u64, pending: u64, what: &str) {
+    assert_eq!(
+        info_u64(s, "txu_undo_logs_retained"),
+        retained,
+        "txu_undo_logs_retained {what}"
+    );
+    assert_eq!(
+        info_u64(s, "txu_rollbacks_pending"),
+        pending,
+        "txu_rollbacks_pending {what}"
+    );
+    let mem = info_u64(s, "txu_undo_log_memory");
+    if retained + pending > 0 {
+        assert!(mem > 0, "txu_undo_log_memory {what}: {mem}");
+    } else {
+        assert_eq!(mem, 0, "txu_undo_log_memory {what}");
+    }
+}
+
+// ----- RETAIN and TXU.ROLLBACK <txid> ----------------------------------------------------------
+
+#[test]
+fn slot_function_matches_platform_facts() {
+    assert_eq!(key_slot(b"foo"), 12182);
+    assert_eq!(key_slot(b"bar"), 5061);
+    assert_eq!(key_slot(b"{foo}:x"), 12182);
+}
+
+#[test]
+fn retain_takes_1_ms_to_a_year() {
+    let s = Server::start();
+    let mut c = s.raw();
+    for bad in [
+        "0",
+        "-1",
+        "31536000001",
+        "abc",
+        "1.5",
+        "",
+        "99999999999999999999",
+    ] {
+        let e = err(&mut c, &["TXU.BEGIN", "RETAIN", bad]);
+        assert!(
+            e.starts_with("ERR syntax error: RETAIN needs"),
+            "RETAIN {bad:?}: {e}"
+        );
+    }
+    let e = err(&mut c, &["TXU.BEGIN", "RETAIN"]);
+    assert!(e.starts_with("ERR syntax error: RETAIN needs"), "{e}");
+    // None of those opened a transaction.
+    assert_eq!(err(&mut c, &["TXU.EXEC"]), "ERR TXU.EXEC without TXU.BEGIN");
+    for good in ["1", "31536000000"] {
+        begin(&mut c, Some(good));
+        ok(&mut c, &["TXU.ROLLBACK"]);
+    }
+    // The longest retention is kept as asked.
+    let id = commit(&mut c, Some("31536000000"), &[args(&["SET", "foo", "1"])]);
+    let key = check_retained_key(&mut c, &id, "foo", 31_536_000_000);
+    assert!(int(&mut c, &["PTTL", &key]) > 31_536_000_000 - 60_000);
+    assert_logs(&s, 1, 0, "after a year-long RETAIN");
+}
+
+#[test]
+fn retained_commit_rolls_back_exactly() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let keys = seed(&mut c, "foo");
+    let d0 = s.digest();
+    let before = key_states(&mut c, &keys);
+    assert_logs(&s, 0, 0, "before any transaction");
+
+    let id = commit(&mut c, Some(LONG), &tx_cmds("foo"));
+    // The first written key is "foos"; the data really changed.
+    let key = check_retained_key(&mut c, &id, "foos", 600_000);
+    assert_eq!(undo_keys(&mut c), std::slice::from_ref(&key));
+    assert_ne!(key_states(&mut c, &keys), before);
+    assert_eq!(bulk(&mut c, &["GET", "foonew"]), "created");
+    assert_logs(&s, 1, 0, "with one retained log");
+    assert_eq!(info_u64(&s, "txu_rollbacks_of_committed"), 0);
+
+    ok(&mut c, &["TXU.ROLLBACK", &id]);
+    assert_eq!(s.digest(), d0, "DEBUG DIGEST after TXU.ROLLBACK {id}");
+    assert_eq!(key_states(&mut c, &keys), before);
+    assert_eq!(int(&mut c, &["EXISTS", "foonew"]), 0, "created key is gone");
+    assert_eq!(int(&mut c, &["EXISTS", &key]), 0, "hidden key is gone");
+    assert!(undo_keys(&mut c).is_empty());
+    assert_logs(&s, 0, 0, "after the rollback");
+    assert_eq!(info_u64(&s, "txu_rollbacks_of_committed"), 1);
+
+    // Only once.
+    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
+    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id, "FORCE"]), unknown(&id));
+    assert_eq!(s.digest(), d0);
+    assert_eq!(info_u64(&s, "txu_rollbacks_of_committed"), 1);
+
+    // Ids never issued.
+    for bogus in ["1-1", "99999999999999-0", "nonsense"] {
+        assert_eq!(err(&mut c, &["TXU.ROLLBACK", bogus]), unknown(bogus));
+    }
+    // A plain transaction's id was never retained.
+    let plain = commit(&mut c, None, &[args(&["SET", "fooplain", "1"])]);
+    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &plain]), unknown(&plain));
+    assert_eq!(bulk(&mut c, &["GET", "fooplain"]), "1");
+}
+
+#[test]
+fn hidden_key_is_in_the_slot_of_the_first_written_key() {
+    let s = Server::start();
+    let mut c = s.raw();
+    // (keys written in order, the first written key)
+    let cases: [(&[&str], &str); 6] = [
+        (&["foo", "bar"], "foo"),
+        (&["bar", "foo"], "bar"),
+        (&["{user1}:balance", "x"], "{user1}:balance"),
+        (&["a}b{c"], "a}b{c"),
+        (&["x{}y", "foo"], "x{}y"),
+        (&["k:\u{e9}\u{263a}"], "k:\u{e9}\u{263a}"),
+    ];
+    for (written, first) in cases {
+        // Reads first: a read is not a write, so it does not decide the slot.
+        let mut cmds = vec![args(&["GET", "zzz-read-only"])];
+        cmds.extend(written.iter().map(|k| args(&["SET", k, "v"])));
+        let id = commit(&mut c, Some(LONG), &cmds);
+        check_retained_key(&mut c, &id, first, 600_000);
+    }
+    assert_logs(&s, 6, 0, "after six retained transactions");
+}
+
+#[test]
+fn plain_and_rolled_back_transactions_leave_no_undo_key() {
+    let s = Server::start();
+    let mut c = s.raw();
+    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+
+    let plain = commit(
+        &mut c,
+        None,
+        &[args(&["SET", "a", "1"]), args(&["INCR", "a"])],
+    );
+    assert!(undo_keys(&mut c).is_empty(), "after a plain commit");
+    assert_eq!(int(&mut c, &["DBSIZE"]), 2);
+    assert_logs(&s, 0, 0, "after a plain commit");
+
+    let d = s.digest();
+    for retain in [None, Some(LONG)] {
+        let (id, r) = run_tx(
+            &mut c,
+            retain,
+            &[args(&["SET", "b", "1"]), args(&["INCR", "h"])],
+        );
+        let e = error_text(&r, "TXU.EXEC");
+        assert!(
+            e.starts_with("ROLLBACK command 2 (INCR) failed: WRONGTYPE"),
+            "{e}"
+        );
+        assert!(!e.contains("rollback incomplete"), "{e}");
+        assert!(
+            undo_keys(&mut c).is_empty(),
+            "after a rollback ({retain:?})"
+        );
+        assert_eq!(int(&mut c, &["DBSIZE"]), 2);
+        assert_eq!(s.digest(), d);
+        assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
+        assert_logs(&s, 0, 0, "after a rolled-back transaction");
+    }
+    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &plain]), unknown(&plain));
+    // A discarded RETAIN transaction leaves nothing either.
+    let id = begin(&mut c, Some(LONG));
+    queue_all(&mut c, &[args(&["SET", "c", "1"])]);
+    ok(&mut c, &["TXU.ROLLBACK"]);
+    assert!(undo_keys(&mut c).is_empty());
+    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
+    assert_eq!(s.digest(), d);
+}
+
+#[test]
+fn retention_expires() {
+    let s = Server::start();
+    let mut c = s.raw();
+    ok(&mut c, &["SET", "k", "old"]);
+    let id = commit(&mut c, Some("200"), &[args(&["SET", "k", "new"])]);
+    let key = check_retained_key(&mut c, &id, "k", 200);
+    let mut probe = s.raw();
+    wait_until("the 200 ms undo log to expire", DEADLINE, || {
+        int(&mut probe, &["EXISTS", &key]) == 0
+    });
+    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
+    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id, "FORCE"]), unknown(&id));
+    assert_eq!(bulk(&mut c, &["GET", "k"]), "new", "nothing was undone");
+    assert!(undo_keys(&mut c).is_empty());
+    assert_logs(&s, 0, 0, "after the retention expired");
+    assert_eq!(info_u64(&s, "txu_rollbacks_of_committed"), 0);
+}
+
+#[test]
+fn expired_retention_is_refused_before_the_key_is_reclaimed() {
+    let s = Server::start();
+    let mut c = s.raw();
+    // No active expiry: only a lookup can find the hidden key expired.
+    ok(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    ok(&mut c, &["SET", "k", "old"]);
+    let id = commit(&mut c, Some("200"), &[args(&["SET", "k", "new"])]);
+    let key = check_retained_key(&mut c, &id, "k", 200);
+    let deadline = int(&mut c, &["PEXPIRETIME", &key]);
+    assert!(deadline > 0);
+    // Poll the server clock, not the key (a lookup would reclaim it).
+    wait_until("the server clock to pass the retention", DEADLINE, || {
+        let t = string_array(&mut c, &["TIME"]);
+        let now_ms = t[0].parse::<i64>().unwrap() * 1000 + t[1].parse::<i64>().unwrap() / 1000;
+        now_ms > deadline
+    });
+    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
+    assert_eq!(bulk(&mut c, &["GET", "k"]), "new", "nothing was undone");
+    assert_eq!(int(&mut c, &["EXISTS", &key]), 0);
+}
+
+#[test]
+fn rollback_works_from_another_database() {
+    let s = Server::start();
+    let mut c3 = s.raw();
+    ok(&mut c3, &["SELECT", "3"]);
+    let keys = seed(&mut c3, "d:");
+    let before = key_states(&mut c3, &keys);
+    let d0 = s.digest();
+    let id = commit(&mut c3, Some(LONG), &tx_cmds("d:"));
+    check_retained_key(&mut c3, &id, "d:s", 600_000);
+
+    let mut c0 = s.raw();
+    assert!(undo_keys(&mut c0).is_empty(), "the log lives in db 3");
+    ok(&mut c0, &["TXU.ROLLBACK", &id]);
+    assert_eq!(s.digest(), d0);
+    assert_eq!(key_states(&mut c3, &keys), before);
+    // The caller's database is still 0.
+    ok(&mut c0, &["SET", "marker", "1"]);
+    assert_eq!(int(&mut c3, &["EXISTS", "marker"]), 0);
+    ok(&mut c0, &["SELECT", "3"]);
+    assert_eq!(int(&mut c0, &["EXISTS", "marker"]), 0);
+}
+
+/// How a key written by a retained transaction is changed afterwards.
+#[derive(Clone, Copy, Debug)]
+enum Change {
+    Set,
+    Pexpire,
+    Persist,
+    Del,
+    DelOfCreatedKey,
+    Hset,
+    PlainTxu,
+    RetainedTxu,
+    MultiExec,
+    Eval,
+}
+
+#[test]
+fn any_later_write_is_a_conflict_and_force_undoes_anyway() {
+    use Change::*;
+    let s = Server::start();
+    let mut c = s.raw();
+    let mut other = s.raw();
+    for (n, change) in [
+        Set,
+        Pexpire,
+        Persist,
+        Del,
+        DelOfCreatedKey,
+        Hset,
+        PlainTxu,
+        RetainedTxu,
+        MultiExec,
+        Eval,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let p = format!("c{n}:");
+        let k = |s: &str| format!("{p}{s}");
+        let keys = seed(&mut c, &p);
+        let before = key_states(&mut c, &keys);
+        let id = commit(&mut c, Some(LONG), &tx_cmds(&p));
+        let hidden = check_retained_key(&mut c, &id, &k("s"), 600_000);
+
+        let mut later = None;
+        let changed = match change {
+            Set => {
+                ok(&mut other, &["SET", &k("t"), "99"]);
+                k("t")
+            }
+            Pexpire => {
+                assert_eq!(int(&mut other, &["PEXPIRE", &k("t"), "123456"]), 1);
+                k("t")
+            }
+            Persist => {
+                assert_eq!(int(&mut other, &["PERSIST", &k("t")]), 1);
+                k("t")
+            }
+            Del => {
+                assert_eq!(int(&mut other, &["DEL", &k("h")]), 1);
+                k("h")
+            }
+            DelOfCreatedKey => {
+                assert_eq!(int(&mut other, &["DEL", &k("new")]), 1);
+                k("new")
+            }
+            Hset => {
+                assert_eq!(int(&mut other, &["HSET", &k("h"), "f9", "v9"]), 1);
+                k("h")
+            }
+            PlainTxu => {
+                commit(&mut other, None, &[args(&["INCRBY", &k("t"), "1"])]);
+                k("t")
+            }
+            RetainedTxu => {
+                later = Some(commit(
+                    &mut other,
+                    Some(LONG),
+                    &[args(&["INCRBY", &k("t"), "1"])],
+                ));
+                k("t")
+            }
+            MultiExec => {
+                ok(&mut other, &["MULTI"]);
+                assert_eq!(
+                    cmd(&mut other, &["ZADD", &k("z"), "5", "five"]),
+                    "+QUEUED\r\n"
+                );
+                assert_eq!(cmd(&mut other, &["EXEC"]), "*1\r\n:1\r\n");
+                k("z")
+            }
+            Eval => {
+                let r = cmd(
+                    &mut other,
+                    &[
+                        "EVAL",
+                        "return redis.call('SADD', KEYS[1], 'm9')",
+                        "1",
+                        &k("set"),
+                    ],
+                );
+                assert_eq!(r, ":1\r\n");
+                k("set")
+            }
+        };
+        let what = format!("{change:?}");
+        let d_changed = s.digest();
+        let changed_states = key_states(&mut c, &keys);
+        assert_eq!(
+            err(&mut c, &["TXU.ROLLBACK", &id]),
+            conflict(&id, &changed),
+            "{what}"
+        );
+        assert_eq!(
+            s.digest(),
+            d_changed,
+            "{what}: a refused rollback changed data"
+        );
+        assert_eq!(key_states(&mut c, &keys), changed_states, "{what}");
+        assert_eq!(int(&mut c, &["EXISTS", &hidden]), 1, "{what}: log kept");
+        // Refused again: nothing changed in between.
+        assert_eq!(
+            err(&mut c, &["TXU.ROLLBACK", &id]),
+            conflict(&id, &changed),
+            "{what}, second try"
+        );
+        assert_eq!(s.digest(), d_changed, "{what}");
+
+        ok(&mut c, &["TXU.ROLLBACK", &id, "FORCE"]);
+        assert_eq!(
+            key_states(&mut c, &keys),
+            before,
+            "{what}: FORCE restores the pre-images"
+        );
+        assert_eq!(int(&mut c, &["EXISTS", &hidden]), 0, "{what}: log deleted");
+        assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id), "{what}");
+        assert_eq!(
+            err(&mut c, &["TXU.ROLLBACK", &id, "FORCE"]),
+            unknown(&id),
+            "{what}"
+        );
+
+        if let Some(later) = later {
+            // The forced rollback wrote the key the later retained transaction wrote.
+            assert_eq!(
+                err(&mut c, &["TXU.ROLLBACK", &later]),
+                conflict(&later, &k("t")),
+                "{what}: the later transaction"
+            );
+        }
+    }
+    assert_eq!(info_u64(&s, "txu_rollbacks_of_committed"), 10);
+}
+
+#[test]
+fn reading_the_keys_is_not_a_change() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let keys = seed(&mut c, "r:");
+    let before = key_states(&mut c, &keys);
+    let d0 = s.digest();
+    let id = commit(&mut c, Some(LONG), &tx_cmds("r:"));
+
+    let mut other = s.raw();
+    let reads: [&[&str]; 16] = [
+        &["GET", "r:s"],
+        &["MGET", "r:s", "r:t", "r:new"],
+        &["STRLEN", "r:t"],
+        &["LRANGE", "r:l", "0", "-1"],
+        &["HGETALL", "r:h"],
+        &["SMEMBERS", "r:set"],
+        &["ZRANGE", "r:z", "0", "-1", "WITHSCORES"],
+        &["XRANGE", "r:x", "-", "+"],
+        &["EXISTS", "r:gone", "r:new"],
+        &["TYPE", "r:h"],
+        &["PTTL", "r:new"],
+        &["PEXPIRETIME", "r:t"],
+        &["DUMP", "r:l"],
+        &["OBJECT", "ENCODING", "r:set"],
+        &["SCAN", "0", "COUNT", "1000"],
+        &["DEBUG", "DIGEST-VALUE", "r:z"],
+    ];
+    for r in reads {
+        assert!(!cmd(&mut other, r).starts_with('-'), "{r:?}");
+    }
+    // A TXU transaction that only reads, and reads inside MULTI and a script.
+    commit(
+        &mut other,
+        None,
+        &[
+            args(&["GET", "r:s"]),
+            args(&["HGET", "r:h", "f3"]),
+            args(&["ZSCORE", "r:z", "one"]),
+        ],
+    );
+    ok(&mut other, &["MULTI"]);
+    assert_eq!(cmd(&mut other, &["GET", "r:t"]), "+QUEUED\r\n");
+    assert!(cmd(&mut other, &["EXEC"]).starts_with("*1\r\n"));
+    let r = cmd(
+        &mut other,
+        &["EVAL", "return redis.call('GET', KEYS[1])", "1", "r:s"],
+    );
+    assert_eq!(parse_bulk(&r).as_deref(), Some("v1"));
+
+    ok(&mut c, &["TXU.ROLLBACK", &id]);
+    assert_eq!(s.digest(), d0);
+    assert_eq!(key_states(&mut c, &keys), before);
+}
+
+// ----- persistence -----------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug)]
+enum Restart {
+    /// `SAVE`, graceful restart from the RDB.
+    Save,
+    /// Graceful restart from the AOF (optionally rewritten first).
+    Aof { preamble: bool, rewrite: bool },
+    /// SIGKILL with `appendfsync always`, restart from the AOF.
+    AofKill9,
+    /// `DEBUG RELOAD` in the same process.
+    DebugReload,
+}
+
+fn server_for(mode: Restart, fault_module: bool) -> Server {
+    let a: Vec<&str> = match mode {
+        Restart::Save | Restart::DebugReload => vec![],
+        Restart::Aof { preamble, .. } => vec![
+            "--appendonly",
+            "yes",
+            "--aof-use-rdb-preamble",
+            if preamble { "yes" } else { "no" },
+        ],
+        Restart::AofKill9 => vec!["--appendonly", "yes", "--appendfsync", "always"],
+    };
+    if fault_module {
+        Server::start_with_fault_module(&a)
+    } else {
+        Server::start_with(&a)
+    }
+}
+
+/// `BGREWRITEAOF`, then wait until no rewrite is running or scheduled, and check it succeeded.
+fn rewrite_aof(s: &Server) {
+    let mut c = s.raw();
+    let r = simple(&mut c, &["BGREWRITEAOF"]);
+    assert!(r.contains("rewriting"), "BGREWRITEAOF: {r}");
+    wait_until("the AOF rewrite to finish", DEADLINE, || {
+        let p = s.info("persistence");
+        p.get("aof_rewrite_in_progress").map(String::as_str) == Some("0")
+            && p.get("aof_rewrite_scheduled").map(String::as_str) == Some("0")
+    });
+    assert_eq!(
+        s.info_field("persistence", "aof_last_bgrewrite_status")
+            .as_deref(),
+        Some("ok")
+    );
+}
+
+fn persist_and_restart(s: &mut Server, mode: Restart) {
+    match mode {
+        Restart::Save => {
+            ok(&mut s.raw(), &["SAVE"]);
+            s.restart();
+        }
+        Restart::Aof { rewrite, .. } => {
+            if rewrite {
+                rewrite_aof(s);
+            }
+            s.restart();
+            assert_eq!(
+                s.info_field("persistence", "aof_enabled").as_deref(),
+                Some("1")
+            );
+        }
+        Restart::AofKill9 => s.kill9_and_restart(),
+        Restart::DebugReload => ok(&mut s.raw(), &["DEBUG", "RELOAD"]),
+    }
+}
+
+/// Three retained transactions (p:, q:, r:); r: conflicted before the restart, q: after it;
+/// p: rolls back cleanly after the restart, the others with FORCE.
+fn retained_logs_survive(mode: Restart) {
+    let mut s = server_for(mode, false);
+    let mut c = s.raw();
+    let mut keys = Vec::new();
+    for p in ["p:", "q:", "r:"] {
+        keys.extend(seed(&mut c, p));
+    }
+    let d0 = s.digest();
+    let before = key_states(&mut c, &keys);
+    let ids: Vec<String> = ["p:", "q:", "r:"]
+        .iter()
+        .map(|p| commit(&mut c, Some(LONG), &tx_cmds(p)))
+        .collect();
+    let hidden: Vec<(String, i64)> = ids
+        .iter()
+        .zip(["p:s", "q:s", "r:s"])
+        .map(|(id, first)| {
+            let k = check_retained_key(&mut c, id, first, 600_000);
+            let exp = int(&mut c, &["PEXPIRETIME", &k]);
+            (k, exp)
+        })
+        .collect();
+    // A change before the restart.
+    ok(&mut c, &["SET", "r:s", "changed before the restart"]);
+    let after_tx = key_states(&mut c, &keys);
+    assert_logs(&s, 3, 0, "before the restart");
+    drop(c);
+
+    persist_and_restart(&mut s, mode);
+    let mut c = s.raw();
+    let what = format!("after {mode:?}");
+    assert_eq!(key_states(&mut c, &keys), after_tx, "data {what}");
+    for (id, (k, exp)) in ids.iter().zip(&hidden) {
+        assert_eq!(&undo_key_of(&mut c, id), k, "{what}");
+        assert_eq!(simple(&mut c, &["TYPE", k]), "txu-undo1", "{what}");
+        assert_eq!(
+            int(&mut c, &["PEXPIRETIME", k]),
+            *exp,
+            "absolute expiry of {k} {what}"
+        );
+    }
+    assert_eq!(undo_keys(&mut c).len(), 3, "{what}");
+    assert_logs(&s, 3, 0, &what);
+
+    // The conflict from before the restart is remembered.
+    assert_eq!(
+        err(&mut c, &["TXU.ROLLBACK", &ids[2]]),
+        conflict(&ids[2], "r:s"),
+        "{what}"
+    );
+    // A write after the restart is detected.
+    assert_eq!(int(&mut c, &["HSET", "q:h", "f9", "v9"]), 1);
+    assert_eq!(
+        err(&mut c, &["TXU.ROLLBACK", &ids[1]]),
+        conflict(&ids[1], "q:h"),
+        "{what}"
+    );
+    // The untouched one rolls back exactly.
+    ok(&mut c, &["TXU.ROLLBACK", &ids[0]]);
+    assert_eq!(
+        key_states(&mut c, &keys[..9]),
+        before[..9],
+        "p: keys after TXU.ROLLBACK {what}"
+    );
+    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &ids[0]]), unknown(&ids[0]));
+    assert_logs(&s, 2, 0, &what);
+    ok(&mut c, &["TXU.ROLLBACK", &ids[1], "FORCE"]);
+    ok(&mut c, &["TXU.ROLLBACK", &ids[2], "FORCE"]);
+    assert_eq!(key_states(&mut c, &keys), before, "{what}");
+    assert_eq!(s.digest(), d0, "DEBUG DIGEST {what}");
+    assert!(undo_keys(&mut c).is_empty(), "{what}");
+    assert_logs(&s, 0, 0, &what);
+}
+
+#[test]
+fn retained_logs_survive_save_and_restart() {
+    retained_logs_survive(Restart::Save);
+}
+
+#[test]
+fn retained_logs_survive_aof_restart() {
+    retained_logs_survive(Restart::Aof {
+        preamble: true,
+        rewrite: false,
+    });
+}
+
+#[test]
+fn retained_logs_survive_aof_restart_without_rdb_preamble() {
+    retained_logs_survive(Restart::Aof {
+        preamble: false,
+        rewrite: false,
+    });
+}
+
+#[test]
+fn retained_logs_survive_aof_rewrite_and_restart() {
+    retained_logs_survive(Restart::Aof {
+        preamble: true,
+        rewrite: true,
+    });
+}
+
+#[test]
+fn retained_logs_survive_aof_rewrite_without_rdb_preamble_and_restart() {
+    retained_logs_survive(Restart::Aof {
+        preamble: false,
+        rewrite: true,
+    });
+}
+
+#[test]
+fn retained_logs_survive_kill9_with_aof() {
+    retained_logs_survive(Restart::AofKill9);
+}
+
+#[test]
+fn retained_logs_survive_debug_reload() {
+    retained_logs_survive(Restart::DebugReload);
+}
+
+// ----- replication -----------------------------------------------------------------------------
+
+#[test]
+fn replica_follows_retained_commit_conflict_and_rollback() {
+    let p = Server::start();
+    let r = p.start_replica_of();
+    let mut c = p.raw();
+    let mut rc = r.raw();
+    seed(&mut c, "a:");
+    let d0 = p.digest();
+    wait_replica_synced(&p, &r);
+    assert_eq!(r.digest(), d0);
+
+    let id = commit(&mut c, Some(LONG), &tx_cmds("a:"));
+    let key = check_retained_key(&mut c, &id, "a:s", 600_000);
+    wait_replica_synced(&p, &r);
+    assert_eq!(r.digest(), p.digest(), "after a retained commit");
+    assert_eq!(undo_key_of(&mut rc, &id), key);
+    assert_eq!(simple(&mut rc, &["TYPE", &key]), "txu-undo1");
+    assert_eq!(
+        int(&mut rc, &["PEXPIRETIME", &key]),
+        int(&mut c, &["PEXPIRETIME", &key])
+    );
+    assert_logs(&r, 1, 0, "on the replica");
+
+    // A second one, conflicted on the primary.
+    let id2 = commit(&mut c, Some(LONG), &[args(&["SET", "b:1", "x"])]);
+    ok(&mut c, &["SET", "b:1", "y"]);
+    wait_replica_synced(&p, &r);
+    assert_eq!(r.digest(), p.digest(), "after a conflicting write");
+    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id2]), conflict(&id2, "b:1"));
+
+    ok(&mut c, &["TXU.ROLLBACK", &id]);
+    wait_replica_synced(&p, &r);
+    assert_eq!(r.digest(), p.digest(), "after TXU.ROLLBACK");
+    assert_eq!(int(&mut rc, &["EXISTS", &key]), 0);
+    assert_logs(&r, 1, 0, "on the replica after one rollback");
+
+    ok(&mut c, &["TXU.ROLLBACK", &id2, "FORCE"]);
+    wait_replica_synced(&p, &r);
+    assert_eq!(p.digest(), d0);
+    assert_eq!(r.digest(), d0, "replica after TXU.ROLLBACK FORCE");
+    assert!(undo_keys(&mut rc).is_empty());
+    assert_logs(&r, 0, 0, "on the replica at the end");
+}
+
+#[test]
+fn promoted_replica_rolls_back() {
+    let p = Server::start();
+    let r = p.start_replica_of();
+    let mut c = p.raw();
+    let mut keys = Vec::new();
+    for prefix in ["a:", "b:", "c:"] {
+        keys.extend(seed(&mut c, prefix));
+    }
+    let d0 = p.digest();
+    let before = key_states(&mut c, &keys);
+    let ids: Vec<String> = ["a:", "b:", "c:"]
+        .iter()
+        .map(|prefix| commit(&mut c, Some(LONG), &tx_cmds(prefix)))
+        .collect();
+    // Changed on the primary while the replica follows.
+    assert_eq!(int(&mut c, &["HSET", "b:h", "f9", "v9"]), 1);
+    wait_replica_synced(&p, &r);
+    assert_eq!(r.digest(), p.digest());
+
+    let mut rc = r.raw();
+    ok(&mut rc, &["REPLICAOF", "NO", "ONE"]);
+    assert_eq!(
+        r.info_field("replication", "role").as_deref(),
+        Some("master")
+    );
+    assert_logs(&r, 3, 0, "on the promoted replica");
+    assert_eq!(
+        err(&mut rc, &["TXU.ROLLBACK", &ids[1]]),
+        conflict(&ids[1], "b:h")
+    );
+    // Changed on the promoted replica.
+    assert_eq!(int(&mut rc, &["SADD", "c:set", "m7"]), 1);
+    assert_eq!(
+        err(&mut rc, &["TXU.ROLLBACK", &ids[2]]),
+        conflict(&ids[2], "c:set")
+    );
+    ok(&mut rc, &["TXU.ROLLBACK", &ids[0]]);
+    assert_eq!(key_states(&mut rc, &keys[..9]), before[..9]);
+    ok(&mut rc, &["TXU.ROLLBACK", &ids[1], "FORCE"]);
+    ok(&mut rc, &["TXU.ROLLBACK", &ids[2], "FORCE"]);
+    assert_eq!(r.digest(), d0, "promoted replica after the rollbacks");
+    assert_eq!(key_states(&mut rc, &keys), before);
+    assert!(undo_keys(&mut rc).is_empty());
+    assert_logs(&r, 0, 0, "on the promoted replica at the end");
+}
+
+#[test]
+fn replica_that_syncs_after_the_commit_gets_the_log() {
+    let p = Server::start();
+    let mut c = p.raw();
+    seed(&mut c, "a:");
+    let d0 = p.digest();
+    let id = commit(&mut c, Some(LONG), &tx_cmds("a:"));
+    let key = check_retained_key(&mut c, &id, "a:s", 600_000);
+    // Full synchronization: the log arrives in the RDB.
+    let r = p.start_replica_of();
+    assert_eq!(r.digest(), p.digest());
+    let mut rc = r.raw();
+    assert_eq!(undo_key_of(&mut rc, &id), key);
+    assert_eq!(
+        int(&mut rc, &["PEXPIRETIME", &key]),
+        int(&mut c, &["PEXPIRETIME", &key])
+    );
+    ok(&mut rc, &["REPLICAOF", "NO", "ONE"]);
+    ok(&mut rc, &["TXU.ROLLBACK", &id]);
+    assert_eq!(r.digest(), d0);
+    assert_eq!(err(&mut rc, &["TXU.ROLLBACK", &id]), unknown(&id));
+}
+
+// ----- rollbacks that cannot finish (test-faults build) ----------------------------------------
+
+/// `SET z 1; INCR h` with `h` a hash: command 2 fails, `SET z 1` must be undone.
+fn failing_tx() -> Vec<Vec<String>> {
+    vec![args(&["SET", "z", "1"]), args(&["INCR", "h"])]
+}
+
+fn assert_incomplete(e: &str, id: &str) {
+    assert!(e.starts_with("ROLLBACK command 2 (INCR) failed:"), "{e}");
+    assert!(e.contains("rollback incomplete"), "{e}");
+    assert!(e.contains(&format!("pending as {id}")), "{e}");
+}
+
+fn wait_pending_finished(s: &Server, finished: u64) {
+    wait_until("the pending rollback to finish", DEADLINE, || {
+        let i = s.info("txu");
+        i.get("txu_rollbacks_pending").map(String::as_str) == Some("0")
+            && i.get("txu_rollbacks_pending_finished") == Some(&finished.to_string())
+    });
+}
+
+#[test]
+fn pending_rollback_is_finished_by_the_timer() {
+    let s = Server::start_with_fault_module(&[]);
+    let mut c = s.raw();
+    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    let d0 = s.digest();
+    ok(&mut c, &["TXU._FAULT", "UNDO", "5"]);
+    let id = begin(&mut c, None);
+    queue_all(&mut c, &failing_tx());
+    // TXU.EXEC and INFO in one write: the server runs both before its timer can fire.
+    let mut req = encode_command(&[b"TXU.EXEC"]);
+    req.extend(encode_command(&[b"INFO", b"txu"]));
+    c.send_raw(&req);
+    let e = error_text(&show(&c.read_reply()), "TXU.EXEC");
+    assert_incomplete(&e, &id);
+    let info = parse_bulk(&show(&c.read_reply())).expect("INFO txu reply");
+    let info = common::parse_info(&info);
+    assert_eq!(
+        info.get("txu_rollbacks_pending").map(String::as_str),
+        Some("1"),
+        "right after TXU.EXEC: {info:?}"
+    );
+    assert_eq!(
+        info.get("txu_rollbacks_pending_finished")
+            .map(String::as_str),
+        Some("0")
+    );
+    assert_eq!(
+        info.get("txu_rollback_failures").map(String::as_str),
+        Some("1")
+    );
+
+    wait_pending_finished(&s, 1);
+    assert_eq!(s.digest(), d0);
+    assert!(undo_keys(&mut c).is_empty());
+    assert_logs(&s, 0, 0, "after the pending rollback finished");
+}
+
+#[test]
+fn pending_rollback_inside_multi() {
+    let s = Server::start_with_fault_module(&[]);
+    let mut c = s.raw();
+    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    let d0 = s.digest();
+    ok(&mut c, &["TXU._FAULT", "UNDO", "5"]);
+    let id = begin(&mut c, None);
+    queue_all(&mut c, &failing_tx());
+    ok(&mut c, &["MULTI"]);
+    assert_eq!(cmd(&mut c, &["TXU.EXEC"]), "+QUEUED\r\n");
+    assert_eq!(cmd(&mut c, &["INFO", "txu"]), "+QUEUED\r\n");
+    let r = cmd(&mut c, &["EXEC"]);
+    let rest = r
+        .strip_prefix("*2\r\n-")
+        .unwrap_or_else(|| panic!("EXEC: {r:?}"));
+    let (e, info) = rest.split_once("\r\n").unwrap();
+    assert_incomplete(e, &id);
+    assert!(info.contains("txu_rollbacks_pending:1\r\n"), "{info:?}");
+    wait_pending_finished(&s, 1);
+    assert_eq!(s.digest(), d0);
+    assert!(undo_keys(&mut c).is_empty());
+}
+
+#[test]
+fn pending_rollback_waits_while_writes_keep_failing() {
+    let s = Server::start_with_fault_module(&[]);
+    let mut c = s.raw();
+    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    let d0 = s.digest();
+    ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
+    let (id, r) = run_tx(&mut c, None, &failing_tx());
+    let e = error_text(&r, "TXU.EXEC");
+    assert_incomplete(&e, &id);
+    assert!(e.contains(FAULT_ERROR), "{e}");
+    assert_logs(&s, 0, 1, "while the rollback is pending");
+    assert_eq!(info_u64(&s, "txu_rollbacks_pending_finished"), 0);
+    // The pending log is stored under its hidden key, in the slot of the key to undo.
+    let key = undo_key_of(&mut c, &id);
+    assert_eq!(simple(&mut c, &["TYPE", &key]), "txu-undo1");
+    assert_eq!(key_slot(key.as_bytes()), key_slot(b"z"));
+    assert!(err(&mut c, &["GET", &key]).starts_with("WRONGTYPE"));
+    assert_eq!(
+        err(&mut c, &["TXU.ROLLBACK", &id]),
+        format!("ERR the rollback of transaction '{id}' is already pending")
+    );
+
+    ok(&mut c, &["TXU._FAULT", "UNDO", "0"]);
+    wait_pending_finished(&s, 1);
+    assert_eq!(s.digest(), d0);
+    assert!(undo_keys(&mut c).is_empty());
+    assert_logs(&s, 0, 0, "after the pending rollback finished");
+    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
+}
+
+#[test]
+fn rollback_of_a_committed_transaction_that_cannot_finish_is_pending() {
+    let s = Server::start_with_fault_module(&[]);
+    let mut c = s.raw();
+    let keys = seed(&mut c, "a:");
+    let d0 = s.digest();
+    let before = key_states(&mut c, &keys);
+    let id = commit(&mut c, Some(LONG), &tx_cmds("a:"));
+    ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
+    let e = err(&mut c, &["TXU.ROLLBACK", &id]);
+    assert!(
+        e.starts_with(&format!("ERR rollback of '{id}' incomplete")) && e.contains("pending"),
+        "{e}"
+    );
+    assert_logs(&s, 0, 1, "while the rollback is pending");
+    assert_eq!(
+        err(&mut c, &["TXU.ROLLBACK", &id]),
+        format!("ERR the rollback of transaction '{id}' is already pending")
+    );
+    ok(&mut c, &["TXU._FAULT", "UNDO", "0"]);
+    wait_pending_finished(&s, 1);
+    assert_eq!(s.digest(), d0);
+    assert_eq!(key_states(&mut c, &keys), before);
+    assert!(undo_keys(&mut c).is_empty());
+    assert_logs(&s, 0, 0, "after the pending rollback finished");
+}
+
+/// The fault lasts until the restart (the switch is in memory); the restarted server finishes
+/// the stored pending rollback.
+fn pending_rollback_survives(mode: Restart) {
+    let mut s = server_for(mode, true);
+    let mut c = s.raw();
+    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    let d0 = s.digest();
+    ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
+    let (id, r) = run_tx(&mut c, None, &failing_tx());
+    assert_incomplete(&error_text(&r, "TXU.EXEC"), &id);
+    assert_logs(&s, 0, 1, "before the restart");
+    undo_key_of(&mut c, &id);
+    drop(c);
+
+    persist_and_restart(&mut s, mode);
+    wait_pending_finished(&s, 1);
+    let mut c = s.raw();
+    assert_eq!(s.digest(), d0, "after {mode:?}");
+    assert!(undo_keys(&mut c).is_empty());
+    assert_logs(&s, 0, 0, "after the pending rollback finished");
+}
+
+#[test]
+fn pending_rollback_survives_save_and_restart() {
+    pending_rollback_survives(Restart::Save);
+}
+
+#[test]
+fn pending_rollback_survives_aof_restart() {
+    pending_rollback_survives(Restart::Aof {
+        preamble: true,
+        rewrite: false,
+    });
+}
+
+#[test]
+fn pending_rollback_survives_aof_restart_without_rdb_preamble() {
+    pending_rollback_survives(Restart::Aof {
+        preamble: false,
+        rewrite: false,
+    });
+}
+
+#[test]
+fn pending_rollback_survives_aof_rewrite_without_rdb_preamble() {
+    pending_rollback_survives(Restart::Aof {
+        preamble: false,
+        rewrite: true,
+    });
+}
+
+#[test]
+fn replica_converges_after_a_pending_rollback_finishes() {
+    let p = Server::start_with_fault_module(&[]);
+    let r = p.start_replica_of();
+    let mut c = p.raw();
+    let mut rc = r.raw();
+    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    let d0 = p.digest();
+    ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
+    let (id, reply) = run_tx(&mut c, None, &failing_tx());
+    assert_incomplete(&error_text(&reply, "TXU.EXEC"), &id);
+    wait_replica_synced(&p, &r);
+    assert_eq!(r.digest(), p.digest(), "while pending");
+    let key = undo_key_of(&mut rc, &id);
+    assert_eq!(simple(&mut rc, &["TYPE", &key]), "txu-undo1");
+    assert_logs(&r, 0, 1, "on the replica while pending");
+
+    ok(&mut c, &["TXU._FAULT", "UNDO", "0"]);
+    wait_pending_finished(&p, 1);
+    wait_replica_synced(&p, &r);
+    assert_eq!(p.digest(), d0);
+    assert_eq!(
+        r.digest(),
+        d0,
+        "replica after the pending rollback finished"
+    );
+    assert!(undo_keys(&mut rc).is_empty());
+    assert_logs(&r, 0, 0, "on the replica at the end");
+}
