@@ -957,3 +957,20 @@ pub fn reply_integer(ctx: CtxPtr, v: i64) -> c_int {
     // SAFETY: plain reply call.
     unsafe { raw::RedisModule_ReplyWithLongLong.map_or(0, |f| f(ctx, v)) }
 }
+
+/// Propagates `name args...` to replicas and the AOF (after the current command's effects are
+/// known, within the same MULTI/EXEC as its other writes).
+pub fn replicate(ctx: CtxPtr, name: &CStr, args: &[&[u8]]) -> bool {
+    let owned: Option<Vec<OwnedStr>> = args.iter().map(|a| OwnedStr::create(a)).collect();
+    let Some(owned) = owned else {
+        return false;
+    };
+    let ptrs: Vec<StrPtr> = owned.iter().map(OwnedStr::as_ptr).collect();
+    // SAFETY: `v` takes a `RedisModuleString**` and a count; the strings outlive the call.
+    unsafe {
+        raw::RedisModule_Replicate.is_some_and(|f| {
+            f(ctx, name.as_ptr(), c"v".as_ptr(), ptrs.as_ptr(), ptrs.len())
+                == raw::REDISMODULE_OK as c_int
+        })
+    }
+}

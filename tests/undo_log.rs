@@ -1292,3 +1292,22 @@ fn replica_converges_after_a_pending_rollback_finishes() {
     assert!(undo_keys(&mut rc).is_empty());
     assert_logs(&r, 0, 0, "on the replica at the end");
 }
+
+#[test]
+fn a_transaction_that_rolls_back_completely_is_no_conflict() {
+    let s = Server::start();
+    let mut c = s.raw();
+    ok(&mut c, &["SET", "k", "1"]);
+    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    let id = commit(&mut c, Some("60000"), &[args(&["INCR", "k"])]);
+    // Another transaction writes k, then fails: k is back to 2, nothing changed.
+    let (_, reply) = run_tx(&mut c, None, &[args(&["INCR", "k"]), args(&["INCR", "h"])]);
+    assert!(
+        reply.starts_with("-ROLLBACK command 2 (INCR) failed"),
+        "{reply}"
+    );
+    assert_eq!(bulk(&mut c, &["GET", "k"]), "2");
+    // So the retained transaction is still undoable without FORCE.
+    ok(&mut c, &["TXU.ROLLBACK", &id]);
+    assert_eq!(bulk(&mut c, &["GET", "k"]), "1");
+}

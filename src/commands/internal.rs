@@ -60,7 +60,7 @@ pub unsafe extern "C" fn on_keyspace_event(
     key: StrPtr,
 ) -> c_int {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        undolog::key_changed(server::selected_db(ctx), server::str_bytes(key));
+        crate::exec::conflict::key_changed(ctx, server::str_bytes(key));
     }));
     0
 }
@@ -85,4 +85,24 @@ fn task_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
         }
         Err(e) => server::reply_error(ctx, &e),
     }
+}
+
+/// `TXU._CONFLICT <txid> <key>`: the primary found that `key`, written by retained transaction
+/// `txid`, changed afterwards.
+pub unsafe extern "C" fn conflict(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int) -> c_int {
+    guard(ctx, argv, argc, |ctx, argv| {
+        if !store::load_allowed(ctx) {
+            return server::reply_error(ctx, "ERR TXU._CONFLICT is internal to txu");
+        }
+        let [_, txid, key] = argv else {
+            return server::reply_error(
+                ctx,
+                "ERR wrong number of arguments for 'txu._conflict' command",
+            );
+        };
+        let txid = String::from_utf8_lossy(server::str_bytes(*txid)).into_owned();
+        undolog::mark_conflict(&txid, server::str_bytes(*key));
+        server::replicate_verbatim(ctx);
+        server::reply_simple(ctx, c"OK")
+    })
 }

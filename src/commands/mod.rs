@@ -102,6 +102,13 @@ pub const COMMANDS: &[Spec] = &[
         complexity: c"O(log N)",
     },
     Spec {
+        name: crate::exec::conflict::CONFLICT_COMMAND,
+        handler: internal::conflict,
+        flags: c"write deny-script",
+        summary: c"Internal: marks a retained transaction as conflicted (replication and AOF only)",
+        complexity: c"O(1)",
+    },
+    Spec {
         name: crate::store::LOAD_COMMAND,
         handler: internal::load,
         flags: c"write deny-script",

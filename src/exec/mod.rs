@@ -2,6 +2,7 @@
 //! `RedisModule_Call`, takes pre-images before each write and rolls back on failure.
 
 pub mod catalog;
+pub mod conflict;
 pub mod defer;
 pub mod policy;
 pub mod rollback;
@@ -198,6 +199,7 @@ pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<CallReply>, TxuError> {
             Err(e) => Err(TxuError::Internal(format!("could not defer: {e}"))),
         };
     }
+    let marks = conflict::buffer();
     let mut undo = UndoLog::new();
     let result = run_with(ctx, &tx.queued, &mut undo, server::RUN_FLAGS);
     add(&STATS.preimages, undo.len() as u64);
@@ -209,6 +211,7 @@ pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<CallReply>, TxuError> {
     };
     match result {
         Ok(replies) => {
+            marks.finish(ctx, true);
             if let Some(ms) = tx.retain_ms {
                 if let Err(e) = rollback::retain(ctx, meta, undo.compensations(), ms) {
                     server::log_warning(ctx, &format!("txu: could not retain {}: {e}", tx.id));

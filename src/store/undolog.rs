@@ -231,23 +231,50 @@ pub fn counts() -> (usize, usize, usize) {
     (retained, pending, bytes)
 }
 
-/// A key in database `db` was written: every retained log that touched it is now conflicted.
-pub fn key_changed(db: i32, key: &[u8]) {
+/// Retained logs (by id) that touch key `key` of database `db` and are not yet conflicted.
+pub fn unconflicted_watchers(db: i32, key: &[u8]) -> Vec<String> {
     if WATCHED.load(Ordering::Relaxed) == 0 {
-        return;
+        return Vec::new();
     }
     let idx = INDEX.lock();
     let Some(ids) = idx.by_key.get(&(db, key.to_vec())) else {
-        return;
+        return Vec::new();
     };
-    for id in ids {
-        if let Some(e) = idx.by_txid.get(id) {
-            // SAFETY: the value is alive while its entry is in the index, and the index lock
-            // is held, so `free` (which detaches under the same lock) cannot run concurrently.
-            if let Some(v) = unsafe { (e.addr as *mut StoredLog).as_mut() } {
-                v.conflict.get_or_insert_with(|| key.to_vec());
-            }
+    ids.iter()
+        .filter(|id| {
+            idx.by_txid.get(*id).is_some_and(|e| {
+                // SAFETY: the value is alive while its entry is in the index (see `key_changed`).
+                unsafe { (e.addr as *const StoredLog).as_ref() }
+                    .is_some_and(|v| v.conflict.is_none())
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// Marks the retained log `txid` as conflicted by `key` (the first mark wins). Returns whether
+/// it changed anything.
+pub fn mark_conflict(txid: &str, key: &[u8]) -> bool {
+    let idx = INDEX.lock();
+    let Some(e) = idx.by_txid.get(txid) else {
+        return false;
+    };
+    // SAFETY: the value is alive while its entry is in the index, and the index lock is held,
+    // so `free` (which detaches under the same lock) cannot run concurrently.
+    match unsafe { (e.addr as *mut StoredLog).as_mut() } {
+        Some(v) if v.conflict.is_none() => {
+            v.conflict = Some(key.to_vec());
+            true
         }
+        _ => false,
+    }
+}
+
+/// A key in database `db` was written: every retained log that touched it is now conflicted.
+#[cfg(test)]
+pub fn key_changed(db: i32, key: &[u8]) {
+    for id in unconflicted_watchers(db, key) {
+        mark_conflict(&id, key);
     }
 }
 

@@ -65,7 +65,11 @@ pub enum UndoEntry {
         elems: Vec<Vec<u8>>,
     },
     /// `LPOP`/`RPOP key count`.
-    ListPop { key: Vec<u8>, left: bool, count: u64 },
+    ListPop {
+        key: Vec<u8>,
+        left: bool,
+        count: u64,
+    },
     /// `LSET key index value`.
     ListSet {
         key: Vec<u8>,
@@ -155,7 +159,11 @@ impl UndoEntry {
             },
             UndoEntry::ListPush { key, left, elems } => {
                 let mut c = Vec::with_capacity(elems.len() + 2);
-                c.push(if *left { b"LPUSH".to_vec() } else { b"RPUSH".to_vec() });
+                c.push(if *left {
+                    b"LPUSH".to_vec()
+                } else {
+                    b"RPUSH".to_vec()
+                });
                 c.push(key.clone());
                 c.extend(elems.iter().cloned());
                 c
@@ -204,7 +212,9 @@ impl UndoEntry {
             UndoEntry::Whole { key, before } => {
                 key.len() + before.as_ref().map_or(0, |s| s.payload.len())
             }
-            UndoEntry::Str { key, before } => key.len() + before.as_ref().map_or(0, |(v, _)| v.len()),
+            UndoEntry::Str { key, before } => {
+                key.len() + before.as_ref().map_or(0, |(v, _)| v.len())
+            }
             UndoEntry::HashField { key, field, before } => {
                 key.len() + field.len() + before.as_ref().map_or(0, Vec::len)
             }
@@ -277,7 +287,10 @@ mod tests {
             }),
         };
         let c = e.compensation();
-        assert_eq!(strs(&c), ["RESTORE", "k", "99", "\0\u{1}\u{2}", "REPLACE", "ABSTTL"]);
+        assert_eq!(
+            strs(&c),
+            ["RESTORE", "k", "99", "\0\u{1}\u{2}", "REPLACE", "ABSTTL"]
+        );
         let e = UndoEntry::Whole {
             key: k("k"),
             before: Some(Snapshot {
@@ -285,7 +298,10 @@ mod tests {
                 expire_at_ms: None,
             }),
         };
-        assert_eq!(strs(&e.compensation()), ["RESTORE", "k", "0", "\u{7}", "REPLACE"]);
+        assert_eq!(
+            strs(&e.compensation()),
+            ["RESTORE", "k", "0", "\u{7}", "REPLACE"]
+        );
         let e = UndoEntry::Whole {
             key: k("k"),
             before: None,

@@ -4,6 +4,10 @@
 //! A pre-image is taken the first time a transaction writes a key; later writes to the same key
 //! add nothing, because rolling back to the first pre-image undoes all of them.
 
+pub mod entry;
+pub mod log;
+pub mod recipe;
+
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 

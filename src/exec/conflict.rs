@@ -1,0 +1,72 @@
+//! Conflict marks of retained undo logs ("a key this committed transaction wrote has changed
+//! since"). Only a primary decides them, from keyspace notifications outside loading, and
+//! replicates each mark as `TXU._CONFLICT <txid> <key>`; replicas and AOF replay apply those
+//! commands instead of guessing from notifications (replaying a rewritten AOF re-creates keys
+//! after their log and would look like changes). Writes of a transaction that then rolls back
+//! completely changed nothing, so their marks are buffered and dropped.
+
+use crate::server::{self, CtxPtr};
+use crate::store::undolog;
+use parking_lot::Mutex;
+
+pub const CONFLICT_COMMAND: &std::ffi::CStr = c"txu._conflict";
+
+/// `Some` while a transaction runs: marks wait for its outcome.
+static BUFFER: Mutex<Option<Vec<(String, Vec<u8>)>>> = Mutex::new(None);
+
+/// Buffers marks until `finish` (or drop, which discards them).
+pub struct Buffered {
+    done: bool,
+}
+
+pub fn buffer() -> Buffered {
+    *BUFFER.lock() = Some(Vec::new());
+    Buffered { done: false }
+}
+
+impl Buffered {
+    /// Ends buffering; `keep`: the transaction's writes stand, so its marks are applied.
+    pub fn finish(mut self, ctx: CtxPtr, keep: bool) {
+        self.done = true;
+        let marks = BUFFER.lock().take().unwrap_or_default();
+        if keep {
+            for (txid, key) in marks {
+                apply(ctx, &txid, &key);
+            }
+        }
+    }
+}
+
+impl Drop for Buffered {
+    fn drop(&mut self) {
+        if !self.done {
+            *BUFFER.lock() = None;
+        }
+    }
+}
+
+fn apply(ctx: CtxPtr, txid: &str, key: &[u8]) {
+    if undolog::mark_conflict(txid, key) {
+        server::replicate(ctx, CONFLICT_COMMAND, &[txid.as_bytes(), key]);
+    }
+}
+
+/// A key changed (keyspace notification).
+pub fn key_changed(ctx: CtxPtr, key: &[u8]) {
+    if server::is_loading(ctx) || !server::is_primary(ctx) {
+        return;
+    }
+    let ids = undolog::unconflicted_watchers(server::selected_db(ctx), key);
+    if ids.is_empty() {
+        return;
+    }
+    let mut buf = BUFFER.lock();
+    if let Some(b) = buf.as_mut() {
+        b.extend(ids.into_iter().map(|id| (id, key.to_vec())));
+        return;
+    }
+    drop(buf);
+    for id in ids {
+        apply(ctx, &id, key);
+    }
+}
