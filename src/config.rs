@@ -61,6 +61,14 @@ int_config!(
     DEAD_MAX, DEAD_MAX_DEFAULT = 10_000, DEAD_MAX_MIN = 0, DEAD_MAX_MAX = 10_000_000, dead_max
 );
 
+int_config!(
+    /// `txu.checkpoint-every`: each time a transaction's undo log grows by this many entries,
+    /// it is compacted to one entry per touched element holding the earliest pre-image. 1000
+    /// keeps the compaction pass (linear in the log) amortized to a small constant per entry,
+    /// while bounding the log of a long transaction to about 1000 entries plus what it touched.
+    CHECKPOINT_EVERY, CHECKPOINT_EVERY_DEFAULT = 1000, CHECKPOINT_EVERY_MIN = 1, CHECKPOINT_EVERY_MAX = 100_000_000, checkpoint_every
+);
+
 pub fn tick_ms() -> i64 {
     TICK_MS
         .load(Ordering::Relaxed)

@@ -116,6 +116,7 @@ mod module {
                 ["tick-budget", &config::TICK_BUDGET, config::TICK_BUDGET_DEFAULT, config::TICK_BUDGET_MIN, config::TICK_BUDGET_MAX, ConfigurationFlags::DEFAULT, None],
                 ["backoff-base-ms", &config::BACKOFF_BASE_MS, config::BACKOFF_BASE_MS_DEFAULT, config::BACKOFF_BASE_MS_MIN, config::BACKOFF_BASE_MS_MAX, ConfigurationFlags::DEFAULT, None],
                 ["backoff-max-ms", &config::BACKOFF_MAX_MS, config::BACKOFF_MAX_MS_DEFAULT, config::BACKOFF_MAX_MS_MIN, config::BACKOFF_MAX_MS_MAX, ConfigurationFlags::DEFAULT, None],
+                ["checkpoint-every", &config::CHECKPOINT_EVERY, config::CHECKPOINT_EVERY_DEFAULT, config::CHECKPOINT_EVERY_MIN, config::CHECKPOINT_EVERY_MAX, ConfigurationFlags::DEFAULT, None],
                 ["dead-max", &config::DEAD_MAX, config::DEAD_MAX_DEFAULT, config::DEAD_MAX_MIN, config::DEAD_MAX_MAX, ConfigurationFlags::DEFAULT, None],
             ],
             string: [],

@@ -16,7 +16,7 @@ const FIELDS: [&str; 11] = [
     "txu_commands_queued",
     "txu_commands_refused",
     "txu_commands_executed",
-    "txu_preimages_captured",
+    "txu_undo_entries_recorded",
     "txu_preimage_bytes",
     "txu_rollback_failures",
 ];
@@ -71,19 +71,6 @@ fn queue(c: &mut RawConn, args: &[&[u8]]) {
     assert_eq!(run(c, &full), "+QUEUED\r\n");
 }
 
-/// Length of `DUMP key` (the serialized value a pre-image holds).
-fn dump_len(c: &mut RawConn, key: &[u8]) -> u64 {
-    let r = c.cmd(&[b"DUMP", key]);
-    let text = show(&r);
-    let len = text
-        .strip_prefix('$')
-        .and_then(|t| t.split_once("\r\n"))
-        .and_then(|(n, _)| n.parse::<u64>().ok())
-        .unwrap_or_else(|| panic!("DUMP {}: {text:?}", show(key)));
-    assert_eq!(r.len() as u64, len + len.to_string().len() as u64 + 5);
-    len
-}
-
 #[test]
 fn fields_start_at_zero() {
     let s = Server::start();
@@ -98,12 +85,13 @@ fn fields_start_at_zero() {
 fn counts_after_a_known_sequence() {
     let s = Server::start();
     let mut c = s.raw();
-    // A value with a known DUMP size for the byte count.
+    // A value of known size for the byte count.
     let value: Vec<u8> = (0..10_000u32).map(|i| (i * 7919 % 251) as u8).collect();
     assert_eq!(run(&mut c, &[b"SET", b"big", &value]), "+OK\r\n");
     assert_eq!(run(&mut c, &[b"SET", b"str", b"abc"]), "+OK\r\n");
-    let big_dump = dump_len(&mut c, b"big");
-    let str_dump = dump_len(&mut c, b"str");
+    // String pre-images hold the old value itself (not a DUMP of the key).
+    let big_len = value.len() as u64;
+    let str_len = 3u64;
     let c0 = counters(&s);
     assert!(c0.values().all(|v| *v == 0), "{c0:?}");
 
@@ -123,9 +111,9 @@ fn counts_after_a_known_sequence() {
             ("txu_transactions_committed", 1),
             ("txu_commands_queued", 4),
             ("txu_commands_executed", 4),
-            ("txu_preimages_captured", 2),
-            // "big" existed (key + DUMP payload); "new" did not (key only).
-            ("txu_preimage_bytes", 3 + big_dump + 3),
+            ("txu_undo_entries_recorded", 2),
+            // "big" existed (key + its old value); "new" did not (key only).
+            ("txu_preimage_bytes", 3 + big_len + 3),
         ],
         "a committed transaction",
     );
@@ -163,8 +151,8 @@ fn counts_after_a_known_sequence() {
             ("txu_transactions_rolled_back", 1),
             ("txu_commands_queued", 4),
             ("txu_commands_executed", 3),
-            ("txu_preimages_captured", 2),
-            ("txu_preimage_bytes", 3 + str_dump + 1),
+            ("txu_undo_entries_recorded", 2),
+            ("txu_preimage_bytes", 3 + str_len + 1),
         ],
         "a rolled-back transaction",
     );
@@ -250,8 +238,8 @@ fn counts_after_a_known_sequence() {
         ("txu_commands_queued", 15),
         ("txu_commands_refused", 1),
         ("txu_commands_executed", 10),
-        ("txu_preimages_captured", 4),
-        ("txu_preimage_bytes", 3 + big_dump + 3 + 3 + str_dump + 1),
+        ("txu_undo_entries_recorded", 4),
+        ("txu_preimage_bytes", 3 + big_len + 3 + 3 + str_len + 1),
         ("txu_rollback_failures", 0),
     ]
     .into_iter()

@@ -14,7 +14,7 @@
 //! that succeeds leaves exactly the effects (and replies) of running its commands directly on a
 //! second server without the module.
 //!
-//! The pre-image tests check `txu_preimages_captured` (one pre-image per written key per
+//! The pre-image tests check `txu_undo_entries_recorded` (one pre-image per written key per
 //! transaction, none for reads).
 
 mod common;
@@ -100,10 +100,10 @@ fn server_now_ms(con: &mut Connection) -> i64 {
 }
 
 fn preimages_captured(s: &Server) -> u64 {
-    s.info_field("txu", "txu_preimages_captured")
-        .expect("INFO txu has txu_preimages_captured")
+    s.info_field("txu", "txu_undo_entries_recorded")
+        .expect("INFO txu has txu_undo_entries_recorded")
         .parse()
-        .expect("txu_preimages_captured is a number")
+        .expect("txu_undo_entries_recorded is a number")
 }
 
 // ----- snapshots ---------------------------------------------------------------------------

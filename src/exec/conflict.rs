@@ -11,8 +11,11 @@ use parking_lot::Mutex;
 
 pub const CONFLICT_COMMAND: &std::ffi::CStr = c"txu._conflict";
 
+/// (retained transaction id, key that changed).
+type Mark = (String, Vec<u8>);
+
 /// `Some` while a transaction runs: marks wait for its outcome.
-static BUFFER: Mutex<Option<Vec<(String, Vec<u8>)>>> = Mutex::new(None);
+static BUFFER: Mutex<Option<Vec<Mark>>> = Mutex::new(None);
 
 /// Buffers marks until `finish` (or drop, which discards them).
 pub struct Buffered {

@@ -12,7 +12,7 @@ use crate::store::tasks::{self as store, Op};
 use crate::tasks::backoff::{next_delay_ms, SplitMix64};
 use crate::tasks::list::Task;
 use crate::tasks::{classify, ErrorClass};
-use crate::undo::UndoLog;
+use crate::undo::log::UndoLog;
 use parking_lot::Mutex;
 use std::sync::LazyLock;
 

@@ -8,10 +8,13 @@ pub mod policy;
 pub mod rollback;
 pub mod txn;
 
+use crate::config;
 use crate::error::{quote, TxuError};
 use crate::server::{self, CallReply, CtxPtr, KeysLookup, OwnedStr, StrPtr};
 use crate::stats::{add, STATS};
-use crate::undo::{PreImage, Snapshot, UndoLog};
+use crate::undo::entry::{Snapshot, UndoEntry};
+use crate::undo::log::UndoLog;
+use crate::undo::recipe::{self, Read};
 use catalog::{CmdInfo, KeyWrites};
 use redis_module::raw;
 use std::ffi::CString;
@@ -202,8 +205,6 @@ pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<CallReply>, TxuError> {
     let marks = conflict::buffer();
     let mut undo = UndoLog::new();
     let result = run_with(ctx, &tx.queued, &mut undo, server::RUN_FLAGS);
-    add(&STATS.preimages, undo.len() as u64);
-    add(&STATS.preimage_bytes, undo.bytes() as u64);
     let meta = rollback::TxMeta {
         txid: &tx.id,
         db,
@@ -259,29 +260,35 @@ pub(crate) fn run_with<'a>(
     let mut replies = Vec::with_capacity(queued.len());
     let mut args: Vec<StrPtr> = Vec::new();
     for (i, q) in queued.iter().enumerate() {
-        let mark = undo.len();
         let step = (|| {
-            for &pos in &q.write_keys {
-                if let Some(key) = q.argv.get(pos) {
-                    capture(ctx, undo, key)?;
-                }
-            }
+            let prepared = prepare(ctx, q, undo)?;
             args.clear();
             args.extend(q.argv.iter().skip(1).map(OwnedStr::as_ptr));
             let reply = server::call_argv(ctx, &q.cname, flags, &args)?;
-            match reply.error_text() {
-                Some(e) => Err(e),
-                None => Ok(reply),
+            if let Some(e) = reply.error_text() {
+                // A core command that fails has changed nothing: undoing it would only write
+                // (on a read-only replica, diverge). Other modules' commands may fail half-way.
+                if q.undo_own_failure {
+                    if let Some(p) = prepared {
+                        record(undo, p.plan.entries(&p.reads, p.wholes, None));
+                    }
+                }
+                return Err(e);
             }
+            if let Some(p) = prepared {
+                let reply_read = p.plan.needs_reply().then(|| to_read(reply.as_ref()));
+                record(
+                    undo,
+                    p.plan.entries(&p.reads, p.wholes, reply_read.as_ref()),
+                );
+            }
+            Ok(reply)
         })();
         match step {
             Ok(reply) => replies.push(reply),
             Err(cause) => {
                 add(&STATS.commands_executed, i as u64 + 1);
                 drop(replies);
-                if !q.undo_own_failure {
-                    undo.rewind(mark);
-                }
                 let cause = explain_acl_failure(ctx, q, cause);
                 return Err(Failed {
                     index: i + 1,
@@ -295,6 +302,123 @@ pub(crate) fn run_with<'a>(
     Ok(replies)
 }
 
+/// What was read before a write: its recipe, the reads' replies and whole-key snapshots.
+struct Prepared {
+    plan: recipe::Plan,
+    reads: Vec<Read>,
+    wholes: Vec<(Vec<u8>, Option<Snapshot>)>,
+}
+
+/// Reads what the command is about to change ("the read that matches the write"). Nothing for
+/// a read, or when the undo log already restores every key the command writes.
+fn prepare(ctx: CtxPtr, q: &Queued, undo: &UndoLog) -> Result<Option<Prepared>, String> {
+    if q.write_keys.is_empty() {
+        return Ok(None);
+    }
+    let argv: Vec<&[u8]> = q.argv.iter().map(OwnedStr::as_bytes).collect();
+    let plan = recipe::plan_with(&argv, &q.write_keys, server::now_ms(), features(ctx));
+    if plan.is_barrier_free() && plan.keys().iter().all(|k| undo.covers(k)) {
+        return Ok(None);
+    }
+    let mut reads = Vec::with_capacity(plan.reads().len());
+    for r in plan.reads() {
+        reads.push(read(ctx, r)?);
+    }
+    let mut wholes = Vec::new();
+    for k in plan.whole_keys(&reads) {
+        let snap = snapshot(ctx, &k)?;
+        wholes.push((k, snap));
+    }
+    Ok(Some(Prepared {
+        plan,
+        reads,
+        wholes,
+    }))
+}
+
+/// Appends a command's entries; every `txu.checkpoint-every` entries, compacts the log.
+fn record(undo: &mut UndoLog, entries: Vec<UndoEntry>) {
+    for e in entries {
+        // Bytes of keys and values held (the entry's own size aside).
+        let w = e.weight().saturating_sub(std::mem::size_of::<UndoEntry>());
+        if undo.push(e) {
+            add(&STATS.undo_entries, 1);
+            add(&STATS.preimage_bytes, w as u64);
+        }
+    }
+    let every = u64::try_from(config::checkpoint_every()).unwrap_or(u64::MAX);
+    if undo.since_compaction() >= every {
+        let removed = undo.compact();
+        add(&STATS.compactions, 1);
+        add(&STATS.compacted_entries, removed as u64);
+    }
+}
+
+/// Runs a pre-image read (unreplicated, RESP2) and converts its reply.
+fn read(ctx: CtxPtr, cmd: &[Vec<u8>]) -> Result<Read, String> {
+    let Some((name, args)) = cmd.split_first() else {
+        return Ok(Read::Nil);
+    };
+    let cname = CString::new(name.clone()).map_err(|_| "ERR bad pre-image read".to_string())?;
+    let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    let r = server::call_plain(ctx, &cname, &args)?;
+    Ok(to_read(r.as_ref()))
+}
+
+/// A reply as the recipes see it (maps and sets flattened to arrays).
+fn to_read(r: server::ReplyRef<'_>) -> Read {
+    use server::ReplyKind as K;
+    match r.kind() {
+        K::String => Read::Bulk(r.bytes().to_vec()),
+        K::Error => Read::Error(r.bytes().to_vec()),
+        K::Integer => Read::Int(r.integer()),
+        K::Null => Read::Nil,
+        K::Double => Read::Double(r.double()),
+        K::Bool => Read::Int(i64::from(r.boolean())),
+        K::BigNumber | K::Verbatim => Read::Bulk(r.text().to_vec()),
+        K::Array => Read::Array(
+            (0..r.len())
+                .filter_map(|i| r.elem(i))
+                .map(to_read)
+                .collect(),
+        ),
+        K::Set => Read::Array(
+            (0..r.len())
+                .filter_map(|i| r.set_elem(i))
+                .map(to_read)
+                .collect(),
+        ),
+        K::Map => Read::Array(
+            (0..r.len())
+                .filter_map(|i| r.map_elem(i))
+                .flat_map(|(k, v)| [to_read(k), to_read(v)])
+                .collect(),
+        ),
+        K::Other => Read::Nil,
+    }
+}
+
+/// The whole value of `key` (DUMP) and its absolute expiry; `None` if it does not exist.
+fn snapshot(ctx: CtxPtr, key: &[u8]) -> Result<Option<Snapshot>, String> {
+    let k = OwnedStr::create(key).ok_or("ERR out of memory")?;
+    Ok(match server::key_expiry(ctx, k.as_ptr()) {
+        None => None,
+        Some(expire_at_ms) => server::dump(ctx, k.as_ptr())?.map(|payload| Snapshot {
+            payload,
+            expire_at_ms,
+        }),
+    })
+}
+
+/// Optional server abilities the recipes use, probed once.
+fn features(ctx: CtxPtr) -> recipe::Features {
+    static HASH_FIELD_TTL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    recipe::Features {
+        hash_field_ttl: *HASH_FIELD_TTL
+            .get_or_init(|| catalog::lookup(ctx, b"hpexpiretime").is_some()),
+    }
+}
+
 /// Redis 7.0 reports a failed ACL check of a module's call as `ERR acl verification failed`;
 /// clients expect `NOPERM` and the server's reason, which `ACL DRYRUN` gives.
 fn explain_acl_failure(ctx: CtxPtr, q: &Queued, cause: String) -> String {
@@ -306,24 +430,4 @@ fn explain_acl_failure(ctx: CtxPtr, q: &Queued, cause: String) -> String {
         Some(why) => format!("NOPERM {why}"),
         None => format!("NOPERM {}", cause.trim_start_matches("ERR ")),
     }
-}
-
-/// Takes the pre-image of `key` unless this transaction already has one.
-fn capture(ctx: CtxPtr, undo: &mut UndoLog, key: &OwnedStr) -> Result<(), String> {
-    let name = key.as_bytes();
-    if !undo.needs(name) {
-        return Ok(());
-    }
-    let before = match server::key_expiry(ctx, key.as_ptr()) {
-        None => None,
-        Some(expire_at_ms) => server::dump(ctx, key.as_ptr())?.map(|payload| Snapshot {
-            payload,
-            expire_at_ms,
-        }),
-    };
-    undo.record(PreImage {
-        key: name.to_vec(),
-        before,
-    });
-    Ok(())
 }

@@ -13,6 +13,21 @@
 //! command runs. Collections that a command may delete lose their TTL, so every element-level
 //! recipe on a key that exists emits an `Expiry` entry first: rollback applies it last, once
 //! the elements are back.
+//!
+//! | command | reads | entries |
+//! |---|---|---|
+//! | SET family, APPEND, SETRANGE, INCR*, DECR*, GETDEL, GETEX, GETSET, MSET(NX), SETBIT, BITFIELD, BITOP (dst) | `GET k`, `PEXPIRETIME k` per key | `Str` (or `Whole` when GET fails) |
+//! | HSET, HMSET, HSETNX, HDEL, HINCRBY, HINCRBYFLOAT | `HMGET k fields`, `PEXPIRETIME k` (+ `HPEXPIRETIME` with `Features::hash_field_ttl`) | `HashField` per changed field |
+//! | SADD, SREM / SMOVE | `SMISMEMBER` / `SISMEMBER` of each key, `PEXPIRETIME` | `SetMember` per changed member |
+//! | SPOP, ZPOPMIN/MAX, ZMPOP, LPOP/RPOP, LMPOP, LMOVE, RPOPLPUSH | `PEXPIRETIME` of each key | from the reply |
+//! | ZADD, ZINCRBY, ZREM, GEOADD | `ZMSCORE k members`, `PEXPIRETIME k` | `ZMember` per member |
+//! | ZREMRANGEBYRANK / BYSCORE | the matching `ZRANGE ... WITHSCORES`, `PEXPIRETIME` | `ZMember` per removed member |
+//! | LPUSH, RPUSH, LPUSHX, RPUSHX | `PEXPIRETIME k` (-2: the X forms push nothing) | `ListPop` of the argument count |
+//! | LSET | `LINDEX k index`, `PEXPIRETIME k` | `ListSet` |
+//! | LTRIM | `LLEN`, `PEXPIRETIME`, `LRANGE` of the head and tail it may remove | `ListPush` per end |
+//! | EXPIRE family, PERSIST | `PEXPIRETIME k` | `Expiry` (whole key when the deadline deletes it) |
+//! | RENAME, RENAMENX | `PEXPIRETIME src` (RENAME: dst whole) | `Expiry` of src, `Rename` |
+//! | COPY, DEL, UNLINK, LINSERT, LREM, ZREMRANGEBYLEX, *STORE, streams, HyperLogLog, other modules... | none | `Whole` per written key |
 
 // Wired into the executor by the lead.
 #![allow(dead_code)]
@@ -427,7 +442,7 @@ fn build(
             Some(str_recipe(&[k], b))
         }
         b"mset" | b"msetnx" => {
-            if argc < 3 || argc % 2 == 0 {
+            if argc < 3 || argc.is_multiple_of(2) {
                 return None;
             }
             let keys: Vec<&[u8]> = argv.iter().skip(1).step_by(2).copied().collect();
@@ -442,7 +457,7 @@ fn build(
         b"hset" | b"hmset" | b"hsetnx" | b"hdel" | b"hincrby" | b"hincrbyfloat" => {
             let k = key1?;
             let (op, fields) = match name {
-                b"hset" | b"hmset" if argc >= 4 && argc % 2 == 0 => (
+                b"hset" | b"hmset" if argc >= 4 && argc.is_multiple_of(2) => (
                     HashOp::Set,
                     argv.iter().skip(2).step_by(2).copied().collect(),
                 ),
@@ -877,7 +892,7 @@ fn score_pairs(r: &Read) -> Option<Vec<(Vec<u8>, f64)>> {
                 _ => None,
             })
             .collect()
-    } else if items.len() % 2 == 0 {
+    } else if items.len().is_multiple_of(2) {
         items
             .chunks(2)
             .map(|p| match p {
@@ -1014,7 +1029,10 @@ fn scores_before(
     Some((t, v))
 }
 
-fn removed_range(reads: &[Read], range: usize, ttl: usize) -> Option<(Ttl, Vec<(Vec<u8>, f64)>)> {
+/// Members and scores.
+type Scored = Vec<(Vec<u8>, f64)>;
+
+fn removed_range(reads: &[Read], range: usize, ttl: usize) -> Option<(Ttl, Scored)> {
     let t = ttl_at(reads, ttl)?;
     let pairs = score_pairs(reads.get(range)?)?;
     if !t.exists() && !pairs.is_empty() {
@@ -1393,7 +1411,7 @@ impl Recipe {
                     .iter()
                     .zip(before)
                     .filter(|(_, s)| match op {
-                        ZOp::Add { nx, xx } => !(*nx && s.is_some()) && !(*xx && s.is_none()),
+                        ZOp::Add { nx, xx } => !((*nx && s.is_some()) || (*xx && s.is_none())),
                         ZOp::Rem => s.is_some(),
                     })
                     .map(|(m, score)| UndoEntry::ZMember {
@@ -1608,17 +1626,16 @@ impl Recipe {
     }
 }
 
-fn zmembers(key: &[u8], t: Ttl, pairs: Vec<(Vec<u8>, f64)>, out: &mut Vec<UndoEntry>) {
+fn zmembers(key: &[u8], t: Ttl, pairs: Scored, out: &mut Vec<UndoEntry>) {
     if pairs.is_empty() {
         return;
     }
     expiry(key, t, out);
-    let mut seen: Vec<Vec<u8>> = Vec::new();
+    let mut seen = KeyList::default();
     for (m, s) in pairs {
-        if seen.contains(&m) {
+        if !seen.add(&m) {
             continue;
         }
-        seen.push(m.clone());
         out.push(UndoEntry::ZMember {
             key: key.to_vec(),
             member: m,
@@ -1646,4 +1663,929 @@ fn list_pushback(
         left,
         elems,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<Vec<u8>> {
+        s.split(' ').map(|a| a.as_bytes().to_vec()).collect()
+    }
+
+    fn show(c: &[Vec<u8>]) -> String {
+        c.iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    /// Plans `cmd` with `keys` (positions) as the written keys.
+    fn plan_of(cmd: &str, keys: &[usize]) -> Plan {
+        let a = args(cmd);
+        let refs: Vec<&[u8]> = a.iter().map(Vec::as_slice).collect();
+        plan(&refs, keys, NOW)
+    }
+
+    fn reads_of(p: &Plan) -> Vec<String> {
+        p.reads().iter().map(|c| show(c)).collect()
+    }
+
+    fn bulk(s: &str) -> Read {
+        Read::Bulk(s.as_bytes().to_vec())
+    }
+
+    fn arr(items: Vec<Read>) -> Read {
+        Read::Array(items)
+    }
+
+    fn k(s: &str) -> Vec<u8> {
+        s.as_bytes().to_vec()
+    }
+
+    fn wrongtype() -> Read {
+        Read::Error(b"WRONGTYPE Operation against a key holding the wrong kind of value".to_vec())
+    }
+
+    #[test]
+    fn reads_match_the_write() {
+        // (command, written key positions, reads, keys always snapshotted whole)
+        type Case<'a> = (&'a str, &'a [usize], &'a [&'a str], &'a [&'a str]);
+        let cases: &[Case] = &[
+            ("set k v EX 10 GET", &[1], &["GET k", "PEXPIRETIME k"], &[]),
+            ("INCRBYFLOAT k 1.5", &[1], &["GET k", "PEXPIRETIME k"], &[]),
+            (
+                "MSET a 1 b 2 a 3",
+                &[1, 3, 5],
+                &["GET a", "PEXPIRETIME a", "GET b", "PEXPIRETIME b"],
+                &[],
+            ),
+            ("BITOP AND d a b", &[2], &["GET d", "PEXPIRETIME d"], &[]),
+            (
+                "HSET h f 1 g 2 f 3",
+                &[1],
+                &["HMGET h f g", "PEXPIRETIME h"],
+                &[],
+            ),
+            ("HDEL h f f", &[1], &["HMGET h f", "PEXPIRETIME h"], &[]),
+            (
+                "HINCRBYFLOAT h f 2",
+                &[1],
+                &["HMGET h f", "PEXPIRETIME h"],
+                &[],
+            ),
+            (
+                "SADD s a b a",
+                &[1],
+                &["SMISMEMBER s a b", "PEXPIRETIME s"],
+                &[],
+            ),
+            (
+                "SMOVE a b m",
+                &[1, 2],
+                &[
+                    "SISMEMBER a m",
+                    "PEXPIRETIME a",
+                    "SISMEMBER b m",
+                    "PEXPIRETIME b",
+                ],
+                &[],
+            ),
+            ("SMOVE a a m", &[1, 2], &[], &[]),
+            ("SPOP s 3", &[1], &["PEXPIRETIME s"], &[]),
+            (
+                "ZADD z NX CH 1 a 2 b",
+                &[1],
+                &["ZMSCORE z a b", "PEXPIRETIME z"],
+                &[],
+            ),
+            ("ZADD z 1 nx", &[1], &["ZMSCORE z nx", "PEXPIRETIME z"], &[]),
+            (
+                "ZINCRBY z 2 m",
+                &[1],
+                &["ZMSCORE z m", "PEXPIRETIME z"],
+                &[],
+            ),
+            (
+                "GEOADD g XX CH 13.36 38.11 p 15.08 37.50 q",
+                &[1],
+                &["ZMSCORE g p q", "PEXPIRETIME g"],
+                &[],
+            ),
+            (
+                "ZREMRANGEBYSCORE z (1 +inf",
+                &[1],
+                &["ZRANGE z (1 +inf BYSCORE WITHSCORES", "PEXPIRETIME z"],
+                &[],
+            ),
+            (
+                "ZREMRANGEBYRANK z 0 -3",
+                &[1],
+                &["ZRANGE z 0 -3 WITHSCORES", "PEXPIRETIME z"],
+                &[],
+            ),
+            (
+                "ZMPOP 2 a b MIN COUNT 3",
+                &[2, 3],
+                &["PEXPIRETIME a", "PEXPIRETIME b"],
+                &[],
+            ),
+            ("LPUSH l a b", &[1], &["PEXPIRETIME l"], &[]),
+            ("RPOP l 2", &[1], &["PEXPIRETIME l"], &[]),
+            (
+                "LMOVE a b LEFT RIGHT",
+                &[1, 2],
+                &["PEXPIRETIME a", "PEXPIRETIME b"],
+                &[],
+            ),
+            ("RPOPLPUSH a a", &[1, 2], &["PEXPIRETIME a"], &[]),
+            ("LMPOP 1 l RIGHT", &[2], &["PEXPIRETIME l"], &[]),
+            ("LSET l -1 x", &[1], &["LINDEX l -1", "PEXPIRETIME l"], &[]),
+            (
+                "LTRIM l 0 99",
+                &[1],
+                &["LLEN l", "PEXPIRETIME l", "LRANGE l 100 -1"],
+                &[],
+            ),
+            (
+                "LTRIM l -100 -1",
+                &[1],
+                &["LLEN l", "PEXPIRETIME l", "LRANGE l 0 -101"],
+                &[],
+            ),
+            (
+                "LTRIM l 2 -3",
+                &[1],
+                &["LLEN l", "PEXPIRETIME l", "LRANGE l 0 1", "LRANGE l -2 -1"],
+                &[],
+            ),
+            ("EXPIRE k 10 GT", &[1], &["PEXPIRETIME k"], &[]),
+            ("PEXPIREAT k 1700000002001", &[1], &["PEXPIRETIME k"], &[]),
+            ("PERSIST k", &[1], &["PEXPIRETIME k"], &[]),
+            ("RENAME a b", &[1, 2], &["PEXPIRETIME a"], &["b"]),
+            ("RENAMENX a b", &[1, 2], &["PEXPIRETIME a"], &[]),
+            ("COPY a b REPLACE", &[2], &[], &["b"]),
+            // Whole keys: no recipe.
+            ("DEL a b", &[1, 2], &[], &["a", "b"]),
+            ("UNLINK a", &[1], &[], &["a"]),
+            ("XADD s * f v", &[1], &[], &["s"]),
+            ("PFADD h a", &[1], &[], &["h"]),
+            ("LINSERT l BEFORE p v", &[1], &[], &["l"]),
+            ("LREM l 0 v", &[1], &[], &["l"]),
+            ("SUNIONSTORE d a b", &[1], &[], &["d"]),
+            ("EXPIRE k 0", &[1], &[], &["k"]),
+            ("PEXPIRE k -5", &[1], &[], &["k"]),
+            ("EXPIREAT k 1700000001", &[1], &[], &["k"]),
+            ("PEXPIREAT k 1700000002000", &[1], &[], &["k"]),
+            ("EXPIREAT k 9223372036854775807", &[1], &[], &["k"]),
+            ("MYMOD.SET k v", &[1], &[], &["k"]),
+        ];
+        for (cmd, keys, reads, whole) in cases {
+            let p = plan_of(cmd, keys);
+            assert_eq!(reads_of(&p), *reads, "{cmd}");
+            let fake: Vec<Read> = p.reads().iter().map(|_| Read::Nil).collect();
+            let always: Vec<String> = p
+                .always_whole
+                .iter()
+                .map(|w| show(std::slice::from_ref(w)))
+                .collect();
+            assert_eq!(always, *whole, "{cmd}");
+            let _ = p.whole_keys(&fake);
+        }
+        assert!(plan_of("SPOP s", &[1]).needs_reply());
+        assert!(plan_of("RENAMENX a b", &[1, 2]).needs_reply());
+        assert!(!plan_of("RENAME a b", &[1, 2]).needs_reply());
+        assert!(!plan_of("RENAME a b", &[1, 2]).is_barrier_free());
+        assert!(plan_of("COPY a b", &[2]).is_barrier_free());
+        assert!(!plan_of("HSET h f v", &[1]).needs_reply());
+        assert_eq!(
+            plan_of("MSET a 1 b 2 a 3", &[1, 3, 5]).keys(),
+            &[k("a"), k("b")]
+        );
+    }
+
+    #[test]
+    fn malformed_or_unexpected_input_falls_back_to_whole_keys() {
+        for (cmd, keys) in [
+            ("HSET h f", &[1][..]),
+            ("HSETNX h f", &[1]),
+            ("MSET a 1 b", &[1, 3]),
+            ("LSET l x v", &[1]),
+            ("LSET l 01 v", &[1]),
+            ("LTRIM l 0 +5", &[1]),
+            ("LTRIM l -9223372036854775808 5", &[1]),
+            ("ZADD z 1", &[1]),
+            ("ZADD z NX", &[1]),
+            ("GEOADD g 1 2", &[1]),
+            ("LMOVE a b UP DOWN", &[1, 2]),
+            ("LMPOP 0 l LEFT", &[2]),
+            ("LMPOP 2 l LEFT", &[2]),
+            ("ZMPOP x a MIN", &[2]),
+            ("EXPIRE k soon", &[1]),
+            ("SMOVE a b", &[1, 2]),
+            ("RENAME a", &[1]),
+            ("SPOP s 1 2", &[1]),
+        ] {
+            let p = plan_of(cmd, keys);
+            assert!(p.reads().is_empty(), "{cmd}: {:?}", reads_of(&p));
+            let w = p.whole_keys(&[]);
+            assert!(!w.is_empty(), "{cmd}");
+            assert_eq!(w, p.keys(), "{cmd}");
+        }
+        // The server and the recipe disagree about the keys: whole keys, all of them.
+        let p = plan_of("SET a v", &[]);
+        assert_eq!(p.whole_keys(&[]), vec![k("a")]);
+        let p = plan_of("SMOVE a b m", &[1]);
+        assert_eq!(p.whole_keys(&[]), vec![k("a"), k("b")]);
+        // A key the server names that the recipe does not know: that key whole, the rest as usual.
+        let p = plan_of("SET a v", &[1, 2]);
+        assert_eq!(reads_of(&p), ["GET a", "PEXPIRETIME a"]);
+        assert_eq!(p.whole_keys(&[bulk("x"), Read::Int(-1)]), vec![k("v")]);
+        // Nothing at all.
+        let p = plan(&[], &[], NOW);
+        assert!(p.reads().is_empty() && p.whole_keys(&[]).is_empty());
+        assert!(p.entries(&[], vec![], None).is_empty());
+    }
+
+    #[test]
+    fn strings_restore_value_and_deadline() {
+        let p = plan_of("SET k v", &[1]);
+        let e = p.entries(&[bulk("old"), Read::Int(NOW + 5)], vec![], None);
+        assert_eq!(
+            e,
+            [UndoEntry::Str {
+                key: k("k"),
+                before: Some((k("old"), Some(NOW + 5)))
+            }]
+        );
+        let e = p.entries(&[Read::Nil, Read::Int(-2)], vec![], None);
+        assert_eq!(
+            e,
+            [UndoEntry::Str {
+                key: k("k"),
+                before: None
+            }]
+        );
+        // SET over a hash: GET fails, the key goes whole.
+        let reads = [wrongtype(), Read::Int(-1)];
+        assert_eq!(p.whole_keys(&reads), vec![k("k")]);
+        let snap = Snapshot {
+            payload: vec![9],
+            expire_at_ms: None,
+        };
+        let e = p.entries(&reads, vec![(k("k"), Some(snap.clone()))], None);
+        assert_eq!(
+            e,
+            [UndoEntry::Whole {
+                key: k("k"),
+                before: Some(snap)
+            }]
+        );
+        // Replies that contradict each other are not trusted.
+        for reads in [
+            [bulk("v"), Read::Int(-2)],
+            [Read::Nil, Read::Int(-1)],
+            [bulk("v"), Read::Int(-7)],
+            [Read::Int(3), Read::Int(-1)],
+            [bulk("v"), bulk("-1")],
+        ] {
+            assert_eq!(p.whole_keys(&reads), vec![k("k")], "{reads:?}");
+        }
+        assert_eq!(p.whole_keys(&[bulk("v")]), vec![k("k")], "missing read");
+        // MSET: each key on its own.
+        let p = plan_of("MSET a 1 b 2", &[1, 3]);
+        let reads = [wrongtype(), Read::Int(-1), Read::Nil, Read::Int(-2)];
+        assert_eq!(p.whole_keys(&reads), vec![k("a")]);
+        let e = p.entries(&reads, vec![(k("a"), None)], None);
+        assert_eq!(
+            e,
+            [
+                UndoEntry::Whole {
+                    key: k("a"),
+                    before: None
+                },
+                UndoEntry::Str {
+                    key: k("b"),
+                    before: None
+                }
+            ]
+        );
+    }
+
+    fn hf(key: &str, f: &str, before: Option<&str>) -> UndoEntry {
+        UndoEntry::HashField {
+            key: k(key),
+            field: k(f),
+            before: before.map(k),
+        }
+    }
+
+    fn ttl(key: &str, t: Option<i64>) -> UndoEntry {
+        UndoEntry::Expiry {
+            key: k(key),
+            expire_at_ms: t,
+        }
+    }
+
+    #[test]
+    fn hashes_record_touched_fields_once() {
+        let p = plan_of("HSET h f 1 g 2 f 3", &[1]);
+        let e = p.entries(
+            &[arr(vec![bulk("0"), Read::Nil]), Read::Int(77)],
+            vec![],
+            None,
+        );
+        assert_eq!(
+            e,
+            [
+                ttl("h", Some(77)),
+                hf("h", "f", Some("0")),
+                hf("h", "g", None)
+            ]
+        );
+        // A new hash: no expiry to restore (undoing the fields deletes it).
+        let e = p.entries(
+            &[arr(vec![Read::Nil, Read::Nil]), Read::Int(-2)],
+            vec![],
+            None,
+        );
+        assert_eq!(e, [hf("h", "f", None), hf("h", "g", None)]);
+        // HDEL: only fields that were there.
+        let p = plan_of("HDEL h f g", &[1]);
+        let e = p.entries(
+            &[arr(vec![bulk("1"), Read::Nil]), Read::Int(-1)],
+            vec![],
+            None,
+        );
+        assert_eq!(e, [ttl("h", None), hf("h", "f", Some("1"))]);
+        let e = p.entries(
+            &[arr(vec![Read::Nil, Read::Nil]), Read::Int(-1)],
+            vec![],
+            None,
+        );
+        assert!(e.is_empty());
+        // HSETNX on a present field changes nothing.
+        let p = plan_of("HSETNX h f v", &[1]);
+        assert!(p
+            .entries(&[arr(vec![bulk("1")]), Read::Int(-1)], vec![], None)
+            .is_empty());
+        // Wrong type, wrong length, or values for an absent key: whole.
+        for reads in [
+            [wrongtype(), Read::Int(-1)],
+            [arr(vec![]), Read::Int(-1)],
+            [arr(vec![bulk("1")]), Read::Int(-2)],
+        ] {
+            assert_eq!(p.whole_keys(&reads), vec![k("h")]);
+        }
+    }
+
+    #[test]
+    fn hash_fields_with_their_own_ttl_go_whole() {
+        let a = args("HDEL h f g");
+        let refs: Vec<&[u8]> = a.iter().map(Vec::as_slice).collect();
+        let p = plan_with(
+            &refs,
+            &[1],
+            NOW,
+            Features {
+                hash_field_ttl: true,
+            },
+        );
+        assert_eq!(
+            reads_of(&p),
+            [
+                "HMGET h f g",
+                "PEXPIRETIME h",
+                "HPEXPIRETIME h FIELDS 2 f g"
+            ]
+        );
+        let vals = arr(vec![bulk("1"), bulk("2")]);
+        let ok = [
+            vals.clone(),
+            Read::Int(-1),
+            arr(vec![Read::Int(-1), Read::Int(-2)]),
+        ];
+        assert!(p.whole_keys(&ok).is_empty());
+        let with_ttl = [
+            vals.clone(),
+            Read::Int(-1),
+            arr(vec![Read::Int(NOW), Read::Int(-1)]),
+        ];
+        assert_eq!(p.whole_keys(&with_ttl), vec![k("h")]);
+        let refused = [
+            vals,
+            Read::Int(-1),
+            Read::Error(b"ERR unknown command".to_vec()),
+        ];
+        assert_eq!(p.whole_keys(&refused), vec![k("h")]);
+        // An absent key has no fields, whatever HPEXPIRETIME answers for it.
+        let absent = [arr(vec![Read::Nil, Read::Nil]), Read::Int(-2), Read::Nil];
+        assert!(p.whole_keys(&absent).is_empty());
+    }
+
+    #[test]
+    fn sets_record_membership_changes() {
+        let p = plan_of("SADD s a b a", &[1]);
+        let e = p.entries(
+            &[arr(vec![Read::Int(1), Read::Int(0)]), Read::Int(5)],
+            vec![],
+            None,
+        );
+        assert_eq!(
+            e,
+            [
+                ttl("s", Some(5)),
+                UndoEntry::SetMember {
+                    key: k("s"),
+                    member: k("b"),
+                    present: false
+                }
+            ]
+        );
+        let p = plan_of("SMOVE a b m", &[1, 2]);
+        let e = p.entries(
+            &[Read::Int(1), Read::Int(-1), Read::Int(0), Read::Int(-2)],
+            vec![],
+            None,
+        );
+        assert_eq!(
+            e,
+            [
+                ttl("a", None),
+                UndoEntry::SetMember {
+                    key: k("a"),
+                    member: k("m"),
+                    present: true
+                },
+                UndoEntry::SetMember {
+                    key: k("b"),
+                    member: k("m"),
+                    present: false
+                }
+            ]
+        );
+        let reads = [Read::Int(1), Read::Int(-1), wrongtype(), Read::Int(-1)];
+        assert_eq!(p.whole_keys(&reads), vec![k("a"), k("b")]);
+        // SPOP: a bulk, an array, or nil.
+        let p = plan_of("SPOP s 2", &[1]);
+        let e = p.entries(
+            &[Read::Int(-1)],
+            vec![],
+            Some(&arr(vec![bulk("x"), bulk("y")])),
+        );
+        assert_eq!(e.len(), 3);
+        let p = plan_of("SPOP s", &[1]);
+        assert_eq!(
+            p.entries(&[Read::Int(-1)], vec![], Some(&bulk("x"))).len(),
+            2
+        );
+        assert!(p
+            .entries(&[Read::Int(-2)], vec![], Some(&Read::Nil))
+            .is_empty());
+    }
+
+    fn zm(key: &str, m: &str, s: Option<f64>) -> UndoEntry {
+        UndoEntry::ZMember {
+            key: k(key),
+            member: k(m),
+            score: s,
+        }
+    }
+
+    #[test]
+    fn scores_parse_from_resp2_and_resp3() {
+        let p = plan_of("ZADD z 1 a 1 b 1 c 1 d 1 e 1 f", &[1]);
+        let reads = [
+            arr(vec![
+                bulk("inf"),
+                bulk("-inf"),
+                bulk("0.10000000000000001"),
+                Read::Double(2.5),
+                Read::Nil,
+                bulk("+inf"),
+            ]),
+            Read::Int(-1),
+        ];
+        assert!(p.whole_keys(&reads).is_empty());
+        let e = p.entries(&reads, vec![], None);
+        assert_eq!(
+            e,
+            [
+                ttl("z", None),
+                zm("z", "a", Some(f64::INFINITY)),
+                zm("z", "b", Some(f64::NEG_INFINITY)),
+                zm("z", "c", Some(0.1)),
+                zm("z", "d", Some(2.5)),
+                zm("z", "e", None),
+                zm("z", "f", Some(f64::INFINITY)),
+            ]
+        );
+        for bad in [bulk("nan"), bulk("x"), Read::Double(f64::NAN), Read::Int(1)] {
+            let reads = [
+                arr(vec![
+                    bad,
+                    Read::Nil,
+                    Read::Nil,
+                    Read::Nil,
+                    Read::Nil,
+                    Read::Nil,
+                ]),
+                Read::Int(-1),
+            ];
+            assert_eq!(p.whole_keys(&reads), vec![k("z")]);
+        }
+        // NX: present members do not change; XX: absent ones do not.
+        let p = plan_of("ZADD z NX 1 a 2 b", &[1]);
+        let reads = [arr(vec![bulk("1"), Read::Nil]), Read::Int(-1)];
+        assert_eq!(
+            p.entries(&reads, vec![], None),
+            [ttl("z", None), zm("z", "b", None)]
+        );
+        let p = plan_of("ZADD z XX 1 a 2 b", &[1]);
+        assert_eq!(
+            p.entries(&reads, vec![], None),
+            [ttl("z", None), zm("z", "a", Some(1.0))]
+        );
+    }
+
+    #[test]
+    fn popped_members_come_from_every_reply_shape() {
+        let p = plan_of("ZPOPMIN z 2", &[1]);
+        let want = [
+            ttl("z", Some(9)),
+            zm("z", "a", Some(1.0)),
+            zm("z", "b", Some(2.0)),
+        ];
+        for reply in [
+            arr(vec![bulk("a"), bulk("1"), bulk("b"), bulk("2")]),
+            arr(vec![
+                arr(vec![bulk("a"), Read::Double(1.0)]),
+                arr(vec![bulk("b"), Read::Double(2.0)]),
+            ]),
+            arr(vec![
+                bulk("a"),
+                Read::Double(1.0),
+                bulk("b"),
+                Read::Double(2.0),
+            ]),
+        ] {
+            assert_eq!(p.entries(&[Read::Int(9)], vec![], Some(&reply)), want);
+        }
+        assert!(p
+            .entries(&[Read::Int(-2)], vec![], Some(&arr(vec![])))
+            .is_empty());
+        let p = plan_of("ZMPOP 2 y z MAX COUNT 2", &[2, 3]);
+        let reply = arr(vec![
+            bulk("z"),
+            arr(vec![
+                arr(vec![bulk("a"), bulk("1")]),
+                arr(vec![bulk("b"), bulk("2")]),
+            ]),
+        ]);
+        assert_eq!(
+            p.entries(&[Read::Int(-2), Read::Int(9)], vec![], Some(&reply)),
+            want
+        );
+        assert!(p
+            .entries(&[Read::Int(-2), Read::Int(-2)], vec![], Some(&Read::Nil))
+            .is_empty());
+        // ZREMRANGEBYSCORE reads what it removes.
+        let p = plan_of("ZREMRANGEBYSCORE z 1 2", &[1]);
+        let reads = [
+            arr(vec![bulk("a"), bulk("1"), bulk("b"), bulk("2")]),
+            Read::Int(9),
+        ];
+        assert_eq!(p.entries(&reads, vec![], None), want);
+        let reads = [arr(vec![bulk("a")]), Read::Int(9)];
+        assert_eq!(p.whole_keys(&reads), vec![k("z")]);
+    }
+
+    fn push(key: &str, left: bool, elems: &[&str]) -> UndoEntry {
+        UndoEntry::ListPush {
+            key: k(key),
+            left,
+            elems: elems.iter().map(|e| k(e)).collect(),
+        }
+    }
+
+    fn pop(key: &str, left: bool, count: u64) -> UndoEntry {
+        UndoEntry::ListPop {
+            key: k(key),
+            left,
+            count,
+        }
+    }
+
+    #[test]
+    fn list_recipes() {
+        // Pushes: pop the same number back from the same side.
+        let p = plan_of("RPUSH l a b c", &[1]);
+        assert_eq!(
+            p.entries(&[Read::Int(-2)], vec![], None),
+            [pop("l", false, 3)]
+        );
+        assert_eq!(
+            p.entries(&[Read::Int(5)], vec![], None),
+            [ttl("l", Some(5)), pop("l", false, 3)]
+        );
+        let p = plan_of("LPUSHX l a", &[1]);
+        assert!(p.entries(&[Read::Int(-2)], vec![], None).is_empty());
+        // Pops: push back, reversed.
+        let p = plan_of("LPOP l 3", &[1]);
+        let reply = arr(vec![bulk("a"), bulk("b"), bulk("c")]);
+        assert_eq!(
+            p.entries(&[Read::Int(-1)], vec![], Some(&reply)),
+            [ttl("l", None), push("l", true, &["c", "b", "a"])]
+        );
+        assert!(p
+            .entries(&[Read::Int(-2)], vec![], Some(&Read::Nil))
+            .is_empty());
+        let p = plan_of("RPOP l", &[1]);
+        assert_eq!(
+            p.entries(&[Read::Int(-1)], vec![], Some(&bulk("z"))),
+            [ttl("l", None), push("l", false, &["z"])]
+        );
+        // LMOVE: back to the source side, off the destination side.
+        let p = plan_of("LMOVE a b LEFT RIGHT", &[1, 2]);
+        assert_eq!(
+            p.entries(&[Read::Int(-1), Read::Int(4)], vec![], Some(&bulk("e"))),
+            [
+                ttl("a", None),
+                ttl("b", Some(4)),
+                push("a", true, &["e"]),
+                pop("b", false, 1)
+            ]
+        );
+        assert!(p
+            .entries(&[Read::Int(-2), Read::Int(4)], vec![], Some(&Read::Nil))
+            .is_empty());
+        let p = plan_of("RPOPLPUSH a a", &[1, 2]);
+        assert_eq!(
+            p.entries(&[Read::Int(-1)], vec![], Some(&bulk("e"))),
+            [ttl("a", None), push("a", false, &["e"]), pop("a", true, 1)]
+        );
+        let p = plan_of("LMPOP 2 a b RIGHT COUNT 2", &[2, 3]);
+        let reply = arr(vec![bulk("b"), arr(vec![bulk("x"), bulk("y")])]);
+        assert_eq!(
+            p.entries(&[Read::Int(-2), Read::Int(-1)], vec![], Some(&reply)),
+            [ttl("b", None), push("b", false, &["y", "x"])]
+        );
+        // LSET: the old element at that index.
+        let p = plan_of("LSET l -1 new", &[1]);
+        assert_eq!(
+            p.entries(&[bulk("old"), Read::Int(-1)], vec![], None),
+            [
+                ttl("l", None),
+                UndoEntry::ListSet {
+                    key: k("l"),
+                    index: -1,
+                    value: k("old")
+                }
+            ]
+        );
+        assert!(p
+            .entries(&[Read::Nil, Read::Int(-2)], vec![], None)
+            .is_empty());
+        assert_eq!(p.whole_keys(&[wrongtype(), Read::Int(-1)]), vec![k("l")]);
+    }
+
+    #[test]
+    fn ltrim_reads_both_ends() {
+        let list: Vec<String> = (0..10).map(|i| format!("e{i}")).collect();
+        let lrange = |s: usize, e: usize| arr(list[s..e].iter().map(|x| bulk(x)).collect());
+        // LTRIM l 2 -3 on 10 elements: removes e0 e1 and e8 e9.
+        let p = plan_of("LTRIM l 2 -3", &[1]);
+        let reads = [Read::Int(10), Read::Int(-1), lrange(0, 2), lrange(8, 10)];
+        assert!(p.whole_keys(&reads).is_empty());
+        assert_eq!(
+            p.entries(&reads, vec![], None),
+            [
+                ttl("l", None),
+                push("l", true, &["e1", "e0"]),
+                push("l", false, &["e8", "e9"])
+            ]
+        );
+        // LTRIM l -1 -5: start > stop, everything goes; head and tail reads cover it all.
+        let p = plan_of("LTRIM l -1 -5", &[1]);
+        assert_eq!(
+            reads_of(&p),
+            ["LLEN l", "PEXPIRETIME l", "LRANGE l 0 -2", "LRANGE l -4 -1"]
+        );
+        let reads = [Read::Int(10), Read::Int(-1), lrange(0, 9), lrange(6, 10)];
+        let all: Vec<&str> = list.iter().rev().map(String::as_str).collect();
+        assert_eq!(
+            p.entries(&reads, vec![], None),
+            [ttl("l", None), push("l", true, &all)]
+        );
+        // LTRIM l 0 -11 on 10 elements: everything, from the tail read.
+        let p = plan_of("LTRIM l 0 -11", &[1]);
+        let reads = [Read::Int(10), Read::Int(-1), lrange(0, 10)];
+        assert_eq!(
+            p.entries(&reads, vec![], None),
+            [ttl("l", None), push("l", true, &all)]
+        );
+        // LTRIM l 5 2 on 10: head covers 0..5, tail 3..10: all of it.
+        let p = plan_of("LTRIM l 5 2", &[1]);
+        let reads = [Read::Int(10), Read::Int(-1), lrange(0, 5), lrange(3, 10)];
+        assert_eq!(
+            p.entries(&reads, vec![], None),
+            [ttl("l", None), push("l", true, &all)]
+        );
+        // Replies that do not cover what goes: whole.
+        let p = plan_of("LTRIM l 2 -3", &[1]);
+        let reads = [Read::Int(10), Read::Int(-1), lrange(0, 1), lrange(8, 10)];
+        assert_eq!(p.whole_keys(&reads), vec![k("l")]);
+        let reads = [Read::Int(3), Read::Int(-1), lrange(0, 5), lrange(8, 10)];
+        assert_eq!(p.whole_keys(&reads), vec![k("l")]);
+        // Nothing removed, or no list.
+        let p = plan_of("LTRIM l 0 -1", &[1]);
+        assert_eq!(reads_of(&p), ["LLEN l", "PEXPIRETIME l"]);
+        assert!(p
+            .entries(&[Read::Int(10), Read::Int(-1)], vec![], None)
+            .is_empty());
+        assert!(p
+            .entries(&[Read::Int(0), Read::Int(-2)], vec![], None)
+            .is_empty());
+    }
+
+    #[test]
+    fn expiry_and_renames() {
+        let p = plan_of("PEXPIRE k 100", &[1]);
+        assert_eq!(
+            p.entries(&[Read::Int(5)], vec![], None),
+            [ttl("k", Some(5))]
+        );
+        assert!(p.entries(&[Read::Int(-2)], vec![], None).is_empty());
+        // The absolute deadlines near now delete the key: whole.
+        for (cmd, whole) in [
+            ("PEXPIREAT k 1700000002000", true),
+            ("PEXPIREAT k 1700000002001", false),
+            ("EXPIREAT k 1700000002", true),
+            ("EXPIREAT k 1700000003", false),
+            ("EXPIRE k 1", false),
+            ("EXPIRE k -1", true),
+            ("PEXPIRE k 0", true),
+        ] {
+            let p = plan_of(cmd, &[1]);
+            assert_eq!(
+                p.whole_keys(&[Read::Int(-1)]) == vec![k("k")],
+                whole,
+                "{cmd}"
+            );
+        }
+        // RENAME: src's expiry, dst whole, then the rename.
+        let p = plan_of("RENAME a b", &[1, 2]);
+        let e = p.entries(&[Read::Int(7)], vec![(k("b"), None)], None);
+        assert_eq!(
+            e,
+            [
+                UndoEntry::Whole {
+                    key: k("b"),
+                    before: None
+                },
+                ttl("a", Some(7)),
+                UndoEntry::Rename {
+                    from: k("a"),
+                    to: k("b")
+                }
+            ]
+        );
+        let p = plan_of("RENAMENX a b", &[1, 2]);
+        assert!(p
+            .entries(&[Read::Int(7)], vec![], Some(&Read::Int(0)))
+            .is_empty());
+        assert_eq!(
+            p.entries(&[Read::Int(-1)], vec![], Some(&Read::Int(1))),
+            [
+                ttl("a", None),
+                UndoEntry::Rename {
+                    from: k("a"),
+                    to: k("b")
+                }
+            ]
+        );
+        assert!(plan_of("RENAME a a", &[1, 2]).whole_keys(&[]).is_empty());
+    }
+
+    /// Random commands, key positions, reads and replies: never a panic.
+    #[test]
+    fn junk_never_panics() {
+        let names = [
+            "SET",
+            "MSET",
+            "BITOP",
+            "HSET",
+            "HDEL",
+            "HSETNX",
+            "SADD",
+            "SMOVE",
+            "SPOP",
+            "ZADD",
+            "GEOADD",
+            "ZINCRBY",
+            "ZPOPMIN",
+            "ZMPOP",
+            "ZREMRANGEBYRANK",
+            "ZREMRANGEBYSCORE",
+            "LPUSH",
+            "LPOP",
+            "LMOVE",
+            "RPOPLPUSH",
+            "LMPOP",
+            "LSET",
+            "LTRIM",
+            "EXPIRE",
+            "EXPIREAT",
+            "PEXPIREAT",
+            "PERSIST",
+            "RENAME",
+            "RENAMENX",
+            "COPY",
+            "DEL",
+            "XADD",
+        ];
+        let words = [
+            "k",
+            "a",
+            "0",
+            "1",
+            "-1",
+            "2",
+            "LEFT",
+            "RIGHT",
+            "NX",
+            "XX",
+            "COUNT",
+            "MIN",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "",
+            "inf",
+            "x",
+        ];
+        struct Rng(u64);
+        impl Rng {
+            fn next(&mut self, n: usize) -> usize {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                (self.0 % n as u64) as usize
+            }
+        }
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let samples = [
+            Read::Nil,
+            Read::Int(-2),
+            Read::Int(-1),
+            Read::Int(0),
+            Read::Int(1),
+            Read::Int(3),
+            Read::Int(i64::MAX),
+            bulk("1"),
+            bulk("k"),
+            Read::Double(1.5),
+            Read::Status(b"OK".to_vec()),
+            wrongtype(),
+        ];
+        for _ in 0..20_000 {
+            let mut argv: Vec<Vec<u8>> = vec![k(names[rng.next(names.len())])];
+            for _ in 0..rng.next(7) {
+                argv.push(k(words[rng.next(words.len())]));
+            }
+            let refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+            let kp: Vec<usize> = (0..rng.next(4)).map(|_| rng.next(argv.len() + 2)).collect();
+            let p = plan(&refs, &kp, NOW);
+            let gen = |rng: &mut Rng| -> Read {
+                if rng.next(3) == 0 {
+                    let n = rng.next(5);
+                    Read::Array(
+                        (0..n)
+                            .map(|_| samples[rng.next(samples.len())].clone())
+                            .collect(),
+                    )
+                } else {
+                    samples[rng.next(samples.len())].clone()
+                }
+            };
+            let n = p.reads().len() + rng.next(2);
+            let reads: Vec<Read> = (0..n).map(|_| gen(&mut rng)).collect();
+            let reads = if rng.next(4) == 0 {
+                &reads[..reads.len() / 2]
+            } else {
+                &reads[..]
+            };
+            let wholes: Vec<(Vec<u8>, Option<Snapshot>)> =
+                p.whole_keys(reads).into_iter().map(|w| (w, None)).collect();
+            let reply = gen(&mut rng);
+            let nested = arr(vec![bulk("k"), arr(vec![arr(vec![bulk("m"), bulk("1")])])]);
+            for r in [Some(&reply), Some(&nested), None] {
+                for e in p.entries(reads, wholes.clone(), r) {
+                    assert!(e.is_well_formed(), "{e:?}");
+                    let _ = e.compensation();
+                }
+            }
+        }
+    }
 }
