@@ -359,6 +359,15 @@ fn read(ctx: CtxPtr, cmd: &[Vec<u8>]) -> Result<Read, String> {
     let Some((name, args)) = cmd.split_first() else {
         return Ok(Read::Nil);
     };
+    // The most common read, answered from the key API without a command call.
+    if let ([key], true) = (args, name.eq_ignore_ascii_case(b"PEXPIRETIME")) {
+        let k = OwnedStr::create(key).ok_or("ERR out of memory")?;
+        return Ok(Read::Int(match server::key_expiry(ctx, k.as_ptr()) {
+            None => -2,
+            Some(None) => -1,
+            Some(Some(ms)) => ms,
+        }));
+    }
     let cname = CString::new(name.clone()).map_err(|_| "ERR bad pre-image read".to_string())?;
     let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
     let r = server::call_plain(ctx, &cname, &args)?;
