@@ -16,6 +16,11 @@
 //! is checked (a transaction that did not do its writes must not make a run look fast), and any
 //! unexpected reply fails the run.
 //!
+//! The workloads of deferred tasks and undo logs (`drain`, `recovery`, `compaction`,
+//! `preimage-bytes`) have no baseline variant to interleave with: they report what they observe
+//! (times, `INFO txu` fields and their deltas), repeated over rounds where that is noisy, and
+//! say in their notes what each number is. `drain` and `recovery` start servers of their own.
+//!
 //! The client: `--clients` connections (50) spread over `--threads` OS threads (2); each thread
 //! walks its connections round-robin, and each connection keeps a batch of `--depth`
 //! transactions (4) in flight, all of a transaction's commands pipelined. Requests are encoded
@@ -31,6 +36,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 // ----- workloads -----------------------------------------------------------------------------
@@ -45,9 +51,8 @@ struct Workload {
 /// Every workload, in the order they run.
 ///
 /// ADD NEW WORKLOADS HERE. Planned, not yet written:
-/// - deferred-task draining (throughput of transactions that leave deferred work, and the cost
-///   of draining it),
-/// - undo-log compaction (retained undo logs: write cost with and without compaction),
+/// - undo-log compaction cost (write cost with and without `txu.checkpoint-every`, once that
+///   config exists; `compaction` below reports the memory side),
 /// - command-filter overhead: `module-loaded` below measures plain SET with the module loaded
 ///   against `Server::start_without_module()`; once txu registers a command filter, that is the
 ///   number to watch (and add variants, e.g. inside an open transaction).
@@ -86,6 +91,28 @@ const WORKLOADS: &[Workload] = &[
         id: "module-loaded",
         about: "plain SET throughput, server with the module vs server without it",
         run: w_module_loaded,
+    },
+    Workload {
+        id: "drain",
+        about: "100,000 deferred tasks (10,000 in --quick) drained by the timer: tick time, \
+                tasks/s, a client's PING latency idle vs during the drain",
+        run: w_drain,
+    },
+    Workload {
+        id: "recovery",
+        about: "fault cleared -> deferred task applied, vs txu.backoff-base-ms 200",
+        run: w_recovery,
+    },
+    Workload {
+        id: "compaction",
+        about: "TXU.BEGIN RETAIN: 10,000 INCRs over 10 keys, undo-log memory, TXU.ROLLBACK <txid>",
+        run: w_compaction,
+    },
+    Workload {
+        id: "preimage-bytes",
+        about:
+            "pre-image bytes per write for each type (100 writes on distinct 1,000-element keys)",
+        run: w_preimage_bytes,
     },
 ];
 
@@ -552,6 +579,1011 @@ fn w_module_loaded(ctx: &Ctx) -> Result<Outcome, String> {
     Ok(out)
 }
 
+// ----- deferred tasks and undo logs (issues 3 and 4) -----------------------------------------
+
+/// Workload 7 (issue 4): `N` deferred tasks drained by the timer, in rounds, each on a server of
+/// its own (the largest tick in `INFO txu` cannot be reset): a client's `PING` latency on an
+/// empty server, then with `N` tasks pending behind `NOREPLICAS` ("idle": the timer keeps
+/// retrying them and failing), then while the timer drains them once the fault is cleared.
+fn w_drain(ctx: &Ctx) -> Result<Outcome, String> {
+    let n = ctx.mode.drain_tasks;
+    let rounds = ctx.mode.drain_rounds;
+    let mut all: Vec<DrainRound> = Vec::new();
+    let mut config = String::new();
+    for round in 1..=rounds {
+        let r = drain_round(n, ctx.mode.idle_window, &mut config)?;
+        eprintln!(
+            "  drain round {round}/{rounds}: {:.1} s to <= 1% pending, tick max {} us, PING p99 \
+             idle {:.0} us, drain {:.0} us",
+            r.t99, r.tick_max_drain, r.idle.p99, r.drain.p99
+        );
+        all.push(r);
+    }
+    let col = |f: &dyn Fn(&DrainRound) -> f64| all.iter().map(f).collect::<Vec<f64>>();
+    let mut out = Outcome::new(
+        "drain",
+        format!("drain {}k deferred tasks", n / 1000),
+        rounds,
+    );
+    let row = |variant: &str, per_round: Vec<f64>, unit: &'static str, ratio: Option<f64>| Row {
+        variant: variant.into(),
+        value: Some(median(&per_round)),
+        unit,
+        ratio,
+        per_round,
+    };
+    out.rows.push(row(
+        "defer (pipelined)",
+        col(&|r| n as f64 / r.create_secs),
+        "tx/s",
+        None,
+    ));
+    out.rows.push(row(
+        "memory per pending task",
+        col(&|r| r.memory_per_task),
+        "B",
+        None,
+    ));
+    out.rows.push(row(
+        "memory per task, drained",
+        col(&|r| r.memory_after_drain),
+        "B",
+        None,
+    ));
+    out.rows
+        .push(row("drain to <=1% pending", col(&|r| r.t99), "s", None));
+    out.rows
+        .push(row("drain to 0 pending", col(&|r| r.t100), "s", None));
+    out.rows.push(row(
+        "drain rate (to 99%)",
+        col(&|r| 0.99 * n as f64 / r.t99),
+        "tasks/s",
+        None,
+    ));
+    // The target is about the largest tick: the maximum over rounds, not the median.
+    let tick_max = col(&|r| r.tick_max_drain as f64);
+    let largest = tick_max.iter().copied().fold(0.0, f64::max);
+    let mut max_row = row("tick max, drain", tick_max, "us", None);
+    max_row.value = Some(largest);
+    out.rows.push(max_row);
+    out.rows.push(row(
+        "tick max, fault on",
+        col(&|r| r.tick_max_fault as f64),
+        "us",
+        None,
+    ));
+    out.rows.push(row(
+        "tick p50 drain (smp)",
+        col(&|r| r.drain_ticks.p50),
+        "us",
+        None,
+    ));
+    out.rows.push(row(
+        "tick p50 fault-on (smp)",
+        col(&|r| r.idle_ticks.p50),
+        "us",
+        None,
+    ));
+    out.rows.push(row(
+        "ticks > 1 ms (smp)",
+        col(&|r| r.drain_ticks_over_1ms),
+        "%",
+        None,
+    ));
+    type Pick = fn(&Latency) -> f64;
+    let stats: [(&str, Pick); 3] = [("p50", |l| l.p50), ("p99", |l| l.p99), ("max", |l| l.max)];
+    type Phase = fn(&DrainRound) -> &Latency;
+    let phases: [(&str, Phase); 3] = [
+        ("empty", |r| &r.empty),
+        ("fault-on", |r| &r.idle),
+        ("drain", |r| &r.drain),
+    ];
+    for (label, phase) in phases {
+        for (stat, pick) in stats {
+            let v = col(&|r| pick(phase(r)));
+            let base = col(&|r| pick(&r.empty));
+            let ratio = paired_ratio(&v, &base);
+            out.rows
+                .push(row(&format!("PING {label} {stat}"), v, "us", Some(ratio)));
+        }
+    }
+    let p99_idle = paired_ratio(&col(&|r| r.drain.p99), &col(&|r| r.idle.p99));
+    let p99_empty = paired_ratio(&col(&|r| r.drain.p99), &col(&|r| r.empty.p99));
+    out.rows.push(Row::ratio("p99 drain/fault-on", p99_idle));
+    let pings = |f: &dyn Fn(&DrainRound) -> usize| all.iter().map(f).sum::<usize>();
+    let samples = |f: &dyn Fn(&DrainRound) -> usize| all.iter().map(f).sum::<usize>();
+    out.notes.push(format!(
+        "config: {config}; per round a new server, {n} tasks (TXU.BEGIN RETRY, SET task:<i> x) \
+         deferred by min-replicas-to-write 1, drained after setting it to 0; memory per pending \
+         task = used_memory growth while deferring / {n}; drained = growth from before \
+         deferring to after the drain / {n} (includes the {n} keys the tasks wrote)"
+    ));
+    out.notes.push(format!(
+        "PING one at a time on a second connection, {PING_GAP_US} us apart on average (random \
+         0..2x gaps, so pings land at random moments): empty = no task ({} pings in {:.1} s per \
+         round); fault-on = {n} pending and the fault still on: the brief's \"idle\", but the \
+         timer keeps retrying them, 100 per tick, and failing ({} pings); drain = from the fault \
+         clearing until <= 1% pending ({} pings); ratio = / empty (median over rounds of the \
+         per-round ratio); values: median over rounds, except tick max, drain: the largest of \
+         all rounds",
+        pings(&|r| r.empty.n),
+        ctx.mode.idle_window.as_secs_f64(),
+        pings(&|r| r.idle.n),
+        pings(&|r| r.drain.n)
+    ));
+    let exact = all.iter().all(|r| r.tick_max_drain > r.tick_max_fault);
+    out.notes.push(format!(
+        "INFO txu polled every 50 ms on a third connection (drain times +-50 ms); tick = \
+         txu_tick_last_us sampled ({} samples during drains, {} with the fault on); tick max, \
+         drain = txu_tick_max_us after the drain{}; tick p50 drain / 100 tasks = {:.1} us per \
+         task",
+        samples(&|r| r.drain_ticks.n),
+        samples(&|r| r.idle_ticks.n),
+        if exact {
+            ""
+        } else {
+            " (in a round where no drain tick beat the fault-on maximum, an upper bound)"
+        },
+        median(&col(&|r| r.drain_ticks.p50)) / 100.0
+    ));
+    let tail = median(&col(&|r| r.t100 - r.t99));
+    if tail > 0.2 {
+        out.notes.push(format!(
+            "the last 1% took {tail:.1} s (median): tasks retried while the fault was on wait \
+             out their backoff"
+        ));
+    }
+    out.notes.push(format!(
+        "target: no tick over 1 ms: {} (largest {largest:.0} us); PING p99 during drain <= 1.2x \
+         idle: {} ({p99_empty:.2}x empty; {p99_idle:.2}x fault-on)",
+        if largest <= 1000.0 { "met" } else { "NOT met" },
+        if p99_empty <= 1.2 { "met" } else { "NOT met" },
+    ));
+    Ok(out)
+}
+
+/// What one round of [`w_drain`] measured.
+struct DrainRound {
+    create_secs: f64,
+    /// `used_memory` growth per pending task (the task list and the keys' absence).
+    memory_per_task: f64,
+    /// `used_memory` growth per task once drained (the keys written, and whatever stayed).
+    memory_after_drain: f64,
+    /// Seconds from the fault clearing to <= 1% / 0 pending.
+    t99: f64,
+    t100: f64,
+    tick_max_fault: u64,
+    tick_max_drain: u64,
+    idle_ticks: Latency,
+    drain_ticks: Latency,
+    /// Percent of the sampled drain ticks that took over 1 ms.
+    drain_ticks_over_1ms: f64,
+    empty: Latency,
+    idle: Latency,
+    drain: Latency,
+}
+
+/// One round of [`w_drain`] on a new server; `config` gets the settings used.
+fn drain_round(n: usize, window: Duration, config: &mut String) -> Result<DrainRound, String> {
+    const TICK_MS: &str = "10";
+    let server = Server::start();
+    let port = server.port();
+    let mut ctl = Conn::connect(port)?;
+    let mut pinger = Conn::connect(port)?;
+    let mut poller = Conn::connect(port)?;
+    ctl.config_set("txu.tick-ms", TICK_MS)?;
+    *config = [
+        "txu.tick-ms",
+        "txu.tick-budget",
+        "txu.backoff-base-ms",
+        "txu.max-attempts",
+    ]
+    .iter()
+    .map(|name| Ok(format!("{name} {}", ctl.config_get(name)?)))
+    .collect::<Result<Vec<String>, String>>()?
+    .join(", ");
+
+    // 1. An empty server.
+    let empty = observe(&mut pinger, &mut poller, Instant::now(), Some(window), None)?;
+
+    // 2. N deferred tasks, pipelined.
+    ctl.config_set("min-replicas-to-write", "1")?;
+    let memory_before = info_u64(&ctl.info("memory")?, "used_memory")?;
+    let created = Instant::now();
+    const BATCH: usize = 1000;
+    let deferred = Expect::ErrorPrefix(b"-DEFERRED ".to_vec());
+    for first in (0..n).step_by(BATCH) {
+        let last = (first + BATCH).min(n);
+        let mut req = Vec::new();
+        for i in first..last {
+            push_cmd(&mut req, &[b"TXU.BEGIN", b"RETRY"]);
+            let key = format!("task:{i}").into_bytes();
+            push_cmd(&mut req, &[b"TXU.QUEUE", b"SET", &key, b"x"]);
+            push_cmd(&mut req, &[b"TXU.EXEC"]);
+        }
+        ctl.send(&req)?;
+        for i in first..last {
+            let what = format!("transaction {i}");
+            for e in [&Expect::Bulk, &Expect::queued(), &deferred] {
+                let r = ctl.next_reply()?;
+                check_reply(e, ctl.reply(r), &what)?;
+            }
+        }
+    }
+    let create_secs = created.elapsed().as_secs_f64();
+    let memory_per_task =
+        (info_u64(&ctl.info("memory")?, "used_memory")? as f64 - memory_before as f64) / n as f64;
+    let info = ctl.info("txu")?;
+    let pending = info_u64(&info, "txu_tasks_pending")?;
+    if pending != n as u64 {
+        return Err(format!(
+            "{n} transactions deferred, txu_tasks_pending is {pending}"
+        ));
+    }
+
+    // 3. Idle: N pending, the fault still on.
+    let idle = observe(&mut pinger, &mut poller, Instant::now(), Some(window), None)?;
+    let before = ctl.info("txu")?;
+    let tick_max_fault = info_u64(&before, "txu_tick_max_us")?;
+
+    // 4. The fault clears; the timer drains the list.
+    let timeout = Duration::from_secs(120) + Duration::from_millis(n as u64);
+    let t0 = Instant::now();
+    ctl.config_set("min-replicas-to-write", "0")?;
+    let drain = observe(&mut pinger, &mut poller, t0, None, Some(timeout))?;
+    let after = ctl.info("txu")?;
+    let tick_max_drain = info_u64(&after, "txu_tick_max_us")?;
+    let succeeded =
+        info_u64(&after, "txu_retries_succeeded")? - info_u64(&before, "txu_retries_succeeded")?;
+    let dead = info_u64(&after, "txu_tasks_dead")?;
+    if succeeded != n as u64 || dead != 0 {
+        return Err(format!(
+            "drain: {succeeded} of {n} tasks succeeded, {dead} dead"
+        ));
+    }
+    for i in [0, n / 2, n - 1] {
+        let got = ctl.call(&[b"GET", format!("task:{i}").as_bytes()])?;
+        if got != b"$1\r\nx\r\n" {
+            return Err(format!(
+                "after the drain GET task:{i} returned {:?}",
+                clip(&got)
+            ));
+        }
+    }
+    let memory_after_drain =
+        (info_u64(&ctl.info("memory")?, "used_memory")? as f64 - memory_before as f64) / n as f64;
+    drop(server);
+
+    // The drain ended at the first poll that saw 0 pending; 99% at the first one at <= 1%.
+    let t100 = drain.polls.last().map(|p| p.at).unwrap_or(f64::NAN);
+    let t99 = drain
+        .polls
+        .iter()
+        .find(|p| p.pending * 100 <= n as u64)
+        .map(|p| p.at)
+        .unwrap_or(t100);
+    let ticks = |polls: &[Poll], until: f64| {
+        polls
+            .iter()
+            .filter(|p| p.at <= until && p.tick_last_us > 0)
+            .map(|p| p.tick_last_us as f64)
+            .collect::<Vec<f64>>()
+    };
+    let drain_ticks = ticks(&drain.polls, t99);
+    let over = drain_ticks.iter().filter(|&&t| t > 1000.0).count();
+    Ok(DrainRound {
+        create_secs,
+        memory_per_task,
+        memory_after_drain,
+        t99,
+        t100,
+        tick_max_fault,
+        tick_max_drain,
+        idle_ticks: Latency::of(ticks(&idle.polls, f64::INFINITY).into_iter()),
+        drain_ticks_over_1ms: 100.0 * over as f64 / drain_ticks.len().max(1) as f64,
+        drain_ticks: Latency::of(drain_ticks.into_iter()),
+        empty: Latency::of(empty.pings.iter().map(|p| p.1)),
+        idle: Latency::of(idle.pings.iter().map(|p| p.1)),
+        drain: Latency::of(drain.pings.iter().filter(|p| p.0 <= t99).map(|p| p.1)),
+    })
+}
+
+/// Mean pause between one PING's send and the next in [`observe`] (uniformly random in
+/// 0..=2x): requests arrive at random moments, as a client's would, so the share of them that
+/// lands in a timer tick is the share of time the server spends in ticks. (Back to back, one
+/// PING at a time, only the one PING per tick that got stuck sees it: 1 in ~400 at 10 ms ticks,
+/// invisible at p99.)
+const PING_GAP_US: u64 = 500;
+
+/// SplitMix64, for the PING gaps.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// One `INFO txu` poll of [`observe`]: seconds since its start, pending tasks, last tick.
+struct Poll {
+    at: f64,
+    pending: u64,
+    tick_last_us: u64,
+}
+
+/// What [`observe`] saw: `(seconds since start when sent, latency in us)` of every PING, and the
+/// polls.
+struct Observed {
+    pings: Vec<(f64, f64)>,
+    polls: Vec<Poll>,
+}
+
+/// `pinger` sends `PING` one at a time, [`PING_GAP_US`] apart on average, and times each reply
+/// while `poller` reads `INFO txu`
+/// every 50 ms; both stop after `window`, or (with `drain_timeout`) at the first poll that sees
+/// no pending task. Times are measured from `t0`.
+fn observe(
+    pinger: &mut Conn,
+    poller: &mut Conn,
+    t0: Instant,
+    window: Option<Duration>,
+    drain_timeout: Option<Duration>,
+) -> Result<Observed, String> {
+    let stop = AtomicBool::new(false);
+    /// Stops the pinger however the poller ends.
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let (pings, polls) = std::thread::scope(|s| {
+        let stop = &stop;
+        let polling = s.spawn(move || -> Result<Vec<Poll>, String> {
+            let _stop = StopOnDrop(stop);
+            let mut polls = Vec::new();
+            loop {
+                let info = poller.info("txu")?;
+                let poll = Poll {
+                    at: t0.elapsed().as_secs_f64(),
+                    pending: info_u64(&info, "txu_tasks_pending")?,
+                    tick_last_us: info_u64(&info, "txu_tick_last_us")?,
+                };
+                let drained = poll.pending == 0;
+                polls.push(poll);
+                if let Some(limit) = drain_timeout {
+                    if drained {
+                        return Ok(polls);
+                    }
+                    if t0.elapsed() > limit {
+                        return Err(format!(
+                            "{} tasks still pending after {limit:?}",
+                            polls.last().map(|p| p.pending).unwrap_or(0)
+                        ));
+                    }
+                } else if stop.load(Ordering::Relaxed) {
+                    return Ok(polls);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let ping = encode(&[b"PING"]);
+        let mut pings = Vec::new();
+        let mut gap = SplitMix(t0.elapsed().as_nanos() as u64);
+        let pinged = (|| -> Result<(), String> {
+            let mut next = Instant::now();
+            while !stop.load(Ordering::Relaxed) && window.is_none_or(|w| t0.elapsed() < w) {
+                if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let t = Instant::now();
+                next = t + Duration::from_micros(gap.next() % (2 * PING_GAP_US + 1));
+                pinger.send(&ping)?;
+                let r = pinger.next_reply()?;
+                let us = t.elapsed().as_secs_f64() * 1e6;
+                check_reply(
+                    &Expect::Exact(b"+PONG\r\n".to_vec()),
+                    pinger.reply(r),
+                    "PING",
+                )?;
+                pings.push(((t - t0).as_secs_f64(), us));
+            }
+            Ok(())
+        })();
+        stop.store(true, Ordering::Relaxed);
+        let polls = polling
+            .join()
+            .unwrap_or_else(|_| Err("INFO poller panicked".into()));
+        (pinged.map(|()| pings), polls)
+    });
+    Ok(Observed {
+        pings: pings?,
+        polls: polls?,
+    })
+}
+
+/// p50 / p99 / max of latency samples.
+struct Latency {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    n: usize,
+}
+
+impl Latency {
+    fn of(samples: impl Iterator<Item = f64>) -> Latency {
+        let mut v: Vec<f64> = samples.collect();
+        v.sort_by(f64::total_cmp);
+        Latency {
+            p50: percentile(&v, 50.0),
+            p99: percentile(&v, 99.0),
+            max: v.last().copied().unwrap_or(f64::NAN),
+            n: v.len(),
+        }
+    }
+}
+
+/// Workload 8 (issue 4): how long after a transient fault clears a deferred task is applied,
+/// against the configured backoff. Each repetition defers one `SET` with `NOREPLICAS`, waits
+/// until the timer's first retry has failed too, clears the fault, and polls `GET` until the
+/// value is there.
+fn w_recovery(ctx: &Ctx) -> Result<Outcome, String> {
+    const BASE_MS: &str = "200";
+    let reps = ctx.mode.recovery_reps;
+    let server = Server::start();
+    let mut con = Conn::connect(server.port())?;
+    con.config_set("txu.backoff-base-ms", BASE_MS)?;
+    let config = ["txu.backoff-base-ms", "txu.backoff-max-ms", "txu.tick-ms"]
+        .iter()
+        .map(|name| Ok(format!("{name} {}", con.config_get(name)?)))
+        .collect::<Result<Vec<String>, String>>()?
+        .join(", ");
+    let deadline = Duration::from_secs(30);
+    let (mut delays, mut waits, mut late) = (Vec::new(), Vec::new(), Vec::new());
+    for rep in 0..reps {
+        let key = format!("rec:{rep}").into_bytes();
+        let value = format!("v{rep}").into_bytes();
+        con.config_set("min-replicas-to-write", "1")?;
+        con.send(&encode(&[b"TXU.BEGIN", b"RETRY"]))?;
+        con.send(&encode(&[b"TXU.QUEUE", b"SET", &key, &value]))?;
+        con.send(&encode(&[b"TXU.EXEC"]))?;
+        con.expect_replies(&[Expect::Bulk, Expect::queued()], 2)?;
+        let r = con.next_reply()?;
+        let exec = con.reply(r).to_vec();
+        check_reply(
+            &Expect::ErrorPrefix(b"-DEFERRED ".to_vec()),
+            &exec,
+            "TXU.EXEC",
+        )?;
+        let id = show(&exec)
+            .split_whitespace()
+            .nth(1)
+            .map(str::to_string)
+            .ok_or_else(|| format!("no task id in {:?}", clip(&exec)))?;
+        // Until the timer's first retry has failed.
+        let waited = Instant::now();
+        let next_attempt_ms = loop {
+            let status = con.call(&[b"TXU.STATUS", id.as_bytes()])?;
+            let fields = flat_array(&status)
+                .ok_or_else(|| format!("TXU.STATUS {id}: {:?}", clip(&status)))?;
+            let field = |name: &str| -> Option<&str> {
+                let i = fields.iter().step_by(2).position(|f| f == name)?;
+                fields.get(2 * i + 1).map(String::as_str)
+            };
+            let number = |name: &str| field(name).and_then(|v| v.parse::<i64>().ok());
+            if field("state") != Some("pending") {
+                return Err(format!("TXU.STATUS {id} while the fault is on: {fields:?}"));
+            }
+            if number("attempts").unwrap_or(0) >= 1 {
+                break number("next_attempt_ms")
+                    .ok_or_else(|| format!("TXU.STATUS {id}: no next_attempt_ms"))?;
+            }
+            if waited.elapsed() > deadline {
+                return Err(format!("task {id} not retried within {deadline:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let now_ms = con.server_time_ms()?;
+        let cleared = Instant::now();
+        con.config_set("min-replicas-to-write", "0")?;
+        let want = [
+            format!("${}\r\n", value.len()).into_bytes(),
+            value.clone(),
+            b"\r\n".to_vec(),
+        ]
+        .concat();
+        loop {
+            if con.call(&[b"GET", &key])? == want {
+                break;
+            }
+            if cleared.elapsed() > deadline {
+                return Err(format!(
+                    "task {id} not applied within {deadline:?} of the fault clearing"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let delay = cleared.elapsed().as_secs_f64() * 1e3;
+        let wait = (next_attempt_ms - now_ms) as f64;
+        eprintln!(
+            "  recovery {}/{reps}: applied {delay:.0} ms after the fault cleared (retry was due \
+             in {wait:.0} ms)",
+            rep + 1
+        );
+        delays.push(delay);
+        waits.push(wait);
+        late.push(delay - wait.max(0.0));
+    }
+    drop(server);
+    let max = |v: &[f64]| v.iter().copied().fold(f64::MIN, f64::max);
+    let mut out = Outcome::new("recovery", "fault cleared -> applied".into(), reps);
+    let base: f64 = BASE_MS.parse().unwrap_or(f64::NAN);
+    let row = |variant: &str, v: f64, per_round: &[f64]| Row {
+        variant: variant.into(),
+        value: Some(v),
+        unit: "ms",
+        ratio: Some(v / base),
+        per_round: per_round.to_vec(),
+    };
+    out.rows.push(row("txu.backoff-base-ms", base, &[]));
+    out.rows.push(row("delay median", median(&delays), &delays));
+    out.rows.push(row("delay max", max(&delays), &[]));
+    out.rows
+        .push(row("retry due in (median)", median(&waits), &waits));
+    out.rows.push(row("retry due in (max)", max(&waits), &[]));
+    out.rows
+        .push(row("after due (median)", median(&late), &late));
+    out.rows.push(row("after due (max)", max(&late), &[]));
+    out.notes.push(format!(
+        "config: {config}; each repetition: defer SET with min-replicas-to-write 1, wait until \
+         TXU.STATUS attempts >= 1 (the first retry failed too), clear the fault, poll GET every \
+         1 ms"
+    ));
+    out.notes.push(format!(
+        "retry due in = next_attempt_ms from TXU.STATUS - server TIME when the fault cleared \
+         (the wait before the 2nd retry; README: the delay doubles per retry, so base x 2 with \
+         equal jitter = {:.0}..{:.0} ms); after due = delay - that: the timer's granularity \
+         (the fault clears right after the tick that ran the 1st retry, so the task applies at \
+         the first tick at or after it is due); ratio = / txu.backoff-base-ms",
+        base,
+        2.0 * base
+    ));
+    Ok(out)
+}
+
+/// Workload 9 (issue 3): the undo log of `TXU.BEGIN RETAIN` with 10,000 INCRs over 10 keys,
+/// then `TXU.ROLLBACK <txid>`. Issue 3's target: at most 10 entries.
+fn w_compaction(ctx: &Ctx) -> Result<Outcome, String> {
+    const KEYS: usize = 10;
+    const INCRS: usize = 10_000;
+    const START: i64 = 1000;
+    let reps = ctx.mode.compaction_reps;
+    let mut con = Conn::connect(ctx.server.port())?;
+    let keys: Vec<Vec<u8>> = (0..KEYS).map(|i| format!("ck:{i}").into_bytes()).collect();
+    let mut setup = Vec::new();
+    for k in &keys {
+        push_cmd(&mut setup, &[b"SET", k, START.to_string().as_bytes()]);
+    }
+    con.pipeline(&setup, &[Expect::ok()], KEYS)?;
+    let mut body = Vec::new();
+    push_cmd(&mut body, &[b"TXU.BEGIN", b"RETAIN", b"60000"]);
+    for i in 0..INCRS {
+        push_cmd(&mut body, &[b"TXU.QUEUE", b"INCR", &keys[i % KEYS]]);
+    }
+    let checkpoint = con
+        .config_get("txu.checkpoint-every")
+        .unwrap_or_else(|_| "not a config of this build".into());
+    let mget = |con: &mut Conn| -> Result<Vec<String>, String> {
+        let mut args: Vec<&[u8]> = vec![b"MGET"];
+        args.extend(keys.iter().map(Vec::as_slice));
+        let r = con.call(&args)?;
+        flat_array(&r).ok_or_else(|| format!("MGET: {:?}", clip(&r)))
+    };
+    let (mut exec_ms, mut rollback_ms) = (Vec::new(), Vec::new());
+    let mut seen: Vec<String> = Vec::new();
+    let mut last = None;
+    for _ in 0..reps {
+        let before = con.info("txu")?;
+        con.send(&body)?;
+        let r = con.next_reply()?;
+        let txid = bulk_body(con.reply(r))
+            .map(show)
+            .ok_or("TXU.BEGIN RETAIN: no transaction id")?;
+        con.expect_replies(&[Expect::queued()], INCRS)?;
+        let t = Instant::now();
+        let r = con.call(&[b"TXU.EXEC"])?;
+        exec_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        check_reply(&Expect::ArrayNoErrors(INCRS), &r, "TXU.EXEC")?;
+        let want = (START + (INCRS / KEYS) as i64).to_string();
+        if mget(&mut con)?.iter().any(|v| *v != want) {
+            return Err(format!("after the transaction the keys are not all {want}"));
+        }
+        let held = con.info("txu")?;
+        let memory = info_u64(&held, "txu_undo_log_memory")?;
+        let retained = info_delta(&before, &held, "txu_undo_logs_retained")
+            .ok_or("INFO txu has no txu_undo_logs_retained")?;
+        // Counters that this build may or may not have (issue 3 renames and adds some).
+        let deltas: Vec<(&str, i64)> = UNDO_COUNTERS
+            .iter()
+            .filter_map(|f| Some((*f, info_delta(&before, &held, f)?)))
+            .collect();
+        let shown = deltas
+            .iter()
+            .map(|(f, d)| format!("{f} +{d}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let hidden = con.scan_match(b"txu:undo:*")?;
+        let usage = match hidden.as_slice() {
+            [k] => {
+                let r = con.call(&[b"MEMORY", b"USAGE", k])?;
+                show(&r[1..r.len() - 2]).parse::<f64>().unwrap_or(f64::NAN)
+            }
+            _ => return Err(format!("{} hidden undo-log keys, expected 1", hidden.len())),
+        };
+        // The compensating writes the rollback runs, from INFO commandstats.
+        let stats_before = con.info("commandstats")?;
+        let t = Instant::now();
+        let r = con.call(&[b"TXU.ROLLBACK", txid.as_bytes()])?;
+        rollback_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        check_reply(&Expect::ok(), &r, &format!("TXU.ROLLBACK {txid}"))?;
+        let stats_after = con.info("commandstats")?;
+        if mget(&mut con)?.iter().any(|v| *v != START.to_string()) {
+            return Err(format!(
+                "after TXU.ROLLBACK {txid} the keys are not back at {START}"
+            ));
+        }
+        let gone = con.info("txu")?;
+        let undo_writes = command_calls_delta(&stats_before, &stats_after);
+        let entries: i64 = undo_writes
+            .iter()
+            .filter(|(name, _)| name != "del")
+            .map(|(_, n)| n)
+            .sum();
+        let breakdown = undo_writes
+            .iter()
+            .map(|(name, n)| format!("{} x{n}", name.to_uppercase()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let summary = format!(
+            "{memory} B undo-log memory, {usage} B MEMORY USAGE of the hidden key, {retained} \
+             log retained, {shown}; TXU.ROLLBACK ran {breakdown}; undo-log memory after it {}",
+            info_u64(&gone, "txu_undo_log_memory")?
+        );
+        if !seen.contains(&summary) {
+            seen.push(summary);
+        }
+        last = Some((memory, usage, deltas, entries));
+    }
+    let (memory, usage, deltas, entries) = last.ok_or("no repetition ran")?;
+    let mut out = Outcome::new("compaction", "RETAIN, 10k INCR over 10 keys".into(), reps);
+    let d = |v: &str, x: f64, unit: &'static str| Row::derived(v, x, unit);
+    out.rows.push(d("txu_undo_log_memory", memory as f64, "B"));
+    out.rows.push(d("MEMORY USAGE hidden key", usage, "B"));
+    out.rows.push(d(
+        "undo-log memory per key",
+        memory as f64 / KEYS as f64,
+        "B",
+    ));
+    out.rows
+        .push(d("undo entries (rollback)", entries as f64, "writes"));
+    for (field, delta) in &deltas {
+        let name = field.strip_prefix("txu_").unwrap_or(field);
+        out.rows.push(d(name, *delta as f64, "delta"));
+    }
+    out.rows
+        .push(Row::measured("EXEC", "ms", &exec_ms, &exec_ms));
+    out.rows.push(Row::measured(
+        "TXU.ROLLBACK <txid>",
+        "ms",
+        &rollback_ms,
+        &exec_ms,
+    ));
+    out.notes.push(format!(
+        "txu.checkpoint-every: {checkpoint}; undo entries = compensating writes TXU.ROLLBACK \
+         ran (INFO commandstats, the DEL of the hidden key not counted); target: at most \
+         {KEYS} entries: {}; INFO txu counters below the entry row: delta over the EXEC, those \
+         this build has of {}",
+        if entries <= KEYS as i64 {
+            "met"
+        } else {
+            "NOT met"
+        },
+        UNDO_COUNTERS.join(" ")
+    ));
+    for s in &seen {
+        out.notes.push(s.clone());
+    }
+    if seen.len() > 1 {
+        out.notes
+            .push("the memory numbers differed between repetitions (all shown)".into());
+    }
+    out.notes.push(
+        "EXEC / ROLLBACK: time of that command alone, median over repetitions; ratio = / EXEC"
+            .into(),
+    );
+    Ok(out)
+}
+
+/// Workload 10 (issue 3): bytes of pre-images per write, by type. For each type, 100 keys of
+/// 1,000 elements (a 100-byte value for strings), one transaction writing each key once.
+/// `ratio` = pre-image bytes per write / (`DUMP` size + name length of the key): 1.00 is a
+/// whole-key copy.
+fn w_preimage_bytes(ctx: &Ctx) -> Result<Outcome, String> {
+    const KEYS: usize = 100;
+    const ELEMENTS: usize = 1000;
+    struct Kind {
+        name: &'static str,
+        what: &'static str,
+        /// Commands creating key `k`.
+        build: fn(&[u8], &mut Vec<u8>) -> usize,
+        /// The write of the measured transaction.
+        write: fn(&[u8]) -> Vec<Vec<u8>>,
+    }
+    fn elements(prefix: &str) -> Vec<Vec<u8>> {
+        (0..ELEMENTS)
+            .map(|i| format!("{prefix}{i}").into_bytes())
+            .collect()
+    }
+    /// `len` printable bytes that do not compress (DUMP compresses repetitive strings).
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b'!' + (x % 94) as u8
+            })
+            .collect()
+    }
+    fn with_key(cmd: &[u8], key: &[u8], rest: &[Vec<u8>], out: &mut Vec<u8>) -> usize {
+        let mut args: Vec<&[u8]> = vec![cmd, key];
+        args.extend(rest.iter().map(Vec::as_slice));
+        push_cmd(out, &args);
+        1
+    }
+    let kinds = [
+        Kind {
+            name: "string",
+            what: "SET, 100-byte value",
+            build: |k, out| with_key(b"SET", k, &[noise(100, 1)], out),
+            write: |k| vec![b"SET".to_vec(), k.to_vec(), noise(100, 2)],
+        },
+        Kind {
+            name: "hash",
+            what: "HSET f500 of 1,000 fields",
+            build: |k, out| {
+                let pairs: Vec<Vec<u8>> = elements("f")
+                    .into_iter()
+                    .zip(elements("value-"))
+                    .flat_map(|(f, v)| [f, v])
+                    .collect();
+                with_key(b"HSET", k, &pairs, out)
+            },
+            write: |k| {
+                vec![
+                    b"HSET".to_vec(),
+                    k.to_vec(),
+                    b"f500".to_vec(),
+                    b"new".to_vec(),
+                ]
+            },
+        },
+        Kind {
+            name: "set",
+            what: "SADD to 1,000 members",
+            build: |k, out| with_key(b"SADD", k, &elements("member-"), out),
+            write: |k| vec![b"SADD".to_vec(), k.to_vec(), b"new-member".to_vec()],
+        },
+        Kind {
+            name: "zset",
+            what: "ZADD to 1,000 members",
+            build: |k, out| {
+                let pairs: Vec<Vec<u8>> = elements("member-")
+                    .into_iter()
+                    .enumerate()
+                    .flat_map(|(i, m)| [i.to_string().into_bytes(), m])
+                    .collect();
+                with_key(b"ZADD", k, &pairs, out)
+            },
+            write: |k| {
+                vec![
+                    b"ZADD".to_vec(),
+                    k.to_vec(),
+                    b"5000".to_vec(),
+                    b"new-member".to_vec(),
+                ]
+            },
+        },
+        Kind {
+            name: "list",
+            what: "LPUSH to 1,000 elements",
+            build: |k, out| with_key(b"RPUSH", k, &elements("element-"), out),
+            write: |k| vec![b"LPUSH".to_vec(), k.to_vec(), b"new".to_vec()],
+        },
+        Kind {
+            name: "stream",
+            what: "XADD to 1,000 entries",
+            build: |k, out| {
+                for i in 0..ELEMENTS {
+                    push_cmd(
+                        out,
+                        &[b"XADD", k, b"*", b"field", format!("value-{i}").as_bytes()],
+                    );
+                }
+                ELEMENTS
+            },
+            write: |k| {
+                vec![
+                    b"XADD".to_vec(),
+                    k.to_vec(),
+                    b"*".to_vec(),
+                    b"field".to_vec(),
+                    b"new".to_vec(),
+                ]
+            },
+        },
+    ];
+    let mut con = Conn::connect(ctx.server.port())?;
+    let mut out = Outcome::new("preimage-bytes", "pre-image bytes per write".into(), 1);
+    let mut details = Vec::new();
+    for kind in &kinds {
+        let key = |i: usize| format!("pb:{}:{i}", kind.name).into_bytes();
+        for i in 0..KEYS {
+            let mut req = Vec::new();
+            let n = (kind.build)(&key(i), &mut req);
+            con.send(&req)?;
+            for _ in 0..n {
+                let r = con.next_reply()?;
+                let reply = con.reply(r);
+                if reply.starts_with(b"-") {
+                    return Err(format!("building {}: {:?}", kind.name, clip(reply)));
+                }
+            }
+        }
+        let dump = con.call(&[b"DUMP", &key(0)])?;
+        let dump_len = bulk_body(&dump).map(<[u8]>::len).unwrap_or(0) as f64;
+        // A whole-key pre-image: the key's name and its serialization.
+        let names = (0..KEYS).map(|i| key(i).len()).sum::<usize>() as f64 / KEYS as f64;
+        let whole = dump_len + names;
+        let mut body = Vec::new();
+        push_cmd(&mut body, &[b"TXU.BEGIN"]);
+        for i in 0..KEYS {
+            let write = (kind.write)(&key(i));
+            let mut args: Vec<&[u8]> = vec![b"TXU.QUEUE"];
+            args.extend(write.iter().map(Vec::as_slice));
+            push_cmd(&mut body, &args);
+        }
+        let before = con.info("txu")?;
+        con.pipeline(&body, &[Expect::Bulk, Expect::queued()], KEYS + 1)?;
+        let t = Instant::now();
+        let r = con.call(&[b"TXU.EXEC"])?;
+        let exec_ms = t.elapsed().as_secs_f64() * 1e3;
+        check_reply(
+            &Expect::ArrayNoErrors(KEYS),
+            &r,
+            &format!("TXU.EXEC ({})", kind.name),
+        )?;
+        let after = con.info("txu")?;
+        let delta = |f: &str| -> Result<f64, String> {
+            Ok(info_u64(&after, f)? as f64 - info_u64(&before, f)? as f64)
+        };
+        let per_write = delta("txu_preimage_bytes")? / KEYS as f64;
+        let counted = UNDO_COUNTERS[..4]
+            .iter()
+            .filter_map(|f| {
+                let d = info_delta(&before, &after, f)?;
+                Some(format!("{} +{d}", f.strip_prefix("txu_").unwrap_or(f)))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut row = Row::derived(kind.name, per_write, "B/write");
+        row.ratio = Some(per_write / whole);
+        out.rows.push(row);
+        details.push(format!(
+            "{} ({}): DUMP {dump_len} B, {counted}, EXEC {exec_ms:.2} ms",
+            kind.name, kind.what
+        ));
+    }
+    out.notes.push(
+        "pre-image bytes per write = txu_preimage_bytes delta / 100 (one transaction, 100 \
+         writes on distinct keys); ratio = that / (DUMP size + name length) of the key before \
+         the write: 1.00 = a whole-key copy"
+            .into(),
+    );
+    out.notes.extend(details);
+    Ok(out)
+}
+
+/// `name -> calls` of the commands that ran between two `INFO commandstats` (the `INFO`, `SCAN`
+/// and `TXU.*` commands left out), sorted by name.
+fn command_calls_delta(
+    before: &HashMap<String, String>,
+    after: &HashMap<String, String>,
+) -> Vec<(String, i64)> {
+    let calls = |m: &HashMap<String, String>, k: &str| -> i64 {
+        m.get(k)
+            .and_then(|v| v.split(',').find_map(|p| p.strip_prefix("calls=")))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut out: Vec<(String, i64)> = after
+        .keys()
+        .filter_map(|k| {
+            let name = k.strip_prefix("cmdstat_")?;
+            let n = calls(after, k) - calls(before, k);
+            (n > 0 && !matches!(name, "info" | "scan") && !name.starts_with("txu."))
+                .then(|| (name.to_string(), n))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `INFO txu` counters of pre-images and undo entries, reported as deltas when the build has
+/// them (`txu_preimages_captured` became `txu_undo_entries_recorded` with issue 3).
+const UNDO_COUNTERS: &[&str] = &[
+    "txu_preimages_captured",
+    "txu_undo_entries_recorded",
+    "txu_compactions",
+    "txu_compacted_entries",
+    "txu_preimage_bytes",
+];
+
+/// `after - before` of a numeric `INFO` field, `None` when either lacks it.
+fn info_delta(
+    before: &HashMap<String, String>,
+    after: &HashMap<String, String>,
+    field: &str,
+) -> Option<i64> {
+    let get = |m: &HashMap<String, String>| m.get(field)?.parse::<i64>().ok();
+    Some(get(after)? - get(before)?)
+}
+
+/// A numeric `INFO` field.
+fn info_u64(info: &HashMap<String, String>, field: &str) -> Result<u64, String> {
+    info.get(field)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("INFO has no numeric field {field}"))
+}
+
+/// The body of a bulk string reply.
+fn bulk_body(r: &[u8]) -> Option<&[u8]> {
+    if r.first() != Some(&b'$') {
+        return None;
+    }
+    let cr = line_end(r, 1)?;
+    let n = usize::try_from(parse_len(&r[1..cr]).ok()?).ok()?;
+    r.get(cr + 2..cr + 2 + n)
+}
+
+/// The elements of a flat array of bulk strings, simple strings and integers, as text (a null
+/// bulk string as "").
+fn flat_array(r: &[u8]) -> Option<Vec<String>> {
+    if r.first() != Some(&b'*') {
+        return None;
+    }
+    let cr = line_end(r, 1)?;
+    let n = parse_len(&r[1..cr]).ok()?;
+    let mut cur = cr + 2;
+    let mut out = Vec::new();
+    for _ in 0..n.max(0) {
+        let end = reply_end(r, cur).ok()??;
+        let e = &r[cur..end];
+        out.push(match e.first()? {
+            b'$' => bulk_body(e).map(show).unwrap_or_default(),
+            b'+' | b':' => show(&e[1..e.len() - 2]),
+            _ => return None,
+        });
+        cur = end;
+    }
+    Some(out)
+}
+
 // ----- modes and options ---------------------------------------------------------------------
 
 #[derive(Clone, Copy)]
@@ -571,6 +1603,16 @@ struct Mode {
     big_fields: usize,
     /// Workload 4: time per variant and round.
     latency_budget: Duration,
+    /// `drain`: deferred tasks to drain.
+    drain_tasks: usize,
+    /// `drain`: how long the client's latency is measured on an empty server and while idle.
+    idle_window: Duration,
+    /// `recovery`: faults cleared.
+    recovery_reps: usize,
+    /// `compaction`: transactions retained and rolled back.
+    compaction_reps: usize,
+    /// `drain`: rounds (each on a new server).
+    drain_rounds: usize,
 }
 
 const QUICK: Mode = Mode {
@@ -583,6 +1625,11 @@ const QUICK: Mode = Mode {
     rollback_samples: 3,
     big_fields: 100_000,
     latency_budget: Duration::from_millis(300),
+    drain_tasks: 10_000,
+    idle_window: Duration::from_millis(1500),
+    recovery_reps: 5,
+    compaction_reps: 2,
+    drain_rounds: 1,
 };
 
 const FULL: Mode = Mode {
@@ -595,6 +1642,11 @@ const FULL: Mode = Mode {
     rollback_samples: 9,
     big_fields: 1_000_000,
     latency_budget: Duration::from_millis(1500),
+    drain_tasks: 100_000,
+    idle_window: Duration::from_secs(3),
+    recovery_reps: 10,
+    compaction_reps: 5,
+    drain_rounds: 3,
 };
 
 struct Opts {
@@ -1175,6 +2227,57 @@ impl Conn {
     fn pipeline(&mut self, request: &[u8], expect: &[Expect], n: usize) -> Result<(), String> {
         self.send(request)?;
         self.expect_replies(expect, n)
+    }
+
+    /// `INFO <section>` parsed into `field -> value`.
+    fn info(&mut self, section: &str) -> Result<HashMap<String, String>, String> {
+        let r = self.call(&[b"INFO", section.as_bytes()])?;
+        let body = bulk_body(&r).ok_or_else(|| format!("INFO {section}: {:?}", clip(&r)))?;
+        Ok(common::parse_info(&show(body)))
+    }
+
+    fn config_set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let r = self.call(&[b"CONFIG", b"SET", name.as_bytes(), value.as_bytes()])?;
+        check_reply(&Expect::ok(), &r, &format!("CONFIG SET {name} {value}"))
+    }
+
+    fn config_get(&mut self, name: &str) -> Result<String, String> {
+        let r = self.call(&[b"CONFIG", b"GET", name.as_bytes()])?;
+        match flat_array(&r).as_deref() {
+            Some([_, value]) => Ok(value.clone()),
+            _ => Err(format!("CONFIG GET {name}: {:?}", clip(&r))),
+        }
+    }
+
+    /// The server's clock (`TIME`), in Unix milliseconds.
+    fn server_time_ms(&mut self) -> Result<i64, String> {
+        let r = self.call(&[b"TIME"])?;
+        match flat_array(&r).as_deref() {
+            Some([s, us]) => match (s.parse::<i64>(), us.parse::<i64>()) {
+                (Ok(s), Ok(us)) => Ok(s * 1000 + us / 1000),
+                _ => Err(format!("TIME: {:?}", clip(&r))),
+            },
+            _ => Err(format!("TIME: {:?}", clip(&r))),
+        }
+    }
+
+    /// Every key matching `pattern` (`SCAN`).
+    fn scan_match(&mut self, pattern: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+        let mut cursor = b"0".to_vec();
+        let mut keys = Vec::new();
+        loop {
+            let r = self.call(&[b"SCAN", &cursor, b"MATCH", pattern, b"COUNT", b"1000"])?;
+            // *2 [cursor, [keys...]]
+            let bad = || format!("SCAN: {:?}", clip(&r));
+            let cr = line_end(&r, 1).ok_or_else(bad)?;
+            let first_end = reply_end(&r, cr + 2)?.ok_or_else(bad)?;
+            cursor = bulk_body(&r[cr + 2..first_end]).ok_or_else(bad)?.to_vec();
+            let names = flat_array(&r[first_end..]).ok_or_else(bad)?;
+            keys.extend(names.into_iter().map(String::into_bytes));
+            if cursor == b"0" {
+                return Ok(keys);
+            }
+        }
     }
 }
 
