@@ -104,6 +104,17 @@ pub fn apply_module_args(args: &[&[u8]]) -> Result<(), String> {
                 ROLLBACK_ATTEMPTS_MIN,
                 ROLLBACK_ATTEMPTS_MAX,
             ),
+            "tick-ms" => (&TICK_MS, TICK_MS_MIN, TICK_MS_MAX),
+            "tick-budget" => (&TICK_BUDGET, TICK_BUDGET_MIN, TICK_BUDGET_MAX),
+            "max-attempts" => (&MAX_ATTEMPTS, MAX_ATTEMPTS_MIN, MAX_ATTEMPTS_MAX),
+            "backoff-base-ms" => (&BACKOFF_BASE_MS, BACKOFF_BASE_MS_MIN, BACKOFF_BASE_MS_MAX),
+            "backoff-max-ms" => (&BACKOFF_MAX_MS, BACKOFF_MAX_MS_MIN, BACKOFF_MAX_MS_MAX),
+            "dead-max" => (&DEAD_MAX, DEAD_MAX_MIN, DEAD_MAX_MAX),
+            "checkpoint-every" => (
+                &CHECKPOINT_EVERY,
+                CHECKPOINT_EVERY_MIN,
+                CHECKPOINT_EVERY_MAX,
+            ),
             _ => return Err(format!("unknown module argument '{name}'")),
         };
         let v = std::str::from_utf8(value)
@@ -129,6 +140,17 @@ mod tests {
         assert!(apply_module_args(&[b"rollback-attempts", b"0"]).is_err());
         assert!(apply_module_args(&[b"rollback-attempts"]).is_err());
         assert!(apply_module_args(&[b"nope", b"1"]).is_err());
+        for name in [
+            &b"txu.tick-ms"[..],
+            b"tick-budget",
+            b"txu.max-attempts",
+            b"backoff-base-ms",
+            b"backoff-max-ms",
+            b"dead-max",
+            b"checkpoint-every",
+        ] {
+            assert!(apply_module_args(&[name, b"7"]).is_ok(), "{name:?}");
+        }
         assert!(apply_module_args(&[]).is_ok());
     }
 }

@@ -53,11 +53,12 @@ mod module {
                 server::set_command_docs(ctx, c.name, c.summary, c.complexity, c"0.1.0")?;
             }
         }
-        let events: [(u64, server::EventFn); 2] = [
+        let events: [(u64, server::EventFn); 3] = [
             (
                 raw::REDISMODULE_EVENT_CLIENT_CHANGE,
                 commands::on_client_change,
             ),
+            (raw::REDISMODULE_EVENT_FLUSHDB, commands::on_flush),
             (
                 raw::REDISMODULE_EVENT_MODULE_CHANGE,
                 commands::on_module_change,

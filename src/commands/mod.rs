@@ -154,6 +154,30 @@ pub unsafe extern "C" fn on_module_change(
     let _ = catch_unwind(crate::exec::catalog::clear);
 }
 
+/// A database is being emptied (FLUSHDB/FLUSHALL, a full resync, DEBUG RELOAD).
+///
+/// # Safety
+/// Called by Redis with the event data of a flush event.
+pub unsafe extern "C" fn on_flush(
+    _ctx: CtxPtr,
+    _eid: redis_module::raw::RedisModuleEvent,
+    subevent: u64,
+    data: *mut std::ffi::c_void,
+) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if subevent != redis_module::raw::REDISMODULE_SUBEVENT_FLUSHDB_START {
+            return;
+        }
+        let info = data.cast::<redis_module::raw::RedisModuleFlushInfo>();
+        // SAFETY: Redis passes a RedisModuleFlushInfo for flush events.
+        let Some(info) = (unsafe { info.as_ref() }) else {
+            return;
+        };
+        crate::store::tasks::on_flush(info.dbnum);
+        crate::store::undolog::on_flush(info.dbnum);
+    }));
+}
+
 /// Frees the transaction of a client that disconnects.
 ///
 /// # Safety

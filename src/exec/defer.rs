@@ -210,7 +210,7 @@ fn run_task_in_db(ctx: CtxPtr, task: &Task) -> Result<(), String> {
         return Err("OOM command not allowed when used memory > 'maxmemory'.".into());
     }
     let mut undo = UndoLog::new();
-    match run_with(ctx, &queued, &mut undo, TASK_FLAGS) {
+    match run_with(ctx, &queued, &mut undo, TASK_FLAGS, false) {
         Ok(_) => Ok(()),
         Err(Failed { index, cmd, cause }) => {
             let meta = rollback::TxMeta {

@@ -204,7 +204,10 @@ pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<CallReply>, TxuError> {
     }
     let marks = conflict::buffer();
     let mut undo = UndoLog::new();
-    let result = run_with(ctx, &tx.queued, &mut undo, server::RUN_FLAGS);
+    // A retained transaction may be undone long after, over later changes (FORCE): only
+    // whole-key pre-images put its keys back exactly, so it pays for them.
+    let whole = tx.retain_ms.is_some();
+    let result = run_with(ctx, &tx.queued, &mut undo, server::RUN_FLAGS, whole);
     let meta = rollback::TxMeta {
         txid: &tx.id,
         db,
@@ -256,12 +259,13 @@ pub(crate) fn run_with<'a>(
     queued: &'a [Queued],
     undo: &mut UndoLog,
     flags: &std::ffi::CStr,
+    whole_only: bool,
 ) -> Result<Vec<CallReply>, Failed<'a>> {
     let mut replies = Vec::with_capacity(queued.len());
     let mut args: Vec<StrPtr> = Vec::new();
     for (i, q) in queued.iter().enumerate() {
         let step = (|| {
-            let prepared = prepare(ctx, q, undo)?;
+            let prepared = prepare(ctx, q, undo, whole_only)?;
             args.clear();
             args.extend(q.argv.iter().skip(1).map(OwnedStr::as_ptr));
             let reply = server::call_argv(ctx, &q.cname, flags, &args)?;
@@ -311,12 +315,26 @@ struct Prepared {
 
 /// Reads what the command is about to change ("the read that matches the write"). Nothing for
 /// a read, or when the undo log already restores every key the command writes.
-fn prepare(ctx: CtxPtr, q: &Queued, undo: &UndoLog) -> Result<Option<Prepared>, String> {
+fn prepare(
+    ctx: CtxPtr,
+    q: &Queued,
+    undo: &UndoLog,
+    whole_only: bool,
+) -> Result<Option<Prepared>, String> {
     if q.write_keys.is_empty() {
         return Ok(None);
     }
     let argv: Vec<&[u8]> = q.argv.iter().map(OwnedStr::as_bytes).collect();
-    let plan = recipe::plan_with(&argv, &q.write_keys, server::now_ms(), features(ctx));
+    let plan = if whole_only {
+        // An empty command name has no recipe: every written key is copied whole.
+        let mut named = argv.clone();
+        if let Some(n) = named.first_mut() {
+            *n = b"";
+        }
+        recipe::plan_with(&named, &q.write_keys, server::now_ms(), features(ctx))
+    } else {
+        recipe::plan_with(&argv, &q.write_keys, server::now_ms(), features(ctx))
+    };
     if plan.is_barrier_free() && plan.keys().iter().all(|k| undo.covers(k)) {
         return Ok(None);
     }

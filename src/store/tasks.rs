@@ -8,7 +8,7 @@ use crate::server::{self, CtxPtr};
 use crate::tasks::list::{Task, TaskList};
 use crate::tasks::ErrorClass;
 use std::ffi::{c_int, CStr};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 pub static TYPE: TypeSlot = TypeSlot::new();
 /// The key holding the list, in database 0.
@@ -31,12 +31,21 @@ impl Persisted for StoredTasks {
         TaskList::decode(bytes).ok().map(StoredTasks)
     }
 
-    fn on_attach(&self, _addr: usize) {
+    fn on_attach(&self, addr: usize) {
+        let _g = PUBLISH.lock();
+        CURRENT.store(addr, Ordering::Relaxed);
         publish(&self.0);
     }
 
-    fn on_detach(&self, _addr: usize) {
-        publish(&TaskList::new());
+    fn on_detach(&self, addr: usize) {
+        // An old list freed late (FLUSHALL ASYNC, a full resync) must not clear the counters
+        // of a newer one.
+        if CURRENT
+            .compare_exchange(addr, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            publish(&TaskList::new());
+        }
     }
 
     fn mem_usage(&self) -> usize {
@@ -197,6 +206,10 @@ impl Op {
 }
 
 // What INFO and the fast paths need, published after every change so they never open the key.
+/// Serializes attach/detach (detach may run on a background thread).
+static PUBLISH: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+/// Address of the list the counters describe.
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
 static PENDING: AtomicU64 = AtomicU64::new(0);
 static DEAD: AtomicU64 = AtomicU64::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -210,6 +223,16 @@ fn publish(l: &TaskList) {
         l.oldest_pending_created_ms().unwrap_or(0),
         Ordering::Relaxed,
     );
+}
+
+/// The server is emptying database `db` (-1: all): the list, if there, is going away now,
+/// even if its memory is freed later on a background thread.
+pub fn on_flush(db: i32) {
+    if db == -1 || db == DB {
+        let _g = PUBLISH.lock();
+        CURRENT.store(0, Ordering::Relaxed);
+        publish(&TaskList::new());
+    }
 }
 
 /// Whether any task is pending (cheap: no key lookup).

@@ -170,6 +170,21 @@ impl Index {
     }
 }
 
+/// The server is emptying database `db` (-1: all): its logs are gone now, even if their
+/// memory is freed later on a background thread.
+pub fn on_flush(db: i32) {
+    let mut idx = INDEX.lock();
+    let gone: Vec<String> = idx
+        .by_txid
+        .iter()
+        .filter(|(_, e)| db == -1 || e.db == db)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in gone {
+        idx.detach_txid(&id);
+    }
+}
+
 /// Where the log of `txid` is stored: (database, key).
 pub fn locate(txid: &str) -> Option<(i32, Vec<u8>)> {
     INDEX

@@ -1,0 +1,1412 @@
+//! The failed-task list against real faults: `TXU.BEGIN RETRY` transactions that fail with a
+//! transient error (a real `OOM` under `maxmemory` + `noeviction`, a real `NOREPLICAS` under
+//! `min-replicas-to-write`) are rolled back, kept on the list in `txu:tasks`, and run again by
+//! the timer once the fault clears: oldest first, never overtaking an earlier task on a shared
+//! key, each exactly once. Permanent failures and used-up attempts go to the dead list.
+//!
+//! Also: the list survives `kill -9` with `appendfsync always`, SAVE + restart, an AOF rewrite
+//! without the RDB preamble, `DEBUG RELOAD`, replication (live and full resync) and promotion;
+//! `FLUSHALL`/`FLUSHDB` on database 0 drop it; `TXU.STATUS`, `TXU.TASKS`, `TXU.RETRY`,
+//! `TXU.DROP` and the INFO fields; the `PENDING` refusal of a transaction without `RETRY`.
+//!
+//! Every wait polls a condition with a deadline; nothing sleeps in place of a condition.
+
+mod common;
+
+use common::{parse_info, show, wait_replica_synced, wait_until, RawConn, Server};
+use redis::Value;
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+/// How long a task may take to apply once its fault is gone, with `txu.backoff-max-ms` 300 and
+/// the default tick: the pending backoff, plus a few ticks, plus slack for a loaded machine.
+const APPLY_DEADLINE: Duration = Duration::from_secs(3);
+
+// ----- raw connection helpers ------------------------------------------------------------------
+
+fn run(c: &mut RawConn, args: &[&str]) -> String {
+    let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    show(&c.cmd(&v))
+}
+
+fn expect(c: &mut RawConn, args: &[&str], want: &str) {
+    assert_eq!(run(c, args), want, "reply to {args:?}");
+}
+
+/// The text of an error reply (without `-` and CRLF); panics for any other reply.
+fn error_text(reply: &str) -> String {
+    assert!(
+        reply.starts_with('-') && reply.ends_with("\r\n"),
+        "expected an error reply, got {reply:?}"
+    );
+    reply[1..reply.len() - 2].to_string()
+}
+
+/// The error a plain command gets right now (asserting it is an error).
+fn plain_error(c: &mut RawConn, args: &[&str]) -> String {
+    error_text(&run(c, args))
+}
+
+/// `TXU.BEGIN <opts>`; returns the transaction id from the bulk reply.
+fn begin(c: &mut RawConn, opts: &[&str]) -> String {
+    let mut args = vec!["TXU.BEGIN"];
+    args.extend_from_slice(opts);
+    let r = run(c, &args);
+    let id = r
+        .strip_prefix('$')
+        .and_then(|r| r.split_once("\r\n"))
+        .and_then(|(_, rest)| rest.strip_suffix("\r\n"))
+        .unwrap_or_else(|| panic!("{args:?} did not reply a bulk id: {r:?}"));
+    let (ms, seq) = id
+        .split_once('-')
+        .unwrap_or_else(|| panic!("transaction id {id:?} is not <ms>-<seq>"));
+    assert!(
+        !ms.is_empty()
+            && !seq.is_empty()
+            && ms.bytes().chain(seq.bytes()).all(|b| b.is_ascii_digit()),
+        "transaction id {id:?} is not <ms>-<seq>"
+    );
+    id.to_string()
+}
+
+/// Begins with `opts`, queues `cmds`, runs `TXU.EXEC`: (id, raw EXEC reply).
+fn exec_tx(c: &mut RawConn, opts: &[&str], cmds: &[&[&str]]) -> (String, String) {
+    let id = begin(c, opts);
+    for cmd in cmds {
+        let mut args = vec!["TXU.QUEUE"];
+        args.extend_from_slice(cmd);
+        expect(c, &args, "+QUEUED\r\n");
+    }
+    (id.clone(), run(c, &["TXU.EXEC"]))
+}
+
+/// A transaction that must be deferred because a command failed with `cause`.
+fn defer_now(c: &mut RawConn, opts: &[&str], cmds: &[&[&str]], cause: &str) -> String {
+    let (id, r) = exec_tx(c, opts, cmds);
+    assert_eq!(
+        r,
+        format!("-DEFERRED {id} {cause}\r\n"),
+        "TXU.EXEC of {cmds:?} with {opts:?}"
+    );
+    id
+}
+
+/// A transaction that must be deferred at once behind `task` (which holds `key`).
+fn defer_behind(c: &mut RawConn, opts: &[&str], cmds: &[&[&str]], task: &str, key: &str) -> String {
+    let (id, r) = exec_tx(c, opts, cmds);
+    assert_eq!(
+        r,
+        format!("-DEFERRED {id} waiting behind deferred task {task} on key '{key}'\r\n"),
+        "TXU.EXEC of {cmds:?} with {opts:?}"
+    );
+    id
+}
+
+fn pending_refusal(key: &str, task: &str) -> String {
+    format!(
+        "-PENDING key '{key}' waits for deferred task {task}; nothing was applied (TXU.BEGIN \
+         RETRY queues behind it)\r\n"
+    )
+}
+
+// ----- redis-crate helpers ---------------------------------------------------------------------
+
+fn q(con: &mut redis::Connection, args: &[&str]) -> Value {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(con)
+        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::SimpleString(s) => s.clone(),
+        Value::Okay => "OK".to_string(),
+        other => panic!("expected a string, got {other:?}"),
+    }
+}
+
+fn int(v: &Value) -> i64 {
+    match v {
+        Value::Int(i) => *i,
+        other => panic!("expected an integer, got {other:?}"),
+    }
+}
+
+fn config_set(con: &mut redis::Connection, name: &str, value: &str) {
+    let v = q(con, &["CONFIG", "SET", name, value]);
+    assert_eq!(text(&v), "OK", "CONFIG SET {name} {value}");
+}
+
+fn get(con: &mut redis::Connection, key: &str) -> Option<String> {
+    match q(con, &["GET", key]) {
+        Value::Nil => None,
+        v => Some(text(&v)),
+    }
+}
+
+fn exists(con: &mut redis::Connection, key: &str) -> bool {
+    int(&q(con, &["EXISTS", key])) == 1
+}
+
+fn lrange(con: &mut redis::Connection, key: &str) -> Vec<String> {
+    match q(con, &["LRANGE", key, "0", "-1"]) {
+        Value::Array(items) => items.iter().map(text).collect(),
+        other => panic!("LRANGE {key}: {other:?}"),
+    }
+}
+
+fn info_i64(con: &mut redis::Connection, section: &str, field: &str) -> i64 {
+    let text: String = redis::cmd("INFO")
+        .arg(section)
+        .query(con)
+        .unwrap_or_else(|e| panic!("INFO {section}: {e}"));
+    parse_info(&text)
+        .get(field)
+        .unwrap_or_else(|| panic!("INFO {section} has no {field}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("INFO {section} {field} is not a number: {e}"))
+}
+
+fn txu_info(con: &mut redis::Connection, field: &str) -> i64 {
+    info_i64(con, "txu", field)
+}
+
+/// Id, state, db, max_attempts, created_ms, commands of a task.
+type Stable = (String, String, i64, i64, i64, Vec<Vec<String>>);
+
+/// One entry of `TXU.TASKS`.
+#[derive(Clone, Debug, PartialEq)]
+struct TaskView {
+    id: String,
+    state: String,
+    db: i64,
+    attempts: i64,
+    max_attempts: i64,
+    next_attempt_ms: i64,
+    created_ms: i64,
+    last_error: String,
+    commands: Vec<Vec<String>>,
+}
+
+impl TaskView {
+    /// The fields a retry does not change.
+    fn stable(&self) -> Stable {
+        (
+            self.id.clone(),
+            self.state.clone(),
+            self.db,
+            self.max_attempts,
+            self.created_ms,
+            self.commands.clone(),
+        )
+    }
+}
+
+const TASK_FIELDS: [&str; 9] = [
+    "id",
+    "state",
+    "db",
+    "attempts",
+    "max_attempts",
+    "next_attempt_ms",
+    "created_ms",
+    "last_error",
+    "commands",
+];
+
+fn parse_task(v: &Value) -> TaskView {
+    let Value::Array(f) = v else {
+        panic!("a TXU.TASKS entry is not an array: {v:?}");
+    };
+    assert_eq!(f.len(), 18, "TXU.TASKS entry {f:?}");
+    let names: Vec<String> = f.iter().step_by(2).map(text).collect();
+    assert_eq!(names, TASK_FIELDS, "field names of TXU.TASKS entry {f:?}");
+    let commands = match &f[17] {
+        Value::Array(cs) => cs
+            .iter()
+            .map(|c| match c {
+                Value::Array(a) => a.iter().map(text).collect(),
+                other => panic!("a command of a task is not an array: {other:?}"),
+            })
+            .collect(),
+        other => panic!("commands of a task is not an array: {other:?}"),
+    };
+    TaskView {
+        id: text(&f[1]),
+        state: text(&f[3]),
+        db: int(&f[5]),
+        attempts: int(&f[7]),
+        max_attempts: int(&f[9]),
+        next_attempt_ms: int(&f[11]),
+        created_ms: int(&f[13]),
+        last_error: text(&f[15]),
+        commands,
+    }
+}
+
+fn tasks(con: &mut redis::Connection, args: &[&str]) -> Vec<TaskView> {
+    let mut full = vec!["TXU.TASKS"];
+    full.extend_from_slice(args);
+    match q(con, &full) {
+        Value::Array(items) => items.iter().map(parse_task).collect(),
+        other => panic!("{full:?}: {other:?}"),
+    }
+}
+
+fn ids(ts: &[TaskView]) -> Vec<String> {
+    ts.iter().map(|t| t.id.clone()).collect()
+}
+
+/// `TXU.STATUS <id>`, with the field list checked against the state.
+#[derive(Clone, Debug, PartialEq)]
+struct Status {
+    state: String,
+    attempts: Option<i64>,
+    next_attempt_ms: Option<i64>,
+    last_error: Option<String>,
+}
+
+fn status(con: &mut redis::Connection, id: &str) -> Status {
+    let Value::Array(f) = q(con, &["TXU.STATUS", id]) else {
+        panic!("TXU.STATUS {id} is not an array");
+    };
+    assert!(!f.is_empty() && f.len() % 2 == 0, "TXU.STATUS {id}: {f:?}");
+    let names: Vec<String> = f.iter().step_by(2).map(text).collect();
+    let state = text(&f[1]);
+    let want: &[&str] = match state.as_str() {
+        "pending" => &["state", "attempts", "next_attempt_ms", "last_error"],
+        "dead" => &["state", "attempts", "last_error"],
+        "done" | "retained" | "rollback-pending" | "unknown" => &["state"],
+        other => panic!("TXU.STATUS {id}: unexpected state {other:?}"),
+    };
+    assert_eq!(names, want, "TXU.STATUS {id} fields: {f:?}");
+    let field = |n: &str| names.iter().position(|x| x == n).map(|i| &f[2 * i + 1]);
+    Status {
+        attempts: field("attempts").map(int),
+        next_attempt_ms: field("next_attempt_ms").map(int),
+        last_error: field("last_error").map(text),
+        state,
+    }
+}
+
+fn state(con: &mut redis::Connection, id: &str) -> String {
+    status(con, id).state
+}
+
+fn wait_state(con: &mut redis::Connection, id: &str, want: &str, deadline: Duration) {
+    wait_until(&format!("TXU.STATUS {id} is {want}"), deadline, || {
+        state(con, id) == want
+    });
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Lowers `maxmemory` below what the server uses (with `noeviction`) until a plain `SET` is
+/// refused with OOM; returns that error. The filler must be a few MiB so that deleting it
+/// brings the server well under the limit again.
+fn fill_until_oom(con: &mut redis::Connection, c: &mut RawConn) -> String {
+    let start = Instant::now();
+    loop {
+        let used = info_i64(con, "memory", "used_memory");
+        let limit = used - 1024 * 1024;
+        assert!(limit > 0, "used_memory {used} is too small to fill");
+        config_set(con, "maxmemory", &limit.to_string());
+        let r = run(c, &["SET", "probe", "1"]);
+        if r.starts_with("-OOM ") {
+            return error_text(&r);
+        }
+        assert_eq!(r, "+OK\r\n", "SET probe");
+        expect(c, &["DEL", "probe"], ":1\r\n");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "a SET never failed with OOM (last reply {r:?})"
+        );
+    }
+}
+
+// ----- real faults -----------------------------------------------------------------------------
+
+#[test]
+fn noreplicas_defers_the_transaction_and_it_applies_once_the_fault_clears() {
+    let s = Server::start_with(&["--txu.backoff-max-ms", "300"]);
+    let mut con = s.conn();
+    let mut c = s.raw();
+    config_set(&mut con, "min-replicas-to-write", "1");
+    let cause = plain_error(&mut c, &["SET", "a", "plain"]);
+    assert!(cause.starts_with("NOREPLICAS "), "plain SET: {cause}");
+
+    let id = defer_now(
+        &mut c,
+        &["RETRY"],
+        &[&["SET", "a", "1"], &["RPUSH", "l", "x"]],
+        &cause,
+    );
+    assert_eq!(get(&mut con, "a"), None);
+    assert!(!exists(&mut con, "l"));
+    let st = status(&mut con, &id);
+    assert_eq!(st.state, "pending");
+    assert_eq!(st.last_error.as_deref(), Some(cause.as_str()));
+    assert_eq!(txu_info(&mut con, "txu_transactions_deferred"), 1);
+    assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 1);
+
+    // The timer retries under the fault, and the retry fails the same way.
+    wait_until("the timer retried the task", DEADLINE, || {
+        status(&mut con, &id).attempts.unwrap_or(0) >= 1
+    });
+    let st = status(&mut con, &id);
+    assert_eq!(st.state, "pending");
+    assert_eq!(st.last_error.as_deref(), Some(cause.as_str()));
+    assert_eq!(get(&mut con, "a"), None);
+    assert!(txu_info(&mut con, "txu_retries_run") >= 1);
+    assert_eq!(txu_info(&mut con, "txu_retries_succeeded"), 0);
+
+    config_set(&mut con, "min-replicas-to-write", "0");
+    wait_state(&mut con, &id, "done", APPLY_DEADLINE);
+    assert_eq!(get(&mut con, "a").as_deref(), Some("1"));
+    assert_eq!(lrange(&mut con, "l"), ["x"]);
+    assert_eq!(txu_info(&mut con, "txu_retries_succeeded"), 1);
+    assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 0);
+    assert_eq!(txu_info(&mut con, "txu_oldest_pending_age_ms"), 0);
+    assert!(tasks(&mut con, &[]).is_empty());
+}
+
+#[test]
+fn oom_defers_the_transaction_and_it_applies_once_memory_is_freed() {
+    let s = Server::start_with(&[
+        "--maxmemory-policy",
+        "noeviction",
+        "--txu.backoff-max-ms",
+        "300",
+    ]);
+    let mut con = s.conn();
+    let mut c = s.raw();
+    expect(&mut c, &["SET", "old", "keep"], "+OK\r\n");
+    // A 4 MiB string.
+    expect(
+        &mut c,
+        &[
+            "SETRANGE",
+            "filler",
+            &(4 * 1024 * 1024 - 1).to_string(),
+            "x",
+        ],
+        &format!(":{}\r\n", 4 * 1024 * 1024),
+    );
+    let cause = fill_until_oom(&mut con, &mut c);
+
+    // DEL is not deny-oom and runs; SET is refused with OOM; the DEL is undone.
+    let id = defer_now(
+        &mut c,
+        &["RETRY"],
+        &[&["DEL", "old"], &["SET", "k", "v"]],
+        &cause,
+    );
+    assert_eq!(get(&mut con, "old").as_deref(), Some("keep"));
+    assert_eq!(get(&mut con, "k"), None);
+
+    wait_until("the timer retried the task under OOM", DEADLINE, || {
+        status(&mut con, &id).attempts.unwrap_or(0) >= 1
+    });
+    let st = status(&mut con, &id);
+    assert_eq!(st.state, "pending");
+    assert_eq!(st.last_error.as_deref(), Some(cause.as_str()));
+    assert_eq!(get(&mut con, "old").as_deref(), Some("keep"));
+    assert_eq!(get(&mut con, "k"), None);
+
+    expect(&mut c, &["DEL", "filler"], ":1\r\n");
+    wait_state(&mut con, &id, "done", APPLY_DEADLINE);
+    assert_eq!(get(&mut con, "k").as_deref(), Some("v"));
+    assert!(!exists(&mut con, "old"));
+    assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 0);
+    assert_eq!(txu_info(&mut con, "txu_retries_succeeded"), 1);
+}
+
+#[test]
+fn permanent_error_in_a_retry_goes_dead_and_txu_retry_applies_it_after_the_fix() {
+    let s = Server::start_with(&[
+        "--maxmemory-policy",
+        "noeviction",
+        "--txu.backoff-max-ms",
+        "300",
+    ]);
+    let mut con = s.conn();
+    let mut c = s.raw();
+    expect(&mut c, &["HSET", "h", "f", "v"], ":1\r\n");
+    expect(
+        &mut c,
+        &[
+            "SETRANGE",
+            "filler",
+            &(4 * 1024 * 1024 - 1).to_string(),
+            "x",
+        ],
+        &format!(":{}\r\n", 4 * 1024 * 1024),
+    );
+    let cause = fill_until_oom(&mut con, &mut c);
+    let id = defer_now(
+        &mut c,
+        &["RETRY"],
+        &[&["SET", "side", "1"], &["INCR", "k"]],
+        &cause,
+    );
+    // While the fault lasts, a plain command (RENAME is not deny-oom) makes `k` a hash.
+    expect(&mut c, &["RENAME", "h", "k"], "+OK\r\n");
+    assert_eq!(state(&mut con, &id), "pending");
+
+    config_set(&mut con, "maxmemory", "0");
+    wait_state(&mut con, &id, "dead", APPLY_DEADLINE);
+    let wrongtype = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    let st = status(&mut con, &id);
+    assert_eq!(st.last_error.as_deref(), Some(wrongtype));
+    assert!(st.attempts.unwrap_or(0) >= 1, "{st:?}");
+    // The retry was rolled back: SET side did not stay.
+    assert!(!exists(&mut con, "side"));
+    assert_eq!(
+        show(&c.cmd(&[b"HGET", b"k", b"f"])),
+        "$1\r\nv\r\n",
+        "k is still the hash"
+    );
+    assert_eq!(txu_info(&mut con, "txu_tasks_dead"), 1);
+    assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 0);
+    let dead = tasks(&mut con, &["DEAD"]);
+    assert_eq!(ids(&dead), [id.as_str()]);
+    assert_eq!(dead[0].state, "dead");
+    assert_eq!(dead[0].last_error, wrongtype);
+
+    // A dead task no longer holds its keys.
+    let (_, r) = exec_tx(&mut c, &[], &[&["TYPE", "k"]]);
+    assert_eq!(r, "*1\r\n+hash\r\n");
+
+    // Fix the cause, retry.
+    expect(&mut c, &["DEL", "k"], ":1\r\n");
+    expect(&mut c, &["TXU.RETRY", &id], "+OK\r\n");
+    wait_state(&mut con, &id, "done", APPLY_DEADLINE);
+    assert_eq!(get(&mut con, "k").as_deref(), Some("1"));
+    assert_eq!(get(&mut con, "side").as_deref(), Some("1"));
+    assert_eq!(txu_info(&mut con, "txu_tasks_dead"), 0);
+    assert!(tasks(&mut con, &[]).is_empty());
+}
+
+#[test]
+fn attempts_used_up_move_the_task_to_the_dead_list() {
+    let s = Server::start();
+    let mut con = s.conn();
+    let mut c = s.raw();
+    config_set(&mut con, "txu.backoff-base-ms", "1");
+    config_set(&mut con, "txu.backoff-max-ms", "5");
+    config_set(&mut con, "min-replicas-to-write", "1");
+    let cause = plain_error(&mut c, &["SET", "x", "1"]);
+    let id = defer_now(&mut c, &["RETRY", "2"], &[&["SET", "x", "1"]], &cause);
+    wait_state(&mut con, &id, "dead", DEADLINE);
+    let st = status(&mut con, &id);
+    assert_eq!(st.attempts, Some(2), "{st:?}");
+    assert_eq!(st.last_error.as_deref(), Some(cause.as_str()));
+    let dead = tasks(&mut con, &["DEAD"]);
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].attempts, dead[0].max_attempts), (2, 2));
+    assert_eq!(txu_info(&mut con, "txu_retries_run"), 2);
+    assert_eq!(txu_info(&mut con, "txu_retries_succeeded"), 0);
+    assert_eq!(txu_info(&mut con, "txu_tasks_dead"), 1);
+    assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 0);
+    assert!(tasks(&mut con, &["PENDING"]).is_empty());
+    // Still not applied, also once the fault is gone: a dead task is not run.
+    config_set(&mut con, "min-replicas-to-write", "0");
+    assert_eq!(get(&mut con, "x"), None);
+}
+
+#[test]
+fn dead_list_is_bounded_by_dead_max() {
+    let s = Server::start();
+    let mut con = s.conn();
+    let mut c = s.raw();
+    config_set(&mut con, "txu.backoff-base-ms", "1");
+    config_set(&mut con, "txu.backoff-max-ms", "5");
+    config_set(&mut con, "txu.dead-max", "1");
+    config_set(&mut con, "min-replicas-to-write", "1");
+    let cause = plain_error(&mut c, &["SET", "x", "1"]);
+    let first = defer_now(&mut c, &["RETRY", "1"], &[&["SET", "x", "1"]], &cause);
+    wait_state(&mut con, &first, "dead", DEADLINE);
+    let second = defer_now(&mut c, &["RETRY", "1"], &[&["SET", "y", "1"]], &cause);
+    wait_state(&mut con, &second, "dead", DEADLINE);
+    assert_eq!(state(&mut con, &first), "unknown");
+    assert_eq!(ids(&tasks(&mut con, &["DEAD"])), [second]);
+    assert_eq!(txu_info(&mut con, "txu_tasks_dead"), 1);
+    assert_eq!(txu_info(&mut con, "txu_tasks_dropped_by_bound"), 1);
+}
+
+// ----- order -----------------------------------------------------------------------------------
+
+#[test]
+fn tasks_on_shared_keys_run_exactly_once_each_in_submission_order() {
+    let s = Server::start_with(&["--txu.backoff-max-ms", "300"]);
+    let mut con = s.conn();
+    let mut c = s.raw();
+    config_set(&mut con, "min-replicas-to-write", "1");
+    let cause = plain_error(&mut c, &["SET", "k", "0"]);
+    let first = defer_now(
+        &mut c,
+        &["RETRY", "1000"],
+        &[&["SET", "k", "1"], &["RPUSH", "log", "1"]],
+        &cause,
+    );
+    let mut all = vec![first.clone()];
+    for i in 2..=4 {
+        let n = i.to_string();
+        all.push(defer_behind(
+            &mut c,
+            &["RETRY"],
+            &[&["INCR", "k"], &["RPUSH", "log", &n]],
+            &first,
+            "k",
+        ));
+    }
+    // Keys k and b: behind the first task on k. Then one on b alone: behind that one.
+    let kb = defer_behind(
+        &mut c,
+        &["RETRY"],
+        &[&["INCR", "k"], &["SET", "b", "x"]],
+        &first,
+        "k",
+    );
+    let b = defer_behind(&mut c, &["RETRY"], &[&["APPEND", "b", "y"]], &kb, "b");
+    all.push(kb.clone());
+    all.push(b.clone());
+
+    let listed = tasks(&mut con, &[]);
+    assert_eq!(ids(&listed), all);
+    assert!(listed
+        .windows(2)
+        .all(|w| w[0].created_ms <= w[1].created_ms));
+    assert_eq!(
+        listed[1].last_error,
+        format!("waiting behind deferred task {first} on key 'k'")
+    );
+
+    // Without RETRY: refused, nothing applied (not even the read), named after the first task.
+    let (_, r) = exec_tx(&mut c, &[], &[&["GET", "b"]]);
+    assert_eq!(r, pending_refusal("b", &kb));
+    // Plain commands are not held back.
+    expect(&mut c, &["GET", "k"], "$-1\r\n");
+
+    config_set(&mut con, "min-replicas-to-write", "0");
+    wait_until("every task ran", DEADLINE, || {
+        txu_info(&mut con, "txu_tasks_pending") == 0
+    });
+    assert_eq!(get(&mut con, "k").as_deref(), Some("5"));
+    assert_eq!(lrange(&mut con, "log"), ["1", "2", "3", "4"]);
+    assert_eq!(get(&mut con, "b").as_deref(), Some("xy"));
+    for id in &all {
+        assert_eq!(state(&mut con, id), "done", "task {id}");
+    }
+    assert_eq!(
+        txu_info(&mut con, "txu_retries_succeeded"),
+        all.len() as i64
+    );
+}
+
+#[test]
+fn a_head_waiting_for_its_backoff_does_not_hold_up_an_unrelated_key() {
+    let s = Server::start();
+    let mut con = s.conn();
+    let mut c = s.raw();
+    config_set(&mut con, "txu.backoff-max-ms", "60000");
+    config_set(&mut con, "txu.backoff-base-ms", "60000");
+    config_set(&mut con, "min-replicas-to-write", "1");
+    let cause = plain_error(&mut c, &["SET", "a", "0"]);
+    let slow = defer_now(&mut c, &["RETRY"], &[&["SET", "a", "1"]], &cause);
+    let behind = defer_behind(&mut c, &["RETRY"], &[&["INCR", "a"]], &slow, "a");
+    let t = &tasks(&mut con, &[])[0];
+    assert!(
+        t.next_attempt_ms - t.created_ms >= 30_000,
+        "first retry of {slow} should wait at least half of 60 s: {t:?}"
+    );
+
+    config_set(&mut con, "txu.backoff-base-ms", "50");
+    config_set(&mut con, "txu.backoff-max-ms", "100");
+    let fast = defer_now(&mut c, &["RETRY"], &[&["SET", "b", "1"]], &cause);
+    config_set(&mut con, "min-replicas-to-write", "0");
+    wait_state(&mut con, &fast, "done", APPLY_DEADLINE);
+    assert_eq!(get(&mut con, "b").as_deref(), Some("1"));
+    assert_eq!(state(&mut con, &slow), "pending");
+    assert_eq!(state(&mut con, &behind), "pending");
+    assert_eq!(status(&mut con, &slow).attempts, Some(0));
+    assert_eq!(get(&mut con, "a"), None);
+
+    // TXU.RETRY of a pending task: it runs at the next tick, then the one behind it.
+    expect(&mut c, &["TXU.RETRY", &slow], "+OK\r\n");
+    wait_state(&mut con, &behind, "done", APPLY_DEADLINE);
+    assert_eq!(state(&mut con, &slow), "done");
+    assert_eq!(get(&mut con, "a").as_deref(), Some("2"));
+}
+
+#[test]
+fn tick_budget_bounds_the_tasks_run_per_tick() {
+    let tick = Duration::from_millis(200);
+    let s = Server::start_with(&[
+        "--txu.tick-ms",
+        "200",
+        "--txu.tick-budget",
+        "2",
+        "--txu.backoff-base-ms",
+        "60000",
+        "--txu.backoff-max-ms",
+        "60000",
+    ]);
+    let mut con = s.conn();
+    let mut c = s.raw();
+    config_set(&mut con, "min-replicas-to-write", "1");
+    let cause = plain_error(&mut c, &["SET", "x", "1"]);
+    let keys = ["t1", "t2", "t3", "t4", "t5", "t6"];
+    let all: Vec<String> = keys
+        .iter()
+        .map(|k| defer_now(&mut c, &["RETRY"], &[&["SET", k, "1"]], &cause))
+        .collect();
+    config_set(&mut con, "min-replicas-to-write", "0");
+    let started = Instant::now();
+    for id in &all {
+        expect(&mut c, &["TXU.RETRY", id], "+OK\r\n");
+    }
+    // Two readings taken within less than one tick period have at most one tick between them.
+    let mut biggest_step = 0;
+    let mut prev: Option<(Instant, i64)> = None;
+    loop {
+        let before = Instant::now();
+        let ran = txu_info(&mut con, "txu_retries_run");
+        if let Some((t0, r0)) = prev {
+            if before.elapsed() + (before - t0) < tick {
+                assert!(
+                    ran - r0 <= 2,
+                    "{} tasks ran within one tick (budget 2)",
+                    ran - r0
+                );
+                biggest_step = biggest_step.max(ran - r0);
+            }
+        }
+        prev = Some((before, ran));
+        if ran >= 6 {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "only {ran} of 6 tasks ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Six tasks at two per tick need three ticks.
+    assert!(
+        started.elapsed() >= 2 * tick,
+        "6 tasks ran in {:?}, faster than 3 ticks of 2",
+        started.elapsed()
+    );
+    assert_eq!(biggest_step, 2, "no tick was seen running its full budget");
+    wait_until("every task applied", DEADLINE, || {
+        txu_info(&mut con, "txu_retries_succeeded") == 6
+    });
+    for k in keys {
+        assert_eq!(get(&mut con, k).as_deref(), Some("1"));
+    }
+}
+
+// ----- commands and INFO -----------------------------------------------------------------------
+
+#[test]
+fn status_tasks_retry_drop_and_info() {
+    let s = Server::start();
+    let mut con = s.conn();
+    let mut c = s.raw();
+    let mut c2 = s.raw();
+    expect(&mut c2, &["SELECT", "2"], "+OK\r\n");
+    config_set(&mut con, "txu.backoff-base-ms", "60000");
+    config_set(&mut con, "txu.backoff-max-ms", "60000");
+    config_set(&mut con, "min-replicas-to-write", "1");
+    let cause = plain_error(&mut c, &["SET", "a", "0"]);
+    let before = now_ms();
+    let t1 = defer_now(
+        &mut c,
+        &["RETRY", "3"],
+        &[&["SET", "a", "1"], &["GET", "a"]],
+        &cause,
+    );
+    let t2 = defer_now(&mut c2, &["RETRY"], &[&["INCR", "b"]], &cause);
+    let t3 = defer_behind(&mut c, &["RETRY"], &[&["SET", "a", "2"]], &t1, "a");
+    let after = now_ms();
+
+    let st = status(&mut con, &t1);
+    assert_eq!(st.state, "pending");
+    assert_eq!(st.attempts, Some(0));
+    assert_eq!(st.last_error.as_deref(), Some(cause.as_str()));
+    let next = st.next_attempt_ms.unwrap_or(0);
+    assert!(
+        next >= before + 30_000 && next <= after + 60_000,
+        "next_attempt_ms {next} not within [{before}+30s, {after}+60s]"
+    );
+
+    let all = tasks(&mut con, &[]);
+    assert_eq!(ids(&all), [t1.as_str(), t2.as_str(), t3.as_str()]);
+    let want = |t: &TaskView, db, max, cmds: &[&[&str]], err: &str| {
+        assert_eq!(t.state, "pending", "{t:?}");
+        assert_eq!(t.db, db, "{t:?}");
+        assert_eq!(t.attempts, 0, "{t:?}");
+        assert_eq!(t.max_attempts, max, "{t:?}");
+        assert_eq!(t.last_error, err, "{t:?}");
+        let cmds: Vec<Vec<String>> = cmds
+            .iter()
+            .map(|c| c.iter().map(|a| a.to_string()).collect())
+            .collect();
+        assert_eq!(t.commands, cmds, "{t:?}");
+        assert!(t.created_ms >= before && t.created_ms <= after, "{t:?}");
+    };
+    want(&all[0], 0, 3, &[&["SET", "a", "1"], &["GET", "a"]], &cause);
+    assert_eq!(all[0].next_attempt_ms, next);
+    want(&all[1], 2, 10, &[&["INCR", "b"]], &cause);
+    want(
+        &all[2],
+        0,
+        10,
+        &[&["SET", "a", "2"]],
+        &format!("waiting behind deferred task {t1} on key 'a'"),
+    );
+    assert_eq!(all[2].next_attempt_ms, all[2].created_ms);
+    assert_eq!(
+        ids(&tasks(&mut con, &["PENDING", "COUNT", "2"])),
+        [t1.as_str(), t2.as_str()]
+    );
+    assert_eq!(ids(&tasks(&mut con, &["COUNT", "1"])), [t1.as_str()]);
+    assert!(tasks(&mut con, &["DEAD"]).is_empty());
+    expect(
+        &mut c,
+        &["TXU.TASKS", "PENDING", "DEAD"],
+        "-ERR syntax error: PENDING and DEAD exclude each other\r\n",
+    );
+    expect(
+        &mut c,
+        &["TXU.TASKS", "COUNT", "x"],
+        "-ERR syntax error: COUNT needs a non-negative number\r\n",
+    );
+    expect(
+        &mut c,
+        &["TXU.TASKS", "BOGUS"],
+        "-ERR syntax error: TXU.TASKS [PENDING|DEAD] [COUNT n]\r\n",
+    );
+
+    assert_eq!(txu_info(&mut con, "txu_transactions_deferred"), 3);
+    assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 3);
+    assert_eq!(txu_info(&mut con, "txu_tasks_dead"), 0);
+    assert_eq!(txu_info(&mut con, "txu_tasks_dropped_by_bound"), 0);
+    assert_eq!(txu_info(&mut con, "txu_retries_run"), 0);
+    let b = now_ms();
+    let age = txu_info(&mut con, "txu_oldest_pending_age_ms");
+    let a = now_ms();
+    let oldest = all[0].created_ms;
+    assert!(
+        age >= b - oldest - 5 && age <= a - oldest + 5,
+        "txu_oldest_pending_age_ms {age} vs created {oldest}, now {b}..{a}"
+    );
+
+    // PENDING refusal: nothing applied, also the command on an unrelated key before it.
+    let (_, r) = exec_tx(&mut c, &[], &[&["GET", "zz"], &["GET", "a"]]);
+    assert_eq!(r, pending_refusal("a", &t1));
+    // Same key name in another database is another key.
+    let (_, r) = exec_tx(&mut c, &[], &[&["GET", "b"]]);
+    assert_eq!(r, "*1\r\n$-1\r\n");
+    let (_, r) = exec_tx(&mut c2, &[], &[&["GET", "b"]]);
+    assert_eq!(r, pending_refusal("b", &t2));
+
+    // The rest with the fault cleared (TXU.RETRY and TXU.DROP are writes), while every task
+    // waits for its 60 s backoff.
+    config_set(&mut con, "min-replicas-to-write", "0");
+    // Unknown ids.
+    assert_eq!(state(&mut con, "1-1"), "unknown");
+    expect(
+        &mut c,
+        &["TXU.RETRY", "1-1"],
+        "-ERR no deferred task '1-1'\r\n",
+    );
+    expect(
+        &mut c,
+        &["TXU.DROP", "nope"],
+        "-ERR no deferred task 'nope'\r\n",
+    );
+    expect(
+        &mut c,
+        &["TXU.STATUS"],
+        "-ERR wrong number of arguments for 'txu.status' command\r\n",
+    );
+
+    expect(&mut c, &["TXU.DROP", &t2], "+OK\r\n");
+    assert_eq!(state(&mut con, &t2), "unknown");
+    expect(
+        &mut c,
+        &["TXU.DROP", &t2],
+        &format!("-ERR no deferred task '{t2}'\r\n"),
+    );
+    assert_eq!(ids(&tasks(&mut con, &[])), [t1.as_str(), t3.as_str()]);
+    assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 2);
+
+    expect(&mut c, &["TXU.RETRY", &t1], "+OK\r\n");
+    wait_state(&mut con, &t3, "done", APPLY_DEADLINE);
+    assert_eq!(state(&mut con, &t1), "done");
+    assert_eq!(get(&mut con, "a").as_deref(), Some("2"));
+    expect(&mut c2, &["EXISTS", "b"], ":0\r\n");
+    expect(
+        &mut c,
+        &["TXU.RETRY", &t1],
+        &format!("-ERR no deferred task '{t1}'\r\n"),
+    );
+    assert_eq!(txu_info(&mut con, "txu_retries_run"), 2);
+    assert_eq!(txu_info(&mut con, "txu_retries_succeeded"), 2);
+    assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 0);
+    assert_eq!(txu_info(&mut con, "txu_oldest_pending_age_ms"), 0);
+
+    // Other states TXU.STATUS knows.
+    let (r1, r) = exec_tx(&mut c, &["RETAIN", "60000"], &[&["SET", "r", "1"]]);
+    assert_eq!(r, "*1\r\n+OK\r\n");
+    assert_eq!(state(&mut con, &r1), "retained");
+    let (plain, r) = exec_tx(&mut c, &["RETRY"], &[&["SET", "p", "1"]]);
+    assert_eq!(r, "*1\r\n+OK\r\n");
+    assert_eq!(state(&mut con, &plain), "unknown");
+}
+
+#[test]
+fn permanent_errors_at_exec_are_rolled_back_not_deferred() {
+    let s = Server::start();
+    let mut con = s.conn();
+    let mut c = s.raw();
+    expect(&mut c, &["SET", "s", "text"], "+OK\r\n");
+    let (_, r) = exec_tx(&mut c, &["RETRY"], &[&["SET", "n", "1"], &["INCR", "s"]]);
+    assert_eq!(
+        r,
+        "-ROLLBACK command 2 (INCR) failed: ERR value is not an integer or out of range\r\n"
+    );
+    expect(&mut c, &["HSET", "h", "f", "v"], ":1\r\n");
+    let (_, r) = exec_tx(
+        &mut c,
+        &["RETRY"],
+        &[&["SET", "n", "1"], &["LPUSH", "h", "x"]],
+    );
+    assert_eq!(
+        r,
+        "-ROLLBACK command 2 (LPUSH) failed: WRONGTYPE Operation against a key holding the \
+         wrong kind of value\r\n"
+    );
+    // BUSYKEY only starts like a transient code.
+    let payload: Vec<u8> = redis::cmd("DUMP")
+        .arg("s")
+        .query(&mut con)
+        .unwrap_or_else(|e| panic!("DUMP s: {e}"));
+    let id = begin(&mut c, &["RETRY"]);
+    assert!(!id.is_empty());
+    expect(&mut c, &["TXU.QUEUE", "SET", "n", "1"], "+QUEUED\r\n");
+    assert_eq!(
+        show(&c.cmd(&[b"TXU.QUEUE", b"RESTORE", b"s", b"0", &payload])),
+        "+QUEUED\r\n"
+    );
+    let r = run(&mut c, &["TXU.EXEC"]);
+    assert!(
+        r.starts_with("-ROLLBACK command 2 (RESTORE) failed: BUSYKEY "),
+        "{r:?}"
+    );
+    assert!(!exists(&mut con, "n"));
+    assert_eq!(txu_info(&mut con, "txu_transactions_deferred"), 0);
+    assert!(tasks(&mut con, &[]).is_empty());
+    assert!(!exists(&mut con, "txu:tasks"));
+}
+
+// ----- FLUSHALL / FLUSHDB ----------------------------------------------------------------------
+
+#[test]
+fn flushall_and_flushdb_on_db0_drop_the_list_and_a_new_deferral_works() {
+    let s = Server::start();
+    let mut con = s.conn();
+    let mut c = s.raw();
+    let mut c1 = s.raw();
+    expect(&mut c1, &["SELECT", "1"], "+OK\r\n");
+    // Tasks wait 60 s, so the fault can be cleared for the flushes (they are writes).
+    config_set(&mut con, "txu.backoff-base-ms", "60000");
+    config_set(&mut con, "txu.backoff-max-ms", "60000");
+    config_set(&mut con, "min-replicas-to-write", "1");
+    let cause = plain_error(&mut c, &["SET", "a", "0"]);
+    let t0 = defer_now(&mut c, &["RETRY"], &[&["SET", "a", "1"]], &cause);
+    let t1 = defer_now(&mut c1, &["RETRY"], &[&["SET", "a", "1"]], &cause);
+    expect(&mut c, &["TYPE", "txu:tasks"], "+txu-tasks\r\n");
+    config_set(&mut con, "min-replicas-to-write", "0");
+
+    // FLUSHDB in database 1 leaves the list (it lives in database 0).
+    expect(&mut c1, &["FLUSHDB"], "+OK\r\n");
+    assert_eq!(ids(&tasks(&mut con, &[])), [t0.as_str(), t1.as_str()]);
+    assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 2);
+
+    // FLUSHDB in database 0 drops it, the task of database 1 included.
+    expect(&mut c, &["FLUSHDB"], "+OK\r\n");
+    assert!(tasks(&mut con, &[]).is_empty());
+    assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 0);
+    assert_eq!(state(&mut con, &t0), "unknown");
+    assert_eq!(state(&mut con, &t1), "unknown");
+    assert!(!exists(&mut con, "txu:tasks"));
+
+    // A new deferral works; then FLUSHALL drops it again.
+    config_set(&mut con, "min-replicas-to-write", "1");
+    let t2 = defer_now(&mut c, &["RETRY"], &[&["SET", "b", "1"]], &cause);
+    // The same key is free again: a transaction without RETRY on `a` is not refused.
+    let (_, r) = exec_tx(&mut c, &[], &[&["GET", "a"]]);
+    assert_eq!(r, "*1\r\n$-1\r\n");
+    config_set(&mut con, "min-replicas-to-write", "0");
+    expect(&mut c, &["FLUSHALL"], "+OK\r\n");
+    assert!(tasks(&mut con, &[]).is_empty());
+    assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 0);
+    assert_eq!(txu_info(&mut con, "txu_tasks_dead"), 0);
+    assert_eq!(txu_info(&mut con, "txu_oldest_pending_age_ms"), 0);
+    assert_eq!(state(&mut con, &t2), "unknown");
+
+    // After FLUSHALL: a new deferral is retried and applied.
+    config_set(&mut con, "txu.backoff-base-ms", "50");
+    config_set(&mut con, "txu.backoff-max-ms", "100");
+    config_set(&mut con, "min-replicas-to-write", "1");
+    let t3 = defer_now(&mut c, &["RETRY"], &[&["SET", "c", "1"]], &cause);
+    assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 1);
+    config_set(&mut con, "min-replicas-to-write", "0");
+    wait_state(&mut con, &t3, "done", APPLY_DEADLINE);
+    assert_eq!(get(&mut con, "c").as_deref(), Some("1"));
+    assert!(!exists(&mut con, "a"));
+    assert!(!exists(&mut con, "b"));
+}
+
+/// `FLUSHALL ASYNC` frees the old list in a background thread. A deferral made right after it
+/// must still be counted and run once the fault clears.
+#[test]
+fn a_deferral_right_after_flushall_async_of_a_big_dataset_is_still_run() {
+    let s = Server::start();
+    let mut con = s.conn();
+    let mut c = s.raw();
+    config_set(&mut con, "txu.backoff-base-ms", "60000");
+    config_set(&mut con, "txu.backoff-max-ms", "60000");
+    config_set(&mut con, "min-replicas-to-write", "1");
+    let cause = plain_error(&mut c, &["SET", "a", "0"]);
+    let old = defer_now(&mut c, &["RETRY"], &[&["SET", "a", "1"]], &cause);
+    config_set(&mut con, "min-replicas-to-write", "0");
+    config_set(&mut con, "txu.backoff-base-ms", "50");
+    config_set(&mut con, "txu.backoff-max-ms", "100");
+    expect(&mut c, &["DEBUG", "POPULATE", "500000"], "+OK\r\n");
+
+    // One write: the flush, the fault back on, a new deferral.
+    let mut pipeline = Vec::new();
+    let cmds: [&[&str]; 6] = [
+        &["FLUSHALL", "ASYNC"],
+        &["CONFIG", "SET", "min-replicas-to-write", "1"],
+        &["TXU.BEGIN", "RETRY"],
+        &["TXU.QUEUE", "SET", "b", "1"],
+        &["TXU.EXEC"],
+        &["PING"],
+    ];
+    for cmd in cmds {
+        let v: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+        pipeline.extend(common::encode_command(&v));
+    }
+    c.send_raw(&pipeline);
+    let replies: Vec<String> = (0..cmds.len()).map(|_| show(&c.read_reply())).collect();
+    assert_eq!(replies[0], "+OK\r\n");
+    assert_eq!(replies[1], "+OK\r\n");
+    let id = replies[2]
+        .split("\r\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("TXU.BEGIN: {:?}", replies[2]))
+        .to_string();
+    assert_eq!(replies[4], format!("-DEFERRED {id} {cause}\r\n"));
+
+    wait_until("the background free is over", DEADLINE, || {
+        info_i64(&mut con, "memory", "lazyfree_pending_objects") == 0
+    });
+    assert_eq!(state(&mut con, &old), "unknown");
+    assert_eq!(ids(&tasks(&mut con, &[])), [id.as_str()]);
+    assert_eq!(
+        txu_info(&mut con, "txu_tasks_pending"),
+        1,
+        "INFO must count the task TXU.TASKS lists"
+    );
+    config_set(&mut con, "min-replicas-to-write", "0");
+    wait_state(&mut con, &id, "done", APPLY_DEADLINE);
+    assert_eq!(get(&mut con, "b").as_deref(), Some("1"));
+}
+
+// ----- persistence -----------------------------------------------------------------------------
+
+const LOG_TASKS: usize = 8;
+
+/// Server args for the persistence tests: the fault is a startup arg, so it is back after every
+/// restart until `CONFIG SET min-replicas-to-write 0`.
+const FAULT_ARGS: [&str; 6] = [
+    "--min-replicas-to-write",
+    "1",
+    "--txu.backoff-max-ms",
+    "200",
+    "--txu.tick-ms",
+    "20",
+];
+
+struct Submitted {
+    /// `RPUSH log <i>` for i in 1..=LOG_TASKS, in order.
+    log: Vec<String>,
+    /// `RPUSH log db1`, submitted from database 1.
+    db1: String,
+    /// A task that went dead (`RETRY 1`).
+    dead: String,
+    cause: String,
+}
+
+fn submit_log_tasks(s: &Server) -> Submitted {
+    let mut con = s.conn();
+    let mut c = s.raw();
+    let cause = plain_error(&mut c, &["SET", "probe", "1"]);
+    assert!(cause.starts_with("NOREPLICAS "), "{cause}");
+    let first = defer_now(
+        &mut c,
+        &["RETRY", "1000"],
+        &[&["RPUSH", "log", "1"]],
+        &cause,
+    );
+    let mut log = vec![first.clone()];
+    for i in 2..=LOG_TASKS {
+        let n = i.to_string();
+        log.push(defer_behind(
+            &mut c,
+            &["RETRY", "1000"],
+            &[&["RPUSH", "log", &n]],
+            &first,
+            "log",
+        ));
+    }
+    let mut c1 = s.raw();
+    expect(&mut c1, &["SELECT", "1"], "+OK\r\n");
+    let db1 = defer_now(
+        &mut c1,
+        &["RETRY", "1000"],
+        &[&["RPUSH", "log", "db1"]],
+        &cause,
+    );
+    let dead = defer_now(&mut c, &["RETRY", "1"], &[&["SET", "gone", "1"]], &cause);
+    wait_state(&mut con, &dead, "dead", DEADLINE);
+    let all = tasks(&mut con, &[]);
+    let mut want = log.clone();
+    want.push(db1.clone());
+    want.push(dead.clone());
+    assert_eq!(ids(&all), want);
+    Submitted {
+        log,
+        db1,
+        dead,
+        cause,
+    }
+}
+
+fn stable(ts: &[TaskView]) -> Vec<Stable> {
+    ts.iter().map(TaskView::stable).collect()
+}
+
+/// After a restart/reload: the same list, nothing applied; then the fault clears and every
+/// task applies exactly once, in order.
+fn check_recovered_then_applied(s: &Server, before: &[TaskView], sub: &Submitted) {
+    let mut con = s.conn();
+    let after = tasks(&mut con, &[]);
+    assert_eq!(stable(&after), stable(before), "the list after reloading");
+    let dead = after.last().map(|t| t.last_error.clone());
+    assert_eq!(dead.as_deref(), Some(sub.cause.as_str()));
+    assert_eq!(
+        txu_info(&mut con, "txu_tasks_pending"),
+        LOG_TASKS as i64 + 1
+    );
+    assert_eq!(txu_info(&mut con, "txu_tasks_dead"), 1);
+    assert!(lrange(&mut con, "log").is_empty());
+
+    config_set(&mut con, "min-replicas-to-write", "0");
+    wait_until("every pending task ran", DEADLINE, || {
+        txu_info(&mut con, "txu_tasks_pending") == 0
+    });
+    let want: Vec<String> = (1..=LOG_TASKS).map(|i| i.to_string()).collect();
+    assert_eq!(lrange(&mut con, "log"), want);
+    for id in sub.log.iter().chain([&sub.db1]) {
+        assert_eq!(state(&mut con, id), "done", "task {id}");
+    }
+    assert_eq!(state(&mut con, &sub.dead), "dead");
+    assert!(!exists(&mut con, "gone"));
+    let _ = q(&mut con, &["SELECT", "1"]);
+    assert_eq!(lrange(&mut con, "log"), ["db1"]);
+}
+
+#[test]
+fn kill9_with_appendfsync_always_loses_no_task_and_runs_each_once() {
+    let mut args = vec!["--appendonly", "yes", "--appendfsync", "always"];
+    args.extend(FAULT_ARGS);
+    let mut s = Server::start_with(&args);
+    let sub = submit_log_tasks(&s);
+    let before = tasks(&mut s.conn(), &[]);
+    s.kill9_and_restart();
+    check_recovered_then_applied(&s, &before, &sub);
+
+    // Once done, a crash does not bring them back.
+    s.kill9_and_restart();
+    let mut con = s.conn();
+    let left = tasks(&mut con, &[]);
+    assert_eq!(ids(&left), [sub.dead.as_str()]);
+    let want: Vec<String> = (1..=LOG_TASKS).map(|i| i.to_string()).collect();
+    assert_eq!(lrange(&mut con, "log"), want);
+    assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 0);
+    for id in &sub.log {
+        assert_eq!(
+            state(&mut con, id),
+            "done",
+            "task {id} after the second restart"
+        );
+    }
+}
+
+#[test]
+fn save_and_restart_from_rdb_keeps_the_list() {
+    let mut s = Server::start_with(&FAULT_ARGS);
+    let sub = submit_log_tasks(&s);
+    let mut con = s.conn();
+    assert_eq!(text(&q(&mut con, &["SAVE"])), "OK");
+    let before = tasks(&mut con, &[]);
+    drop(con);
+    s.restart();
+    check_recovered_then_applied(&s, &before, &sub);
+}
+
+#[test]
+fn aof_rewrite_without_rdb_preamble_keeps_the_list() {
+    let mut args = vec!["--appendonly", "yes", "--aof-use-rdb-preamble", "no"];
+    args.extend(FAULT_ARGS);
+    let mut s = Server::start_with(&args);
+    let sub = submit_log_tasks(&s);
+    let mut con = s.conn();
+    let _ = q(&mut con, &["BGREWRITEAOF"]);
+    let dir = s.dir().join("appendonlydir");
+    let base_has_list = || {
+        std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(Result::ok).any(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let bytes = common::read_file_bytes(&e.path());
+                    name.ends_with(".base.aof")
+                        && !bytes.starts_with(b"REDIS")
+                        && show(&bytes).to_ascii_lowercase().contains("txu._load")
+                })
+            })
+            .unwrap_or(false)
+    };
+    wait_until(
+        "a rewritten AOF base (no preamble) holding the list",
+        DEADLINE,
+        || {
+            info_i64(&mut con, "persistence", "aof_rewrite_in_progress") == 0
+                && info_i64(&mut con, "persistence", "aof_rewrite_scheduled") == 0
+                && base_has_list()
+        },
+    );
+    let before = tasks(&mut con, &[]);
+    drop(con);
+    s.restart();
+    check_recovered_then_applied(&s, &before, &sub);
+}
+
+#[test]
+fn debug_reload_keeps_the_list() {
+    let s = Server::start_with(&FAULT_ARGS);
+    let sub = submit_log_tasks(&s);
+    let mut con = s.conn();
+    let before = tasks(&mut con, &[]);
+    assert_eq!(text(&q(&mut con, &["DEBUG", "RELOAD"])), "OK");
+    check_recovered_then_applied(&s, &before, &sub);
+}
+
+// ----- replication -----------------------------------------------------------------------------
+
+/// Polls until the replica's list equals the primary's at a moment the primary's did not
+/// change (the primary's timer keeps updating attempts while the fault lasts).
+fn wait_same_list(primary: &Server, replica: &Server) -> Vec<TaskView> {
+    let mut pc = primary.conn();
+    let mut rc = replica.conn();
+    let mut seen = Vec::new();
+    wait_until(
+        "the replica's TXU.TASKS equals the primary's",
+        DEADLINE,
+        || {
+            let p1 = tasks(&mut pc, &[]);
+            wait_replica_synced(primary, replica);
+            let r = tasks(&mut rc, &[]);
+            let p2 = tasks(&mut pc, &[]);
+            seen = r.clone();
+            p1 == p2 && r == p1
+        },
+    );
+    seen
+}
+
+fn wait_same_digest(primary: &Server, replica: &Server) {
+    wait_until(
+        "DEBUG DIGEST of the replica equals the primary's",
+        DEADLINE,
+        || {
+            let p1 = primary.digest();
+            wait_replica_synced(primary, replica);
+            let r = replica.digest();
+            p1 == primary.digest() && r == p1
+        },
+    );
+}
+
+#[test]
+fn a_replica_keeps_the_list_without_running_it_and_runs_it_once_promoted() {
+    let primary = Server::start_with(&[
+        "--min-replicas-to-write",
+        "2",
+        "--txu.backoff-max-ms",
+        "200",
+    ]);
+    let replica = primary.start_replica_with(&[
+        "--min-replicas-to-write",
+        "1",
+        "--txu.backoff-max-ms",
+        "200",
+    ]);
+    let mut pcon = primary.conn();
+    let mut rcon = replica.conn();
+    let mut c = primary.raw();
+    let cause = plain_error(&mut c, &["SET", "k", "0"]);
+    assert!(cause.starts_with("NOREPLICAS "), "{cause}");
+    let head = defer_now(
+        &mut c,
+        &["RETRY", "1000"],
+        &[&["SET", "k", "1"], &["RPUSH", "log", "1"]],
+        &cause,
+    );
+    let second = defer_behind(
+        &mut c,
+        &["RETRY", "1000"],
+        &[&["INCR", "k"], &["RPUSH", "log", "2"]],
+        &head,
+        "k",
+    );
+    let other = defer_now(&mut c, &["RETRY", "1000"], &[&["SET", "o", "1"]], &cause);
+
+    let listed = wait_same_list(&primary, &replica);
+    assert_eq!(
+        ids(&listed),
+        [head.as_str(), second.as_str(), other.as_str()]
+    );
+    wait_same_digest(&primary, &replica);
+
+    // The primary keeps retrying (replicated); the replica itself runs nothing.
+    wait_until(
+        "the replica saw three retries of the head task",
+        DEADLINE,
+        || status(&mut rcon, &head).attempts.unwrap_or(0) >= 3,
+    );
+    assert_eq!(txu_info(&mut rcon, "txu_retries_run"), 0);
+    assert_eq!(txu_info(&mut rcon, "txu_tasks_pending"), 3);
+    for id in [&head, &second, &other] {
+        assert_eq!(state(&mut rcon, id), "pending", "task {id} on the replica");
+    }
+    assert_eq!(get(&mut rcon, "k"), None);
+    assert!(txu_info(&mut pcon, "txu_retries_run") >= 3);
+
+    // Promotion: the new primary retries (its own fault: min-replicas-to-write 1, no replica)...
+    assert_eq!(text(&q(&mut rcon, &["REPLICAOF", "NO", "ONE"])), "OK");
+    wait_until("the promoted server retries the tasks", DEADLINE, || {
+        txu_info(&mut rcon, "txu_retries_run") >= 1
+    });
+    assert_eq!(state(&mut rcon, &head), "pending");
+    assert_eq!(get(&mut rcon, "k"), None);
+    // ...and applies them once its fault clears.
+    config_set(&mut rcon, "min-replicas-to-write", "0");
+    wait_until("the promoted server ran every task", DEADLINE, || {
+        txu_info(&mut rcon, "txu_tasks_pending") == 0
+    });
+    assert_eq!(get(&mut rcon, "k").as_deref(), Some("2"));
+    assert_eq!(get(&mut rcon, "o").as_deref(), Some("1"));
+    assert_eq!(lrange(&mut rcon, "log"), ["1", "2"]);
+    for id in [&head, &second, &other] {
+        assert_eq!(
+            state(&mut rcon, id),
+            "done",
+            "task {id} on the promoted server"
+        );
+    }
+    // The old primary, still faulty, has applied nothing.
+    assert_eq!(get(&mut pcon, "k"), None);
+}
+
+#[test]
+fn a_replica_started_later_gets_the_list_by_full_resync() {
+    let primary = Server::start_with(&[
+        "--min-replicas-to-write",
+        "2",
+        "--txu.backoff-max-ms",
+        "200",
+    ]);
+    let mut pcon = primary.conn();
+    let mut c = primary.raw();
+    let cause = plain_error(&mut c, &["SET", "k", "0"]);
+    let head = defer_now(&mut c, &["RETRY", "1000"], &[&["SET", "k", "1"]], &cause);
+    let second = defer_behind(&mut c, &["RETRY", "1000"], &[&["INCR", "k"]], &head, "k");
+    let dead = defer_now(&mut c, &["RETRY", "1"], &[&["SET", "d", "1"]], &cause);
+    wait_state(&mut pcon, &dead, "dead", DEADLINE);
+
+    let replica = primary.start_replica_of();
+    let mut rcon = replica.conn();
+    let listed = wait_same_list(&primary, &replica);
+    assert_eq!(
+        ids(&listed),
+        [head.as_str(), second.as_str(), dead.as_str()]
+    );
+    assert_eq!(listed[2].state, "dead");
+    wait_same_digest(&primary, &replica);
+    assert_eq!(txu_info(&mut rcon, "txu_tasks_pending"), 2);
+    assert_eq!(txu_info(&mut rcon, "txu_tasks_dead"), 1);
+
+    config_set(&mut pcon, "min-replicas-to-write", "0");
+    wait_until("the primary ran the pending tasks", DEADLINE, || {
+        txu_info(&mut pcon, "txu_tasks_pending") == 0
+    });
+    wait_replica_synced(&primary, &replica);
+    assert_eq!(get(&mut rcon, "k").as_deref(), Some("2"));
+    assert_eq!(state(&mut rcon, &head), "done");
+    assert_eq!(state(&mut rcon, &second), "done");
+    assert_eq!(state(&mut rcon, &dead), "dead");
+    assert_eq!(txu_info(&mut rcon, "txu_tasks_pending"), 0);
+    assert_eq!(txu_info(&mut rcon, "txu_retries_run"), 0);
+    wait_same_digest(&primary, &replica);
+}
+
+// ----- configuration ---------------------------------------------------------------------------
+
+/// README "Configuration": every module config can be given at load time as a module argument
+/// (`--loadmodule libtxu.so txu.tick-ms 50`), the task configs included.
+#[test]
+fn task_configs_are_accepted_as_module_arguments() {
+    let configs = [
+        ("txu.tick-ms", "50"),
+        ("txu.tick-budget", "7"),
+        ("txu.max-attempts", "3"),
+        ("txu.backoff-base-ms", "20"),
+        ("txu.backoff-max-ms", "40"),
+        ("txu.dead-max", "5"),
+    ];
+    let module_args: Vec<&str> = configs.iter().flat_map(|(n, v)| [*n, *v]).collect();
+    let s = Server::start_with_module_args(&[], &module_args);
+    let mut con = s.conn();
+    for (name, want) in configs {
+        match q(&mut con, &["CONFIG", "GET", name]) {
+            Value::Array(kv) => {
+                assert_eq!(kv.len(), 2, "CONFIG GET {name}: {kv:?}");
+                assert_eq!(text(&kv[1]), want, "CONFIG GET {name}");
+            }
+            other => panic!("CONFIG GET {name}: {other:?}"),
+        }
+    }
+}
