@@ -4,6 +4,7 @@
 // Unit tests build without the registration below, so most FFI code is unused there.
 #![cfg_attr(test, allow(dead_code))]
 
+mod codec;
 mod commands;
 mod config;
 mod error;

@@ -319,19 +319,6 @@ pub fn dump(ctx: CtxPtr, key: StrPtr) -> Result<Option<Vec<u8>>, String> {
     }
 }
 
-/// `DEL key`, replicated.
-pub fn del(ctx: CtxPtr, key: StrPtr) -> Result<(), String> {
-    // SAFETY: format `s` takes one `RedisModuleString*`.
-    let r = unsafe {
-        let f = raw::RedisModule_Call.ok_or("ERR RedisModule_Call missing")?;
-        wrap_reply(f(ctx, c"DEL".as_ptr(), c"!Es".as_ptr(), key))?
-    };
-    match r.error_text() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
-}
-
 /// Calls a fixed command with string arguments (no replication, RESP2). For introspection
 /// such as `COMMAND INFO`.
 pub fn call_plain(ctx: CtxPtr, name: &CStr, args: &[&[u8]]) -> Result<CallReply, String> {
@@ -351,6 +338,14 @@ pub fn call_plain_flags(
         .collect::<Result<_, _>>()?;
     let ptrs: Vec<StrPtr> = owned.iter().map(OwnedStr::as_ptr).collect();
     call_argv(ctx, name, fmt, &ptrs)
+}
+
+/// Calls a fixed command (`fmt` starts with `v`) and turns an error reply into `Err`.
+pub fn call_ok(ctx: CtxPtr, name: &CStr, fmt: &CStr, args: &[&[u8]]) -> Result<(), String> {
+    match call_plain_flags(ctx, name, fmt, args)?.error_text() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Propagates the current command to replicas and the AOF exactly as received.

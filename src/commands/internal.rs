@@ -13,7 +13,7 @@ pub unsafe extern "C" fn load(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int) -> c_
 }
 
 fn load_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
-    if !store::load_allowed(ctx) {
+    if !store::internal_allowed(ctx) {
         return server::reply_error(ctx, "ERR TXU._LOAD is internal to txu");
     }
     let [_, kind, key, payload, exp] = argv else {
@@ -71,7 +71,7 @@ pub unsafe extern "C" fn task(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int) -> c_
 }
 
 fn task_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
-    if !tasks::task_op_allowed(ctx) {
+    if !store::internal_allowed(ctx) {
         return server::reply_error(ctx, "ERR TXU._TASK is internal to txu");
     }
     let args: Vec<&[u8]> = argv.iter().skip(1).map(|p| server::str_bytes(*p)).collect();
@@ -91,7 +91,7 @@ fn task_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
 /// `txid`, changed afterwards.
 pub unsafe extern "C" fn conflict(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int) -> c_int {
     guard(ctx, argv, argc, |ctx, argv| {
-        if !store::load_allowed(ctx) {
+        if !store::internal_allowed(ctx) {
             return server::reply_error(ctx, "ERR TXU._CONFLICT is internal to txu");
         }
         let [_, txid, key] = argv else {

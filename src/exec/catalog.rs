@@ -24,10 +24,19 @@ pub enum KeyWrites {
 /// caches the count inside the HyperLogLog).
 const WRITE_SPEC_FLAGS: [&[u8]; 6] = [b"RW", b"OW", b"RM", b"insert", b"delete", b"update"];
 
+/// Whether a key flag name (from key specs or `COMMAND GETKEYSANDFLAGS`) means "may change".
+pub fn is_write_flag(name: &[u8]) -> bool {
+    WRITE_SPEC_FLAGS
+        .iter()
+        .any(|w| name.eq_ignore_ascii_case(w))
+}
+
 #[derive(Debug)]
 pub struct CmdInfo {
     /// Full lowercase name, `container|sub` for subcommands.
     pub name: String,
+    /// Upper-case name for messages (`SET`, `CONFIG GET`).
+    pub display: String,
     pub arity: i64,
     pub traits: Traits,
     pub key_writes: KeyWrites,
@@ -98,6 +107,7 @@ fn parse_entry(e: ReplyRef<'_>) -> Option<CmdInfo> {
         }
     }
     Some(CmdInfo {
+        display: name.to_ascii_uppercase().replace('|', " "),
         name,
         arity,
         traits,
@@ -119,13 +129,7 @@ fn parse_key_specs(specs: ReplyRef<'_>) -> KeyWrites {
             .and_then(|j| spec.elem(j + 1));
         let writes_key = flags.is_none_or(|f| {
             f.is_empty_array()
-                || (0..f.len()).any(|k| {
-                    f.elem(k).is_some_and(|x| {
-                        WRITE_SPEC_FLAGS
-                            .iter()
-                            .any(|w| x.bytes().eq_ignore_ascii_case(w))
-                    })
-                })
+                || (0..f.len()).any(|k| f.elem(k).is_some_and(|x| is_write_flag(x.bytes())))
         });
         if writes_key {
             writes += 1;

@@ -10,8 +10,8 @@ use crate::server::{self, CtxPtr, OwnedStr, StrPtr};
 use crate::stats::{add, STATS};
 use crate::store::tasks::{self as store, Op};
 use crate::tasks::backoff::{next_delay_ms, SplitMix64};
+use crate::tasks::classify;
 use crate::tasks::list::Task;
-use crate::tasks::{classify, ErrorClass};
 use crate::undo::log::UndoLog;
 use parking_lot::Mutex;
 use std::sync::LazyLock;
@@ -124,7 +124,7 @@ pub fn deferred(txid: &str, why: &str) -> TxuError {
 
 /// Whether a failure's cause defers a `RETRY` transaction.
 pub fn is_transient(cause: &str) -> bool {
-    classify(cause.as_bytes()) == ErrorClass::Transient
+    classify(cause.as_bytes()).is_transient()
 }
 
 /// Timer: runs the tasks that are due (at most `txu.tick-budget`). Returns how many ran.
@@ -216,10 +216,8 @@ fn run_task_in_db(ctx: CtxPtr, task: &Task) -> Result<(), String> {
             let meta = rollback::TxMeta {
                 txid: &task.id,
                 db: task.db,
-                keys: undo.keys(),
             };
-            let _ =
-                rollback::after_failure(ctx, meta, undo.compensations(), index, cmd, cause.clone());
+            let _ = rollback::after_failure(ctx, meta, &undo, index, cmd, cause.clone());
             Err(cause)
         }
     }

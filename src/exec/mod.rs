@@ -28,8 +28,6 @@ const KEY_WRITES: u32 = raw::REDISMODULE_CMD_KEY_RW
     | raw::REDISMODULE_CMD_KEY_DELETE
     | raw::REDISMODULE_CMD_KEY_UPDATE;
 
-/// Checks a command before it is queued (`argv[0]` is its name) and builds its queue entry.
-/// Nothing runs; the only server calls are `COMMAND INFO` (cached) and ACL checks.
 /// Whose ACL `validate` checks.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Acl {
@@ -40,6 +38,8 @@ pub enum Acl {
     Skip,
 }
 
+/// Checks a command before it is queued (`argv[0]` is its name) and builds its queue entry.
+/// Nothing runs; the only server calls are `COMMAND INFO` (cached), key lookups and ACL checks.
 pub fn validate(ctx: CtxPtr, argv: &[StrPtr], acl: Acl) -> Result<Queued, TxuError> {
     let Some(&name_ptr) = argv.first() else {
         return Err(TxuError::WrongArity("txu.queue".into()));
@@ -69,11 +69,10 @@ pub fn validate(ctx: CtxPtr, argv: &[StrPtr], acl: Acl) -> Result<Queued, TxuErr
         KeysLookup::Unknown => return Err(TxuError::UnknownCommand(quote(name))),
         KeysLookup::WrongArity => return Err(TxuError::WrongArity(info.name.clone())),
     };
-    let display = info.name.to_ascii_uppercase().replace('|', " ");
     let args: Vec<&[u8]> = argv.iter().skip(1).map(|p| server::str_bytes(*p)).collect();
     policy::check(&top.name, &info.traits, &args, keys.len()).map_err(|r| {
         TxuError::NotAllowed {
-            cmd: display.clone(),
+            cmd: info.display.clone(),
             reason: r.reason(),
         }
     })?;
@@ -101,7 +100,7 @@ pub fn validate(ctx: CtxPtr, argv: &[StrPtr], acl: Acl) -> Result<Queued, TxuErr
     Ok(Queued {
         argv: owned,
         cname,
-        display,
+        display: info.display.clone(),
         write_keys,
         keys: all_keys,
         denyoom: info.traits.denyoom,
@@ -168,12 +167,9 @@ fn key_write_flags(ctx: CtxPtr, argv: &[StrPtr]) -> Option<Vec<(Vec<u8>, bool)>>
         let name = entry.elem(0)?.bytes().to_vec();
         let flags = entry.elem(1)?;
         let writes = (0..flags.len()).any(|j| {
-            flags.elem(j).is_some_and(|f| {
-                let f = f.bytes();
-                [&b"RW"[..], b"OW", b"RM", b"insert", b"delete", b"update"]
-                    .iter()
-                    .any(|w| f.eq_ignore_ascii_case(w))
-            })
+            flags
+                .elem(j)
+                .is_some_and(|f| catalog::is_write_flag(f.bytes()))
         });
         out.push((name, writes));
     }
@@ -208,24 +204,19 @@ pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<CallReply>, TxuError> {
     // whole-key pre-images put its keys back exactly, so it pays for them.
     let whole = tx.retain_ms.is_some();
     let result = run_with(ctx, &tx.queued, &mut undo, server::RUN_FLAGS, whole);
-    let meta = rollback::TxMeta {
-        txid: &tx.id,
-        db,
-        keys: undo.keys(),
-    };
+    let meta = rollback::TxMeta { txid: &tx.id, db };
     match result {
         Ok(replies) => {
             marks.finish(ctx, true);
             if let Some(ms) = tx.retain_ms {
-                if let Err(e) = rollback::retain(ctx, meta, undo.compensations(), ms) {
+                if let Err(e) = rollback::retain(ctx, meta, &undo, ms) {
                     server::log_warning(ctx, &format!("txu: could not retain {}: {e}", tx.id));
                 }
             }
             Ok(replies)
         }
         Err(Failed { index, cmd, cause }) => {
-            let err =
-                rollback::after_failure(ctx, meta, undo.compensations(), index, cmd, cause.clone());
+            let err = rollback::after_failure(ctx, meta, &undo, index, cmd, cause.clone());
             // Deferred only once the rollback is complete: a retry must start from the state
             // before the transaction.
             match (tx.retry, &err) {
@@ -326,12 +317,7 @@ fn prepare(
     }
     let argv: Vec<&[u8]> = q.argv.iter().map(OwnedStr::as_bytes).collect();
     let plan = if whole_only {
-        // An empty command name has no recipe: every written key is copied whole.
-        let mut named = argv.clone();
-        if let Some(n) = named.first_mut() {
-            *n = b"";
-        }
-        recipe::plan_with(&named, &q.write_keys, server::now_ms(), features(ctx))
+        recipe::plan_whole(&argv, &q.write_keys)
     } else {
         recipe::plan_with(&argv, &q.write_keys, server::now_ms(), features(ctx))
     };

@@ -6,6 +6,7 @@ use crate::error::{quote, TxuError};
 use crate::server::{self, CtxPtr, OwnedStr};
 use crate::stats::{add, STATS};
 use crate::store::{self, undolog, undolog::StoredLog};
+use crate::undo::log::UndoLog;
 
 /// Where a sequence of compensating writes stopped.
 #[derive(Debug)]
@@ -47,11 +48,7 @@ fn apply_one(ctx: CtxPtr, cmd: &[Vec<u8>]) -> Result<(), String> {
     let cname =
         std::ffi::CString::new(name.clone()).map_err(|_| "ERR bad undo command".to_string())?;
     let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-    let r = server::call_plain_flags(ctx, cname.as_c_str(), c"v!E", &args)?;
-    match r.error_text() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    server::call_ok(ctx, &cname, c"v!E", &args)
 }
 
 /// Applies `cmds` in order, each tried `txu.rollback-attempts` times. Stops at the first one
@@ -77,7 +74,34 @@ pub fn apply_commands(ctx: CtxPtr, cmds: &[Vec<Vec<u8>>]) -> Result<(), Stuck> {
 pub struct TxMeta<'a> {
     pub txid: &'a str,
     pub db: i32,
-    pub keys: Vec<Vec<u8>>,
+}
+
+/// `log` without its newest `applied` entries, whose compensations have run already.
+fn remaining(mut log: UndoLog, applied: usize) -> UndoLog {
+    let keep = log.len().saturating_sub(applied);
+    log.truncate(keep);
+    log
+}
+
+/// The stored form of a transaction whose undo log is `undo` (all of it, or what is left).
+fn stored_log(
+    meta: &TxMeta<'_>,
+    undo: &UndoLog,
+    retain_until_ms: Option<i64>,
+    pending: Option<undolog::Pending>,
+) -> StoredLog {
+    let keys = undo.keys();
+    StoredLog {
+        txid: meta.txid.to_string(),
+        key: StoredLog::key_for(meta.txid, keys.first().map(Vec::as_slice)),
+        db: meta.db,
+        created_ms: server::now_ms(),
+        retain_until_ms,
+        pending,
+        keys,
+        conflict: None,
+        log: undo.encode(),
+    }
 }
 
 /// Undoes a failed `TXU.EXEC`. If some compensating writes cannot be applied, the rest of the
@@ -85,11 +109,12 @@ pub struct TxMeta<'a> {
 pub fn after_failure(
     ctx: CtxPtr,
     meta: TxMeta<'_>,
-    cmds: Vec<Vec<Vec<u8>>>,
+    undo: &UndoLog,
     index: usize,
     cmd: &str,
     cause: String,
 ) -> TxuError {
+    let cmds = undo.compensations();
     let stuck = match apply_commands(ctx, &cmds) {
         Ok(()) => {
             add(&STATS.rolled_back, 1);
@@ -102,27 +127,17 @@ pub fn after_failure(
         Err(s) => s,
     };
     add(&STATS.rollback_failures, 1);
-    let remaining: Vec<Vec<Vec<u8>>> = cmds.into_iter().skip(stuck.at).collect();
-    let first_key = remaining
-        .first()
+    let first_key = cmds
+        .get(stuck.at)
         .and_then(|c| c.get(1))
         .cloned()
         .unwrap_or_default();
-    let now = server::now_ms();
-    let stored = StoredLog {
-        txid: meta.txid.to_string(),
-        key: StoredLog::key_for(meta.txid, meta.keys.first().map(Vec::as_slice)),
-        db: meta.db,
-        created_ms: now,
-        retain_until_ms: None,
-        pending: Some(undolog::Pending {
-            attempts: 1,
-            last_error: stuck.error.clone(),
-        }),
-        keys: meta.keys,
-        conflict: None,
-        commands: remaining,
+    let pending = undolog::Pending {
+        attempts: 1,
+        last_error: stuck.error.clone(),
     };
+    let rest = remaining(undo.clone(), stuck.at);
+    let stored = stored_log(&meta, &rest, None, Some(pending));
     let saved = store::save(ctx, &stored.key.clone(), &stored, None);
     server::log_warning(
         ctx,
@@ -147,26 +162,10 @@ pub fn after_failure(
 }
 
 /// Stores the undo log of a committed `TXU.BEGIN RETAIN <ms>` transaction.
-pub fn retain(
-    ctx: CtxPtr,
-    meta: TxMeta<'_>,
-    cmds: Vec<Vec<Vec<u8>>>,
-    retain_ms: i64,
-) -> Result<(), String> {
-    let now = server::now_ms();
-    let until = now.saturating_add(retain_ms);
-    let stored = StoredLog {
-        txid: meta.txid.to_string(),
-        key: StoredLog::key_for(meta.txid, meta.keys.first().map(Vec::as_slice)),
-        db: meta.db,
-        created_ms: now,
-        retain_until_ms: Some(until),
-        pending: None,
-        keys: meta.keys,
-        conflict: None,
-        commands: cmds,
-    };
-    store::save(ctx, &stored.key.clone(), &stored, Some(until))
+pub fn retain(ctx: CtxPtr, meta: TxMeta<'_>, undo: &UndoLog, retain_ms: i64) -> Result<(), String> {
+    let until = server::now_ms().saturating_add(retain_ms);
+    let stored = stored_log(&meta, undo, Some(until), None);
+    store::save(ctx, &stored.key, &stored, Some(until))
 }
 
 /// The stored log of `txid` and its key, opened in its database (the caller restores the
@@ -186,7 +185,38 @@ fn open_log<'a>(ctx: CtxPtr, txid: &str) -> Option<(&'a mut StoredLog, OwnedStr,
 }
 
 fn delete_key(ctx: CtxPtr, key: &OwnedStr) {
-    let _ = server::del(ctx, key.as_ptr());
+    let _ = server::call_ok(ctx, c"DEL", c"v!E", &[key.as_bytes()]);
+}
+
+/// Applies a stored undo log. Finished: its key is deleted. Stuck: if `always_store` or some
+/// writes were applied, what is left is stored back, pending (a replicated write); a stuck
+/// attempt that changed nothing leaves the value alone, since changing it without replicating
+/// would make replicas differ.
+fn apply_stored(
+    ctx: CtxPtr,
+    v: &StoredLog,
+    key: &OwnedStr,
+    always_store: bool,
+) -> Result<(), String> {
+    let log = UndoLog::decode(&v.log).map_err(|e| format!("ERR cannot read the undo log: {e}"))?;
+    let Err(stuck) = apply_commands(ctx, &log.compensations()) else {
+        delete_key(ctx, key);
+        return Ok(());
+    };
+    if always_store || stuck.at > 0 {
+        let mut rest = v.clone();
+        rest.log = remaining(log, stuck.at).encode();
+        rest.retain_until_ms = None;
+        rest.pending = Some(undolog::Pending {
+            attempts: v
+                .pending
+                .as_ref()
+                .map_or(1, |p| p.attempts.saturating_add(1)),
+            last_error: stuck.error.clone(),
+        });
+        let _ = store::save(ctx, &rest.key, &rest, None);
+    }
+    Err(stuck.error)
 }
 
 /// `TXU.ROLLBACK <txid> [FORCE]`: undoes a retained, committed transaction.
@@ -204,29 +234,18 @@ pub fn rollback_committed(ctx: CtxPtr, txid: &str, force: bool) -> Result<(), Tx
                 key: quote(k),
             });
         }
-        let cmds = log.commands.clone();
+        let log = log.clone();
         // Our own writes must not mark this log (or be seen as conflicts of it).
         undolog::unwatch(txid);
-        match apply_commands(ctx, &cmds) {
+        match apply_stored(ctx, &log, &key, true) {
             Ok(()) => {
-                delete_key(ctx, &key);
                 add(&STATS.rolled_back_committed, 1);
                 Ok(())
             }
-            Err(stuck) => {
-                let mut pending = log.clone();
-                pending.commands = cmds.into_iter().skip(stuck.at).collect();
-                pending.pending = Some(undolog::Pending {
-                    attempts: 1,
-                    last_error: stuck.error.clone(),
-                });
-                pending.retain_until_ms = None;
-                let _ = store::save(ctx, &pending.key.clone(), &pending, None);
-                Err(TxuError::RollbackPendingNow {
-                    txid: quote(txid.as_bytes()),
-                    error: stuck.error,
-                })
-            }
+            Err(error) => Err(TxuError::RollbackPendingNow {
+                txid: quote(txid.as_bytes()),
+                error,
+            }),
         }
     })();
     server::select_db(ctx, prev);
@@ -240,27 +259,11 @@ pub fn retry_pending(ctx: CtxPtr) -> usize {
         let Some((log, key, prev)) = open_log(ctx, &txid) else {
             continue;
         };
-        let cmds = log.commands.clone();
-        match apply_commands(ctx, &cmds) {
-            Ok(()) => {
-                delete_key(ctx, &key);
-                finished += 1;
-                add(&STATS.pending_finished, 1);
-                server::log_notice(ctx, &format!("txu: pending rollback of {txid} finished"));
-            }
-            Err(stuck) if stuck.at > 0 => {
-                // Progress: store what is left, so a restart does not redo finished writes.
-                let mut rest = log.clone();
-                rest.commands = cmds.into_iter().skip(stuck.at).collect();
-                if let Some(p) = rest.pending.as_mut() {
-                    p.attempts = p.attempts.saturating_add(1);
-                    p.last_error = stuck.error;
-                }
-                let _ = store::save(ctx, &rest.key.clone(), &rest, None);
-            }
-            // No progress: leave the stored value as it is (changing it here without
-            // replicating the change would make replicas differ).
-            Err(_) => {}
+        let log = log.clone();
+        if apply_stored(ctx, &log, &key, false).is_ok() {
+            finished += 1;
+            add(&STATS.pending_finished, 1);
+            server::log_notice(ctx, &format!("txu: pending rollback of {txid} finished"));
         }
         server::select_db(ctx, prev);
     }

@@ -221,12 +221,12 @@ unsafe extern "C" fn free<T: Persisted>(value: *mut c_void) {
 /// `TXU._LOAD <kind> <key> <payload> <expire-at-ms|0>`: the only way txu values are written.
 pub const LOAD_COMMAND: &CStr = c"txu._load";
 
-/// Set while txu itself calls `TXU._LOAD`; clients cannot call it.
+/// Set while txu itself calls one of its internal commands; clients cannot call them.
 static INTERNAL: AtomicBool = AtomicBool::new(false);
 
-/// Whether the current `TXU._LOAD` call may write: from txu itself, from the primary over the
-/// replication link, or while loading the AOF.
-pub fn load_allowed(ctx: CtxPtr) -> bool {
+/// Whether an internal command (`TXU._LOAD`, `TXU._TASK`, `TXU._CONFLICT`) may run now: called
+/// by txu itself, by the primary over the replication link, or while loading the AOF.
+pub fn internal_allowed(ctx: CtxPtr) -> bool {
     let flags = server::context_flags(ctx);
     INTERNAL.load(Ordering::Relaxed)
         || flags & (raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING) != 0
@@ -242,15 +242,20 @@ pub fn save<T: Persisted>(
 ) -> Result<(), String> {
     let payload = value.encode();
     let exp = expire_at_ms.unwrap_or(0).to_string();
-    let args: [&[u8]; 4] = [T::KIND.to_bytes(), key, &payload, exp.as_bytes()];
+    call_internal(
+        ctx,
+        LOAD_COMMAND,
+        &[T::KIND.to_bytes(), key, &payload, exp.as_bytes()],
+    )
+}
+
+/// Runs one of txu's internal commands with replication on, so replicas and the AOF get it
+/// verbatim.
+pub fn call_internal(ctx: CtxPtr, cmd: &CStr, args: &[&[u8]]) -> Result<(), String> {
     INTERNAL.store(true, Ordering::Relaxed);
-    let r = server::call_plain_flags(ctx, LOAD_COMMAND, c"v!E", &args);
+    let r = server::call_ok(ctx, cmd, c"v!E", args);
     INTERNAL.store(false, Ordering::Relaxed);
-    let r = r?;
-    match r.error_text() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    r
 }
 
 /// Applies a `TXU._LOAD` on this server: decodes `payload` and stores it under `key`.

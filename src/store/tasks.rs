@@ -8,7 +8,7 @@ use crate::server::{self, CtxPtr};
 use crate::tasks::list::{Task, TaskList};
 use crate::tasks::ErrorClass;
 use std::ffi::{c_int, CStr};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 pub static TYPE: TypeSlot = TypeSlot::new();
 /// The key holding the list, in database 0.
@@ -88,25 +88,11 @@ pub enum Op {
 const TASK_VERSION: u8 = 1;
 
 fn encode_task(t: &Task) -> Vec<u8> {
-    let mut out = vec![TASK_VERSION];
-    if let Ok(b) = bincode::serialize(t) {
-        out.extend(b);
-    }
-    out
+    crate::codec::encode(TASK_VERSION, t)
 }
 
 fn decode_task(b: &[u8]) -> Option<Task> {
-    use bincode::Options;
-    let (&v, rest) = b.split_first()?;
-    if v != TASK_VERSION {
-        return None;
-    }
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .allow_trailing_bytes()
-        .with_limit(rest.len() as u64 + 1024)
-        .deserialize(rest)
-        .ok()
+    crate::codec::decode(TASK_VERSION, b).ok()
 }
 
 impl Op {
@@ -276,25 +262,11 @@ pub fn apply_here(ctx: CtxPtr, op: &Op) -> Result<(), String> {
     })
 }
 
-/// Set while txu itself calls `TXU._TASK`.
-static INTERNAL: AtomicBool = AtomicBool::new(false);
-
-pub fn task_op_allowed(ctx: CtxPtr) -> bool {
-    INTERNAL.load(Ordering::Relaxed) || super::load_allowed(ctx)
-}
-
 /// Runs `op` through `TXU._TASK` with replication on (primary side).
 pub fn submit(ctx: CtxPtr, op: &Op) -> Result<(), String> {
     let args = op.to_args();
     let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-    INTERNAL.store(true, Ordering::Relaxed);
-    let r = server::call_plain_flags(ctx, TASK_COMMAND, c"v!E", &refs);
-    INTERNAL.store(false, Ordering::Relaxed);
-    let r = r?;
-    match r.error_text() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    super::call_internal(ctx, TASK_COMMAND, &refs)
 }
 
 /// Runs `f` on the task list (creating the key if `create`), in database 0, restoring the

@@ -19,8 +19,6 @@ pub static TYPE: TypeSlot = TypeSlot::new();
 
 /// Encoding version of `StoredLog` (the first byte of its payload).
 const VERSION: u8 = 1;
-/// Largest payload `decode` accepts (corrupt lengths must not allocate unbounded memory).
-const MAX_PAYLOAD: u64 = 1 << 32;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pending {
@@ -44,9 +42,9 @@ pub struct StoredLog {
     pub keys: Vec<Vec<u8>>,
     /// The first of `keys` that changed after the transaction committed.
     pub conflict: Option<Vec<u8>>,
-    /// The compensating writes that undo the transaction, in order (name first). For a pending
-    /// rollback, only those not yet applied.
-    pub commands: Vec<Vec<Vec<u8>>>,
+    /// The transaction's undo log (`undo::log::UndoLog::encode`); for a pending rollback, the
+    /// part not yet applied.
+    pub log: Vec<u8>,
 }
 
 impl StoredLog {
@@ -55,41 +53,23 @@ impl StoredLog {
     }
 }
 
-fn options() -> impl bincode::Options {
-    use bincode::Options;
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_limit(MAX_PAYLOAD)
-}
-
 impl Persisted for StoredLog {
     const NAME: &'static CStr = c"txu-undo1";
     const ENCVER: c_int = 1;
     const KIND: &'static CStr = c"undo";
 
     fn encode(&self) -> Vec<u8> {
-        use bincode::Options;
-        let mut out = vec![VERSION];
-        // Serializing plain owned data cannot fail except on the size limit.
-        if options().serialize_into(&mut out, self).is_err() {
-            out.truncate(1);
-        }
-        out
+        crate::codec::encode(VERSION, self)
     }
 
     fn decode(bytes: &[u8]) -> Option<Self> {
-        use bincode::Options;
-        let (&v, rest) = bytes.split_first()?;
-        if v != VERSION {
-            return None;
-        }
-        options().deserialize(rest).ok()
+        crate::codec::decode(VERSION, bytes).ok()
     }
 
     fn mem_usage(&self) -> usize {
         self.txid.len()
             + self.key.len()
-            + self.commands.iter().flatten().map(Vec::len).sum::<usize>()
+            + self.log.len()
             + self.keys.iter().map(Vec::len).sum::<usize>()
     }
 
@@ -315,7 +295,7 @@ mod tests {
             pending: None,
             keys: vec![b"a".to_vec(), b"b\0".to_vec()],
             conflict: None,
-            commands: vec![vec![b"DEL".to_vec(), b"a".to_vec()]],
+            log: vec![1, 0],
         }
     }
 

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // wired in by the lead
 //! How long a task waits before its next run: exponential backoff with "equal jitter", and a
 //! tiny deterministic random source for the jitter.
 

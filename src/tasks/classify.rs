@@ -1,4 +1,3 @@
-#![allow(dead_code)] // wired in by the lead
 //! Transient or permanent: decides whether a failed deferrable transaction is retried later.
 //!
 //! The decision is made on the error *code* alone: the first word of the error text (before

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // wired in by the lead
 //! The failed-task list: deferred transactions waiting for a retry (pending, oldest first) and
 //! the ones that gave up (dead, bounded), plus a bounded memory of finished task ids.
 //!
@@ -31,7 +30,6 @@
 use super::classify::ErrorClass;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::fmt;
 
 /// How many ids of succeeded tasks `status` remembers.
 pub const DONE_MAX: usize = 10_000;
@@ -86,25 +84,7 @@ pub enum Status {
     Unknown,
 }
 
-/// Why `decode` refused its input.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DecodeError {
-    Empty,
-    UnknownVersion(u8),
-    Corrupt(String),
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::Empty => write!(f, "empty task list payload"),
-            DecodeError::UnknownVersion(v) => write!(f, "unknown task list version {v}"),
-            DecodeError::Corrupt(e) => write!(f, "corrupt task list: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for DecodeError {}
+pub use crate::codec::DecodeError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Loc {
@@ -366,6 +346,7 @@ impl TaskList {
         self.trim_dead();
     }
 
+    #[cfg(test)]
     pub fn dead_max(&self) -> usize {
         self.dead_max
     }
@@ -396,6 +377,7 @@ impl TaskList {
         }
     }
 
+    #[cfg(test)]
     /// Forgets every task and every done id. The dead bound and `dropped_by_bound` stay.
     pub fn clear(&mut self) {
         self.pending.clear();
@@ -409,33 +391,16 @@ impl TaskList {
         self.done_set.clear();
     }
 
-    /// Version byte [`VERSION`] followed by the bincode encoding (fixed-width integers) of the
+    /// Version byte [`VERSION`] followed by the bincode encoding (see `codec`) of the
     /// essential data: pending tasks in order, dead tasks in order, done ids, dead bound and
     /// counter. Indexes are not stored.
     pub fn encode(&self) -> Vec<u8> {
-        use bincode::Options;
-        let mut out = vec![VERSION];
-        // Serializing owned data into a Vec without a limit cannot fail; if it ever did, the
-        // bare version byte that remains fails to decode (loudly) instead of reading as empty.
-        if options().serialize_into(&mut out, self).is_err() {
-            out.truncate(1);
-        }
-        out
+        crate::codec::encode(VERSION, self)
     }
 
-    /// The inverse of [`encode`](Self::encode). Any unknown version, truncation, trailing
-    /// garbage or inconsistency (duplicate ids) is an error; never panics. Reads are limited to
-    /// the input's length, so a corrupt length prefix cannot make it allocate more than that.
+    /// The inverse of [`encode`](Self::encode) (see `codec`); duplicate ids are corrupt too.
     pub fn decode(bytes: &[u8]) -> Result<TaskList, DecodeError> {
-        use bincode::Options;
-        let (&v, rest) = bytes.split_first().ok_or(DecodeError::Empty)?;
-        if v != VERSION {
-            return Err(DecodeError::UnknownVersion(v));
-        }
-        options()
-            .with_limit(rest.len() as u64)
-            .deserialize(rest)
-            .map_err(|e| DecodeError::Corrupt(e.to_string()))
+        crate::codec::decode(VERSION, bytes)
     }
 
     // ---- internals ----
@@ -574,11 +539,6 @@ impl TaskList {
         }
         Ok(list)
     }
-}
-
-fn options() -> impl bincode::Options {
-    use bincode::Options;
-    bincode::DefaultOptions::new().with_fixint_encoding()
 }
 
 /// What is stored: the essential data only. Field order is the encoding; change `VERSION`

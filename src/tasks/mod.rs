@@ -1,4 +1,3 @@
-#![allow(dead_code)] // wired in by the lead
 //! The failed-task list as a plain data model: which errors defer a transaction
 //! (`classify`), how long a task waits before its next run (`backoff`), and the ordered list
 //! of pending and dead tasks itself (`list`). Nothing here talks to the server; the module
@@ -8,5 +7,4 @@ pub mod backoff;
 pub mod classify;
 pub mod list;
 
-#[allow(unused_imports)] // wired in by the lead
 pub use classify::{classify, ErrorClass};

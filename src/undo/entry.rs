@@ -9,7 +9,6 @@
 //! ones at the end, or bump the undo log's encoding version.
 
 // Wired into the executor by the lead.
-#![allow(dead_code)]
 
 use serde::{Deserialize, Serialize};
 

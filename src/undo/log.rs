@@ -35,12 +35,10 @@
 //! Renames are never dropped, nor a key's first entry. Surviving entries keep their order.
 
 // Wired into the executor by the lead.
-#![allow(dead_code)]
 
 use super::entry::{Kind, UndoEntry};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 
 /// Encoding version (the first byte of `encode()`).
 pub const VERSION: u8 = 1;
@@ -57,9 +55,6 @@ pub struct UndoLog {
     removed: u64,
     /// Entries pushed since the last compaction.
     since_compaction: u64,
-    /// Sum of `UndoEntry::weight` (recomputed when decoded).
-    #[serde(skip)]
-    weight: usize,
     /// Keys fully restored by an entry with no later rename of the key (recomputed).
     #[serde(skip)]
     covered: HashSet<Vec<u8>>,
@@ -68,30 +63,7 @@ pub struct UndoLog {
     seen: HashSet<Vec<u8>>,
 }
 
-/// Why `UndoLog::decode` refused its input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DecodeError {
-    Empty,
-    UnknownVersion(u8),
-    Corrupt(String),
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::Empty => write!(f, "empty undo log encoding"),
-            DecodeError::UnknownVersion(v) => write!(f, "unknown undo log encoding version {v}"),
-            DecodeError::Corrupt(why) => write!(f, "corrupt undo log: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for DecodeError {}
-
-/// Varint integers, little endian, trailing bytes refused. `decode` adds a size limit.
-fn options() -> impl bincode::Options {
-    bincode::DefaultOptions::new()
-}
+pub use crate::codec::DecodeError;
 
 impl UndoLog {
     pub fn new() -> Self {
@@ -127,7 +99,6 @@ impl UndoLog {
             },
             e => e,
         };
-        self.weight += e.weight();
         self.pushed = self.pushed.saturating_add(1);
         self.since_compaction = self.since_compaction.saturating_add(1);
         Self::track(&mut self.covered, &mut self.seen, &e);
@@ -157,10 +128,12 @@ impl UndoLog {
         self.entries.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    #[cfg(test)]
     pub fn entries(&self) -> &[UndoEntry] {
         &self.entries
     }
@@ -183,16 +156,19 @@ impl UndoLog {
         self.covered.contains(key)
     }
 
+    #[cfg(test)]
     /// Entries stored by `push` since the log was created.
     pub fn pushed(&self) -> u64 {
         self.pushed
     }
 
+    #[cfg(test)]
     /// Compactions run so far.
     pub fn compactions(&self) -> u64 {
         self.compactions
     }
 
+    #[cfg(test)]
     /// Entries removed by compaction so far.
     pub fn removed(&self) -> u64 {
         self.removed
@@ -204,8 +180,9 @@ impl UndoLog {
     }
 
     /// Bytes held by the entries (`UndoEntry::weight` summed).
+    #[cfg(test)]
     pub fn weight(&self) -> usize {
-        self.weight
+        self.entries.iter().map(UndoEntry::weight).sum()
     }
 
     /// The keys the entries write, each once, in the order first written.
@@ -309,9 +286,8 @@ impl UndoLog {
         log
     }
 
-    /// Recomputes the derived fields (weight, covered keys) from the entries.
+    /// Recomputes the derived fields (covered and seen keys) from the entries.
     fn rebuild(&mut self) {
-        self.weight = self.entries.iter().map(UndoEntry::weight).sum();
         let mut covered = HashSet::new();
         let mut seen = HashSet::new();
         for e in &self.entries {
@@ -321,31 +297,15 @@ impl UndoLog {
         self.seen = seen;
     }
 
-    /// `VERSION`, then the log in bincode.
+    /// `VERSION`, then the log in bincode (see `codec`).
     pub fn encode(&self) -> Vec<u8> {
-        use bincode::Options;
-        let mut out = vec![VERSION];
-        // Serializing owned plain data into a Vec cannot fail (no size limit here).
-        if options().serialize_into(&mut out, self).is_err() {
-            out.truncate(1);
-        }
-        out
+        crate::codec::encode(VERSION, self)
     }
 
-    /// The inverse of `encode`. Refuses other versions, truncated, trailing or corrupt input,
-    /// and entries whose compensation the server would refuse; never panics, and never
-    /// allocates much more than the input's size.
+    /// The inverse of `encode`. Also refuses entries whose compensation the server would
+    /// refuse.
     pub fn decode(bytes: &[u8]) -> Result<UndoLog, DecodeError> {
-        use bincode::Options;
-        let (&v, rest) = bytes.split_first().ok_or(DecodeError::Empty)?;
-        if v != VERSION {
-            return Err(DecodeError::UnknownVersion(v));
-        }
-        let limit = u64::try_from(rest.len()).unwrap_or(u64::MAX);
-        let mut log: UndoLog = options()
-            .with_limit(limit)
-            .deserialize(rest)
-            .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+        let mut log: UndoLog = crate::codec::decode(VERSION, bytes)?;
         if let Some(bad) = log.entries.iter().position(|e| !e.is_well_formed()) {
             return Err(DecodeError::Corrupt(format!("entry {bad} is malformed")));
         }
@@ -420,7 +380,7 @@ pub(crate) mod model {
     }
 
     fn ok() -> R {
-        Ok(Read::Status(b"OK".to_vec()))
+        Ok(Read::Bulk(b"OK".to_vec()))
     }
 
     /// Redis's index range normalization (LRANGE, ZRANGE by rank...): inclusive bounds.
@@ -780,7 +740,7 @@ pub(crate) mod model {
                     let reply = if get {
                         old.clone().map_or(Read::Nil, Read::Bulk)
                     } else {
-                        Read::Status(b"OK".to_vec())
+                        Read::Bulk(b"OK".to_vec())
                     };
                     if (nx && exists.is_some()) || (xx && exists.is_none()) {
                         return Ok(if get { reply } else { Read::Nil });

@@ -30,7 +30,6 @@
 //! | COPY, DEL, UNLINK, LINSERT, LREM, ZREMRANGEBYLEX, *STORE, streams, HyperLogLog, other modules... | none | `Whole` per written key |
 
 // Wired into the executor by the lead.
-#![allow(dead_code)]
 
 use super::entry::{Snapshot, UndoEntry};
 use std::collections::{HashMap, HashSet};
@@ -42,7 +41,6 @@ pub enum Read {
     Int(i64),
     Bulk(Vec<u8>),
     Double(f64),
-    Status(Vec<u8>),
     Error(Vec<u8>),
     Array(Vec<Read>),
 }
@@ -72,6 +70,7 @@ pub struct Plan {
     recipe: Recipe,
 }
 
+#[cfg(test)]
 /// `plan_with` for a server without the features of [`Features`] (Redis 7.0 - 7.2, Valkey 8).
 pub fn plan(argv: &[&[u8]], key_positions: &[usize], now_ms: i64) -> Plan {
     plan_with(argv, key_positions, now_ms, Features::default())
@@ -124,6 +123,23 @@ pub fn plan_with(argv: &[&[u8]], key_positions: &[usize], now_ms: i64, features:
                 recipe: Recipe::Nothing,
             }
         }
+    }
+}
+
+/// A plan without a recipe: every key in `key_positions` is copied whole. For a transaction
+/// that may be undone long after, over later changes, which only whole keys put back exactly.
+pub fn plan_whole(argv: &[&[u8]], key_positions: &[usize]) -> Plan {
+    let mut keys = KeyList::default();
+    for &p in key_positions {
+        if let Some(k) = argv.get(p) {
+            keys.add(k);
+        }
+    }
+    Plan {
+        reads: Vec::new(),
+        always_whole: keys.list.clone(),
+        keys: keys.list,
+        recipe: Recipe::Nothing,
     }
 }
 
@@ -858,7 +874,7 @@ fn ttl_at(reads: &[Read], i: usize) -> Option<Ttl> {
 
 fn bytes_of(r: &Read) -> Option<&[u8]> {
     match r {
-        Read::Bulk(b) | Read::Status(b) => Some(b),
+        Read::Bulk(b) => Some(b),
         _ => None,
     }
 }
@@ -867,7 +883,7 @@ fn bytes_of(r: &Read) -> Option<&[u8]> {
 fn score_of(r: &Read) -> Option<f64> {
     let s = match r {
         Read::Double(d) => *d,
-        Read::Bulk(b) | Read::Status(b) => std::str::from_utf8(b).ok()?.parse::<f64>().ok()?,
+        Read::Bulk(b) => std::str::from_utf8(b).ok()?.parse::<f64>().ok()?,
         _ => return None,
     };
     (!s.is_nan()).then_some(s)
@@ -1668,6 +1684,15 @@ fn list_pushback(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plan_whole_copies_every_written_key_and_reads_nothing() {
+        let argv: [&[u8]; 5] = [b"HSET", b"h", b"f", b"v", b"h"];
+        let p = plan_whole(&argv, &[1, 4, 9]);
+        assert!(p.reads().is_empty());
+        assert_eq!(p.whole_keys(&[]), vec![b"h".to_vec()]);
+        assert!(!p.needs_reply());
+    }
 
     fn args(s: &str) -> Vec<Vec<u8>> {
         s.split(' ').map(|a| a.as_bytes().to_vec()).collect()
@@ -2546,7 +2571,7 @@ mod tests {
             bulk("1"),
             bulk("k"),
             Read::Double(1.5),
-            Read::Status(b"OK".to_vec()),
+            Read::Bulk(b"OK".to_vec()),
             wrongtype(),
         ];
         for _ in 0..20_000 {

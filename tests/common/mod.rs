@@ -13,6 +13,8 @@
 //! in parallel threads.
 #![allow(dead_code)]
 
+pub mod mix;
+
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
