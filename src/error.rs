@@ -69,6 +69,8 @@ pub enum TxuError {
     },
     /// `TXU.RETRY`/`TXU.DROP` of an id that is not on the task list.
     NoSuchTask(String),
+    /// `TXU.QUEUE` while the server loads its dataset (the transaction is aborted).
+    Loading,
     Internal(String),
 }
 
@@ -141,6 +143,7 @@ impl fmt::Display for TxuError {
                 "PENDING key '{key}' waits for deferred task {task}; nothing was applied (TXU.BEGIN RETRY queues behind it)"
             ),
             TxuError::NoSuchTask(id) => write!(f, "ERR no deferred task '{id}'"),
+            TxuError::Loading => f.write_str("LOADING Redis is loading the dataset in memory"),
             TxuError::Internal(msg) => write!(f, "ERR txu internal error: {msg}"),
         }
     }

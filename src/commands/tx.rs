@@ -58,9 +58,7 @@ fn queue_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
         reply_err(ctx, &e)
     };
     if server::context_flags(ctx) & raw::REDISMODULE_CTX_FLAGS_LOADING != 0 {
-        return refuse(TxuError::Internal(
-            "the server is loading its dataset".into(),
-        ));
+        return refuse(TxuError::Loading);
     }
     // Validation makes server calls; the registry lock is not held across them.
     let checked = exec::validate(ctx, argv.get(1..).unwrap_or(&[]), exec::Acl::Caller);
