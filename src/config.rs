@@ -1,94 +1,109 @@
-//! Module configs (`CONFIG SET txu.<name>`, or `MODULE LOAD ... txu.<name> <value>`): their
-//! defaults and bounds are declared once here and registered in `lib.rs`.
+//! Module configs (`CONFIG SET txu.<name>`, `--loadmodule libtxu.so txu.<name> <value>`): each
+//! declared once here, with its default, bounds and the reason for them; `lib.rs` registers
+//! every entry of `ALL`.
 
 use std::sync::atomic::{AtomicI64, Ordering};
+
+/// An integer module config.
+pub struct IntConfig {
+    /// The name without the module prefix (`CONFIG GET txu.<name>`).
+    pub name: &'static str,
+    pub value: AtomicI64,
+    pub default: i64,
+    pub min: i64,
+    pub max: i64,
+}
+
+impl IntConfig {
+    const fn new(name: &'static str, default: i64, min: i64, max: i64) -> Self {
+        IntConfig {
+            name,
+            value: AtomicI64::new(default),
+            default,
+            min,
+            max,
+        }
+    }
+
+    pub fn get(&self) -> i64 {
+        self.value.load(Ordering::Relaxed).clamp(self.min, self.max)
+    }
+}
 
 /// `txu.max-queued`: most commands one transaction may queue. MULTI has no limit, but an
 /// unbounded queue lets one connection hold unbounded memory; 10,000 is far above any
 /// transaction that should run atomically on a single-threaded server.
-pub static MAX_QUEUED: AtomicI64 = AtomicI64::new(MAX_QUEUED_DEFAULT);
-pub const MAX_QUEUED_DEFAULT: i64 = 10_000;
-pub const MAX_QUEUED_MIN: i64 = 1;
-pub const MAX_QUEUED_MAX: i64 = 10_000_000;
-
+pub static MAX_QUEUED: IntConfig = IntConfig::new("max-queued", 10_000, 1, 10_000_000);
 /// `txu.rollback-attempts`: how often one compensating write is tried before the rollback is
-/// reported incomplete.
-pub static ROLLBACK_ATTEMPTS: AtomicI64 = AtomicI64::new(ROLLBACK_ATTEMPTS_DEFAULT);
-pub const ROLLBACK_ATTEMPTS_DEFAULT: i64 = 3;
-pub const ROLLBACK_ATTEMPTS_MIN: i64 = 1;
-pub const ROLLBACK_ATTEMPTS_MAX: i64 = 100;
-
+/// reported incomplete (and left pending).
+pub static ROLLBACK_ATTEMPTS: IntConfig = IntConfig::new("rollback-attempts", 3, 1, 100);
 /// `txu.tick-ms`: period of the timer that finishes pending rollbacks and retries deferred
 /// transactions.
-pub static TICK_MS: AtomicI64 = AtomicI64::new(TICK_MS_DEFAULT);
-pub const TICK_MS_DEFAULT: i64 = 100;
-pub const TICK_MS_MIN: i64 = 1;
-pub const TICK_MS_MAX: i64 = 60_000;
+pub static TICK_MS: IntConfig = IntConfig::new("tick-ms", 100, 1, 60_000);
+/// `txu.tick-budget`: most deferred tasks one timer tick runs.
+pub static TICK_BUDGET: IntConfig = IntConfig::new("tick-budget", 100, 1, 100_000);
+/// `txu.max-attempts`: retries the timer makes of a deferred transaction before it moves to
+/// the dead list, unless `TXU.BEGIN RETRY <n>` says otherwise.
+pub static MAX_ATTEMPTS: IntConfig = IntConfig::new("max-attempts", 10, 1, 1_000_000);
+/// `txu.backoff-base-ms`: delay before the first retry of a deferred task; it doubles with
+/// each further attempt (with jitter), up to `txu.backoff-max-ms`.
+pub static BACKOFF_BASE_MS: IntConfig = IntConfig::new("backoff-base-ms", 100, 1, 3_600_000);
+/// `txu.backoff-max-ms`: longest delay between two runs of a deferred task.
+pub static BACKOFF_MAX_MS: IntConfig = IntConfig::new("backoff-max-ms", 30_000, 1, 86_400_000);
+/// `txu.dead-max`: most tasks kept on the dead list; the oldest fall off (counted in INFO).
+pub static DEAD_MAX: IntConfig = IntConfig::new("dead-max", 10_000, 0, 10_000_000);
+/// `txu.checkpoint-every`: each time a transaction's undo log grows by this many entries, it
+/// is compacted to one entry per touched element holding the earliest pre-image. 1000 keeps
+/// the compaction pass (linear in the log) amortized to a small constant per entry, while
+/// bounding the log of a long transaction to about 1000 entries plus what it touched.
+pub static CHECKPOINT_EVERY: IntConfig = IntConfig::new("checkpoint-every", 1000, 1, 100_000_000);
 
-macro_rules! int_config {
-    ($(#[$doc:meta])* $name:ident, $default:ident = $d:expr, $min:ident = $lo:expr, $max:ident = $hi:expr, $get:ident) => {
-        $(#[$doc])*
-        pub static $name: AtomicI64 = AtomicI64::new($d);
-        pub const $default: i64 = $d;
-        pub const $min: i64 = $lo;
-        pub const $max: i64 = $hi;
-        pub fn $get() -> i64 {
-            $name.load(Ordering::Relaxed).clamp($lo, $hi)
-        }
-    };
-}
-
-int_config!(
-    /// `txu.max-attempts`: runs of a deferred transaction (the failing `TXU.EXEC` counts as
-    /// the first) before it moves to the dead list, unless `TXU.BEGIN RETRY <n>` says otherwise.
-    MAX_ATTEMPTS, MAX_ATTEMPTS_DEFAULT = 10, MAX_ATTEMPTS_MIN = 1, MAX_ATTEMPTS_MAX = 1_000_000, max_attempts
-);
-int_config!(
-    /// `txu.tick-budget`: most deferred tasks one timer tick runs.
-    TICK_BUDGET, TICK_BUDGET_DEFAULT = 100, TICK_BUDGET_MIN = 1, TICK_BUDGET_MAX = 100_000, tick_budget
-);
-int_config!(
-    /// `txu.backoff-base-ms`: delay before the second run of a deferred task; it doubles with
-    /// each further attempt (with jitter), up to `txu.backoff-max-ms`.
-    BACKOFF_BASE_MS, BACKOFF_BASE_MS_DEFAULT = 100, BACKOFF_BASE_MS_MIN = 1, BACKOFF_BASE_MS_MAX = 3_600_000, backoff_base_ms
-);
-int_config!(
-    /// `txu.backoff-max-ms`: longest delay between two runs of a deferred task.
-    BACKOFF_MAX_MS, BACKOFF_MAX_MS_DEFAULT = 30_000, BACKOFF_MAX_MS_MIN = 1, BACKOFF_MAX_MS_MAX = 86_400_000, backoff_max_ms
-);
-int_config!(
-    /// `txu.dead-max`: most tasks kept on the dead list; the oldest fall off (counted in INFO).
-    DEAD_MAX, DEAD_MAX_DEFAULT = 10_000, DEAD_MAX_MIN = 0, DEAD_MAX_MAX = 10_000_000, dead_max
-);
-
-int_config!(
-    /// `txu.checkpoint-every`: each time a transaction's undo log grows by this many entries,
-    /// it is compacted to one entry per touched element holding the earliest pre-image. 1000
-    /// keeps the compaction pass (linear in the log) amortized to a small constant per entry,
-    /// while bounding the log of a long transaction to about 1000 entries plus what it touched.
-    CHECKPOINT_EVERY, CHECKPOINT_EVERY_DEFAULT = 1000, CHECKPOINT_EVERY_MIN = 1, CHECKPOINT_EVERY_MAX = 100_000_000, checkpoint_every
-);
-
-pub fn tick_ms() -> i64 {
-    TICK_MS
-        .load(Ordering::Relaxed)
-        .clamp(TICK_MS_MIN, TICK_MS_MAX)
-}
+/// Every config, for registration and module arguments.
+pub static ALL: [&IntConfig; 9] = [
+    &MAX_QUEUED,
+    &ROLLBACK_ATTEMPTS,
+    &TICK_MS,
+    &TICK_BUDGET,
+    &MAX_ATTEMPTS,
+    &BACKOFF_BASE_MS,
+    &BACKOFF_MAX_MS,
+    &DEAD_MAX,
+    &CHECKPOINT_EVERY,
+];
 
 pub fn max_queued() -> i64 {
-    MAX_QUEUED.load(Ordering::Relaxed)
+    MAX_QUEUED.get()
 }
-
 pub fn rollback_attempts() -> i64 {
-    ROLLBACK_ATTEMPTS.load(Ordering::Relaxed).max(1)
+    ROLLBACK_ATTEMPTS.get()
+}
+pub fn tick_ms() -> i64 {
+    TICK_MS.get()
+}
+pub fn tick_budget() -> i64 {
+    TICK_BUDGET.get()
+}
+pub fn max_attempts() -> i64 {
+    MAX_ATTEMPTS.get()
+}
+pub fn backoff_base_ms() -> i64 {
+    BACKOFF_BASE_MS.get()
+}
+pub fn backoff_max_ms() -> i64 {
+    BACKOFF_MAX_MS.get()
+}
+pub fn dead_max() -> i64 {
+    DEAD_MAX.get()
+}
+pub fn checkpoint_every() -> i64 {
+    CHECKPOINT_EVERY.get()
 }
 
 /// Applies module arguments given at load time (`--loadmodule libtxu.so txu.max-queued 5000`):
 /// pairs of a config name (with or without the `txu.` prefix) and a value. Anything else makes
 /// loading fail with a message, rather than being silently ignored.
 pub fn apply_module_args(args: &[&[u8]]) -> Result<(), String> {
-    let mut it = args.chunks(2);
-    for pair in &mut it {
+    for pair in args.chunks(2) {
         let [name, value] = pair else {
             return Err(format!(
                 "module argument '{}' has no value",
@@ -97,32 +112,21 @@ pub fn apply_module_args(args: &[&[u8]]) -> Result<(), String> {
         };
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
         let short = name.strip_prefix("txu.").unwrap_or(&name);
-        let (target, min, max) = match short {
-            "max-queued" => (&MAX_QUEUED, MAX_QUEUED_MIN, MAX_QUEUED_MAX),
-            "rollback-attempts" => (
-                &ROLLBACK_ATTEMPTS,
-                ROLLBACK_ATTEMPTS_MIN,
-                ROLLBACK_ATTEMPTS_MAX,
-            ),
-            "tick-ms" => (&TICK_MS, TICK_MS_MIN, TICK_MS_MAX),
-            "tick-budget" => (&TICK_BUDGET, TICK_BUDGET_MIN, TICK_BUDGET_MAX),
-            "max-attempts" => (&MAX_ATTEMPTS, MAX_ATTEMPTS_MIN, MAX_ATTEMPTS_MAX),
-            "backoff-base-ms" => (&BACKOFF_BASE_MS, BACKOFF_BASE_MS_MIN, BACKOFF_BASE_MS_MAX),
-            "backoff-max-ms" => (&BACKOFF_MAX_MS, BACKOFF_MAX_MS_MIN, BACKOFF_MAX_MS_MAX),
-            "dead-max" => (&DEAD_MAX, DEAD_MAX_MIN, DEAD_MAX_MAX),
-            "checkpoint-every" => (
-                &CHECKPOINT_EVERY,
-                CHECKPOINT_EVERY_MIN,
-                CHECKPOINT_EVERY_MAX,
-            ),
-            _ => return Err(format!("unknown module argument '{name}'")),
-        };
+        let c = ALL
+            .iter()
+            .find(|c| c.name == short)
+            .ok_or_else(|| format!("unknown module argument '{name}'"))?;
         let v = std::str::from_utf8(value)
             .ok()
             .and_then(|v| v.parse::<i64>().ok())
-            .filter(|v| (min..=max).contains(v))
-            .ok_or_else(|| format!("txu.{short} must be an integer between {min} and {max}"))?;
-        target.store(v, Ordering::Relaxed);
+            .filter(|v| (c.min..=c.max).contains(v))
+            .ok_or_else(|| {
+                format!(
+                    "txu.{short} must be an integer between {} and {}",
+                    c.min, c.max
+                )
+            })?;
+        c.value.store(v, Ordering::Relaxed);
     }
     Ok(())
 }

@@ -19,16 +19,40 @@ mod undo;
 mod module {
     use crate::{commands, config, server, stats, store};
     use redis_module::{
-        configuration::ConfigurationFlags, raw, redis_module, Context, RedisString, Status,
+        configuration::{register_i64_configuration, ConfigurationFlags},
+        raw, redis_module, Context, RedisString, Status,
     };
 
     fn init(ctx: &Context, args: &[RedisString]) -> Status {
         let args: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        register_configs(ctx);
+        // After LoadConfigs, which sets every config not in the config file to its default.
         match config::apply_module_args(&args).and_then(|()| register(ctx.ctx)) {
             Ok(()) => Status::Ok,
             Err(e) => {
                 server::log_warning(ctx.ctx, &format!("txu: {e}"));
                 Status::Err
+            }
+        }
+    }
+
+    fn register_configs(ctx: &Context) {
+        for c in &config::ALL {
+            register_i64_configuration(
+                ctx,
+                c.name,
+                &c.value,
+                c.default,
+                c.min,
+                c.max,
+                ConfigurationFlags::DEFAULT,
+                None,
+            );
+        }
+        // SAFETY: load-time call, after the configs are registered.
+        unsafe {
+            if let Some(load) = raw::RedisModule_LoadConfigs {
+                load(ctx.ctx);
             }
         }
     }
@@ -109,22 +133,5 @@ mod module {
         allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
         data_types: [],
         init: init,
-        configurations: [
-            i64: [
-                ["max-queued", &config::MAX_QUEUED, config::MAX_QUEUED_DEFAULT, config::MAX_QUEUED_MIN, config::MAX_QUEUED_MAX, ConfigurationFlags::DEFAULT, None],
-                ["rollback-attempts", &config::ROLLBACK_ATTEMPTS, config::ROLLBACK_ATTEMPTS_DEFAULT, config::ROLLBACK_ATTEMPTS_MIN, config::ROLLBACK_ATTEMPTS_MAX, ConfigurationFlags::DEFAULT, None],
-                ["tick-ms", &config::TICK_MS, config::TICK_MS_DEFAULT, config::TICK_MS_MIN, config::TICK_MS_MAX, ConfigurationFlags::DEFAULT, None],
-                ["max-attempts", &config::MAX_ATTEMPTS, config::MAX_ATTEMPTS_DEFAULT, config::MAX_ATTEMPTS_MIN, config::MAX_ATTEMPTS_MAX, ConfigurationFlags::DEFAULT, None],
-                ["tick-budget", &config::TICK_BUDGET, config::TICK_BUDGET_DEFAULT, config::TICK_BUDGET_MIN, config::TICK_BUDGET_MAX, ConfigurationFlags::DEFAULT, None],
-                ["backoff-base-ms", &config::BACKOFF_BASE_MS, config::BACKOFF_BASE_MS_DEFAULT, config::BACKOFF_BASE_MS_MIN, config::BACKOFF_BASE_MS_MAX, ConfigurationFlags::DEFAULT, None],
-                ["backoff-max-ms", &config::BACKOFF_MAX_MS, config::BACKOFF_MAX_MS_DEFAULT, config::BACKOFF_MAX_MS_MIN, config::BACKOFF_MAX_MS_MAX, ConfigurationFlags::DEFAULT, None],
-                ["checkpoint-every", &config::CHECKPOINT_EVERY, config::CHECKPOINT_EVERY_DEFAULT, config::CHECKPOINT_EVERY_MIN, config::CHECKPOINT_EVERY_MAX, ConfigurationFlags::DEFAULT, None],
-                ["dead-max", &config::DEAD_MAX, config::DEAD_MAX_DEFAULT, config::DEAD_MAX_MIN, config::DEAD_MAX_MAX, ConfigurationFlags::DEFAULT, None],
-            ],
-            string: [],
-            bool: [],
-            enum: [],
-            module_args_as_configuration: false,
-        ]
     }
 }
