@@ -4,26 +4,11 @@
 
 mod common;
 
-use common::{encode_command, show, RawConn, Server};
+use common::{encode_command, esc, show, RawConn, Server};
 
 const EXECABORT: &[u8] = b"-EXECABORT Transaction discarded because of previous errors.\r\n";
 const QUEUED: &[u8] = b"+QUEUED\r\n";
 const OK: &[u8] = b"+OK\r\n";
-
-/// Bytes made readable with escapes (for assertion messages about binary data).
-fn esc(bytes: &[u8]) -> String {
-    const MAX: usize = 300;
-    let mut s: String = bytes
-        .iter()
-        .take(MAX)
-        .flat_map(|b| std::ascii::escape_default(*b))
-        .map(char::from)
-        .collect();
-    if bytes.len() > MAX {
-        s.push_str(&format!("... ({} bytes)", bytes.len()));
-    }
-    s
-}
 
 fn assert_reply(got: &[u8], want: &[u8], what: &str) {
     assert!(

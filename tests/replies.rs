@@ -9,22 +9,7 @@
 
 mod common;
 
-use common::{reply_len, RawConn, Server};
-
-/// Bytes made readable with escapes (for assertion messages about binary data).
-fn esc(bytes: &[u8]) -> String {
-    const MAX: usize = 400;
-    let mut s: String = bytes
-        .iter()
-        .take(MAX)
-        .flat_map(|b| std::ascii::escape_default(*b))
-        .map(char::from)
-        .collect();
-    if bytes.len() > MAX {
-        s.push_str(&format!("... ({} bytes)", bytes.len()));
-    }
-    s
-}
+use common::{esc, reply_len, RawConn, Server};
 
 fn cmd(c: &mut RawConn, args: &[&[u8]]) -> Vec<u8> {
     c.cmd(args)

@@ -310,10 +310,16 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Lowers `maxmemory` below what the server uses (with `noeviction`) until a plain `SET` is
-/// refused with OOM; returns that error. The filler must be a few MiB so that deleting it
-/// brings the server well under the limit again.
+/// Writes a 4 MiB `filler` key, then lowers `maxmemory` below what the server uses (with
+/// `noeviction`) until a plain `SET` is refused with OOM; returns that error. Deleting the
+/// filler brings the server well under the limit again.
 fn fill_until_oom(con: &mut redis::Connection, c: &mut RawConn) -> String {
+    const FILLER: usize = 4 * 1024 * 1024;
+    expect(
+        c,
+        &["SETRANGE", "filler", &(FILLER - 1).to_string(), "x"],
+        &format!(":{FILLER}\r\n"),
+    );
     let start = Instant::now();
     loop {
         let used = info_i64(con, "memory", "used_memory");
@@ -391,16 +397,6 @@ fn oom_defers_the_transaction_and_it_applies_once_memory_is_freed() {
     let mut c = s.raw();
     expect(&mut c, &["SET", "old", "keep"], "+OK\r\n");
     // A 4 MiB string.
-    expect(
-        &mut c,
-        &[
-            "SETRANGE",
-            "filler",
-            &(4 * 1024 * 1024 - 1).to_string(),
-            "x",
-        ],
-        &format!(":{}\r\n", 4 * 1024 * 1024),
-    );
     let cause = fill_until_oom(&mut con, &mut c);
 
     // DEL is not deny-oom and runs; SET is refused with OOM; the DEL is undone.
@@ -441,16 +437,6 @@ fn permanent_error_in_a_retry_goes_dead_and_txu_retry_applies_it_after_the_fix()
     let mut con = s.conn();
     let mut c = s.raw();
     expect(&mut c, &["HSET", "h", "f", "v"], ":1\r\n");
-    expect(
-        &mut c,
-        &[
-            "SETRANGE",
-            "filler",
-            &(4 * 1024 * 1024 - 1).to_string(),
-            "x",
-        ],
-        &format!(":{}\r\n", 4 * 1024 * 1024),
-    );
     let cause = fill_until_oom(&mut con, &mut c);
     let id = defer_now(
         &mut c,

@@ -773,6 +773,21 @@ pub fn show(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Bytes made readable with escapes, cut after 400 (for messages about binary data).
+pub fn esc(bytes: &[u8]) -> String {
+    const MAX: usize = 400;
+    let mut s: String = bytes
+        .iter()
+        .take(MAX)
+        .flat_map(|b| std::ascii::escape_default(*b))
+        .map(char::from)
+        .collect();
+    if bytes.len() > MAX {
+        s.push_str(&format!("... ({} bytes)", bytes.len()));
+    }
+    s
+}
+
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
     buf.get(from..)?
         .windows(2)
