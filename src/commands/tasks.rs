@@ -18,8 +18,8 @@ enum Field<'a> {
     Int(i64),
 }
 
-fn reply_fields(ctx: CtxPtr, fields: &[(&str, Field<'_>)]) -> c_int {
-    server::reply_array(ctx, fields.len() * 2);
+/// Replies the pairs as consecutive elements (the caller has opened the array).
+fn reply_pairs(ctx: CtxPtr, fields: &[(&str, Field<'_>)]) {
     for (name, v) in fields {
         server::reply_bulk(ctx, name.as_bytes());
         match v {
@@ -27,6 +27,11 @@ fn reply_fields(ctx: CtxPtr, fields: &[(&str, Field<'_>)]) -> c_int {
             Field::Int(i) => server::reply_integer(ctx, *i),
         };
     }
+}
+
+fn reply_fields(ctx: CtxPtr, fields: &[(&str, Field<'_>)]) -> c_int {
+    server::reply_array(ctx, fields.len() * 2);
+    reply_pairs(ctx, fields);
     0
 }
 
@@ -131,7 +136,6 @@ pub unsafe extern "C" fn list(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int) -> c_
         .unwrap_or_default();
         server::reply_array(ctx, tasks.len());
         for (t, state) in &tasks {
-            server::reply_array(ctx, 18);
             let fields: [(&str, Field<'_>); 8] = [
                 ("id", Field::Str(t.id.as_bytes())),
                 ("state", Field::Str(state)),
@@ -142,13 +146,9 @@ pub unsafe extern "C" fn list(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int) -> c_
                 ("created_ms", Field::Int(t.created_ms)),
                 ("last_error", Field::Str(t.last_error.as_bytes())),
             ];
-            for (name, v) in &fields {
-                server::reply_bulk(ctx, name.as_bytes());
-                match v {
-                    Field::Str(s) => server::reply_bulk(ctx, s),
-                    Field::Int(i) => server::reply_integer(ctx, *i),
-                };
-            }
+            // The fields, then `commands` and its value.
+            server::reply_array(ctx, fields.len() * 2 + 2);
+            reply_pairs(ctx, &fields);
             server::reply_bulk(ctx, b"commands");
             server::reply_array(ctx, t.commands.len());
             for c in &t.commands {
