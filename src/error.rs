@@ -71,6 +71,35 @@ pub enum TxuError {
     NoSuchTask(String),
     /// `TXU.QUEUE` while the server loads its dataset (the transaction is aborted).
     Loading,
+    /// An internal command (`TXU._LOAD`, `TXU._TASK`, `TXU._CONFLICT`) sent by a client.
+    InternalOnly(&'static str),
+    /// An internal command whose arguments do not parse (a damaged AOF, say).
+    MalformedInternal(&'static str),
+    /// A txu value that does not decode (wrong version, truncated, damaged).
+    CorruptPayload,
+    /// `TXU._LOAD` of a kind of value txu does not have.
+    UnknownValueKind,
+    /// A stored undo log that does not decode.
+    CorruptUndoLog(String),
+    /// txu could not store one of its values (the key is held by another type, say).
+    CannotStore(&'static str),
+    /// An error reply of a command txu ran, in the server's own words (code included).
+    Reply(String),
+    /// `RedisModule_Call` returned no reply at all (the OS error, if any).
+    CallRefused(String),
+    /// The server lacks an API txu needs here.
+    MissingApi(&'static str),
+    OutOfMemory,
+    /// A deferred task's commands may not run while the server is over `maxmemory` (the
+    /// timer reads the memory state itself: the server's own check is stale there).
+    Oom,
+    /// The database of a deferred task cannot be selected.
+    NoDatabase(i32),
+    /// Test builds only: a compensating write refused on purpose (`TXU._FAULT UNDO`).
+    #[cfg(feature = "test-faults")]
+    InjectedFault,
+    /// A panic was caught in a command handler.
+    Panic,
     Internal(String),
 }
 
@@ -144,6 +173,25 @@ impl fmt::Display for TxuError {
             ),
             TxuError::NoSuchTask(id) => write!(f, "ERR no deferred task '{id}'"),
             TxuError::Loading => f.write_str("LOADING Redis is loading the dataset in memory"),
+            TxuError::InternalOnly(cmd) => write!(f, "ERR {cmd} is internal to txu"),
+            TxuError::MalformedInternal(cmd) => write!(f, "ERR malformed {cmd}"),
+            TxuError::CorruptPayload => f.write_str("ERR corrupt txu payload"),
+            TxuError::UnknownValueKind => f.write_str("ERR unknown txu value kind"),
+            TxuError::CorruptUndoLog(e) => write!(f, "ERR cannot read the undo log: {e}"),
+            TxuError::CannotStore(what) => write!(f, "ERR cannot store {what}"),
+            TxuError::Reply(text) => f.write_str(text),
+            TxuError::CallRefused(why) => write!(f, "ERR call refused by the server ({why})"),
+            TxuError::MissingApi(name) => write!(f, "ERR {name} missing"),
+            TxuError::OutOfMemory => f.write_str("ERR out of memory"),
+            TxuError::Oom => {
+                f.write_str("OOM command not allowed when used memory > 'maxmemory'.")
+            }
+            TxuError::NoDatabase(db) => write!(f, "ERR cannot select database {db}"),
+            #[cfg(feature = "test-faults")]
+            TxuError::InjectedFault => {
+                f.write_str("ERR txu test fault: compensating write refused")
+            }
+            TxuError::Panic => f.write_str("ERR txu internal error"),
             TxuError::Internal(msg) => write!(f, "ERR txu internal error: {msg}"),
         }
     }
@@ -153,26 +201,130 @@ impl fmt::Display for TxuError {
 mod tests {
     use super::*;
 
+    /// Every error a client can see, with its exact text: the one place a wording change
+    /// shows up.
     #[test]
-    fn messages_carry_codes() {
-        assert_eq!(
-            TxuError::NoTransaction("TXU.EXEC").to_string(),
-            "ERR TXU.EXEC without TXU.BEGIN"
-        );
-        assert_eq!(TxuError::Nested.to_string(), NESTED);
-        assert_eq!(TxuError::ExecAbort.to_string(), EXECABORT);
-        assert_eq!(
-            TxuError::RolledBack {
-                index: 3,
-                cmd: "INCR".into(),
-                cause: "ERR value is not an integer or out of range".into()
-            }
-            .to_string(),
-            "ROLLBACK command 3 (INCR) failed: ERR value is not an integer or out of range"
-        );
-        assert!(TxuError::NoPerm("x".into())
-            .to_string()
-            .starts_with("NOPERM "));
+    fn every_error_text() {
+        let s = |x: &str| x.to_string();
+        let cases: Vec<(TxuError, &str)> = vec![
+            (TxuError::NoTransaction("TXU.EXEC"), "ERR TXU.EXEC without TXU.BEGIN"),
+            (TxuError::Nested, NESTED),
+            (TxuError::InMulti, "ERR TXU.BEGIN is not allowed inside MULTI"),
+            (TxuError::CaptureUnavailable, CAPTURE_UNAVAILABLE),
+            (TxuError::Syntax(s("RETAIN needs ms")), "ERR syntax error: RETAIN needs ms"),
+            (
+                TxuError::WrongArity(s("txu.exec")),
+                "ERR wrong number of arguments for 'txu.exec' command",
+            ),
+            (TxuError::UnknownCommand(s("foo")), "ERR unknown command 'foo'"),
+            (
+                TxuError::UnknownSubcommand {
+                    cmd: s("CONFIG"),
+                    sub: s("x"),
+                },
+                "ERR unknown subcommand 'x' of 'CONFIG'",
+            ),
+            (
+                TxuError::NotAllowed {
+                    cmd: s("WATCH"),
+                    reason: "no",
+                },
+                "ERR 'WATCH' is not allowed in a TXU transaction: no",
+            ),
+            (TxuError::NoPerm(s("why")), "NOPERM why"),
+            (
+                TxuError::TooMany(5),
+                "ERR too many commands in this transaction (txu.max-queued is 5)",
+            ),
+            (TxuError::ExecAbort, EXECABORT),
+            (
+                TxuError::RolledBack {
+                    index: 3,
+                    cmd: s("INCR"),
+                    cause: s("ERR value is not an integer or out of range"),
+                },
+                "ROLLBACK command 3 (INCR) failed: ERR value is not an integer or out of range",
+            ),
+            (
+                TxuError::RollbackIncomplete {
+                    index: 2,
+                    cmd: s("SET"),
+                    cause: s("ERR x"),
+                    txid: s("1-1"),
+                    first: s("k: ERR y"),
+                },
+                "ROLLBACK command 2 (SET) failed: ERR x; rollback incomplete (k: ERR y), pending as 1-1 and retried by txu",
+            ),
+            (
+                TxuError::UnknownTransaction(s("1-1")),
+                "ERR no retained transaction '1-1' (unknown, expired or already rolled back)",
+            ),
+            (
+                TxuError::RollbackPending(s("1-1")),
+                "ERR the rollback of transaction '1-1' is already pending",
+            ),
+            (
+                TxuError::RollbackPendingNow {
+                    txid: s("1-1"),
+                    error: s("ERR y"),
+                },
+                "ERR rollback of '1-1' incomplete (ERR y); pending and retried by txu",
+            ),
+            (
+                TxuError::Conflict {
+                    txid: s("1-1"),
+                    key: s("k"),
+                },
+                "CONFLICT key 'k' changed after transaction 1-1 committed; TXU.ROLLBACK 1-1 FORCE undoes it anyway",
+            ),
+            (
+                TxuError::Deferred {
+                    txid: s("1-1"),
+                    why: s("OOM x"),
+                },
+                "DEFERRED 1-1 OOM x",
+            ),
+            (
+                TxuError::Pending {
+                    key: s("k"),
+                    task: s("1-1"),
+                },
+                "PENDING key 'k' waits for deferred task 1-1; nothing was applied (TXU.BEGIN RETRY queues behind it)",
+            ),
+            (TxuError::NoSuchTask(s("1-1")), "ERR no deferred task '1-1'"),
+            (TxuError::Loading, "LOADING Redis is loading the dataset in memory"),
+            (TxuError::InternalOnly("TXU._LOAD"), "ERR TXU._LOAD is internal to txu"),
+            (TxuError::MalformedInternal("TXU._TASK"), "ERR malformed TXU._TASK"),
+            (TxuError::CorruptPayload, "ERR corrupt txu payload"),
+            (TxuError::UnknownValueKind, "ERR unknown txu value kind"),
+            (
+                TxuError::CorruptUndoLog(s("truncated")),
+                "ERR cannot read the undo log: truncated",
+            ),
+            (TxuError::CannotStore("txu value"), "ERR cannot store txu value"),
+            (TxuError::Reply(s("WRONGTYPE x")), "WRONGTYPE x"),
+            (
+                TxuError::CallRefused(s("EINVAL")),
+                "ERR call refused by the server (EINVAL)",
+            ),
+            (TxuError::MissingApi("RedisModule_Call"), "ERR RedisModule_Call missing"),
+            (TxuError::OutOfMemory, "ERR out of memory"),
+            (
+                TxuError::Oom,
+                "OOM command not allowed when used memory > 'maxmemory'.",
+            ),
+            (TxuError::NoDatabase(3), "ERR cannot select database 3"),
+            (TxuError::Panic, "ERR txu internal error"),
+            (TxuError::Internal(s("x")), "ERR txu internal error: x"),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text, "{e:?}");
+            let code = text.split(' ').next().unwrap_or_default();
+            assert!(
+                !code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase()),
+                "{text:?} starts with an error code"
+            );
+        }
     }
 
     #[test]

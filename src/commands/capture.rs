@@ -8,8 +8,7 @@
 //! capture, so they pass too.
 
 use crate::exec::txn;
-use crate::server::{self, FilterCtx};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use crate::ffi::{filter, CtxPtr};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -19,37 +18,33 @@ pub fn available() -> bool {
     ACTIVE.load(Ordering::Relaxed)
 }
 
-pub fn register(ctx: server::CtxPtr) -> Result<(), String> {
-    server::register_filter(ctx, filter)?;
+pub fn register(ctx: CtxPtr) -> Result<(), String> {
+    filter::register(ctx, queue_captured)?;
     ACTIVE.store(true, Ordering::Relaxed);
     Ok(())
 }
 
-/// The filter callback: called for every command the server receives.
-///
-/// # Safety
-/// Called by Redis with a valid filter context.
-unsafe extern "C" fn filter(fctx: *mut redis_module::raw::RedisModuleCommandFilterCtx) {
+/// Called for every command the server receives: a capturing client's command becomes
+/// `TXU.QUEUE <command...>`.
+fn queue_captured(f: &filter::FilterCtx) {
     // Fast path first: nobody capturing costs one atomic load.
     if !txn::anyone_capturing() {
         return;
     }
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        let Some(f) = FilterCtx::new(fctx) else {
-            return;
-        };
-        let Some(client) = f.client_id() else {
-            return;
-        };
-        if !txn::is_capturing(client) {
-            return;
-        }
-        let Some(name) = f.arg(0) else {
-            return;
-        };
-        if name.len() >= 4 && name[..4].eq_ignore_ascii_case(b"txu.") {
-            return;
-        }
-        f.insert_front(b"TXU.QUEUE");
-    }));
+    let Some(client) = f.client_id() else {
+        return;
+    };
+    if !txn::is_capturing(client) {
+        return;
+    }
+    let Some(name) = f.arg(0) else {
+        return;
+    };
+    if name
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"txu."))
+    {
+        return;
+    }
+    f.insert_front(b"TXU.QUEUE");
 }

@@ -1,108 +1,59 @@
-//! `TXU._LOAD`: writes a txu value (undo log, task list) under a key. Only txu itself, the
-//! replication link and AOF loading may call it; it is how those values reach replicas and
-//! the AOF byte for byte.
+//! TXU._LOAD, TXU._TASK, TXU._CONFLICT: the internal commands that carry txu's state to
+//! replicas and the AOF byte for byte. Clients cannot run them (see `exec::replay`).
 
-use super::guard;
-use crate::server::{self, CtxPtr, StrPtr};
-use crate::store::{self, tasks, undolog};
+use crate::error::TxuError;
+use crate::exec::replay;
+use crate::ffi::{call, reply, CtxPtr, Str};
 use std::ffi::c_int;
 
-/// `TXU._LOAD <kind> <key> <payload> <expire-at-ms|0>`
-pub unsafe extern "C" fn load(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int) -> c_int {
-    guard(ctx, argv, argc, load_impl)
+pub use replay::{CONFLICT_COMMAND, LOAD_COMMAND, TASK_COMMAND};
+
+/// Replies to an internal command: on success it is propagated exactly as received.
+fn done(ctx: CtxPtr, r: Result<(), TxuError>) -> c_int {
+    match r {
+        Ok(()) => {
+            call::replicate_verbatim(ctx);
+            reply::ok(ctx)
+        }
+        Err(e) => reply::error(ctx, &e),
+    }
 }
 
-fn load_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
-    if !store::internal_allowed(ctx) {
-        return server::reply_error(ctx, "ERR TXU._LOAD is internal to txu");
+/// `TXU._LOAD <kind> <key> <payload> <expire-at-ms|0>`
+pub fn load(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
+    if !replay::allowed(ctx) {
+        return reply::error(ctx, &TxuError::InternalOnly("TXU._LOAD"));
     }
     let [_, kind, key, payload, exp] = argv else {
-        return server::reply_error(ctx, "ERR wrong number of arguments for 'txu._load' command");
+        return reply::error(ctx, &TxuError::WrongArity("txu._load".into()));
     };
-    let expire_at_ms = std::str::from_utf8(server::str_bytes(*exp))
+    let expire_at_ms = std::str::from_utf8(exp.bytes())
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
         .unwrap_or(0);
-    let r = match server::str_bytes(*kind) {
-        b"undo" => store::apply_load::<undolog::StoredLog>(
-            ctx,
-            &undolog::TYPE,
-            *key,
-            server::str_bytes(*payload),
-            expire_at_ms,
-        ),
-        b"tasks" => store::apply_load::<tasks::StoredTasks>(
-            ctx,
-            &tasks::TYPE,
-            *key,
-            server::str_bytes(*payload),
-            expire_at_ms,
-        ),
-        _ => Err("ERR unknown txu value kind".to_string()),
+    let r = replay::load(ctx, kind.bytes(), *key, payload.bytes(), expire_at_ms);
+    done(ctx, r)
+}
+
+/// `TXU._TASK <op> ...`: one change to the failed-task list (see `store::tasklist::Op`).
+pub fn task(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
+    if !replay::allowed(ctx) {
+        return reply::error(ctx, &TxuError::InternalOnly("TXU._TASK"));
+    }
+    let args: Vec<&[u8]> = argv.iter().skip(1).map(|a| a.bytes()).collect();
+    let r = replay::task(ctx, &args);
+    done(ctx, r)
+}
+
+/// `TXU._CONFLICT <txid> <key>`
+pub fn conflict(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
+    if !replay::allowed(ctx) {
+        return reply::error(ctx, &TxuError::InternalOnly("TXU._CONFLICT"));
+    }
+    let [_, txid, key] = argv else {
+        return reply::error(ctx, &TxuError::WrongArity("txu._conflict".into()));
     };
-    match r {
-        Ok(()) => {
-            server::replicate_verbatim(ctx);
-            server::reply_simple(ctx, c"OK")
-        }
-        Err(e) => server::reply_error(ctx, &e),
-    }
-}
-
-/// Keyspace notification: a key changed; retained undo logs that touched it are conflicted.
-///
-/// # Safety
-/// Called by Redis with a valid context and key.
-pub unsafe extern "C" fn on_keyspace_event(
-    ctx: CtxPtr,
-    _type: c_int,
-    _event: *const std::ffi::c_char,
-    key: StrPtr,
-) -> c_int {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        crate::exec::conflict::key_changed(ctx, server::str_bytes(key));
-    }));
-    0
-}
-
-/// `TXU._TASK <op> ...`: one change to the failed-task list (see `store::tasks::Op`).
-pub unsafe extern "C" fn task(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int) -> c_int {
-    guard(ctx, argv, argc, task_impl)
-}
-
-fn task_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
-    if !store::internal_allowed(ctx) {
-        return server::reply_error(ctx, "ERR TXU._TASK is internal to txu");
-    }
-    let args: Vec<&[u8]> = argv.iter().skip(1).map(|p| server::str_bytes(*p)).collect();
-    let Some(op) = tasks::Op::from_args(&args) else {
-        return server::reply_error(ctx, "ERR malformed TXU._TASK");
-    };
-    match tasks::apply_here(ctx, &op) {
-        Ok(()) => {
-            server::replicate_verbatim(ctx);
-            server::reply_simple(ctx, c"OK")
-        }
-        Err(e) => server::reply_error(ctx, &e),
-    }
-}
-
-/// `TXU._CONFLICT <txid> <key>`: the primary found that `key`, written by retained transaction
-/// `txid`, changed afterwards.
-pub unsafe extern "C" fn conflict(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int) -> c_int {
-    guard(ctx, argv, argc, |ctx, argv| {
-        if !store::internal_allowed(ctx) {
-            return server::reply_error(ctx, "ERR TXU._CONFLICT is internal to txu");
-        }
-        let [_, txid, key] = argv else {
-            return server::reply_error(
-                ctx,
-                "ERR wrong number of arguments for 'txu._conflict' command",
-            );
-        };
-        let txid = String::from_utf8_lossy(server::str_bytes(*txid)).into_owned();
-        undolog::mark_conflict(&txid, server::str_bytes(*key));
-        server::replicate_verbatim(ctx);
-        server::reply_simple(ctx, c"OK")
-    })
+    let txid = String::from_utf8_lossy(txid.bytes()).into_owned();
+    replay::conflict(&txid, key.bytes());
+    done(ctx, Ok(()))
 }

@@ -1,21 +1,30 @@
-//! Command handlers: parse arguments, call the executor, reply. Each `extern "C"` entry point
-//! runs its body under `guard`, so a bug can never unwind into (and abort) the server.
+//! Command handlers: parse arguments, call the executor (or the runner's task list), reply.
+//! Each handler is a plain `fn(ctx, args) -> c_int`; `command_entry!` gives it the C entry
+//! point that runs it under `catch_unwind`, so a bug can never unwind into (and abort) the
+//! server.
+//!
+//! - `tx`: TXU.BEGIN, TXU.QUEUE, TXU.EXEC, TXU.ROLLBACK
+//! - `operator`: TXU.STATUS, TXU.TASKS, TXU.RETRY, TXU.DROP (the failed-task list)
+//! - `internal`: TXU._LOAD, TXU._TASK, TXU._CONFLICT (replication and AOF only)
+//! - `capture`: the command filter of `TXU.BEGIN CAPTURE`
+//! - `faults`: TXU._FAULT (test builds only)
+//! - `options`: argument parsing of TXU.BEGIN
 
 pub mod capture;
-pub mod internal;
+#[cfg(feature = "test-faults")]
+mod faults;
+mod internal;
+mod operator;
 mod options;
-mod tasks;
-pub mod timer;
-mod tx;
+pub mod tx;
 
-use crate::server::{self, CtxPtr, StrPtr};
-use std::ffi::{c_int, CStr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use crate::ffi::register::{command_entry, CmdFn};
+use std::ffi::CStr;
 
 /// How a command is registered.
 pub struct Spec {
     pub name: &'static CStr,
-    pub handler: server::CmdFn,
+    pub handler: CmdFn,
     pub flags: &'static CStr,
     pub summary: &'static CStr,
     pub complexity: &'static CStr,
@@ -30,21 +39,21 @@ pub struct Spec {
 pub const COMMANDS: &[Spec] = &[
     Spec {
         name: c"txu.begin",
-        handler: tx::begin,
+        handler: command_entry!(tx::begin),
         flags: c"deny-script fast",
         summary: c"Opens a transaction that rolls back on failure; replies its id",
         complexity: c"O(1)",
     },
     Spec {
         name: c"txu.queue",
-        handler: tx::queue,
+        handler: command_entry!(tx::queue),
         flags: c"deny-script fast allow-loading allow-stale",
         summary: c"Validates a command and queues it in the open transaction",
         complexity: c"O(N) in the number of arguments",
     },
     Spec {
         name: c"txu.exec",
-        handler: tx::exec,
+        handler: command_entry!(tx::exec),
         flags: c"deny-script may-replicate",
         summary: c"Runs the queued commands atomically; undoes all of them if one fails",
         complexity:
@@ -52,22 +61,22 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: c"txu.rollback",
-        handler: tx::rollback,
+        handler: command_entry!(tx::rollback),
         flags: c"deny-script may-replicate fast",
         summary: c"Discards the open transaction",
         complexity: c"O(N) in the number of queued commands",
     },
     #[cfg(feature = "test-faults")]
     Spec {
-        name: crate::exec::rollback::FAULT_COMMAND,
-        handler: timer::fault,
+        name: faults::FAULT_COMMAND,
+        handler: command_entry!(faults::fault),
         flags: c"admin",
         summary: c"Test builds only: inject faults",
         complexity: c"O(1)",
     },
     Spec {
         name: c"txu.status",
-        handler: tasks::status,
+        handler: command_entry!(operator::status),
         flags: c"readonly fast",
         summary:
             c"State of a transaction or deferred task: pending, done, dead, retained or unknown",
@@ -75,125 +84,44 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: c"txu.tasks",
-        handler: tasks::list,
+        handler: command_entry!(operator::list),
         flags: c"readonly",
         summary: c"Lists deferred tasks, oldest first",
         complexity: c"O(N) in the number of tasks returned",
     },
     Spec {
         name: c"txu.retry",
-        handler: tasks::retry,
+        handler: command_entry!(operator::retry),
         flags: c"write deny-script",
         summary: c"Runs a dead or pending task at the next tick with its attempts reset",
         complexity: c"O(log N)",
     },
     Spec {
         name: c"txu.drop",
-        handler: tasks::drop,
+        handler: command_entry!(operator::drop),
         flags: c"write deny-script",
         summary: c"Forgets a deferred task",
         complexity: c"O(log N)",
     },
     Spec {
-        name: crate::store::tasks::TASK_COMMAND,
-        handler: internal::task,
+        name: internal::TASK_COMMAND,
+        handler: command_entry!(internal::task),
         flags: c"write deny-script",
         summary: c"Internal: one change to the failed-task list (replication and AOF only)",
         complexity: c"O(log N)",
     },
     Spec {
-        name: crate::exec::conflict::CONFLICT_COMMAND,
-        handler: internal::conflict,
+        name: internal::CONFLICT_COMMAND,
+        handler: command_entry!(internal::conflict),
         flags: c"write deny-script",
         summary: c"Internal: marks a retained transaction as conflicted (replication and AOF only)",
         complexity: c"O(1)",
     },
     Spec {
-        name: crate::store::LOAD_COMMAND,
-        handler: internal::load,
+        name: internal::LOAD_COMMAND,
+        handler: command_entry!(internal::load),
         flags: c"write deny-script",
         summary: c"Internal: stores a txu value (replication and AOF only)",
         complexity: c"O(N) in the size of the value",
     },
 ];
-
-/// Runs a handler body, turning a panic into an error reply.
-fn guard(
-    ctx: CtxPtr,
-    argv: *mut StrPtr,
-    argc: c_int,
-    body: fn(CtxPtr, &[StrPtr]) -> c_int,
-) -> c_int {
-    let args: &[StrPtr] = match usize::try_from(argc) {
-        // SAFETY: Redis passes `argc` valid string pointers in `argv`.
-        Ok(n) if !argv.is_null() => unsafe { std::slice::from_raw_parts(argv, n) },
-        _ => &[],
-    };
-    match catch_unwind(AssertUnwindSafe(|| body(ctx, args))) {
-        Ok(rc) => rc,
-        Err(_) => {
-            server::log_warning(
-                ctx,
-                "txu: internal error (panic caught in a command handler)",
-            );
-            server::reply_error(ctx, "ERR txu internal error")
-        }
-    }
-}
-
-/// Another module was loaded or unloaded: the command table may have changed.
-///
-/// # Safety
-/// Called by Redis for module-change events.
-pub unsafe extern "C" fn on_module_change(
-    _ctx: CtxPtr,
-    _eid: redis_module::raw::RedisModuleEvent,
-    _subevent: u64,
-    _data: *mut std::ffi::c_void,
-) {
-    let _ = catch_unwind(crate::exec::catalog::clear);
-}
-
-/// A database is being emptied (FLUSHDB/FLUSHALL, a full resync, DEBUG RELOAD).
-///
-/// # Safety
-/// Called by Redis with the event data of a flush event.
-pub unsafe extern "C" fn on_flush(
-    _ctx: CtxPtr,
-    _eid: redis_module::raw::RedisModuleEvent,
-    subevent: u64,
-    data: *mut std::ffi::c_void,
-) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        if subevent != redis_module::raw::REDISMODULE_SUBEVENT_FLUSHDB_START {
-            return;
-        }
-        let info = data.cast::<redis_module::raw::RedisModuleFlushInfo>();
-        // SAFETY: Redis passes a RedisModuleFlushInfo for flush events.
-        let Some(info) = (unsafe { info.as_ref() }) else {
-            return;
-        };
-        crate::store::tasks::on_flush(info.dbnum);
-        crate::store::undolog::on_flush(info.dbnum);
-    }));
-}
-
-/// Frees the transaction of a client that disconnects.
-///
-/// # Safety
-/// Called by Redis with the event data of a client-change event.
-pub unsafe extern "C" fn on_client_change(
-    _ctx: CtxPtr,
-    _eid: redis_module::raw::RedisModuleEvent,
-    subevent: u64,
-    data: *mut std::ffi::c_void,
-) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        if subevent != redis_module::raw::REDISMODULE_SUBEVENT_CLIENT_CHANGE_DISCONNECTED {
-            return;
-        }
-        if let Some(id) = server::client_event_id(data) {
-            tx::client_gone(id);
-        }
-    }));
-}

@@ -1,54 +1,45 @@
 //! TXU.BEGIN, TXU.QUEUE, TXU.EXEC, TXU.ROLLBACK.
 
-use super::{capture, guard, options};
+use super::{capture, options};
 use crate::config;
 use crate::error::TxuError;
 use crate::exec::{self, rollback, txn};
-use crate::server::{self, CtxPtr, StrPtr};
+use crate::ffi::{context, reply, CtxPtr, Str};
 use crate::stats::{add, STATS};
-use redis_module::raw;
 use std::ffi::c_int;
 
 fn reply_err(ctx: CtxPtr, e: &TxuError) -> c_int {
-    server::reply_error(ctx, &e.to_string())
+    reply::error(ctx, e)
 }
 
 /// `TXU.BEGIN` → the transaction id.
-pub unsafe extern "C" fn begin(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int) -> c_int {
-    guard(ctx, argv, argc, begin_impl)
-}
-
-fn begin_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
-    let args: Vec<&[u8]> = argv.iter().skip(1).map(|p| server::str_bytes(*p)).collect();
+pub fn begin(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
+    let args: Vec<&[u8]> = argv.iter().skip(1).map(|a| a.bytes()).collect();
     let opts = match options::parse_begin(&args) {
         Ok(o) => o,
         Err(e) => return reply_err(ctx, &e),
     };
-    if server::in_multi(ctx) {
+    if context::in_multi(ctx) {
         return reply_err(ctx, &TxuError::InMulti);
     }
     if opts.capture && !capture::available() {
         return reply_err(ctx, &TxuError::CaptureUnavailable);
     }
-    let client = server::client_id(ctx);
-    let id = txn::next_id(server::now_ms());
+    let client = context::client_id(ctx);
+    let id = txn::next_id(context::now_ms());
     let retry = opts
         .retry
         .map(|n| n.unwrap_or_else(|| u32::try_from(config::max_attempts()).unwrap_or(u32::MAX)));
     if txn::open(client, id.clone(), opts.capture, opts.retain_ms, retry) {
-        server::reply_bulk(ctx, id.as_bytes())
+        reply::bulk(ctx, id.as_bytes())
     } else {
         reply_err(ctx, &TxuError::Nested)
     }
 }
 
 /// `TXU.QUEUE <command> [arg ...]` → `QUEUED`.
-pub unsafe extern "C" fn queue(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int) -> c_int {
-    guard(ctx, argv, argc, queue_impl)
-}
-
-fn queue_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
-    let client = server::client_id(ctx);
+pub fn queue(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
+    let client = context::client_id(ctx);
     if !txn::is_open(client) {
         return reply_err(ctx, &TxuError::NoTransaction("TXU.QUEUE"));
     }
@@ -57,7 +48,7 @@ fn queue_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
         add(&STATS.commands_refused, 1);
         reply_err(ctx, &e)
     };
-    if server::context_flags(ctx) & raw::REDISMODULE_CTX_FLAGS_LOADING != 0 {
+    if context::is_loading(ctx) {
         return refuse(TxuError::Loading);
     }
     // Validation makes server calls; the registry lock is not held across them.
@@ -82,7 +73,7 @@ fn queue_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
     match outcome {
         Some(Ok(())) => {
             add(&STATS.commands_queued, 1);
-            server::reply_simple(ctx, c"QUEUED")
+            reply::simple(ctx, c"QUEUED")
         }
         Some(Err(e)) => {
             add(&STATS.commands_refused, 1);
@@ -93,15 +84,11 @@ fn queue_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
 }
 
 /// `TXU.EXEC` → array of the queued commands' replies, or a `ROLLBACK ...` error.
-pub unsafe extern "C" fn exec(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int) -> c_int {
-    guard(ctx, argv, argc, exec_impl)
-}
-
-fn exec_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
+pub fn exec(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     if argv.len() > 1 {
         return reply_err(ctx, &TxuError::WrongArity("txu.exec".into()));
     }
-    let client = server::client_id(ctx);
+    let client = context::client_id(ctx);
     let Some(tx) = txn::take(client) else {
         return reply_err(ctx, &TxuError::NoTransaction("TXU.EXEC"));
     };
@@ -112,37 +99,33 @@ fn exec_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
     match exec::run(ctx, &tx) {
         Ok(replies) => {
             add(&STATS.committed, 1);
-            server::reply_array(ctx, replies.len());
+            reply::array(ctx, replies.len());
             for r in &replies {
-                if !server::reply_with_call_reply(ctx, r) {
+                if !reply::call_reply(ctx, r) {
                     // Never leave the array short: the client would wait forever.
-                    server::reply_null(ctx);
+                    reply::null(ctx);
                 }
             }
-            raw::REDISMODULE_OK as c_int
+            0
         }
         Err(e) => reply_err(ctx, &e),
     }
 }
 
 /// `TXU.ROLLBACK` → `OK`: discards the open transaction.
-pub unsafe extern "C" fn rollback(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int) -> c_int {
-    guard(ctx, argv, argc, rollback_impl)
-}
-
-fn rollback_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
+pub fn rollback(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     match argv {
-        [_] => match txn::take(server::client_id(ctx)) {
+        [_] => match txn::take(context::client_id(ctx)) {
             Some(_) => {
                 add(&STATS.discarded, 1);
-                server::reply_simple(ctx, c"OK")
+                reply::ok(ctx)
             }
             None => reply_err(ctx, &TxuError::NoTransaction("TXU.ROLLBACK")),
         },
         [_, id, rest @ ..] => {
             let force = match rest {
                 [] => false,
-                [f] if server::str_bytes(*f).eq_ignore_ascii_case(b"force") => true,
+                [f] if f.bytes().eq_ignore_ascii_case(b"force") => true,
                 _ => {
                     return reply_err(
                         ctx,
@@ -150,9 +133,9 @@ fn rollback_impl(ctx: CtxPtr, argv: &[StrPtr]) -> c_int {
                     )
                 }
             };
-            let id = String::from_utf8_lossy(server::str_bytes(*id)).into_owned();
+            let id = String::from_utf8_lossy(id.bytes()).into_owned();
             match rollback::rollback_committed(ctx, &id, force) {
-                Ok(()) => server::reply_simple(ctx, c"OK"),
+                Ok(()) => reply::ok(ctx),
                 Err(e) => reply_err(ctx, &e),
             }
         }

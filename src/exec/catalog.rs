@@ -3,7 +3,7 @@
 //! bounded by the server's command table.
 
 use crate::exec::policy::Traits;
-use crate::server::{self, CtxPtr, ReplyKind, ReplyRef};
+use crate::ffi::{call, CtxPtr, ReplyKind, ReplyRef};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -68,7 +68,7 @@ pub fn lookup(ctx: CtxPtr, name: &[u8]) -> Option<Arc<CmdInfo>> {
     if lower.is_empty() || lower.contains(&0) || lower.contains(&b'|') {
         return None;
     }
-    let reply = server::call_plain(ctx, c"COMMAND", &[b"INFO", &lower]).ok()?;
+    let reply = call::call_plain(ctx, c"COMMAND", &[b"INFO", &lower]).ok()?;
     let entry = reply.as_ref().elem(0)?;
     let info = Arc::new(parse_entry(entry)?);
     CACHE.lock().insert(lower, info.clone());

@@ -5,7 +5,7 @@
 //! after their log and would look like changes). Writes of a transaction that then rolls back
 //! completely changed nothing, so their marks are buffered and dropped.
 
-use crate::server::{self, CtxPtr};
+use crate::ffi::{call, context, keys, CtxPtr};
 use crate::store::undolog;
 use parking_lot::Mutex;
 
@@ -50,16 +50,16 @@ impl Drop for Buffered {
 
 fn apply(ctx: CtxPtr, txid: &str, key: &[u8]) {
     if undolog::mark_conflict(txid, key) {
-        server::replicate(ctx, CONFLICT_COMMAND, &[txid.as_bytes(), key]);
+        call::replicate(ctx, CONFLICT_COMMAND, &[txid.as_bytes(), key]);
     }
 }
 
 /// A key changed (keyspace notification).
 pub fn key_changed(ctx: CtxPtr, key: &[u8]) {
-    if server::is_loading(ctx) || !server::is_primary(ctx) {
+    if context::is_loading(ctx) || !context::is_primary(ctx) {
         return;
     }
-    let ids = undolog::unconflicted_watchers(server::selected_db(ctx), key);
+    let ids = undolog::unconflicted_watchers(keys::selected_db(ctx), key);
     if ids.is_empty() {
         return;
     }

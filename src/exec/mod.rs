@@ -1,32 +1,25 @@
 //! The executor: validates commands at queue time, runs a transaction through
 //! `RedisModule_Call`, takes pre-images before each write and rolls back on failure.
 
+pub mod admin;
 pub mod catalog;
 pub mod conflict;
 pub mod defer;
 pub mod policy;
+pub mod replay;
 pub mod rollback;
 pub mod txn;
 
 use crate::config;
 use crate::error::{quote, TxuError};
-use crate::server::{self, CallReply, CtxPtr, KeysLookup, OwnedStr, StrPtr};
+use crate::ffi::{acl, call, context, keys, CallReply, CtxPtr, OwnedStr, ReplyKind, ReplyRef, Str};
 use crate::stats::{add, STATS};
 use crate::undo::entry::{Snapshot, UndoEntry};
 use crate::undo::log::UndoLog;
 use crate::undo::recipe::{self, Read};
 use catalog::{CmdInfo, KeyWrites};
-use redis_module::raw;
 use std::ffi::CString;
 use txn::{Queued, Tx};
-
-/// Key flags that mean "this command may change this key".
-const KEY_WRITES: u32 = raw::REDISMODULE_CMD_KEY_RW
-    | raw::REDISMODULE_CMD_KEY_OW
-    | raw::REDISMODULE_CMD_KEY_RM
-    | raw::REDISMODULE_CMD_KEY_INSERT
-    | raw::REDISMODULE_CMD_KEY_DELETE
-    | raw::REDISMODULE_CMD_KEY_UPDATE;
 
 /// Whose ACL `validate` checks.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -40,19 +33,19 @@ pub enum Acl {
 
 /// Checks a command before it is queued (`argv[0]` is its name) and builds its queue entry.
 /// Nothing runs; the only server calls are `COMMAND INFO` (cached), key lookups and ACL checks.
-pub fn validate(ctx: CtxPtr, argv: &[StrPtr], acl: Acl) -> Result<Queued, TxuError> {
-    let Some(&name_ptr) = argv.first() else {
+pub fn validate(ctx: CtxPtr, argv: &[Str<'_>], who: Acl) -> Result<Queued, TxuError> {
+    let Some(&name_arg) = argv.first() else {
         return Err(TxuError::WrongArity("txu.queue".into()));
     };
-    let name = server::str_bytes(name_ptr);
+    let name = name_arg.bytes();
     let top = catalog::lookup(ctx, name).ok_or_else(|| TxuError::UnknownCommand(quote(name)))?;
     let info = if top.subcommands.is_empty() {
         top.clone()
     } else {
-        let Some(&sub_ptr) = argv.get(1) else {
+        let Some(&sub_arg) = argv.get(1) else {
             return Err(TxuError::WrongArity(top.name.clone()));
         };
-        let sub = server::str_bytes(sub_ptr).to_ascii_lowercase();
+        let sub = sub_arg.bytes().to_ascii_lowercase();
         top.subcommands
             .get(&sub)
             .cloned()
@@ -64,20 +57,17 @@ pub fn validate(ctx: CtxPtr, argv: &[StrPtr], acl: Acl) -> Result<Queued, TxuErr
     if !info.arity_ok(argv.len()) {
         return Err(TxuError::WrongArity(info.name.clone()));
     }
-    let keys = match server::command_keys(ctx, argv) {
-        KeysLookup::Keys(k) => k,
-        KeysLookup::Unknown => return Err(TxuError::UnknownCommand(quote(name))),
-        KeysLookup::WrongArity => return Err(TxuError::WrongArity(info.name.clone())),
-    };
-    let args: Vec<&[u8]> = argv.iter().skip(1).map(|p| server::str_bytes(*p)).collect();
+    // The command exists and its arity is right: the server's key lookup cannot refuse it.
+    let keys = keys::command_keys(ctx, argv);
+    let args: Vec<&[u8]> = argv.iter().skip(1).map(|a| a.bytes()).collect();
     policy::check(&top.name, &info.traits, &args, keys.len()).map_err(|r| {
         TxuError::NotAllowed {
             cmd: info.display.clone(),
             reason: r.reason(),
         }
     })?;
-    if acl == Acl::Caller && server::acl_allows(ctx, argv) == Some(false) {
-        let why = server::acl_dryrun_reason(ctx, argv).unwrap_or_else(|| {
+    if who == Acl::Caller && acl::allows(ctx, argv) == Some(false) {
+        let why = acl::dryrun_reason(ctx, argv).unwrap_or_else(|| {
             format!(
                 "this user has no permissions to run the '{}' command or to access one of its keys",
                 info.name
@@ -89,12 +79,8 @@ pub fn validate(ctx: CtxPtr, argv: &[StrPtr], acl: Acl) -> Result<Queued, TxuErr
     let all_keys: Vec<usize> = keys.iter().map(|&(p, _)| p).collect();
     let write_keys = written_keys(ctx, argv, &info, keys);
     let mut owned = Vec::with_capacity(argv.len());
-    for &p in argv {
-        // SAFETY: argv comes from the command handler and is live for this call.
-        owned.push(
-            unsafe { OwnedStr::retain(p) }
-                .ok_or_else(|| TxuError::Internal("null argument".into()))?,
-        );
+    for &a in argv {
+        owned.push(OwnedStr::retain(a).ok_or_else(|| TxuError::Internal("null argument".into()))?);
     }
     let cname = CString::new(name).map_err(|_| TxuError::UnknownCommand(quote(name)))?;
     Ok(Queued {
@@ -114,7 +100,7 @@ pub fn validate(ctx: CtxPtr, argv: &[StrPtr], acl: Acl) -> Result<Queued, TxuErr
 /// since `GetCommandKeysWithFlags` leaves the flags empty on the servers we support.
 fn written_keys(
     ctx: CtxPtr,
-    argv: &[StrPtr],
+    argv: &[Str<'_>],
     info: &CmdInfo,
     keys: Vec<(usize, u32)>,
 ) -> Vec<usize> {
@@ -131,9 +117,9 @@ fn written_keys(
             .flatten();
     for (pos, flags) in keys {
         let writes = if flagged {
-            flags & KEY_WRITES != 0
+            flags & keys::KEY_WRITES != 0
         } else if let Some(named) = &by_server {
-            let name = argv.get(pos).map_or(&[][..], |p| server::str_bytes(*p));
+            let name = argv.get(pos).map_or(&[][..], |a| a.bytes());
             let mut seen = named
                 .iter()
                 .filter(|(k, _)| k.as_slice() == name)
@@ -151,14 +137,14 @@ fn written_keys(
 }
 
 /// `COMMAND GETKEYSANDFLAGS <argv>`: each key and whether it may change.
-fn key_write_flags(ctx: CtxPtr, argv: &[StrPtr]) -> Option<Vec<(Vec<u8>, bool)>> {
+fn key_write_flags(ctx: CtxPtr, argv: &[Str<'_>]) -> Option<Vec<(Vec<u8>, bool)>> {
     let sub = OwnedStr::create(b"GETKEYSANDFLAGS")?;
     let mut args = Vec::with_capacity(argv.len() + 1);
-    args.push(sub.as_ptr());
+    args.push(sub.as_str());
     args.extend_from_slice(argv);
-    let r = server::call_argv(ctx, c"COMMAND", c"vE", &args).ok()?;
+    let r = call::call_argv(ctx, c"COMMAND", c"vE", &args).ok()?;
     let r = r.as_ref();
-    if r.kind() != server::ReplyKind::Array {
+    if r.kind() != ReplyKind::Array {
         return None;
     }
     let mut out = Vec::with_capacity(r.len());
@@ -180,7 +166,7 @@ fn key_write_flags(ctx: CtxPtr, argv: &[StrPtr]) -> Option<Vec<(Vec<u8>, bool)>>
 /// `RETAIN`, the undo log stored). On the first error reply, every earlier write is undone and
 /// the error says which command failed and why.
 pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<CallReply>, TxuError> {
-    let db = server::selected_db(ctx);
+    let db = keys::selected_db(ctx);
     // A transaction never overtakes an earlier deferred task on one of its keys.
     if let Some((task, key)) = defer::blocking_task(ctx, db, &tx.queued) {
         let Some(max) = tx.retry else {
@@ -203,14 +189,14 @@ pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<CallReply>, TxuError> {
     // A retained transaction may be undone long after, over later changes (FORCE): only
     // whole-key pre-images put its keys back exactly, so it pays for them.
     let whole = tx.retain_ms.is_some();
-    let result = run_with(ctx, &tx.queued, &mut undo, server::RUN_FLAGS, whole);
+    let result = run_with(ctx, &tx.queued, &mut undo, call::RUN_FLAGS, whole);
     let meta = rollback::TxMeta { txid: &tx.id, db };
     match result {
         Ok(replies) => {
             marks.finish(ctx, true);
             if let Some(ms) = tx.retain_ms {
                 if let Err(e) = rollback::retain(ctx, meta, &undo, ms) {
-                    server::log_warning(ctx, &format!("txu: could not retain {}: {e}", tx.id));
+                    context::log_warning(ctx, &format!("txu: could not retain {}: {e}", tx.id));
                 }
             }
             Ok(replies)
@@ -224,7 +210,7 @@ pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<CallReply>, TxuError> {
                     match defer::defer(ctx, tx, db, max, &cause, true) {
                         Ok(()) => Err(defer::deferred(&tx.id, &cause)),
                         Err(e) => {
-                            server::log_warning(
+                            context::log_warning(
                                 ctx,
                                 &format!("txu: could not defer {}: {e}", tx.id),
                             );
@@ -253,13 +239,13 @@ pub(crate) fn run_with<'a>(
     whole_only: bool,
 ) -> Result<Vec<CallReply>, Failed<'a>> {
     let mut replies = Vec::with_capacity(queued.len());
-    let mut args: Vec<StrPtr> = Vec::new();
+    let mut args: Vec<Str<'_>> = Vec::new();
     for (i, q) in queued.iter().enumerate() {
         let step = (|| {
-            let prepared = prepare(ctx, q, undo, whole_only)?;
+            let prepared = prepare(ctx, q, undo, whole_only).map_err(|e| e.to_string())?;
             args.clear();
-            args.extend(q.argv.iter().skip(1).map(OwnedStr::as_ptr));
-            let reply = server::call_argv(ctx, &q.cname, flags, &args)?;
+            args.extend(q.argv.iter().skip(1).map(OwnedStr::as_str));
+            let reply = call::call_argv(ctx, &q.cname, flags, &args).map_err(|e| e.to_string())?;
             if let Some(e) = reply.error_text() {
                 // A core command that fails has changed nothing: undoing it would only write
                 // (on a read-only replica, diverge). Other modules' commands may fail half-way.
@@ -311,7 +297,7 @@ fn prepare(
     q: &Queued,
     undo: &UndoLog,
     whole_only: bool,
-) -> Result<Option<Prepared>, String> {
+) -> Result<Option<Prepared>, TxuError> {
     if q.write_keys.is_empty() {
         return Ok(None);
     }
@@ -319,7 +305,7 @@ fn prepare(
     let plan = if whole_only {
         recipe::plan_whole(&argv, &q.write_keys)
     } else {
-        recipe::plan_with(&argv, &q.write_keys, server::now_ms(), features(ctx))
+        recipe::plan_with(&argv, &q.write_keys, context::now_ms(), features(ctx))
     };
     if plan.is_barrier_free() && plan.keys().iter().all(|k| undo.covers(k)) {
         return Ok(None);
@@ -359,28 +345,29 @@ fn record(undo: &mut UndoLog, entries: Vec<UndoEntry>) {
 }
 
 /// Runs a pre-image read (unreplicated, RESP2) and converts its reply.
-fn read(ctx: CtxPtr, cmd: &[Vec<u8>]) -> Result<Read, String> {
+fn read(ctx: CtxPtr, cmd: &[Vec<u8>]) -> Result<Read, TxuError> {
     let Some((name, args)) = cmd.split_first() else {
         return Ok(Read::Nil);
     };
     // The most common read, answered from the key API without a command call.
     if let ([key], true) = (args, name.eq_ignore_ascii_case(b"PEXPIRETIME")) {
-        let k = OwnedStr::create(key).ok_or("ERR out of memory")?;
-        return Ok(Read::Int(match server::key_expiry(ctx, k.as_ptr()) {
+        let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
+        return Ok(Read::Int(match keys::key_expiry(ctx, k.as_str()) {
             None => -2,
             Some(None) => -1,
             Some(Some(ms)) => ms,
         }));
     }
-    let cname = CString::new(name.clone()).map_err(|_| "ERR bad pre-image read".to_string())?;
+    let cname =
+        CString::new(name.clone()).map_err(|_| TxuError::Internal("bad pre-image read".into()))?;
     let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-    let r = server::call_plain(ctx, &cname, &args)?;
+    let r = call::call_plain(ctx, &cname, &args)?;
     Ok(to_read(r.as_ref()))
 }
 
 /// A reply as the recipes see it (maps and sets flattened to arrays).
-fn to_read(r: server::ReplyRef<'_>) -> Read {
-    use server::ReplyKind as K;
+fn to_read(r: ReplyRef<'_>) -> Read {
+    use ReplyKind as K;
     match r.kind() {
         K::String => Read::Bulk(r.bytes().to_vec()),
         K::Error => Read::Error(r.bytes().to_vec()),
@@ -412,11 +399,11 @@ fn to_read(r: server::ReplyRef<'_>) -> Read {
 }
 
 /// The whole value of `key` (DUMP) and its absolute expiry; `None` if it does not exist.
-fn snapshot(ctx: CtxPtr, key: &[u8]) -> Result<Option<Snapshot>, String> {
-    let k = OwnedStr::create(key).ok_or("ERR out of memory")?;
-    Ok(match server::key_expiry(ctx, k.as_ptr()) {
+fn snapshot(ctx: CtxPtr, key: &[u8]) -> Result<Option<Snapshot>, TxuError> {
+    let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
+    Ok(match keys::key_expiry(ctx, k.as_str()) {
         None => None,
-        Some(expire_at_ms) => server::dump(ctx, k.as_ptr())?.map(|payload| Snapshot {
+        Some(expire_at_ms) => call::dump(ctx, k.as_str())?.map(|payload| Snapshot {
             payload,
             expire_at_ms,
         }),
@@ -438,9 +425,30 @@ fn explain_acl_failure(ctx: CtxPtr, q: &Queued, cause: String) -> String {
     if !cause.starts_with("ERR acl verification failed") {
         return cause;
     }
-    let argv: Vec<StrPtr> = q.argv.iter().map(OwnedStr::as_ptr).collect();
-    match server::acl_dryrun_reason(ctx, &argv) {
+    let argv: Vec<Str<'_>> = q.argv.iter().map(OwnedStr::as_str).collect();
+    match acl::dryrun_reason(ctx, &argv) {
         Some(why) => format!("NOPERM {why}"),
         None => format!("NOPERM {}", cause.trim_start_matches("ERR ")),
+    }
+}
+
+/// What `INFO txu` reports of the state txu holds now.
+pub struct Gauges {
+    pub open_transactions: u64,
+    pub retained_logs: u64,
+    pub pending_rollbacks: u64,
+    pub undo_log_bytes: u64,
+    pub tasks: crate::store::tasklist::Counts,
+}
+
+pub fn gauges() -> Gauges {
+    let (retained, pending, bytes) = crate::store::undolog::counts();
+    let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+    Gauges {
+        open_transactions: n(txn::open_count()),
+        retained_logs: n(retained),
+        pending_rollbacks: n(pending),
+        undo_log_bytes: n(bytes),
+        tasks: crate::store::tasklist::counts(context::now_ms()),
     }
 }

@@ -3,7 +3,8 @@
 
 use crate::config;
 use crate::error::{quote, TxuError};
-use crate::server::{self, CtxPtr, OwnedStr};
+use crate::ffi::types::with_value;
+use crate::ffi::{call, context, keys, CtxPtr, OwnedStr};
 use crate::stats::{add, STATS};
 use crate::store::{self, undolog, undolog::StoredLog};
 use crate::undo::log::UndoLog;
@@ -18,9 +19,15 @@ pub struct Stuck {
 
 /// Test builds only: make the next `n` compensating writes fail (see `TXU._FAULT`).
 #[cfg(feature = "test-faults")]
-pub static FAIL_NEXT_UNDO: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+static FAIL_NEXT_UNDO: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
-fn injected_fault() -> Option<String> {
+/// Test builds only: the next `n` compensating writes fail.
+#[cfg(feature = "test-faults")]
+pub fn fail_next_undo(n: i64) {
+    FAIL_NEXT_UNDO.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn injected_fault() -> Option<TxuError> {
     #[cfg(feature = "test-faults")]
     {
         use std::sync::atomic::Ordering;
@@ -30,7 +37,7 @@ fn injected_fault() -> Option<String> {
             })
             .is_ok()
         {
-            return Some("ERR txu test fault: compensating write refused".into());
+            return Some(TxuError::InjectedFault);
         }
     }
     None
@@ -38,17 +45,17 @@ fn injected_fault() -> Option<String> {
 
 /// Runs one compensating write, replicated, without OOM or ACL checks (a rollback must not be
 /// refused for those).
-fn apply_one(ctx: CtxPtr, cmd: &[Vec<u8>]) -> Result<(), String> {
+fn apply_one(ctx: CtxPtr, cmd: &[Vec<u8>]) -> Result<(), TxuError> {
     if let Some(e) = injected_fault() {
         return Err(e);
     }
     let Some((name, args)) = cmd.split_first() else {
         return Ok(());
     };
-    let cname =
-        std::ffi::CString::new(name.clone()).map_err(|_| "ERR bad undo command".to_string())?;
+    let cname = std::ffi::CString::new(name.clone())
+        .map_err(|_| TxuError::Internal("bad undo command".into()))?;
     let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-    server::call_ok(ctx, &cname, c"v!E", &args)
+    call::call_ok(ctx, &cname, c"v!E", &args)
 }
 
 /// Applies `cmds` in order, each tried `txu.rollback-attempts` times. Stops at the first one
@@ -63,8 +70,11 @@ pub fn apply_commands(ctx: CtxPtr, cmds: &[Vec<Vec<u8>>]) -> Result<(), Stuck> {
                 break;
             }
         }
-        if let Err(error) = last {
-            return Err(Stuck { at, error });
+        if let Err(e) = last {
+            return Err(Stuck {
+                at,
+                error: e.to_string(),
+            });
         }
     }
     Ok(())
@@ -95,11 +105,11 @@ fn stored_log(
         txid: meta.txid.to_string(),
         key: StoredLog::key_for(meta.txid, keys.first().map(Vec::as_slice)),
         db: meta.db,
-        created_ms: server::now_ms(),
+        created_ms: context::now_ms(),
         retain_until_ms,
         pending,
         keys,
-        conflict: None,
+        conflict: undolog::ConflictMark::default(),
         log: undo.encode(),
     }
 }
@@ -139,7 +149,7 @@ pub fn after_failure(
     let rest = remaining(undo.clone(), stuck.at);
     let stored = stored_log(&meta, &rest, None, Some(pending));
     let saved = store::save(ctx, &stored.key.clone(), &stored, None);
-    server::log_warning(
+    context::log_warning(
         ctx,
         &format!(
             "txu: rollback of {} incomplete ({}); {}",
@@ -162,30 +172,40 @@ pub fn after_failure(
 }
 
 /// Stores the undo log of a committed `TXU.BEGIN RETAIN <ms>` transaction.
-pub fn retain(ctx: CtxPtr, meta: TxMeta<'_>, undo: &UndoLog, retain_ms: i64) -> Result<(), String> {
-    let until = server::now_ms().saturating_add(retain_ms);
+pub fn retain(
+    ctx: CtxPtr,
+    meta: TxMeta<'_>,
+    undo: &UndoLog,
+    retain_ms: i64,
+) -> Result<(), TxuError> {
+    let until = context::now_ms().saturating_add(retain_ms);
     let stored = stored_log(&meta, undo, Some(until), None);
     store::save(ctx, &stored.key, &stored, Some(until))
 }
 
-/// The stored log of `txid` and its key, opened in its database (the caller restores the
-/// client's database with the returned previous one).
-fn open_log<'a>(ctx: CtxPtr, txid: &str) -> Option<(&'a mut StoredLog, OwnedStr, i32)> {
+/// A copy of the stored log of `txid` and its key, with the log's database selected (the
+/// caller restores the client's database with the returned previous one).
+fn open_log(ctx: CtxPtr, txid: &str) -> Option<(StoredLog, OwnedStr, i32)> {
     let (db, key) = undolog::locate(txid)?;
-    let prev = server::select_db(ctx, db)?;
-    let k = OwnedStr::create(&key)?;
-    // SAFETY: used only within the current command, before the key is written.
-    match unsafe { store::lookup::<StoredLog>(ctx, &undolog::TYPE, k.as_ptr()) } {
-        Some(v) if v.txid == txid => Some((v, k, prev)),
-        _ => {
-            server::select_db(ctx, prev);
+    let prev = keys::select_db(ctx, db)?;
+    let found = OwnedStr::create(&key).and_then(|k| {
+        with_value(ctx, &undolog::TYPE, k.as_str(), |v: &mut StoredLog| {
+            (v.txid == txid).then(|| v.clone())
+        })
+        .flatten()
+        .map(|v| (v, k))
+    });
+    match found {
+        Some((v, k)) => Some((v, k, prev)),
+        None => {
+            keys::select_db(ctx, prev);
             None
         }
     }
 }
 
 fn delete_key(ctx: CtxPtr, key: &OwnedStr) {
-    let _ = server::call_ok(ctx, c"DEL", c"v!E", &[key.as_bytes()]);
+    let _ = call::call_ok(ctx, c"DEL", c"v!E", &[key.as_bytes()]);
 }
 
 /// Applies a stored undo log. Finished: its key is deleted. Stuck: if `always_store` or some
@@ -197,8 +217,8 @@ fn apply_stored(
     v: &StoredLog,
     key: &OwnedStr,
     always_store: bool,
-) -> Result<(), String> {
-    let log = UndoLog::decode(&v.log).map_err(|e| format!("ERR cannot read the undo log: {e}"))?;
+) -> Result<(), TxuError> {
+    let log = UndoLog::decode(&v.log).map_err(|e| TxuError::CorruptUndoLog(e.to_string()))?;
     let Err(stuck) = apply_commands(ctx, &log.compensations()) else {
         delete_key(ctx, key);
         return Ok(());
@@ -216,7 +236,7 @@ fn apply_stored(
         });
         let _ = store::save(ctx, &rest.key, &rest, None);
     }
-    Err(stuck.error)
+    Err(TxuError::Reply(stuck.error))
 }
 
 /// `TXU.ROLLBACK <txid> [FORCE]`: undoes a retained, committed transaction.
@@ -228,13 +248,12 @@ pub fn rollback_committed(ctx: CtxPtr, txid: &str, force: bool) -> Result<(), Tx
         if log.pending.is_some() {
             return Err(TxuError::RollbackPending(quote(txid.as_bytes())));
         }
-        if let (Some(k), false) = (&log.conflict, force) {
+        if let (Some(k), false) = (log.conflict.get(), force) {
             return Err(TxuError::Conflict {
                 txid: quote(txid.as_bytes()),
-                key: quote(k),
+                key: quote(&k),
             });
         }
-        let log = log.clone();
         // Our own writes must not mark this log (or be seen as conflicts of it).
         undolog::unwatch(txid);
         match apply_stored(ctx, &log, &key, true) {
@@ -244,11 +263,11 @@ pub fn rollback_committed(ctx: CtxPtr, txid: &str, force: bool) -> Result<(), Tx
             }
             Err(error) => Err(TxuError::RollbackPendingNow {
                 txid: quote(txid.as_bytes()),
-                error,
+                error: error.to_string(),
             }),
         }
     })();
-    server::select_db(ctx, prev);
+    keys::select_db(ctx, prev);
     result
 }
 
@@ -259,17 +278,12 @@ pub fn retry_pending(ctx: CtxPtr) -> usize {
         let Some((log, key, prev)) = open_log(ctx, &txid) else {
             continue;
         };
-        let log = log.clone();
         if apply_stored(ctx, &log, &key, false).is_ok() {
             finished += 1;
             add(&STATS.pending_finished, 1);
-            server::log_notice(ctx, &format!("txu: pending rollback of {txid} finished"));
+            context::log_notice(ctx, &format!("txu: pending rollback of {txid} finished"));
         }
-        server::select_db(ctx, prev);
+        keys::select_db(ctx, prev);
     }
     finished
 }
-
-/// `TXU._FAULT UNDO <n>` exists only in test builds.
-#[cfg(feature = "test-faults")]
-pub const FAULT_COMMAND: &std::ffi::CStr = c"txu._fault";

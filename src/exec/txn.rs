@@ -1,6 +1,6 @@
 //! Open transactions, one per client connection, keyed by client id.
 
-use crate::server::OwnedStr;
+use crate::ffi::OwnedStr;
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;

@@ -70,11 +70,19 @@ mod tests {
 
     #[test]
     fn slots_match_redis_cluster() {
-        // Values from CLUSTER KEYSLOT (see shared/PLATFORM.md).
+        // Values printed by `CLUSTER KEYSLOT` on a cluster-enabled Redis 7.0.
         assert_eq!(key_slot(b"foo"), 12182);
         assert_eq!(key_slot(b"bar"), 5061);
         assert_eq!(key_slot(b"{foo}.x"), 12182);
-        assert_eq!(key_slot(b"x{}foo"), key_slot(b"x{}foo"));
+        assert_eq!(key_slot(b"x{}foo"), 11714);
+        assert_eq!(key_slot(b"{}foo"), 9500);
+        assert_eq!(key_slot(b"a{b}c"), 3300);
+        assert_eq!(
+            key_slot(b"a{}{b}"),
+            15033,
+            "an empty first tag hashes the whole key"
+        );
+        assert_eq!(key_slot(b"{user1}:balance"), 8106);
         assert_ne!(
             key_slot(b"{}foo"),
             key_slot(b"foo"),

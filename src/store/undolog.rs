@@ -6,14 +6,14 @@
 //! a retained transaction touched to the transactions that touched it; keyspace notifications
 //! mark a retained log as conflicted when one of its keys changes afterwards.
 
-use super::{Persisted, TypeSlot};
+use crate::ffi::types::{ModuleValue, TypeSlot};
 use crate::store::keyname;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::ffi::{c_int, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 pub static TYPE: TypeSlot = TypeSlot::new();
 
@@ -41,10 +41,65 @@ pub struct StoredLog {
     /// Data keys the transaction wrote (for conflict detection).
     pub keys: Vec<Vec<u8>>,
     /// The first of `keys` that changed after the transaction committed.
-    pub conflict: Option<Vec<u8>>,
+    pub conflict: ConflictMark,
     /// The transaction's undo log (`undo::log::UndoLog::encode`); for a pending rollback, the
     /// part not yet applied.
     pub log: Vec<u8>,
+}
+
+/// The conflict mark of a stored log: the value persists it, the index sets it (from a
+/// keyspace notification or `TXU._CONFLICT`) through a handle shared with the value, so the
+/// index never needs a pointer to a value the server owns. Encoded exactly as the
+/// `Option<Vec<u8>>` it holds; a clone is a copy, not another handle.
+#[derive(Debug, Default)]
+pub struct ConflictMark(Arc<Mutex<Option<Vec<u8>>>>);
+
+impl ConflictMark {
+    pub fn get(&self) -> Option<Vec<u8>> {
+        self.0.lock().clone()
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.lock().is_some()
+    }
+
+    /// Sets the mark unless it is set already (the first key wins).
+    fn set_first(&self, key: &[u8]) -> bool {
+        let mut m = self.0.lock();
+        if m.is_some() {
+            return false;
+        }
+        *m = Some(key.to_vec());
+        true
+    }
+
+    fn handle(&self) -> ConflictMark {
+        ConflictMark(Arc::clone(&self.0))
+    }
+}
+
+impl Clone for ConflictMark {
+    fn clone(&self) -> Self {
+        ConflictMark(Arc::new(Mutex::new(self.get())))
+    }
+}
+
+impl PartialEq for ConflictMark {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Serialize for ConflictMark {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConflictMark {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Option::<Vec<u8>>::deserialize(d).map(|m| ConflictMark(Arc::new(Mutex::new(m))))
+    }
 }
 
 impl StoredLog {
@@ -53,9 +108,10 @@ impl StoredLog {
     }
 }
 
-impl Persisted for StoredLog {
+impl ModuleValue for StoredLog {
     const NAME: &'static CStr = c"txu-undo1";
     const ENCVER: c_int = 1;
+    const AOF_COMMAND: &'static CStr = super::LOAD_COMMAND;
     const KIND: &'static CStr = c"undo";
 
     fn encode(&self) -> Vec<u8> {
@@ -82,11 +138,16 @@ impl Persisted for StoredLog {
     }
 }
 
+/// What the index knows of a stored log. It copies what it reports and shares the conflict
+/// mark; `addr` only tells a value from an older one with the same id (freed late).
 struct Entry {
     key: Vec<u8>,
     db: i32,
     addr: usize,
     keys: Vec<Vec<u8>>,
+    pending: bool,
+    bytes: usize,
+    conflict: ConflictMark,
 }
 
 #[derive(Default)]
@@ -121,6 +182,9 @@ impl Index {
                 db: v.db,
                 addr,
                 keys,
+                pending: v.pending.is_some(),
+                bytes: v.mem_usage(),
+                conflict: v.conflict.handle(),
             },
         );
         WATCHED.store(self.by_key.len(), Ordering::Relaxed);
@@ -197,33 +261,19 @@ pub fn unwatch(txid: &str) {
 /// Ids of logs whose rollback is pending.
 pub fn pending_ids() -> Vec<(String, i32, Vec<u8>)> {
     let idx = INDEX.lock();
-    let mut out = Vec::new();
-    for (id, e) in &idx.by_txid {
-        // SAFETY: entries are removed (under this lock) before their value is freed.
-        let v = unsafe { (e.addr as *const StoredLog).as_ref() };
-        if v.is_some_and(|v| v.pending.is_some()) {
-            out.push((id.clone(), e.db, e.key.clone()));
-        }
-    }
-    out
+    idx.by_txid
+        .iter()
+        .filter(|(_, e)| e.pending)
+        .map(|(id, e)| (id.clone(), e.db, e.key.clone()))
+        .collect()
 }
 
 /// Counts for INFO: (retained logs, pending rollbacks, bytes held).
 pub fn counts() -> (usize, usize, usize) {
     let idx = INDEX.lock();
-    let (mut retained, mut pending, mut bytes) = (0, 0, 0);
-    for e in idx.by_txid.values() {
-        // SAFETY: as in `pending_ids`.
-        if let Some(v) = unsafe { (e.addr as *const StoredLog).as_ref() } {
-            if v.pending.is_some() {
-                pending += 1;
-            } else {
-                retained += 1;
-            }
-            bytes += v.mem_usage();
-        }
-    }
-    (retained, pending, bytes)
+    let pending = idx.by_txid.values().filter(|e| e.pending).count();
+    let bytes = idx.by_txid.values().map(|e| e.bytes).sum();
+    (idx.by_txid.len() - pending, pending, bytes)
 }
 
 /// Retained logs (by id) that touch key `key` of database `db` and are not yet conflicted.
@@ -236,13 +286,7 @@ pub fn unconflicted_watchers(db: i32, key: &[u8]) -> Vec<String> {
         return Vec::new();
     };
     ids.iter()
-        .filter(|id| {
-            idx.by_txid.get(*id).is_some_and(|e| {
-                // SAFETY: the value is alive while its entry is in the index (see `key_changed`).
-                unsafe { (e.addr as *const StoredLog).as_ref() }
-                    .is_some_and(|v| v.conflict.is_none())
-            })
-        })
+        .filter(|id| idx.by_txid.get(*id).is_some_and(|e| !e.conflict.is_set()))
         .cloned()
         .collect()
 }
@@ -250,19 +294,11 @@ pub fn unconflicted_watchers(db: i32, key: &[u8]) -> Vec<String> {
 /// Marks the retained log `txid` as conflicted by `key` (the first mark wins). Returns whether
 /// it changed anything.
 pub fn mark_conflict(txid: &str, key: &[u8]) -> bool {
-    let idx = INDEX.lock();
-    let Some(e) = idx.by_txid.get(txid) else {
-        return false;
-    };
-    // SAFETY: the value is alive while its entry is in the index, and the index lock is held,
-    // so `free` (which detaches under the same lock) cannot run concurrently.
-    match unsafe { (e.addr as *mut StoredLog).as_mut() } {
-        Some(v) if v.conflict.is_none() => {
-            v.conflict = Some(key.to_vec());
-            true
-        }
-        _ => false,
-    }
+    INDEX
+        .lock()
+        .by_txid
+        .get(txid)
+        .is_some_and(|e| e.conflict.set_first(key))
 }
 
 /// A key in database `db` was written: every retained log that touched it is now conflicted.
@@ -275,10 +311,7 @@ pub fn key_changed(db: i32, key: &[u8]) {
 
 /// `Some(true)`: the rollback of `txid` is pending; `Some(false)`: its log is retained.
 pub fn state_of(txid: &str) -> Option<bool> {
-    let idx = INDEX.lock();
-    let e = idx.by_txid.get(txid)?;
-    // SAFETY: entries are removed (under this lock) before their value is freed.
-    unsafe { (e.addr as *const StoredLog).as_ref() }.map(|v| v.pending.is_some())
+    INDEX.lock().by_txid.get(txid).map(|e| e.pending)
 }
 
 #[cfg(test)]
@@ -294,7 +327,7 @@ mod tests {
             retain_until_ms: Some(10),
             pending: None,
             keys: vec![b"a".to_vec(), b"b\0".to_vec()],
-            conflict: None,
+            conflict: ConflictMark::default(),
             log: vec![1, 0],
         }
     }
@@ -319,24 +352,27 @@ mod tests {
     fn index_tracks_conflicts_and_ignores_stale_frees() {
         let mut v = sample();
         v.txid = "idx-test".into();
-        let b = Box::into_raw(Box::new(v));
-        // SAFETY: test-owned box.
-        unsafe {
-            (*b).on_attach(b as usize);
-            assert_eq!(locate("idx-test").map(|l| l.0), Some(0));
-            key_changed(0, b"other");
-            assert_eq!((*b).conflict, None);
-            key_changed(0, b"b\0");
-            assert_eq!((*b).conflict.as_deref(), Some(&b"b\0"[..]));
-            // A stale value with the same id (different address) does not detach the live one.
-            let stale = sample();
-            let mut stale = stale;
-            stale.txid = "idx-test".into();
-            stale.on_detach(1);
-            assert!(locate("idx-test").is_some());
-            (*b).on_detach(b as usize);
-            assert!(locate("idx-test").is_none());
-            drop(Box::from_raw(b));
-        }
+        let addr = 0x1000;
+        v.on_attach(addr);
+        assert_eq!(locate("idx-test").map(|l| l.0), Some(0));
+        key_changed(0, b"other");
+        assert_eq!(v.conflict.get(), None);
+        key_changed(0, b"b\0");
+        assert_eq!(v.conflict.get().as_deref(), Some(&b"b\0"[..]));
+        assert!(!mark_conflict("idx-test", b"a"), "the first mark wins");
+        let copy = v.clone();
+        assert_eq!(copy.conflict.get().as_deref(), Some(&b"b\0"[..]));
+        assert_eq!(
+            StoredLog::decode(&v.encode()).map(|d| d.conflict.get()),
+            Some(Some(b"b\0".to_vec())),
+            "the mark is persisted"
+        );
+        // A stale value with the same id (different address) does not detach the live one.
+        let mut stale = sample();
+        stale.txid = "idx-test".into();
+        stale.on_detach(1);
+        assert!(locate("idx-test").is_some());
+        v.on_detach(addr);
+        assert!(locate("idx-test").is_none());
     }
 }

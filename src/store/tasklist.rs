@@ -3,8 +3,9 @@
 //! the primary, on replicas (replication stream) and from the AOF, so they all hold the same
 //! list; RDB and AOF rewrites store the whole list.
 
-use super::{Persisted, TypeSlot};
-use crate::server::{self, CtxPtr};
+use crate::error::TxuError;
+use crate::ffi::types::{self, ModuleValue, TypeSlot};
+use crate::ffi::{keys, CtxPtr, OwnedStr};
 use crate::tasks::list::{Task, TaskList};
 use crate::tasks::ErrorClass;
 use std::ffi::{c_int, CStr};
@@ -18,9 +19,10 @@ pub const TASK_COMMAND: &CStr = c"txu._task";
 
 pub struct StoredTasks(pub TaskList);
 
-impl Persisted for StoredTasks {
+impl ModuleValue for StoredTasks {
     const NAME: &'static CStr = c"txu-tasks";
     const ENCVER: c_int = 1;
+    const AOF_COMMAND: &'static CStr = super::LOAD_COMMAND;
     const KIND: &'static CStr = c"tasks";
 
     fn encode(&self) -> Vec<u8> {
@@ -249,21 +251,16 @@ pub fn counts(now_ms: i64) -> Counts {
 }
 
 /// Applies `op` to the list in this server's database (the body of `TXU._TASK`).
-pub fn apply_here(ctx: CtxPtr, op: &Op) -> Result<(), String> {
+pub fn apply_here(ctx: CtxPtr, op: &Op) -> Result<(), TxuError> {
     with_list(ctx, true, |l| {
         op.apply(l);
         publish(l);
     })
-    .ok_or_else(|| {
-        format!(
-            "ERR cannot store the task list under '{}'",
-            String::from_utf8_lossy(KEY)
-        )
-    })
+    .ok_or(TxuError::CannotStore("the task list under 'txu:tasks'"))
 }
 
 /// Runs `op` through `TXU._TASK` with replication on (primary side).
-pub fn submit(ctx: CtxPtr, op: &Op) -> Result<(), String> {
+pub fn submit(ctx: CtxPtr, op: &Op) -> Result<(), TxuError> {
     let args = op.to_args();
     let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
     super::call_internal(ctx, TASK_COMMAND, &refs)
@@ -272,24 +269,21 @@ pub fn submit(ctx: CtxPtr, op: &Op) -> Result<(), String> {
 /// Runs `f` on the task list (creating the key if `create`), in database 0, restoring the
 /// caller's database afterwards. `None` if there is no list and `create` is false.
 pub fn with_list<R>(ctx: CtxPtr, create: bool, f: impl FnOnce(&mut TaskList) -> R) -> Option<R> {
-    let prev = server::select_db(ctx, DB)?;
-    let key = server::OwnedStr::create(KEY);
-    let out = key.and_then(|key| {
-        // SAFETY: the value is used only within this call; nothing here writes the key.
-        match unsafe { super::lookup::<StoredTasks>(ctx, &TYPE, key.as_ptr()) } {
-            Some(v) => Some(f(&mut v.0)),
-            // Never overwrite a user's key of another type that squats on the name.
-            None if create && server::key_expiry(ctx, key.as_ptr()).is_none() => {
-                let empty = StoredTasks(TaskList::new());
-                let payload = empty.encode();
-                super::apply_load::<StoredTasks>(ctx, &TYPE, key.as_ptr(), &payload, 0).ok()?;
-                // SAFETY: as above, on the value just stored.
-                unsafe { super::lookup::<StoredTasks>(ctx, &TYPE, key.as_ptr()) }
-                    .map(|v| f(&mut v.0))
-            }
-            None => None,
+    let prev = keys::select_db(ctx, DB)?;
+    let out = OwnedStr::create(KEY).and_then(|key| {
+        let key = key.as_str();
+        let mut f = Some(f);
+        let mut run = |v: &mut StoredTasks| f.take().map(|f| f(&mut v.0));
+        if let Some(r) = types::with_value(ctx, &TYPE, key, &mut run) {
+            return r;
         }
+        // Never overwrite a user's key of another type that squats on the name.
+        if !create || keys::key_expiry(ctx, key).is_some() {
+            return None;
+        }
+        types::set_value(ctx, &TYPE, key, StoredTasks(TaskList::new()), 0).ok()?;
+        types::with_value(ctx, &TYPE, key, &mut run).flatten()
     });
-    server::select_db(ctx, prev);
+    keys::select_db(ctx, prev);
     out
 }

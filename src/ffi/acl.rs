@@ -1,0 +1,60 @@
+//! ACL checks: who the current user is, and whether a user may run a command on its keys.
+
+use super::call::call_argv;
+use super::strings::{ptrs, OwnedStr, Str};
+use super::CtxPtr;
+use redis_module::raw;
+use std::ffi::c_int;
+
+/// The name of the user the current client is authenticated as. Never call it from a timer:
+/// Redis 7.0 crashes there (there is no client).
+pub fn current_user(ctx: CtxPtr) -> Option<OwnedStr> {
+    let f = super::api!(RedisModule_GetCurrentUserName)?;
+    // SAFETY: GetCurrentUserName returns a new string we own (or NULL).
+    unsafe { OwnedStr::from_owned_ptr(f(ctx)) }
+}
+
+/// Whether the current user may run `argv` (command and keys). `None` if the server lacks
+/// the API or there is no current user (then the exec-time `C` flag still enforces it).
+pub fn allows(ctx: CtxPtr, argv: &[Str<'_>]) -> Option<bool> {
+    let user = current_user(ctx)?;
+    allows_user(&user, argv)
+}
+
+/// Whether the ACL user named `user` may run `argv`. `Some(false)` if the user is gone.
+pub fn allows_user(user: &OwnedStr, argv: &[Str<'_>]) -> Option<bool> {
+    let argc = c_int::try_from(argv.len()).ok()?;
+    let get = super::api!(RedisModule_GetModuleUserFromUserName)?;
+    let check = super::api!(RedisModule_ACLCheckCommandPermissions)?;
+    let free = super::api!(RedisModule_FreeModuleUser)?;
+    // SAFETY: the module user is a view of the ACL user, freed before returning; no Redis
+    // call in between can delete the user. `argv` holds `argc` live strings.
+    unsafe {
+        let u = get(user.as_str().as_ptr());
+        if u.is_null() {
+            return Some(false);
+        }
+        let ok = check(u, ptrs(argv), argc) == raw::REDISMODULE_OK as c_int;
+        free(u);
+        Some(ok)
+    }
+}
+
+/// `ACL DRYRUN <user> <argv...>` for the current user: the server's own words for why it may
+/// not run `argv`.
+pub fn dryrun_reason(ctx: CtxPtr, argv: &[Str<'_>]) -> Option<String> {
+    let user = current_user(ctx)?;
+    dryrun_reason_for(ctx, &user, argv)
+}
+
+/// As `dryrun_reason`, for a named user.
+pub fn dryrun_reason_for(ctx: CtxPtr, user: &OwnedStr, argv: &[Str<'_>]) -> Option<String> {
+    let dry = OwnedStr::create(b"DRYRUN")?;
+    let mut args: Vec<Str<'_>> = Vec::with_capacity(argv.len() + 2);
+    args.push(dry.as_str());
+    args.push(user.as_str());
+    args.extend_from_slice(argv);
+    let r = call_argv(ctx, c"ACL", c"vE", &args).ok()?;
+    let text = String::from_utf8_lossy(r.as_ref().bytes()).into_owned();
+    (text != "OK").then_some(text)
+}

@@ -1,0 +1,144 @@
+//! Server events, keyspace notifications and timers, delivered to plain Rust functions. Each
+//! raw callback here runs its function under `catch_unwind`.
+
+use super::strings::Str;
+use super::{CtxPtr, StrPtr};
+use redis_module::{raw, Context};
+use std::ffi::{c_char, c_int, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+static ON_DISCONNECT: OnceLock<fn(u64)> = OnceLock::new();
+static ON_FLUSH: OnceLock<fn(i32)> = OnceLock::new();
+static ON_MODULE_CHANGE: OnceLock<fn()> = OnceLock::new();
+static ON_KEYSPACE: OnceLock<fn(CtxPtr, &[u8])> = OnceLock::new();
+
+type EventFn = unsafe extern "C" fn(CtxPtr, raw::RedisModuleEvent, u64, *mut c_void);
+
+fn subscribe(ctx: CtxPtr, id: u64, f: EventFn) -> Result<(), String> {
+    let ev = raw::RedisModuleEvent { id, dataver: 1 };
+    let sub =
+        super::api!(RedisModule_SubscribeToServerEvent).ok_or("SubscribeToServerEvent missing")?;
+    // SAFETY: registration at load time.
+    let rc = unsafe { sub(ctx, ev, Some(f)) };
+    if rc == raw::REDISMODULE_OK as c_int {
+        Ok(())
+    } else {
+        Err(format!("failed to subscribe to server event {id}"))
+    }
+}
+
+/// `f(client id)` when a client disconnects.
+pub fn on_client_disconnected(ctx: CtxPtr, f: fn(u64)) -> Result<(), String> {
+    let _ = ON_DISCONNECT.set(f);
+    subscribe(ctx, raw::REDISMODULE_EVENT_CLIENT_CHANGE, client_change)
+}
+
+/// `f(db)` when the server starts emptying database `db` (-1: all of them): FLUSHDB,
+/// FLUSHALL, a full resync, DEBUG RELOAD.
+pub fn on_flush_start(ctx: CtxPtr, f: fn(i32)) -> Result<(), String> {
+    let _ = ON_FLUSH.set(f);
+    subscribe(ctx, raw::REDISMODULE_EVENT_FLUSHDB, flush)
+}
+
+/// `f()` when a module is loaded or unloaded (the command table may have changed).
+pub fn on_module_change(ctx: CtxPtr, f: fn()) -> Result<(), String> {
+    let _ = ON_MODULE_CHANGE.set(f);
+    subscribe(ctx, raw::REDISMODULE_EVENT_MODULE_CHANGE, module_change)
+}
+
+/// `f(ctx, key)` for every keyspace notification.
+pub fn on_keyspace(ctx: CtxPtr, f: fn(CtxPtr, &[u8])) -> Result<(), String> {
+    let _ = ON_KEYSPACE.set(f);
+    let sub = super::api!(RedisModule_SubscribeToKeyspaceEvents)
+        .ok_or("SubscribeToKeyspaceEvents missing")?;
+    // SAFETY: load-time registration.
+    let rc = unsafe { sub(ctx, raw::REDISMODULE_NOTIFY_ALL, Some(keyspace)) };
+    if rc == raw::REDISMODULE_OK as c_int {
+        Ok(())
+    } else {
+        Err("failed to subscribe to keyspace events".into())
+    }
+}
+
+unsafe extern "C" fn client_change(
+    _ctx: CtxPtr,
+    _eid: raw::RedisModuleEvent,
+    subevent: u64,
+    data: *mut c_void,
+) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if subevent != raw::REDISMODULE_SUBEVENT_CLIENT_CHANGE_DISCONNECTED {
+            return;
+        }
+        // SAFETY: Redis passes a RedisModuleClientInfo for client-change events.
+        let info = unsafe { data.cast::<raw::RedisModuleClientInfo>().as_ref() };
+        if let (Some(info), Some(f)) = (info, ON_DISCONNECT.get()) {
+            f(info.id);
+        }
+    }));
+}
+
+unsafe extern "C" fn flush(
+    _ctx: CtxPtr,
+    _eid: raw::RedisModuleEvent,
+    subevent: u64,
+    data: *mut c_void,
+) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if subevent != raw::REDISMODULE_SUBEVENT_FLUSHDB_START {
+            return;
+        }
+        // SAFETY: Redis passes a RedisModuleFlushInfo for flush events.
+        let info = unsafe { data.cast::<raw::RedisModuleFlushInfo>().as_ref() };
+        if let (Some(info), Some(f)) = (info, ON_FLUSH.get()) {
+            f(info.dbnum);
+        }
+    }));
+}
+
+unsafe extern "C" fn module_change(
+    _ctx: CtxPtr,
+    _eid: raw::RedisModuleEvent,
+    _subevent: u64,
+    _data: *mut c_void,
+) {
+    let _ = catch_unwind(|| {
+        if let Some(f) = ON_MODULE_CHANGE.get() {
+            f();
+        }
+    });
+}
+
+unsafe extern "C" fn keyspace(
+    ctx: CtxPtr,
+    _type: c_int,
+    _event: *const c_char,
+    key: StrPtr,
+) -> c_int {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the key string is alive for the duration of the notification.
+        let key = unsafe { Str::from_ptr(key) };
+        if let Some(f) = ON_KEYSPACE.get() {
+            f(ctx, key.bytes());
+        }
+    }));
+    0
+}
+
+/// Runs `f(ctx)` once, `after_ms` from now, with a timer context (the crate's timer API).
+pub fn create_timer(ctx: CtxPtr, after_ms: i64, f: fn(CtxPtr)) -> bool {
+    if super::api!(RedisModule_CreateTimer).is_none() {
+        return false;
+    }
+    let ms = u64::try_from(after_ms.max(1)).unwrap_or(1);
+    Context::new(ctx).create_timer(
+        Duration::from_millis(ms),
+        |c: &Context, f: fn(CtxPtr)| {
+            let _ = catch_unwind(AssertUnwindSafe(|| f(c.ctx)));
+        },
+        f,
+    );
+    true
+}

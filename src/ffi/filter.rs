@@ -1,0 +1,87 @@
+//! A command filter: sees every command the server receives (not this module's own calls).
+
+use super::strings::{OwnedStr, Str};
+use super::CtxPtr;
+use redis_module::raw;
+use std::ffi::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
+
+static FILTER: OnceLock<fn(&FilterCtx)> = OnceLock::new();
+
+/// Registers `f` as a command filter that does not see this module's own `RedisModule_Call`s.
+/// `f` runs for every command, so it should return at once when it has nothing to do.
+pub fn register(ctx: CtxPtr, f: fn(&FilterCtx)) -> Result<(), String> {
+    let _ = FILTER.set(f);
+    let reg =
+        super::api!(RedisModule_RegisterCommandFilter).ok_or("RegisterCommandFilter missing")?;
+    // SAFETY: load-time registration.
+    let p = unsafe {
+        reg(
+            ctx,
+            Some(filter),
+            raw::REDISMODULE_CMDFILTER_NOSELF as c_int,
+        )
+    };
+    if p.is_null() {
+        Err("failed to register the command filter".into())
+    } else {
+        Ok(())
+    }
+}
+
+unsafe extern "C" fn filter(p: *mut raw::RedisModuleCommandFilterCtx) {
+    let Some(f) = FILTER.get() else {
+        return;
+    };
+    if p.is_null() {
+        return;
+    }
+    let fctx = FilterCtx(p);
+    let _ = catch_unwind(AssertUnwindSafe(|| f(&fctx)));
+}
+
+/// The command a filter is looking at; only lent to the filter function during the callback.
+pub struct FilterCtx(*mut raw::RedisModuleCommandFilterCtx);
+
+impl FilterCtx {
+    /// The id of the client that sent the command (servers that can tell; else `None`).
+    pub fn client_id(&self) -> Option<u64> {
+        // SAFETY: valid filter context during the callback.
+        unsafe { raw::RedisModule_CommandFilterGetClientId.map(|f| f(self.0)) }
+    }
+
+    /// Argument `i` (0 is the command name).
+    pub fn arg(&self, i: usize) -> Option<&[u8]> {
+        let i = c_int::try_from(i).ok()?;
+        let get = super::api!(RedisModule_CommandFilterArgGet)?;
+        // SAFETY: valid filter context; the index is checked against the count first. The
+        // argument lives while the filter runs, which the borrow of `self` bounds.
+        unsafe {
+            let count = raw::RedisModule_CommandFilterArgsCount.map_or(0, |f| f(self.0));
+            if i >= count {
+                return None;
+            }
+            let p = get(self.0, i);
+            (!p.is_null()).then(|| Str::from_ptr(p).bytes())
+        }
+    }
+
+    /// Inserts `bytes` as argument 0, shifting the command to the right.
+    pub fn insert_front(&self, bytes: &[u8]) -> bool {
+        let Some(s) = OwnedStr::create(bytes) else {
+            return false;
+        };
+        let Some(f) = super::api!(RedisModule_CommandFilterArgInsert) else {
+            return false;
+        };
+        let p = s.into_raw();
+        // SAFETY: ArgInsert takes ownership of the string on success.
+        let ok = unsafe { f(self.0, 0, p) } == raw::REDISMODULE_OK as c_int;
+        if !ok {
+            // SAFETY: not taken by the server: the reference is still ours.
+            drop(unsafe { OwnedStr::from_owned_ptr(p) });
+        }
+        ok
+    }
+}

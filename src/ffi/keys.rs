@@ -1,0 +1,106 @@
+//! The keyspace: databases, a key's expiry read through the key API, and the key positions of
+//! a command.
+
+use super::strings::{ptrs, Str};
+use super::CtxPtr;
+use redis_module::raw;
+use std::ffi::c_int;
+use std::ptr;
+
+/// Key-spec flags that mean "this command may change this key".
+pub const KEY_WRITES: u32 = raw::REDISMODULE_CMD_KEY_RW
+    | raw::REDISMODULE_CMD_KEY_OW
+    | raw::REDISMODULE_CMD_KEY_RM
+    | raw::REDISMODULE_CMD_KEY_INSERT
+    | raw::REDISMODULE_CMD_KEY_DELETE
+    | raw::REDISMODULE_CMD_KEY_UPDATE;
+
+/// Selects database `db` for the current client; returns the previously selected one.
+pub fn select_db(ctx: CtxPtr, db: i32) -> Option<i32> {
+    let (get, select) = (
+        super::api!(RedisModule_GetSelectedDb)?,
+        super::api!(RedisModule_SelectDb)?,
+    );
+    // SAFETY: plain calls within a command or timer context.
+    unsafe {
+        let prev = get(ctx);
+        (select(ctx, db) == raw::REDISMODULE_OK as c_int).then_some(prev)
+    }
+}
+
+/// The database selected in `ctx`.
+pub fn selected_db(ctx: CtxPtr) -> i32 {
+    // SAFETY: plain getter.
+    unsafe { raw::RedisModule_GetSelectedDb.map_or(0, |f| f(ctx)) }
+}
+
+/// Existence and absolute expiry of a key, read without touching its LRU/LFU.
+/// `None`: key absent. `Some(None)`: no expiry. `Some(Some(ms))`: expires at `ms`.
+pub fn key_expiry(ctx: CtxPtr, key: Str<'_>) -> Option<Option<i64>> {
+    let open = super::api!(RedisModule_OpenKey)?;
+    // SAFETY: OpenKey/KeyType/GetAbsExpire/CloseKey on a key we open and close here; `key` is
+    // alive (borrowed).
+    unsafe {
+        let k = open(
+            ctx,
+            key.as_ptr(),
+            (raw::REDISMODULE_READ | raw::REDISMODULE_OPEN_KEY_NOTOUCH) as c_int,
+        );
+        if k.is_null() {
+            return None;
+        }
+        let t = raw::RedisModule_KeyType.map_or(0, |f| f(k));
+        let exp = raw::RedisModule_GetAbsExpire.map_or(-1, |f| f(k));
+        if let Some(close) = raw::RedisModule_CloseKey {
+            close(k.cast());
+        }
+        if t == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
+            None
+        } else if exp < 0 {
+            Some(None)
+        } else {
+            Some(Some(exp))
+        }
+    }
+}
+
+/// Positions (in `argv`, where `argv[0]` is the command name) and flags of the keys of a
+/// command that exists and has a valid arity (the caller checks both first: the server then
+/// answers NULL only for a command without keys, and txu need not read `errno`, which has no
+/// portable accessor in std).
+pub fn command_keys(ctx: CtxPtr, argv: &[Str<'_>]) -> Vec<(usize, u32)> {
+    let Ok(argc) = c_int::try_from(argv.len()) else {
+        return Vec::new();
+    };
+    let Some(f) = super::api!(RedisModule_GetCommandKeysWithFlags) else {
+        return Vec::new();
+    };
+    let mut num: c_int = 0;
+    let mut flags: *mut c_int = ptr::null_mut();
+    // SAFETY: GetCommandKeysWithFlags reads `argc` live strings from `argv` and returns two
+    // arrays of `num` ints allocated with the module allocator, which we free here.
+    unsafe {
+        let pos = f(ctx, ptrs(argv), argc, &mut num, &mut flags);
+        if pos.is_null() {
+            return Vec::new();
+        }
+        let n = usize::try_from(num).unwrap_or(0);
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let p = *pos.add(i);
+            let fl = if flags.is_null() { 0 } else { *flags.add(i) };
+            if let Ok(p) = usize::try_from(p) {
+                if p < argv.len() {
+                    out.push((p, fl as u32));
+                }
+            }
+        }
+        if let Some(free) = raw::RedisModule_Free {
+            free(pos.cast());
+            if !flags.is_null() {
+                free(flags.cast());
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,200 @@
+//! Load-time registration: commands (with a panic-safe entry point each), ACL categories,
+//! command docs, configs and the INFO section.
+
+use super::strings::Str;
+use super::{reply, CtxPtr, StrPtr};
+use crate::error::TxuError;
+use redis_module::raw;
+use std::ffi::{c_int, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::sync::OnceLock;
+
+/// What a command handler sees: its context and arguments (`args[0]` is the command name).
+pub type Handler = for<'a> fn(CtxPtr, &'a [Str<'a>]) -> c_int;
+
+/// The C entry point Redis calls for a command.
+pub type CmdFn = unsafe extern "C" fn(CtxPtr, *mut StrPtr, c_int) -> c_int;
+
+/// The C entry point of a [`Handler`]: `command_entry!(path::to::handler)`.
+macro_rules! command_entry {
+    ($handler:path) => {{
+        unsafe extern "C" fn entry(
+            ctx: $crate::ffi::CtxPtr,
+            argv: *mut $crate::ffi::StrPtr,
+            argc: ::std::ffi::c_int,
+        ) -> ::std::ffi::c_int {
+            // SAFETY: Redis calls a command with `argc` live arguments in `argv`, valid for
+            // the duration of the call.
+            unsafe { $crate::ffi::register::run_command(ctx, argv, argc, $handler) }
+        }
+        entry as $crate::ffi::register::CmdFn
+    }};
+}
+pub(crate) use command_entry;
+
+/// Runs a handler, turning a panic into an error reply: a panic must never unwind into (and
+/// abort) the server.
+///
+/// # Safety
+/// `argv` must hold `argc` strings alive for the duration of the call.
+pub unsafe fn run_command(ctx: CtxPtr, argv: *mut StrPtr, argc: c_int, h: Handler) -> c_int {
+    let args = Str::argv(argv, argc);
+    match catch_unwind(AssertUnwindSafe(|| h(ctx, args))) {
+        Ok(rc) => rc,
+        Err(_) => {
+            super::context::log_warning(
+                ctx,
+                "txu: internal error (panic caught in a command handler)",
+            );
+            reply::error(ctx, &TxuError::Panic)
+        }
+    }
+}
+
+pub fn create_command(ctx: CtxPtr, name: &CStr, f: CmdFn, flags: &CStr) -> Result<(), String> {
+    let create =
+        super::api!(RedisModule_CreateCommand).ok_or("RedisModule_CreateCommand missing")?;
+    // SAFETY: registration at load time with static C strings.
+    let rc = unsafe { create(ctx, name.as_ptr(), Some(f), flags.as_ptr(), 0, 0, 0) };
+    if rc == raw::REDISMODULE_OK as c_int {
+        Ok(())
+    } else {
+        Err(format!(
+            "failed to create command {}",
+            name.to_string_lossy()
+        ))
+    }
+}
+
+/// Sets every registered config to its value from the config file or its default (after the
+/// configs are registered with the crate's `register_i64_configuration`).
+pub fn load_configs(ctx: CtxPtr) {
+    // SAFETY: load-time call, after the configs are registered.
+    unsafe {
+        if let Some(load) = raw::RedisModule_LoadConfigs {
+            load(ctx);
+        }
+    }
+}
+
+/// The fields of the module's `INFO` section, produced on demand.
+pub type InfoFn = fn() -> Vec<(&'static CStr, u64)>;
+
+static INFO: OnceLock<InfoFn> = OnceLock::new();
+
+/// Registers the module's INFO section (replacing the crate's default callback).
+pub fn register_info(ctx: CtxPtr, f: InfoFn) {
+    let _ = INFO.set(f);
+    // SAFETY: registration at load time.
+    unsafe {
+        if let Some(reg) = raw::RedisModule_RegisterInfoFunc {
+            reg(ctx, Some(info));
+        }
+    }
+}
+
+unsafe extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
+    let _ = catch_unwind(|| {
+        let (Some(fields), Some(section), Some(field)) = (
+            INFO.get(),
+            raw::RedisModule_InfoAddSection,
+            raw::RedisModule_InfoAddFieldULongLong,
+        ) else {
+            return;
+        };
+        // SAFETY: Redis passes a valid info context; names are C strings. The section name
+        // is empty: field names get the module's `txu_` prefix from the server.
+        unsafe {
+            section(ctx, c"".as_ptr());
+            for (name, v) in fields() {
+                field(ctx, name.as_ptr(), v);
+            }
+        }
+    });
+}
+
+/// Adds a module ACL category (load time only).
+pub fn add_acl_category(ctx: CtxPtr, name: &CStr) -> Result<(), String> {
+    let f = super::api!(RedisModule_AddACLCategory).ok_or("AddACLCategory missing")?;
+    // SAFETY: load-time registration with a static C string.
+    let rc = unsafe { f(ctx, name.as_ptr()) };
+    if rc == raw::REDISMODULE_OK as c_int {
+        Ok(())
+    } else {
+        Err(format!(
+            "failed to add ACL category {}",
+            name.to_string_lossy()
+        ))
+    }
+}
+
+/// Sets ACL categories (space separated) of one of our commands.
+pub fn set_command_acl_categories(
+    ctx: CtxPtr,
+    cmd: &CStr,
+    categories: &CStr,
+) -> Result<(), String> {
+    // SAFETY: load-time registration with C strings; GetCommand returns our own command.
+    let rc = unsafe {
+        let get = raw::RedisModule_GetCommand.ok_or("GetCommand missing")?;
+        let set =
+            raw::RedisModule_SetCommandACLCategories.ok_or("SetCommandACLCategories missing")?;
+        let c = get(ctx, cmd.as_ptr());
+        if c.is_null() {
+            return Err(format!("no command {}", cmd.to_string_lossy()));
+        }
+        set(c, categories.as_ptr())
+    };
+    if rc == raw::REDISMODULE_OK as c_int {
+        Ok(())
+    } else {
+        Err(format!(
+            "failed to set ACL categories of {}",
+            cmd.to_string_lossy()
+        ))
+    }
+}
+
+/// Sets the `COMMAND DOCS` summary, complexity and first version of one of our commands.
+/// Arity is left as registered (0 here means "keep"); no key specs: see `commands::COMMANDS`.
+pub fn set_command_docs(
+    ctx: CtxPtr,
+    cmd: &CStr,
+    summary: &CStr,
+    complexity: &CStr,
+    since: &CStr,
+) -> Result<(), String> {
+    let version = raw::RedisModuleCommandInfoVersion {
+        version: 1,
+        sizeof_historyentry: std::mem::size_of::<raw::RedisModuleCommandHistoryEntry>(),
+        sizeof_keyspec: std::mem::size_of::<raw::RedisModuleCommandKeySpec>(),
+        sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
+    };
+    let info = raw::RedisModuleCommandInfo {
+        version: &version,
+        summary: summary.as_ptr(),
+        complexity: complexity.as_ptr(),
+        since: since.as_ptr(),
+        history: ptr::null_mut(),
+        tips: ptr::null(),
+        arity: 0,
+        key_specs: ptr::null_mut(),
+        args: ptr::null_mut(),
+    };
+    // SAFETY: the server copies what it keeps from `info` during the call.
+    let rc = unsafe {
+        let get = raw::RedisModule_GetCommand.ok_or("GetCommand missing")?;
+        let set = raw::RedisModule_SetCommandInfo.ok_or("SetCommandInfo missing")?;
+        let c = get(ctx, cmd.as_ptr());
+        if c.is_null() {
+            return Err(format!("no command {}", cmd.to_string_lossy()));
+        }
+        set(c, &info)
+    };
+    if rc == raw::REDISMODULE_OK as c_int {
+        Ok(())
+    } else {
+        Err(format!("failed to set docs of {}", cmd.to_string_lossy()))
+    }
+}

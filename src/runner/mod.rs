@@ -1,0 +1,34 @@
+//! What the timer does every `txu.tick-ms`: finishes pending rollbacks and, on primaries
+//! only, runs the deferred tasks that are due. Re-arms itself first, so a failing tick never
+//! stops the timer.
+
+mod retry;
+
+use crate::config;
+use crate::exec::rollback;
+use crate::ffi::{context, events, CtxPtr};
+use crate::stats::STATS;
+use std::sync::atomic::Ordering;
+
+/// Arms the timer (load time, then from every tick).
+pub fn start(ctx: CtxPtr) -> bool {
+    events::create_timer(ctx, config::tick_ms(), tick)
+}
+
+fn tick(ctx: CtxPtr) {
+    start(ctx);
+    // Only a primary writes; replicas get the results through replication. Writing while
+    // clients are paused for writes (CLIENT PAUSE WRITE, failover) trips an assertion in
+    // Redis, so wait for the pause to end.
+    if !context::is_primary(ctx) || context::is_loading(ctx) || context::avoid_replica_traffic() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    rollback::retry_pending(ctx);
+    let ran = retry::run_due(ctx);
+    if ran > 0 {
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        STATS.tick_last_us.store(us, Ordering::Relaxed);
+        STATS.tick_max_us.fetch_max(us, Ordering::Relaxed);
+    }
+}
