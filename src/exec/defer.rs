@@ -120,3 +120,25 @@ pub fn deferred(txid: &str, why: &str) -> TxuError {
 pub fn is_transient(cause: &str) -> bool {
     classify(cause.as_bytes()).is_transient()
 }
+
+/// What happened to a task the timer ran (a `TXU._TASK` op).
+pub type TaskOutcome = Op;
+
+/// Up to `budget` pending tasks due at `now`, oldest first.
+pub fn due_tasks(ctx: CtxPtr, now: i64, budget: usize) -> Vec<Task> {
+    if !tasklist::has_pending() {
+        return Vec::new();
+    }
+    tasklist::with_list(ctx, false, |l| {
+        l.due(now, budget)
+            .iter()
+            .filter_map(|id| l.get(id).map(|(t, _)| t.clone()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Records what happened to a task, replicated.
+pub fn record(ctx: CtxPtr, outcome: &TaskOutcome) -> Result<(), TxuError> {
+    tasklist::submit(ctx, outcome)
+}

@@ -3,11 +3,10 @@
 
 use crate::config;
 use crate::error::{quote, TxuError};
-use crate::exec::defer::{delay_ms, is_transient};
+use crate::exec::defer::{self, delay_ms, is_transient, TaskOutcome};
 use crate::exec::{rollback, run_with, validate, Acl, Failed};
 use crate::ffi::{acl, context, keys, CtxPtr, OwnedStr, Str};
 use crate::stats::{add, STATS};
-use crate::store::tasklist::{self, Op};
 use crate::tasks::list::Task;
 use crate::undo::log::UndoLog;
 
@@ -18,18 +17,8 @@ const TASK_FLAGS: &std::ffi::CStr = c"v!ES";
 
 /// Runs the tasks that are due (at most `txu.tick-budget`). Returns how many ran.
 pub fn run_due(ctx: CtxPtr) -> usize {
-    if !tasklist::has_pending() {
-        return 0;
-    }
-    let now = context::now_ms();
     let budget = usize::try_from(config::tick_budget()).unwrap_or(1);
-    let due: Vec<Task> = tasklist::with_list(ctx, false, |l| {
-        l.due(now, budget)
-            .iter()
-            .filter_map(|id| l.get(id).map(|(t, _)| t.clone()))
-            .collect()
-    })
-    .unwrap_or_default();
+    let due = defer::due_tasks(ctx, context::now_ms(), budget);
     let started = std::time::Instant::now();
     let mut ran = 0;
     for task in &due {
@@ -42,11 +31,11 @@ pub fn run_due(ctx: CtxPtr) -> usize {
         let op = match run_task(ctx, task) {
             Ok(()) => {
                 add(&STATS.retries_succeeded, 1);
-                Op::Done(task.id.clone())
+                TaskOutcome::Done(task.id.clone())
             }
             Err(e) => {
                 let cause = e.to_string();
-                Op::Fail {
+                TaskOutcome::Fail {
                     id: task.id.clone(),
                     transient: is_transient(&cause),
                     now_ms: context::now_ms(),
@@ -58,7 +47,7 @@ pub fn run_due(ctx: CtxPtr) -> usize {
                 }
             }
         };
-        if let Err(e) = tasklist::submit(ctx, &op) {
+        if let Err(e) = defer::record(ctx, &op) {
             context::log_warning(ctx, &format!("txu: could not update task {}: {e}", task.id));
         }
     }
