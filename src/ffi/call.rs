@@ -271,11 +271,8 @@ pub fn call_ok(
 
 /// Propagates the current command to replicas and the AOF exactly as received.
 pub fn replicate_verbatim(ctx: super::CtxPtr) {
-    // SAFETY: plain call within a command.
-    unsafe {
-        if let Some(f) = raw::RedisModule_ReplicateVerbatim {
-            f(ctx);
-        }
+    if super::api!(RedisModule_ReplicateVerbatim).is_some() {
+        redis_module::Context::new(ctx).replicate_verbatim();
     }
 }
 

@@ -67,7 +67,9 @@ pub(super) fn ptrs<'a>(args: &'a [Str<'a>]) -> *mut StrPtr {
 
 /// A reference we own on a `RedisModuleString`: retained from a command's argv or created
 /// here. Freed (reference dropped) on drop, without a context, which Redis allows for strings
-/// that are not under automatic memory management.
+/// that are not under automatic memory management. Not the crate's `RedisString`: its
+/// `new` retains and frees through the context of the command that made it, and a queued
+/// command's strings outlive that command (its `create` also panics on a NUL byte).
 pub struct OwnedStr(NonNull<raw::RedisModuleString>);
 
 // SAFETY: Redis runs module commands, events and timers on its main thread only; the global
