@@ -8,8 +8,6 @@
 //! The variants are serialized by position (bincode): never reorder or remove them; add new
 //! ones at the end, or bump the undo log's encoding version.
 
-// Wired into the executor by the lead.
-
 use serde::{Deserialize, Serialize};
 
 /// A key's whole value as `DUMP` serializes it, and its absolute expiry.

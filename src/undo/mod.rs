@@ -8,7 +8,14 @@
 //! - `entry`: one undo step and the compensating command that performs it.
 //! - `log`: a transaction's entries, checkpoint compaction (one entry per touched element,
 //!   holding the earliest pre-image) and the versioned encoding.
+//! - `model` (tests only): an in-memory keyspace that answers the recipes' reads and runs
+//!   the compensations, so that `tests` can check that rollback restores a keyspace exactly.
 
 pub mod entry;
 pub mod log;
 pub mod recipe;
+
+#[cfg(test)]
+pub(crate) mod model;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,296 @@
+//! Sets: SADD and SREM read the membership of the members they touch (`SMISMEMBER`), SMOVE
+//! the member's membership in both sets (`SISMEMBER`), SPOP takes the members from its reply.
+//! Each member that changes gets a `SetMember` entry.
+
+use super::{
+    bad_unless, distinct, expiry, per_element, pop_key, popped, tail, ttl_at, with_expiry, Builder,
+    Observed, Read, Recipe, Ttl,
+};
+use crate::undo::entry::UndoEntry;
+
+#[derive(Debug, Clone)]
+pub(super) enum SetRecipe {
+    Members(Membership),
+    /// SMOVE: `SISMEMBER` of the member in both sets.
+    Move {
+        src: Vec<u8>,
+        dst: Vec<u8>,
+        member: Vec<u8>,
+        src_has: usize,
+        src_ttl: usize,
+        dst_has: usize,
+        dst_ttl: usize,
+    },
+    /// SPOP: the members come from the reply.
+    Pop {
+        key: Vec<u8>,
+        ttl: usize,
+    },
+}
+
+/// SADD (`add`) / SREM: `SMISMEMBER` of the members.
+#[derive(Debug, Clone)]
+pub(super) struct Membership {
+    key: Vec<u8>,
+    add: bool,
+    members: Vec<Vec<u8>>,
+    flags: usize,
+    ttl: usize,
+}
+
+pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Recipe> {
+    let argc = argv.len();
+    let key1 = argv.get(1).copied();
+    let recipe = match name {
+        b"sadd" | b"srem" => {
+            let k = key1?;
+            if argc < 3 {
+                return None;
+            }
+            let members = distinct(tail(argv, 2));
+            let key = b.key(k);
+            let flags = b.read_with(b"SMISMEMBER", k, &members);
+            let ttl = b.ttl(k);
+            SetRecipe::Members(Membership {
+                key,
+                add: name == b"sadd",
+                members,
+                flags,
+                ttl,
+            })
+        }
+        b"smove" => {
+            let (&src, &dst, &m) = match argv {
+                [_, s, d, m] => (s, d, m),
+                _ => return None,
+            };
+            if src == dst {
+                // Redis: SMOVE between a set and itself changes nothing.
+                b.key(src);
+                return Some(Recipe::Nothing);
+            }
+            let (srck, dstk) = (b.key(src), b.key(dst));
+            let src_has = b.read(&[b"SISMEMBER", src, m]);
+            let src_ttl = b.ttl(src);
+            let dst_has = b.read(&[b"SISMEMBER", dst, m]);
+            let dst_ttl = b.ttl(dst);
+            SetRecipe::Move {
+                src: srck,
+                dst: dstk,
+                member: m.to_vec(),
+                src_has,
+                src_ttl,
+                dst_has,
+                dst_ttl,
+            }
+        }
+        b"spop" => {
+            let (key, ttl) = pop_key(argv, b)?;
+            SetRecipe::Pop { key, ttl }
+        }
+        _ => return None,
+    };
+    Some(Recipe::Set(recipe))
+}
+
+impl Membership {
+    /// Whether each member was in the set before the command, validated.
+    fn before(&self, reads: &[Read]) -> Option<(Ttl, Vec<bool>)> {
+        let flag = |r: &Read| match r {
+            Read::Int(0) => Some(false),
+            Read::Int(1) => Some(true),
+            _ => None,
+        };
+        let n = self.members.len();
+        per_element(reads, self.flags, n, self.ttl, flag, |&present| present)
+    }
+
+    /// A `SetMember` entry per member the command adds (SADD) or removes (SREM).
+    fn entries(&self, reads: &[Read], out: &mut Vec<UndoEntry>) {
+        let Some((t, present)) = self.before(reads) else {
+            return;
+        };
+        let changed: Vec<UndoEntry> = self
+            .members
+            .iter()
+            .zip(present)
+            .filter(|(_, p)| *p != self.add)
+            .map(|(m, present)| UndoEntry::SetMember {
+                key: self.key.clone(),
+                member: m.clone(),
+                present,
+            })
+            .collect();
+        with_expiry(&self.key, t, changed, out);
+    }
+}
+
+fn member_flag(reads: &[Read], i: usize, ttl: usize) -> Option<(Ttl, bool)> {
+    let t = ttl_at(reads, ttl)?;
+    let has = match reads.get(i)? {
+        Read::Int(0) => false,
+        Read::Int(1) => true,
+        _ => return None,
+    };
+    if has && !t.exists() {
+        return None;
+    }
+    Some((t, has))
+}
+
+impl SetRecipe {
+    pub(super) fn needs_reply(&self) -> bool {
+        matches!(self, SetRecipe::Pop { .. })
+    }
+
+    pub(super) fn bad_keys<'a>(&'a self, reads: &[Read]) -> Vec<&'a [u8]> {
+        match self {
+            SetRecipe::Members(m) => bad_unless(m.before(reads).is_some(), [m.key.as_slice()]),
+            SetRecipe::Move {
+                src,
+                dst,
+                src_has,
+                src_ttl,
+                dst_has,
+                dst_ttl,
+                ..
+            } => bad_unless(
+                member_flag(reads, *src_has, *src_ttl).is_some()
+                    && member_flag(reads, *dst_has, *dst_ttl).is_some(),
+                [src.as_slice(), dst.as_slice()],
+            ),
+            SetRecipe::Pop { key, ttl } => {
+                bad_unless(ttl_at(reads, *ttl).is_some(), [key.as_slice()])
+            }
+        }
+    }
+
+    pub(super) fn entries(&self, seen: &Observed, out: &mut Vec<UndoEntry>) {
+        let Observed { reads, reply, .. } = *seen;
+        match self {
+            SetRecipe::Members(m) => {
+                if !seen.is_whole(&m.key) {
+                    m.entries(reads, out);
+                }
+            }
+            SetRecipe::Move {
+                src,
+                dst,
+                member,
+                src_has,
+                src_ttl,
+                dst_has,
+                dst_ttl,
+            } => {
+                if seen.is_whole(src) || seen.is_whole(dst) {
+                    return;
+                }
+                let (Some((st, true)), Some((dt, dhas))) = (
+                    member_flag(reads, *src_has, *src_ttl),
+                    member_flag(reads, *dst_has, *dst_ttl),
+                ) else {
+                    return;
+                };
+                expiry(src, st, out);
+                expiry(dst, dt, out);
+                out.push(UndoEntry::SetMember {
+                    key: src.clone(),
+                    member: member.clone(),
+                    present: true,
+                });
+                if !dhas {
+                    out.push(UndoEntry::SetMember {
+                        key: dst.clone(),
+                        member: member.clone(),
+                        present: false,
+                    });
+                }
+            }
+            SetRecipe::Pop { key, ttl } => {
+                if seen.is_whole(key) {
+                    return;
+                }
+                let Some(t) = ttl_at(reads, *ttl) else {
+                    return;
+                };
+                let members = distinct(popped(reply))
+                    .into_iter()
+                    .map(|m| UndoEntry::SetMember {
+                        key: key.clone(),
+                        member: m,
+                        present: true,
+                    })
+                    .collect();
+                with_expiry(key, t, members, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{arr, bulk, k, plan_of, ttl, wrongtype};
+    use crate::undo::entry::UndoEntry;
+    use crate::undo::recipe::Read;
+
+    #[test]
+    fn sets_record_membership_changes() {
+        let p = plan_of("SADD s a b a", &[1]);
+        let e = p.entries(
+            &[arr(vec![Read::Int(1), Read::Int(0)]), Read::Int(5)],
+            vec![],
+            None,
+        );
+        assert_eq!(
+            e,
+            [
+                ttl("s", Some(5)),
+                UndoEntry::SetMember {
+                    key: k("s"),
+                    member: k("b"),
+                    present: false
+                }
+            ]
+        );
+        let p = plan_of("SMOVE a b m", &[1, 2]);
+        let e = p.entries(
+            &[Read::Int(1), Read::Int(-1), Read::Int(0), Read::Int(-2)],
+            vec![],
+            None,
+        );
+        assert_eq!(
+            e,
+            [
+                ttl("a", None),
+                UndoEntry::SetMember {
+                    key: k("a"),
+                    member: k("m"),
+                    present: true
+                },
+                UndoEntry::SetMember {
+                    key: k("b"),
+                    member: k("m"),
+                    present: false
+                }
+            ]
+        );
+        let reads = [Read::Int(1), Read::Int(-1), wrongtype(), Read::Int(-1)];
+        assert_eq!(p.whole_keys(&reads), vec![k("a"), k("b")]);
+        // SPOP: a bulk, an array, or nil.
+        let p = plan_of("SPOP s 2", &[1]);
+        let e = p.entries(
+            &[Read::Int(-1)],
+            vec![],
+            Some(&arr(vec![bulk("x"), bulk("y")])),
+        );
+        assert_eq!(e.len(), 3);
+        let p = plan_of("SPOP s", &[1]);
+        assert_eq!(
+            p.entries(&[Read::Int(-1)], vec![], Some(&bulk("x"))).len(),
+            2
+        );
+        assert!(p
+            .entries(&[Read::Int(-2)], vec![], Some(&Read::Nil))
+            .is_empty());
+    }
+}

@@ -1,0 +1,156 @@
+//! Strings: the SET family, APPEND, SETRANGE, INCR*/DECR*, GETDEL, GETEX, GETSET, SETBIT,
+//! BITFIELD, MSET(NX) and BITOP's destination. The value and the expiry are put back whole
+//! (`UndoEntry::Str`). SET overwrites any type: a key that is not a string makes GET fail, and
+//! is then snapshotted whole.
+
+use super::{ttl_at, Builder, KeyList, Observed, Read, Recipe, Ttl};
+use crate::undo::entry::UndoEntry;
+
+/// The string keys a command writes, each once.
+#[derive(Debug, Clone)]
+pub(super) struct StrRecipe(Vec<StrKey>);
+
+#[derive(Debug, Clone)]
+struct StrKey {
+    key: Vec<u8>,
+    get: usize,
+    ttl: usize,
+}
+
+pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Recipe> {
+    let argc = argv.len();
+    let keys: Vec<&[u8]> = match name {
+        b"set" | b"setnx" | b"setex" | b"psetex" | b"getset" | b"getdel" | b"getex" | b"append"
+        | b"setrange" | b"incr" | b"decr" | b"incrby" | b"decrby" | b"incrbyfloat" | b"setbit"
+        | b"bitfield" => vec![argv.get(1).copied()?],
+        b"mset" | b"msetnx" => {
+            if argc < 3 || argc.is_multiple_of(2) {
+                return None;
+            }
+            argv.iter().skip(1).step_by(2).copied().collect()
+        }
+        b"bitop" => vec![argv.get(2).copied()?],
+        _ => return None,
+    };
+    let mut seen = KeyList::default();
+    let mut out: Vec<StrKey> = Vec::new();
+    for k in keys {
+        if !seen.add(k) {
+            continue;
+        }
+        let key = b.key(k);
+        let get = b.read(&[b"GET", k]);
+        let ttl = b.ttl(k);
+        out.push(StrKey { key, get, ttl });
+    }
+    Some(Recipe::Str(StrRecipe(out)))
+}
+
+/// `GET` + `PEXPIRETIME` of a string key: `Some(None)` absent, `Some(Some(..))` a string.
+type StrBefore = Option<(Vec<u8>, Option<i64>)>;
+
+fn str_before(reads: &[Read], s: &StrKey) -> Option<StrBefore> {
+    match (reads.get(s.get)?, ttl_at(reads, s.ttl)?) {
+        (Read::Nil, Ttl::Absent) => Some(None),
+        (Read::Bulk(v), Ttl::At(t)) => Some(Some((v.clone(), t))),
+        _ => None,
+    }
+}
+
+impl StrRecipe {
+    /// Each key on its own: a key whose GET fails (not a string) goes whole, the rest do not.
+    pub(super) fn bad_keys<'a>(&'a self, reads: &[Read]) -> Vec<&'a [u8]> {
+        self.0
+            .iter()
+            .filter(|s| str_before(reads, s).is_none())
+            .map(|s| s.key.as_slice())
+            .collect()
+    }
+
+    pub(super) fn entries(&self, seen: &Observed, out: &mut Vec<UndoEntry>) {
+        let Observed { reads, .. } = *seen;
+        for s in &self.0 {
+            if seen.is_whole(&s.key) {
+                continue;
+            }
+            if let Some(before) = str_before(reads, s) {
+                out.push(UndoEntry::Str {
+                    key: s.key.clone(),
+                    before,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{bulk, k, plan_of, wrongtype, NOW};
+    use crate::undo::entry::{Snapshot, UndoEntry};
+    use crate::undo::recipe::Read;
+
+    #[test]
+    fn strings_restore_value_and_deadline() {
+        let p = plan_of("SET k v", &[1]);
+        let e = p.entries(&[bulk("old"), Read::Int(NOW + 5)], vec![], None);
+        assert_eq!(
+            e,
+            [UndoEntry::Str {
+                key: k("k"),
+                before: Some((k("old"), Some(NOW + 5)))
+            }]
+        );
+        let e = p.entries(&[Read::Nil, Read::Int(-2)], vec![], None);
+        assert_eq!(
+            e,
+            [UndoEntry::Str {
+                key: k("k"),
+                before: None
+            }]
+        );
+        // SET over a hash: GET fails, the key goes whole.
+        let reads = [wrongtype(), Read::Int(-1)];
+        assert_eq!(p.whole_keys(&reads), vec![k("k")]);
+        let snap = Snapshot {
+            payload: vec![9],
+            expire_at_ms: None,
+        };
+        let e = p.entries(&reads, vec![(k("k"), Some(snap.clone()))], None);
+        assert_eq!(
+            e,
+            [UndoEntry::Whole {
+                key: k("k"),
+                before: Some(snap)
+            }]
+        );
+        // Replies that contradict each other are not trusted.
+        for reads in [
+            [bulk("v"), Read::Int(-2)],
+            [Read::Nil, Read::Int(-1)],
+            [bulk("v"), Read::Int(-7)],
+            [Read::Int(3), Read::Int(-1)],
+            [bulk("v"), bulk("-1")],
+        ] {
+            assert_eq!(p.whole_keys(&reads), vec![k("k")], "{reads:?}");
+        }
+        assert_eq!(p.whole_keys(&[bulk("v")]), vec![k("k")], "missing read");
+        // MSET: each key on its own.
+        let p = plan_of("MSET a 1 b 2", &[1, 3]);
+        let reads = [wrongtype(), Read::Int(-1), Read::Nil, Read::Int(-2)];
+        assert_eq!(p.whole_keys(&reads), vec![k("a")]);
+        let e = p.entries(&reads, vec![(k("a"), None)], None);
+        assert_eq!(
+            e,
+            [
+                UndoEntry::Whole {
+                    key: k("a"),
+                    before: None
+                },
+                UndoEntry::Str {
+                    key: k("b"),
+                    before: None
+                }
+            ]
+        );
+    }
+}
