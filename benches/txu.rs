@@ -2655,7 +2655,7 @@ fn run(opts: &Opts) -> Result<(), String> {
             opts.filters
         ));
     }
-    let module = common::module_path();
+    let module = common::server::module_path();
     warn_if_stale(&module);
     let server = Server::start();
     smoke(&server)?;
@@ -2666,7 +2666,7 @@ fn run(opts: &Opts) -> Result<(), String> {
         _ => "unknown".into(),
     };
     // Not INFO's `executable`: for a bare name Redis joins it to its working directory.
-    let binary = resolve_binary(&common::server_binary());
+    let binary = resolve_binary(&common::server::server_binary());
     let header = Header {
         mode: opts.mode.name,
         unix_time: SystemTime::now()

@@ -13,8 +13,8 @@
 
 mod common;
 
-use common::mix::{assert_interesting, mix, run_mix, run_tx, txu_counter, State, MIX_LEN};
-use common::{show, wait_replica_synced, wait_until, RawConn, Server};
+use common::mix::{assert_interesting, run_mix, run_mix_again, State, MIX_LEN};
+use common::{exec_tx, run, show, txu, wait_replica_synced, wait_until, Server};
 use std::time::Duration;
 
 // ----- tests -----------------------------------------------------------------------------------
@@ -44,25 +44,10 @@ fn replica_converges_when_the_mix_runs_twice_over_existing_data() {
     let primary = Server::start();
     let replica = primary.start_replica_of();
     run_mix(&primary, 0..MIX_LEN);
-    let mut raw = primary.raw();
-    for (i, t) in mix().iter().enumerate() {
-        let reply = run_tx(&mut raw, &t.cmds);
-        assert!(
-            reply.starts_with(b"*") || reply.starts_with(b"-ROLLBACK command "),
-            "second run, transaction {}: {}",
-            i + 1,
-            show(&reply)
-        );
-    }
+    run_mix_again(&primary);
     wait_replica_synced(&primary, &replica);
     let p = State::of(&primary, false);
     p.assert_same(&State::of(&replica, false), "replica vs primary");
-}
-
-/// Raw bytes of `cmd` run directly on `raw`.
-fn direct(raw: &mut RawConn, cmd: &[&str]) -> Vec<u8> {
-    let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
-    raw.cmd(&args)
 }
 
 #[test]
@@ -100,21 +85,14 @@ fn read_only_replica_refuses_writes_and_runs_reads() {
 
     let mut raw = replica.raw();
     // The write comes after a read and before a create.
-    let r = run_tx(
-        &mut raw,
-        &[
-            vec!["GET".into(), "k1".into()],
-            vec!["SET".into(), "kt".into(), "x".into()],
-            vec!["LPUSH".into(), "new".into(), "x".into()],
-        ],
-    );
+    let r = txu(&mut raw, &["GET k1", "SET kt x", "LPUSH new x"]);
     assert!(
         r.starts_with(b"-ROLLBACK command 2 (SET) failed: READONLY "),
         "{}",
         show(&r)
     );
     // The write is the first command, on a key that does not exist.
-    let r = run_tx(&mut raw, &[vec!["INCR".into(), "counter".into()]]);
+    let r = txu(&mut raw, &["INCR counter"]);
     assert!(
         r.starts_with(b"-ROLLBACK command 1 (INCR) failed: READONLY "),
         "{}",
@@ -131,15 +109,11 @@ fn read_only_replica_refuses_writes_and_runs_reads() {
     ];
     let mut want = format!("*{}\r\n", reads.len()).into_bytes();
     for c in reads {
-        want.extend(direct(&mut raw, c));
+        want.extend(run(&mut raw, c));
     }
-    let cmds: Vec<Vec<String>> = reads
-        .iter()
-        .map(|c| c.iter().map(|a| a.to_string()).collect())
-        .collect();
-    assert_eq!(show(&run_tx(&mut raw, &cmds)), show(&want));
-    assert_eq!(txu_counter(&replica, "txu_transactions_committed"), 1);
-    assert_eq!(txu_counter(&replica, "txu_transactions_rolled_back"), 2);
+    assert_eq!(show(&exec_tx(&mut raw, &[], &reads).1), show(&want));
+    assert_eq!(replica.info_u64("txu", "txu_transactions_committed"), 1);
+    assert_eq!(replica.info_u64("txu", "txu_transactions_rolled_back"), 2);
 
     // Replication still works and the replica still matches the primary.
     redis::cmd("SET")
@@ -193,10 +167,7 @@ fn refused_write_on_a_replica_leaves_a_logically_expired_key_alone() {
     let digest = replica.digest();
     assert_eq!(digest, primary.digest());
 
-    let r = run_tx(
-        &mut replica.raw(),
-        &[vec!["SET".into(), "gone".into(), "x".into()]],
-    );
+    let r = txu(&mut replica.raw(), &["SET gone x"]);
     assert!(
         r.starts_with(b"-ROLLBACK command 1 (SET) failed: READONLY "),
         "{}",

@@ -2,7 +2,7 @@
 //! every type (13 commit, 12 roll back at various positions), run with every reply checked,
 //! and the state two servers holding the same data must agree on.
 
-use super::{show, RawConn, Server};
+use super::{exec_tx, show, Server};
 use redis::Value;
 use std::collections::BTreeMap;
 
@@ -315,32 +315,11 @@ pub fn mix() -> Vec<Tx> {
 
 // ----- driving transactions ------------------------------------------------------------------
 
-/// `TXU.BEGIN`, one `TXU.QUEUE` per command (each must reply `QUEUED`), `TXU.EXEC`.
-/// Returns the raw `TXU.EXEC` reply.
-pub fn run_tx(raw: &mut RawConn, cmds: &[Vec<String>]) -> Vec<u8> {
-    let id = raw.cmd(&[b"TXU.BEGIN"]);
-    assert_eq!(id.first(), Some(&b'$'), "TXU.BEGIN: {}", show(&id));
-    for c in cmds {
-        let mut args: Vec<&[u8]> = vec![b"TXU.QUEUE"];
-        args.extend(c.iter().map(|a| a.as_bytes()));
-        let r = raw.cmd(&args);
-        assert_eq!(r, b"+QUEUED\r\n", "TXU.QUEUE {c:?}: {}", show(&r));
-    }
-    raw.cmd(&[b"TXU.EXEC"])
-}
-
-pub fn txu_counter(s: &Server, field: &str) -> u64 {
-    s.info_field("txu", field)
-        .unwrap_or_else(|| panic!("INFO txu has no {field}"))
-        .parse()
-        .unwrap_or_else(|e| panic!("INFO txu {field} is not a number: {e}"))
-}
-
 /// Runs transactions `range` of the mix on `s`, checking each transaction's reply, and that a
 /// rolled-back one left the server exactly as it was (digest, absolute expiries, streams).
 pub fn run_mix(s: &Server, range: std::ops::Range<usize>) {
-    let committed = txu_counter(s, "txu_transactions_committed");
-    let rolled_back = txu_counter(s, "txu_transactions_rolled_back");
+    let committed = s.info_u64("txu", "txu_transactions_committed");
+    let rolled_back = s.info_u64("txu", "txu_transactions_rolled_back");
     let mut raw = s.raw();
     let txs = mix();
     assert_eq!(txs.len(), MIX_LEN);
@@ -349,7 +328,7 @@ pub fn run_mix(s: &Server, range: std::ops::Range<usize>) {
     for (i, t) in txs.iter().enumerate().take(range.end).skip(range.start) {
         let n = i + 1;
         let before = matches!(t.outcome, Outcome::Rollback { .. }).then(|| State::of(s, true));
-        let reply = run_tx(&mut raw, &t.cmds);
+        let (_, reply) = exec_tx(&mut raw, &[], &t.cmds);
         match t.outcome {
             Outcome::Commit => {
                 commits += 1;
@@ -374,13 +353,34 @@ pub fn run_mix(s: &Server, range: std::ops::Range<usize>) {
         }
     }
     assert_eq!(
-        txu_counter(s, "txu_transactions_committed") - committed,
+        s.info_u64("txu", "txu_transactions_committed") - committed,
         commits
     );
     assert_eq!(
-        txu_counter(s, "txu_transactions_rolled_back") - rolled_back,
+        s.info_u64("txu", "txu_transactions_rolled_back") - rolled_back,
         rollbacks
     );
+}
+
+/// Runs the whole mix once more over what an earlier run left (other outcomes, other
+/// pre-images): each transaction must commit or roll back. Returns how many rolled back.
+pub fn run_mix_again(s: &Server) -> usize {
+    let mut raw = s.raw();
+    let mut rollbacks = 0;
+    for (i, t) in mix().iter().enumerate() {
+        let (_, reply) = exec_tx(&mut raw, &[], &t.cmds);
+        if reply.starts_with(b"-ROLLBACK command ") {
+            rollbacks += 1;
+        } else {
+            assert!(
+                reply.starts_with(b"*"),
+                "second run, transaction {}: {}",
+                i + 1,
+                show(&reply)
+            );
+        }
+    }
+    rollbacks
 }
 
 // ----- comparing servers ----------------------------------------------------------------------
