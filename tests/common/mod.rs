@@ -15,7 +15,9 @@ pub mod resp;
 pub mod server;
 pub mod tx;
 
-pub use resp::{encode_command, esc, flat_array, parse_info, reply_len, show, RawConn};
+pub use resp::{
+    array_items, bulk_body, encode_command, esc, flat_array, parse_info, reply_len, show, RawConn,
+};
 pub use server::{
     read_file_bytes, rewrite_aof, wait_replica_synced, wait_until, Flavor, Server, ServerVersion,
 };

@@ -37,7 +37,7 @@ pub fn expect(c: &mut RawConn, args: &[&str], want: &str) {
 /// Sends `args`, asserts the reply is an error and returns its text.
 #[track_caller]
 pub fn run_err(c: &mut RawConn, args: &[&str]) -> String {
-    error_text(run(c, args))
+    error_text(run(c, args), &format!("{args:?}"))
 }
 
 /// `-<text>\r\n` for an error text.
@@ -58,9 +58,9 @@ pub fn bulk_bytes(v: &[u8]) -> Vec<u8> {
 }
 
 /// The text of an error reply of one line (without `-` and CRLF, no CR or LF inside);
-/// panics for any other reply.
+/// panics for any other reply, naming `what` it replied to.
 #[track_caller]
-pub fn error_text(reply: impl AsRef<[u8]>) -> String {
+pub fn error_text(reply: impl AsRef<[u8]>, what: &str) -> String {
     let r = reply.as_ref();
     let body = r
         .strip_prefix(b"-")
@@ -68,7 +68,10 @@ pub fn error_text(reply: impl AsRef<[u8]>) -> String {
         .filter(|b| !b.contains(&b'\r') && !b.contains(&b'\n'));
     match body {
         Some(b) => show(b),
-        None => panic!("expected an error reply of one line, got {}", esc(r)),
+        None => panic!(
+            "{what}: expected an error reply of one line, got {}",
+            esc(r)
+        ),
     }
 }
 
@@ -152,12 +155,12 @@ pub fn queue_bytes(c: &mut RawConn, args: &[&[u8]]) {
 pub fn exec_tx<C, A>(c: &mut RawConn, opts: &[&str], cmds: &[C]) -> (String, Vec<u8>)
 where
     C: AsRef<[A]>,
-    A: AsRef<str>,
+    A: AsRef<[u8]>,
 {
     let id = begin_with(c, opts);
     for cmd in cmds {
-        let args: Vec<&str> = cmd.as_ref().iter().map(AsRef::as_ref).collect();
-        queue(c, &args);
+        let args: Vec<&[u8]> = cmd.as_ref().iter().map(AsRef::as_ref).collect();
+        queue_bytes(c, &args);
     }
     (id, run(c, &["TXU.EXEC"]))
 }
@@ -177,7 +180,7 @@ pub fn txu(c: &mut RawConn, lines: &[impl AsRef<str>]) -> Vec<u8> {
 /// (`k` 1-based); returns the command's own error, the text after that.
 #[track_caller]
 pub fn assert_rolled_back(reply: impl AsRef<[u8]>, k: usize, name: &str) -> String {
-    let text = error_text(&reply);
+    let text = error_text(&reply, "TXU.EXEC");
     let head = format!("ROLLBACK command {k} ({name}) failed: ");
     match text.strip_prefix(&head) {
         Some(cause) => cause.to_string(),
