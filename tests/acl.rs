@@ -10,9 +10,9 @@
 mod common;
 
 use common::{
-    assert_rolled_back, begin, queue, queue_reply, run, run_text, show, RawConn, Server, EXECABORT,
+    assert_rolled_back, begin, queue, queue_reply, run, run_text, show, RawConn, Server, State,
+    EXECABORT,
 };
-use std::collections::BTreeMap;
 
 /// Runs a command on the admin (default user) connection and expects `OK`.
 fn admin_ok(con: &mut redis::Connection, args: &[&str]) {
@@ -52,18 +52,6 @@ fn queue_noperm(raw: &mut RawConn, admin: &mut redis::Connection, user: &str, ar
         format!("-NOPERM {why}\r\n"),
         "TXU.QUEUE {args:?} as {user}"
     );
-}
-
-/// Digest and every key's absolute expiry.
-fn state(s: &Server) -> (String, BTreeMap<String, i64>) {
-    let mut con = s.conn();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
-    let mut exp = BTreeMap::new();
-    for k in keys {
-        let at: i64 = redis::cmd("PEXPIRETIME").arg(&k).query(&mut con).unwrap();
-        exp.insert(k, at);
-    }
-    (s.digest(), exp)
 }
 
 /// carol may run only the TXU commands, GET, SET and INCR, on `app:*`, and read `ro:*`.
@@ -128,7 +116,7 @@ fn queue_refuses_a_command_the_user_may_not_run() {
     let mut admin = s.conn();
     add_carol(&mut admin);
     seed(&mut admin);
-    let before = state(&s);
+    let before = State::of(&s, true);
     let refused = s.info_u64("txu", "txu_commands_refused");
     let aborted = s.info_u64("txu", "txu_transactions_aborted");
 
@@ -146,7 +134,11 @@ fn queue_refuses_a_command_the_user_may_not_run() {
     queue(&mut carol, &["INCR", "app:n"]);
     assert_eq!(run_text(&mut carol, &["TXU.EXEC"]), EXECABORT);
 
-    assert_eq!(state(&s), before, "an aborted transaction changed data");
+    assert_eq!(
+        State::of(&s, true),
+        before,
+        "an aborted transaction changed data"
+    );
     assert_eq!(s.info_u64("txu", "txu_commands_refused") - refused, 2);
     assert_eq!(s.info_u64("txu", "txu_transactions_aborted") - aborted, 1);
     // The connection left the transaction.
@@ -163,7 +155,7 @@ fn queue_refuses_keys_outside_the_users_patterns() {
     add_alice(&mut admin);
     seed(&mut admin);
     admin_ok(&mut admin, &["SET", "app:a", "a"]);
-    let before = state(&s);
+    let before = State::of(&s, true);
 
     let mut alice = login(&s, "alice");
     let forbidden: [&[&str]; 6] = [
@@ -184,7 +176,7 @@ fn queue_refuses_keys_outside_the_users_patterns() {
             EXECABORT,
             "after refusing {f:?}"
         );
-        assert_eq!(state(&s), before, "after refusing {f:?}");
+        assert_eq!(State::of(&s, true), before, "after refusing {f:?}");
     }
 
     // FLUSHALL is forbidden to alice by the ACL and to everyone by txu: txu's refusal comes
@@ -231,14 +223,14 @@ fn read_only_key_permission_queues_reads_but_not_writes() {
             "%W~wo:*",
         ],
     );
-    let before = state(&s);
+    let before = State::of(&s, true);
 
     let mut carol = login(&s, "carol");
     begin(&mut carol);
     queue(&mut carol, &["GET", "ro:1"]);
     queue_noperm(&mut carol, &mut admin, "carol", &["SET", "ro:1", "x"]);
     assert_eq!(run_text(&mut carol, &["TXU.EXEC"]), EXECABORT);
-    assert_eq!(state(&s), before);
+    assert_eq!(State::of(&s, true), before);
 
     begin(&mut carol);
     queue(&mut carol, &["GET", "ro:1"]);
@@ -249,7 +241,7 @@ fn read_only_key_permission_queues_reads_but_not_writes() {
     );
 
     let mut dave = login(&s, "dave");
-    let before = state(&s);
+    let before = State::of(&s, true);
     // The key flags of each command decide: COPY reads its source and writes its destination;
     // LMOVE writes its source too; GET reads.
     let refused: [&[&str]; 4] = [
@@ -263,7 +255,7 @@ fn read_only_key_permission_queues_reads_but_not_writes() {
         queue_noperm(&mut dave, &mut admin, "dave", f);
         assert_eq!(run_text(&mut dave, &["TXU.EXEC"]), EXECABORT);
     }
-    assert_eq!(state(&s), before);
+    assert_eq!(State::of(&s, true), before);
     begin(&mut dave);
     queue(&mut dave, &["COPY", "ro:1", "app:copy"]);
     queue(&mut dave, &["LRANGE", "ro:l", "0", "-1"]);
@@ -292,7 +284,7 @@ fn exec_rechecks_the_command_and_rolls_back() {
     let mut admin = s.conn();
     add_carol(&mut admin);
     seed(&mut admin);
-    let before = state(&s);
+    let before = State::of(&s, true);
 
     let mut carol = login(&s, "carol");
     begin(&mut carol);
@@ -304,7 +296,7 @@ fn exec_rechecks_the_command_and_rolls_back() {
     let reply = run(&mut carol, &["TXU.EXEC"]);
 
     // app:n is back at 10 with its original deadline; app:a was never created.
-    assert_eq!(state(&s), before, "reply was {}", show(&reply));
+    assert_eq!(State::of(&s, true), before, "reply was {}", show(&reply));
     assert_eq!(s.info_u64("txu", "txu_transactions_rolled_back"), 1);
     assert_rollback_noperm(&reply, 2, "SET");
     assert!(show(&reply).contains("'set'"), "{}", show(&reply));
@@ -316,7 +308,7 @@ fn exec_rechecks_the_keys_and_rolls_back() {
     let mut admin = s.conn();
     add_carol(&mut admin);
     seed(&mut admin);
-    let before = state(&s);
+    let before = State::of(&s, true);
     let mut carol = login(&s, "carol");
 
     // Keys reset to app:a only: the SET of app:b fails.
@@ -329,7 +321,7 @@ fn exec_rechecks_the_keys_and_rolls_back() {
         &["ACL", "SETUSER", "carol", "resetkeys", "~app:a", "%R~ro:*"],
     );
     let reply = run(&mut carol, &["TXU.EXEC"]);
-    assert_eq!(state(&s), before, "reply was {}", show(&reply));
+    assert_eq!(State::of(&s, true), before, "reply was {}", show(&reply));
     assert_rollback_noperm(&reply, 2, "SET");
 
     // Keys downgraded to read-only: INCR, after a write that is allowed, fails.
@@ -346,7 +338,7 @@ fn exec_rechecks_the_keys_and_rolls_back() {
         &["ACL", "SETUSER", "carol", "resetkeys", "~app:a", "%R~app:n"],
     );
     let reply = run(&mut carol, &["TXU.EXEC"]);
-    assert_eq!(state(&s), before, "reply was {}", show(&reply));
+    assert_eq!(State::of(&s, true), before, "reply was {}", show(&reply));
     assert_rollback_noperm(&reply, 3, "INCR");
 }
 
@@ -357,7 +349,7 @@ fn exec_runs_as_the_user_the_connection_has_then() {
     let mut admin = s.conn();
     add_carol(&mut admin);
     seed(&mut admin);
-    let before = state(&s);
+    let before = State::of(&s, true);
 
     let mut raw = s.raw();
     begin(&mut raw);
@@ -365,7 +357,7 @@ fn exec_runs_as_the_user_the_connection_has_then() {
     queue(&mut raw, &["SET", "other", "x"]);
     assert_eq!(run(&mut raw, &["AUTH", "carol", "pw"]), b"+OK\r\n");
     let reply = run(&mut raw, &["TXU.EXEC"]);
-    assert_eq!(state(&s), before, "reply was {}", show(&reply));
+    assert_eq!(State::of(&s, true), before, "reply was {}", show(&reply));
     assert_rollback_noperm(&reply, 2, "SET");
 }
 
@@ -388,7 +380,7 @@ fn default_user_without_restrictions() {
         run_text(&mut raw, &["TXU.EXEC"]),
         "*5\r\n+OK\r\n:11\r\n:1\r\n:1\r\n$1\r\na\r\n"
     );
-    let before = state(&s);
+    let before = State::of(&s, true);
     begin(&mut raw);
     queue(&mut raw, &["SET", "x", "1"]);
     queue(&mut raw, &["LPUSH", "anything", "x"]);
@@ -397,7 +389,7 @@ fn default_user_without_restrictions() {
         reply.starts_with("-ROLLBACK command 2 (LPUSH) failed: WRONGTYPE "),
         "{reply}"
     );
-    assert_eq!(state(&s), before);
+    assert_eq!(State::of(&s, true), before);
 }
 
 // ----- the documented hole: TXU.QUEUE itself forbidden -----------------------------------------

@@ -11,8 +11,8 @@
 
 mod common;
 
-use common::mix::{assert_interesting, run_mix, run_mix_again, State, MIX_LEN};
-use common::{rewrite_aof, Server};
+use common::mix::{assert_interesting, run_mix, run_mix_again, MIX_LEN};
+use common::{rewrite_aof, Server, State};
 
 // ----- tests -----------------------------------------------------------------------------------
 

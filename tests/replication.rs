@@ -13,8 +13,8 @@
 
 mod common;
 
-use common::mix::{assert_interesting, run_mix, run_mix_again, State, MIX_LEN};
-use common::{exec_tx, run, show, txu, wait_replica_synced, wait_until, Server};
+use common::mix::{assert_interesting, run_mix, run_mix_again, MIX_LEN};
+use common::{exec_tx, run, show, txu, wait_replica_synced, wait_until, Server, State};
 use std::time::Duration;
 
 // ----- tests -----------------------------------------------------------------------------------

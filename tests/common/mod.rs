@@ -7,18 +7,24 @@
 //! - [`resp`]: RESP encoding and parsing, and [`RawConn`] (std only: the benchmark uses it too).
 //! - [`server`]: [`Server`], a redis-server process owned by a test, and waiting on conditions.
 //! - [`tx`]: commands with text arguments, reply checks, and whole txu transactions.
+//! - [`query`]: the same on a `redis` crate connection, and its replies as text or numbers.
+//! - [`state`]: [`State`], what two servers holding the same data agree on.
 //! - [`mix`]: the transaction mix of tests/replication.rs and tests/persistence.rs.
 #![allow(dead_code, unused_imports)]
 
 pub mod mix;
+pub mod query;
 pub mod resp;
 pub mod server;
+pub mod state;
 pub mod tx;
 
+pub use query::{int, query, query_line, text};
 pub use resp::{
     array_items, bulk_body, encode_command, esc, flat_array, parse_info, reply_len, show, RawConn,
 };
 pub use server::{
     read_file_bytes, rewrite_aof, wait_replica_synced, wait_until, Flavor, Server, ServerVersion,
 };
+pub use state::State;
 pub use tx::*;

@@ -165,15 +165,21 @@ where
     (id, run(c, &["TXU.EXEC"]))
 }
 
-/// A transaction of whitespace-separated command lines (see [`exec_tx`]); returns the raw
-/// `TXU.EXEC` reply.
+/// `TXU.BEGIN <opts>` and a transaction of whitespace-separated command lines (see
+/// [`exec_tx`]); returns the transaction id and the raw `TXU.EXEC` reply.
 #[track_caller]
-pub fn txu(c: &mut RawConn, lines: &[impl AsRef<str>]) -> Vec<u8> {
+pub fn txu_with(c: &mut RawConn, opts: &[&str], lines: &[impl AsRef<str>]) -> (String, Vec<u8>) {
     let cmds: Vec<Vec<&str>> = lines
         .iter()
         .map(|l| l.as_ref().split_whitespace().collect())
         .collect();
-    exec_tx(c, &[], &cmds).1
+    exec_tx(c, opts, &cmds)
+}
+
+/// A transaction of whitespace-separated command lines; returns the raw `TXU.EXEC` reply.
+#[track_caller]
+pub fn txu(c: &mut RawConn, lines: &[impl AsRef<str>]) -> Vec<u8> {
+    txu_with(c, &[], lines).1
 }
 
 /// Asserts that `reply` is one error line starting `ROLLBACK command <k> (<name>) failed: `
