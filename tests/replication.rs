@@ -14,7 +14,10 @@
 mod common;
 
 use common::mix::{assert_interesting, run_mix, run_mix_again, MIX_LEN};
-use common::{exec_tx, run, show, txu, wait_replica_synced, wait_until, Server, State};
+use common::{
+    assert_rolled_back, exec_tx, query, run, show, txu, wait_replica_synced, wait_until, Server,
+    State,
+};
 use std::time::Duration;
 
 // ----- tests -----------------------------------------------------------------------------------
@@ -55,24 +58,9 @@ fn read_only_replica_refuses_writes_and_runs_reads() {
     let primary = Server::start();
     {
         let mut con = primary.conn();
-        redis::cmd("SET")
-            .arg("k1")
-            .arg("v1")
-            .exec(&mut con)
-            .unwrap();
-        redis::cmd("SET")
-            .arg("kt")
-            .arg("v")
-            .arg("EX")
-            .arg("1000")
-            .exec(&mut con)
-            .unwrap();
-        redis::cmd("RPUSH")
-            .arg("l")
-            .arg("a")
-            .arg("b")
-            .exec(&mut con)
-            .unwrap();
+        query(&mut con, &["SET", "k1", "v1"]);
+        query(&mut con, &["SET", "kt", "v", "EX", "1000"]);
+        query(&mut con, &["RPUSH", "l", "a", "b"]);
     }
     let replica = primary.start_replica_of();
     assert_eq!(
@@ -86,18 +74,12 @@ fn read_only_replica_refuses_writes_and_runs_reads() {
     let mut raw = replica.raw();
     // The write comes after a read and before a create.
     let r = txu(&mut raw, &["GET k1", "SET kt x", "LPUSH new x"]);
-    assert!(
-        r.starts_with(b"-ROLLBACK command 2 (SET) failed: READONLY "),
-        "{}",
-        show(&r)
-    );
+    let cause = assert_rolled_back(&r, 2, "SET");
+    assert!(cause.starts_with("READONLY "), "{cause}");
     // The write is the first command, on a key that does not exist.
     let r = txu(&mut raw, &["INCR counter"]);
-    assert!(
-        r.starts_with(b"-ROLLBACK command 1 (INCR) failed: READONLY "),
-        "{}",
-        show(&r)
-    );
+    let cause = assert_rolled_back(&r, 1, "INCR");
+    assert!(cause.starts_with("READONLY "), "{cause}");
     before.assert_same(&State::of(&replica, true), "replica after refused writes");
 
     // A read-only transaction runs and replies as the commands do directly.
@@ -116,11 +98,7 @@ fn read_only_replica_refuses_writes_and_runs_reads() {
     assert_eq!(replica.info_u64("txu", "txu_transactions_rolled_back"), 2);
 
     // Replication still works and the replica still matches the primary.
-    redis::cmd("SET")
-        .arg("k2")
-        .arg("v2")
-        .exec(&mut primary.conn())
-        .unwrap();
+    query(&mut primary.conn(), &["SET", "k2", "v2"]);
     wait_replica_synced(&primary, &replica);
     State::of(&primary, true).assert_same(&State::of(&replica, true), "replica vs primary after");
 }
@@ -132,23 +110,9 @@ fn refused_write_on_a_replica_leaves_a_logically_expired_key_alone() {
     // and nobody touches the key on the primary, so both servers keep it.
     let primary = Server::start();
     let mut pcon = primary.conn();
-    redis::cmd("DEBUG")
-        .arg("SET-ACTIVE-EXPIRE")
-        .arg("0")
-        .exec(&mut pcon)
-        .unwrap();
-    redis::cmd("SET")
-        .arg("keep")
-        .arg("v")
-        .exec(&mut pcon)
-        .unwrap();
-    redis::cmd("SET")
-        .arg("gone")
-        .arg("v")
-        .arg("PX")
-        .arg("1")
-        .exec(&mut pcon)
-        .unwrap();
+    query(&mut pcon, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    query(&mut pcon, &["SET", "keep", "v"]);
+    query(&mut pcon, &["SET", "gone", "v", "PX", "1"]);
     let replica = primary.start_replica_of();
     let mut rcon = replica.conn();
     wait_until(
@@ -168,11 +132,8 @@ fn refused_write_on_a_replica_leaves_a_logically_expired_key_alone() {
     assert_eq!(digest, primary.digest());
 
     let r = txu(&mut replica.raw(), &["SET gone x"]);
-    assert!(
-        r.starts_with(b"-ROLLBACK command 1 (SET) failed: READONLY "),
-        "{}",
-        show(&r)
-    );
+    let cause = assert_rolled_back(&r, 1, "SET");
+    assert!(cause.starts_with("READONLY "), "{cause}");
     let dbsize: i64 = redis::cmd("DBSIZE").query(&mut rcon).unwrap();
     assert_eq!(
         dbsize, 2,

@@ -1,4 +1,4 @@
-//! Undoing a committed transaction (issue 3): `TXU.BEGIN RETAIN <ms>` keeps the transaction's
+//! Undoing a committed transaction: `TXU.BEGIN RETAIN <ms>` keeps the transaction's
 //! undo log in a hidden key `txu:undo:{<tag>}:<txid>` of type `txu-undo1` (same cluster slot as
 //! the first key the transaction wrote), and `TXU.ROLLBACK <txid> [FORCE]` undoes it, refusing
 //! with `CONFLICT` when a key it wrote changed since. Also: retention expiry, persistence (RDB,
@@ -160,6 +160,34 @@ fn key_states(c: &mut RawConn, keys: &[String]) -> Vec<(String, i64, i64, String
         .collect()
 }
 
+/// Keys seeded under several prefixes, and one retained transaction per prefix over them.
+struct Retained {
+    keys: Vec<String>,
+    /// `DEBUG DIGEST` and [`key_states`] before the transactions.
+    digest: String,
+    before: Vec<(String, i64, i64, String)>,
+    /// The transaction ids, in the order of the prefixes.
+    ids: Vec<String>,
+}
+
+/// Seeds every prefix (see [`seed`]), then commits a [`tx_cmds`] transaction retained for
+/// [`LONG`] per prefix.
+fn seed_and_retain(s: &Server, c: &mut RawConn, prefixes: &[&str]) -> Retained {
+    let keys: Vec<String> = prefixes.iter().flat_map(|p| seed(c, p)).collect();
+    let digest = s.digest();
+    let before = key_states(c, &keys);
+    let ids = prefixes
+        .iter()
+        .map(|p| commit(c, &["RETAIN", LONG], &tx_cmds(p)))
+        .collect();
+    Retained {
+        keys,
+        digest,
+        before,
+        ids,
+    }
+}
+
 // ----- hidden keys -----------------------------------------------------------------------------
 
 /// CRC16-XMODEM, as Redis Cluster uses for key slots.
@@ -271,8 +299,10 @@ fn assert_logs(s: &Server, retained: u64, pending: u64, what: &str) {
 
 // ----- RETAIN and TXU.ROLLBACK <txid> ----------------------------------------------------------
 
+/// The slots `CLUSTER KEYSLOT` gives for these keys: `foo` 12182, `bar` 5061, and a key with
+/// the hash tag `{foo}` that of `foo`.
 #[test]
-fn slot_function_matches_platform_facts() {
+fn slot_function_matches_cluster_keyslot() {
     assert_eq!(key_slot(b"foo"), 12182);
     assert_eq!(key_slot(b"bar"), 5061);
     assert_eq!(key_slot(b"{foo}:x"), 12182);
@@ -774,16 +804,12 @@ fn persist_and_restart(s: &mut Server, mode: Restart) {
 fn retained_logs_survive(mode: Restart) {
     let mut s = server_for(mode, false);
     let mut c = s.raw();
-    let mut keys = Vec::new();
-    for p in ["p:", "q:", "r:"] {
-        keys.extend(seed(&mut c, p));
-    }
-    let d0 = s.digest();
-    let before = key_states(&mut c, &keys);
-    let ids: Vec<String> = ["p:", "q:", "r:"]
-        .iter()
-        .map(|p| commit(&mut c, &["RETAIN", LONG], &tx_cmds(p)))
-        .collect();
+    let Retained {
+        keys,
+        digest: d0,
+        before,
+        ids,
+    } = seed_and_retain(&s, &mut c, &["p:", "q:", "r:"]);
     let hidden: Vec<(String, i64)> = ids
         .iter()
         .zip(["p:s", "q:s", "r:s"])
@@ -949,16 +975,12 @@ fn promoted_replica_rolls_back() {
     let p = Server::start();
     let r = p.start_replica_of();
     let mut c = p.raw();
-    let mut keys = Vec::new();
-    for prefix in ["a:", "b:", "c:"] {
-        keys.extend(seed(&mut c, prefix));
-    }
-    let d0 = p.digest();
-    let before = key_states(&mut c, &keys);
-    let ids: Vec<String> = ["a:", "b:", "c:"]
-        .iter()
-        .map(|prefix| commit(&mut c, &["RETAIN", LONG], &tx_cmds(prefix)))
-        .collect();
+    let Retained {
+        keys,
+        digest: d0,
+        before,
+        ids,
+    } = seed_and_retain(&p, &mut c, &["a:", "b:", "c:"]);
     // Changed on the primary while the replica follows.
     assert_eq!(int(&mut c, &["HSET", "b:h", "f9", "v9"]), 1);
     wait_replica_synced(&p, &r);
