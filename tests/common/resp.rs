@@ -169,14 +169,21 @@ pub fn bulk_body(r: &[u8]) -> Option<&[u8]> {
     r.get(start..start + n)
 }
 
-/// The elements of `r`, exactly one RESP2 array reply, as raw replies; `None` when `r` is not
-/// an array (a null array included) or has bytes after it.
-pub fn array_items(r: &[u8]) -> Option<Vec<&[u8]>> {
+/// The element count of an array reply `r` (not a null array) and where its first element
+/// starts.
+pub fn array_header(r: &[u8]) -> Option<(usize, usize)> {
     if r.first() != Some(&b'*') {
         return None;
     }
-    let (n, mut cur) = header_int(r, 0).ok()??;
-    let mut out = Vec::with_capacity(usize::try_from(n).ok()?);
+    let (n, start) = header_int(r, 0).ok()??;
+    Some((usize::try_from(n).ok()?, start))
+}
+
+/// The elements of `r`, exactly one RESP2 array reply, as raw replies; `None` when `r` is not
+/// an array (a null array included) or has bytes after it.
+pub fn array_items(r: &[u8]) -> Option<Vec<&[u8]>> {
+    let (n, mut cur) = array_header(r)?;
+    let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let end = reply_end(r, cur).ok()??;
         out.push(&r[cur..end]);
