@@ -67,7 +67,7 @@ fn captured(c: &mut Connection, args: &[&str]) {
     );
 }
 
-fn ok(v: &Value) -> bool {
+fn is_ok(v: &Value) -> bool {
     matches!(v, Value::Okay) || matches!(v, Value::SimpleString(s) if s == "OK")
 }
 
@@ -123,7 +123,7 @@ fn captured_commands_are_queued_and_run_atomically() {
     match query(&mut c, &["TXU.EXEC"]) {
         Value::Array(items) => {
             assert_eq!(items.len(), 3);
-            assert!(ok(&items[0]));
+            assert!(is_ok(&items[0]));
             assert_eq!(items[1], Value::Int(2));
             assert_eq!(items[2], Value::BulkString(b"2".to_vec()));
         }
@@ -177,7 +177,7 @@ fn rollback_ends_capture_and_disconnect_frees_it() {
     let mut c = server.conn();
     begin_capture(&mut c);
     captured(&mut c, &["SET", "x", "1"]);
-    assert!(ok(&query(&mut c, &["TXU.ROLLBACK"])));
+    assert!(is_ok(&query(&mut c, &["TXU.ROLLBACK"])));
     assert_eq!(
         query(&mut c, &["GET", "x"]),
         Value::Nil,
@@ -194,7 +194,7 @@ fn rollback_ends_capture_and_disconnect_frees_it() {
         || server.info_field("txu", "txu_transactions_open").as_deref() == Some("0"),
     );
     // With nobody capturing, other clients' commands are untouched.
-    assert!(ok(&query(&mut c, &["SET", "y", "2"])));
+    assert!(is_ok(&query(&mut c, &["SET", "y", "2"])));
 }
 
 #[test]
@@ -212,7 +212,7 @@ fn capture_leaves_replication_alone() {
     // While another client captures on the primary, the replication stream still applies.
     let mut d = primary.conn();
     begin_capture(&mut d);
-    assert!(ok(&query(&mut c, &["SET", "plain", "1"])));
+    assert!(is_ok(&query(&mut c, &["SET", "plain", "1"])));
     common::wait_replica_synced(&primary, &replica);
     assert_eq!(primary.digest(), replica.digest());
     assert_eq!(

@@ -63,6 +63,21 @@ fn config_set(con: &mut redis::Connection, name: &str, value: &str) {
     assert_eq!(text(&v), "OK", "CONFIG SET {name} {value}");
 }
 
+/// Turns on a real transient fault, `min-replicas-to-write 1` without a replica, and returns
+/// the error a plain write of `key` gets under it (`NOREPLICAS ...`).
+fn noreplicas_on(con: &mut redis::Connection, c: &mut RawConn, key: &str) -> String {
+    config_set(con, "min-replicas-to-write", "1");
+    let cause = run_err(c, &["SET", key, "1"]);
+    assert!(cause.starts_with("NOREPLICAS "), "plain SET: {cause}");
+    cause
+}
+
+/// Sets `txu.backoff-base-ms` and `txu.backoff-max-ms`.
+fn backoff(con: &mut redis::Connection, base_ms: &str, max_ms: &str) {
+    config_set(con, "txu.backoff-base-ms", base_ms);
+    config_set(con, "txu.backoff-max-ms", max_ms);
+}
+
 fn get(con: &mut redis::Connection, key: &str) -> Option<String> {
     match query(con, &["GET", key]) {
         Value::Nil => None,
@@ -264,9 +279,7 @@ fn noreplicas_defers_the_transaction_and_it_applies_once_the_fault_clears() {
     let s = Server::start_with(&["--txu.backoff-max-ms", "300"]);
     let mut con = s.conn();
     let mut c = s.raw();
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = run_err(&mut c, &["SET", "a", "plain"]);
-    assert!(cause.starts_with("NOREPLICAS "), "plain SET: {cause}");
+    let cause = noreplicas_on(&mut con, &mut c, "a");
 
     let id = defer_now(
         &mut c,
@@ -405,10 +418,8 @@ fn attempts_used_up_move_the_task_to_the_dead_list() {
     let s = Server::start();
     let mut con = s.conn();
     let mut c = s.raw();
-    config_set(&mut con, "txu.backoff-base-ms", "1");
-    config_set(&mut con, "txu.backoff-max-ms", "5");
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = run_err(&mut c, &["SET", "x", "1"]);
+    backoff(&mut con, "1", "5");
+    let cause = noreplicas_on(&mut con, &mut c, "x");
     let id = defer_now(&mut c, &["RETRY", "2"], &[&["SET", "x", "1"]], &cause);
     wait_state(&mut con, &id, "dead", DEADLINE);
     let st = status(&mut con, &id);
@@ -432,11 +443,9 @@ fn dead_list_is_bounded_by_dead_max() {
     let s = Server::start();
     let mut con = s.conn();
     let mut c = s.raw();
-    config_set(&mut con, "txu.backoff-base-ms", "1");
-    config_set(&mut con, "txu.backoff-max-ms", "5");
+    backoff(&mut con, "1", "5");
     config_set(&mut con, "txu.dead-max", "1");
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = run_err(&mut c, &["SET", "x", "1"]);
+    let cause = noreplicas_on(&mut con, &mut c, "x");
     let first = defer_now(&mut c, &["RETRY", "1"], &[&["SET", "x", "1"]], &cause);
     wait_state(&mut con, &first, "dead", DEADLINE);
     let second = defer_now(&mut c, &["RETRY", "1"], &[&["SET", "y", "1"]], &cause);
@@ -454,8 +463,7 @@ fn tasks_on_shared_keys_run_exactly_once_each_in_submission_order() {
     let s = Server::start_with(&["--txu.backoff-max-ms", "300"]);
     let mut con = s.conn();
     let mut c = s.raw();
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = run_err(&mut c, &["SET", "k", "0"]);
+    let cause = noreplicas_on(&mut con, &mut c, "k");
     let first = defer_now(
         &mut c,
         &["RETRY", "1000"],
@@ -522,10 +530,8 @@ fn a_head_waiting_for_its_backoff_does_not_hold_up_an_unrelated_key() {
     let s = Server::start();
     let mut con = s.conn();
     let mut c = s.raw();
-    config_set(&mut con, "txu.backoff-max-ms", "60000");
-    config_set(&mut con, "txu.backoff-base-ms", "60000");
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = run_err(&mut c, &["SET", "a", "0"]);
+    backoff(&mut con, "60000", "60000");
+    let cause = noreplicas_on(&mut con, &mut c, "a");
     let slow = defer_now(&mut c, &["RETRY"], &[&["SET", "a", "1"]], &cause);
     let behind = defer_behind(&mut c, &["RETRY"], &[&["INCR", "a"]], &slow, "a");
     let t = &tasks(&mut con, &[])[0];
@@ -534,8 +540,7 @@ fn a_head_waiting_for_its_backoff_does_not_hold_up_an_unrelated_key() {
         "first retry of {slow} should wait at least half of 60 s: {t:?}"
     );
 
-    config_set(&mut con, "txu.backoff-base-ms", "50");
-    config_set(&mut con, "txu.backoff-max-ms", "100");
+    backoff(&mut con, "50", "100");
     let fast = defer_now(&mut c, &["RETRY"], &[&["SET", "b", "1"]], &cause);
     config_set(&mut con, "min-replicas-to-write", "0");
     wait_state(&mut con, &fast, "done", APPLY_DEADLINE);
@@ -567,8 +572,7 @@ fn tick_budget_bounds_the_tasks_run_per_tick() {
     ]);
     let mut con = s.conn();
     let mut c = s.raw();
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = run_err(&mut c, &["SET", "x", "1"]);
+    let cause = noreplicas_on(&mut con, &mut c, "x");
     let keys = ["t1", "t2", "t3", "t4", "t5", "t6"];
     let all: Vec<String> = keys
         .iter()
@@ -626,10 +630,8 @@ fn status_tasks_retry_drop_and_info() {
     let mut c = s.raw();
     let mut c2 = s.raw();
     expect(&mut c2, &["SELECT", "2"], "+OK\r\n");
-    config_set(&mut con, "txu.backoff-base-ms", "60000");
-    config_set(&mut con, "txu.backoff-max-ms", "60000");
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = run_err(&mut c, &["SET", "a", "0"]);
+    backoff(&mut con, "60000", "60000");
+    let cause = noreplicas_on(&mut con, &mut c, "a");
     let before = now_ms();
     let t1 = defer_now(
         &mut c,
@@ -828,10 +830,8 @@ fn flushall_and_flushdb_on_db0_drop_the_list_and_a_new_deferral_works() {
     let mut c1 = s.raw();
     expect(&mut c1, &["SELECT", "1"], "+OK\r\n");
     // Tasks wait 60 s, so the fault can be cleared for the flushes (they are writes).
-    config_set(&mut con, "txu.backoff-base-ms", "60000");
-    config_set(&mut con, "txu.backoff-max-ms", "60000");
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = run_err(&mut c, &["SET", "a", "0"]);
+    backoff(&mut con, "60000", "60000");
+    let cause = noreplicas_on(&mut con, &mut c, "a");
     let t0 = defer_now(&mut c, &["RETRY"], &[&["SET", "a", "1"]], &cause);
     let t1 = defer_now(&mut c1, &["RETRY"], &[&["SET", "a", "1"]], &cause);
     expect(&mut c, &["TYPE", "txu:tasks"], "+txu-tasks\r\n");
@@ -865,8 +865,7 @@ fn flushall_and_flushdb_on_db0_drop_the_list_and_a_new_deferral_works() {
     assert_eq!(state(&mut con, &t2), "unknown");
 
     // After FLUSHALL: a new deferral is retried and applied.
-    config_set(&mut con, "txu.backoff-base-ms", "50");
-    config_set(&mut con, "txu.backoff-max-ms", "100");
+    backoff(&mut con, "50", "100");
     config_set(&mut con, "min-replicas-to-write", "1");
     let t3 = defer_now(&mut c, &["RETRY"], &[&["SET", "c", "1"]], &cause);
     assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 1);
@@ -884,14 +883,11 @@ fn a_deferral_right_after_flushall_async_of_a_big_dataset_is_still_run() {
     let s = Server::start();
     let mut con = s.conn();
     let mut c = s.raw();
-    config_set(&mut con, "txu.backoff-base-ms", "60000");
-    config_set(&mut con, "txu.backoff-max-ms", "60000");
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = run_err(&mut c, &["SET", "a", "0"]);
+    backoff(&mut con, "60000", "60000");
+    let cause = noreplicas_on(&mut con, &mut c, "a");
     let old = defer_now(&mut c, &["RETRY"], &[&["SET", "a", "1"]], &cause);
     config_set(&mut con, "min-replicas-to-write", "0");
-    config_set(&mut con, "txu.backoff-base-ms", "50");
-    config_set(&mut con, "txu.backoff-max-ms", "100");
+    backoff(&mut con, "50", "100");
     expect(&mut c, &["DEBUG", "POPULATE", "500000"], "+OK\r\n");
 
     // One write: the flush, the fault back on, a new deferral.

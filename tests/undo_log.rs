@@ -27,11 +27,11 @@ const FAULT_ERROR: &str = "ERR txu test fault: compensating write refused";
 
 // ----- replies ---------------------------------------------------------------------------------
 
-fn ok(c: &mut RawConn, args: &[&str]) {
+fn run_ok(c: &mut RawConn, args: &[&str]) {
     assert_eq!(run_text(c, args), "+OK\r\n", "{args:?}");
 }
 
-fn int(c: &mut RawConn, args: &[&str]) -> i64 {
+fn run_int(c: &mut RawConn, args: &[&str]) -> i64 {
     let r = run_text(c, args);
     r.strip_prefix(':')
         .and_then(|n| n.strip_suffix("\r\n"))
@@ -39,7 +39,7 @@ fn int(c: &mut RawConn, args: &[&str]) -> i64 {
         .unwrap_or_else(|| panic!("{args:?}: expected an integer reply, got {r:?}"))
 }
 
-fn simple(c: &mut RawConn, args: &[&str]) -> String {
+fn run_simple(c: &mut RawConn, args: &[&str]) -> String {
     let r = run_text(c, args);
     match r.strip_prefix('+').and_then(|s| s.strip_suffix("\r\n")) {
         Some(s) => s.to_string(),
@@ -48,7 +48,7 @@ fn simple(c: &mut RawConn, args: &[&str]) -> String {
 }
 
 /// The body of a bulk string reply to `args`, as text.
-fn bulk_reply(c: &mut RawConn, args: &[&str]) -> String {
+fn run_bulk(c: &mut RawConn, args: &[&str]) -> String {
     let r = run_text(c, args);
     bulk_body(r.as_bytes())
         .map(show)
@@ -111,16 +111,16 @@ fn conflict(id: &str, key: &str) -> String {
 /// the names the transaction of [`tx_cmds`] touches, including the key it creates.
 fn seed(c: &mut RawConn, p: &str) -> Vec<String> {
     let k = |s: &str| format!("{p}{s}");
-    ok(c, &["SET", &k("s"), "v0"]);
-    ok(c, &["SET", &k("t"), "10", "PX", "500000"]);
-    assert_eq!(int(c, &["RPUSH", &k("l"), "a", "b", "c"]), 3);
-    assert_eq!(int(c, &["PEXPIRE", &k("l"), "700000"]), 1);
-    assert_eq!(int(c, &["HSET", &k("h"), "f1", "v1", "f2", "v2"]), 2);
-    assert_eq!(int(c, &["SADD", &k("set"), "m1", "m2"]), 2);
-    assert_eq!(int(c, &["ZADD", &k("z"), "1", "one", "2", "two"]), 2);
-    assert_eq!(bulk_reply(c, &["XADD", &k("x"), "1-1", "f", "v"]), "1-1");
-    ok(c, &["SET", &k("gone"), "bye"]);
-    assert_eq!(int(c, &["EXISTS", &k("new")]), 0);
+    run_ok(c, &["SET", &k("s"), "v0"]);
+    run_ok(c, &["SET", &k("t"), "10", "PX", "500000"]);
+    assert_eq!(run_int(c, &["RPUSH", &k("l"), "a", "b", "c"]), 3);
+    assert_eq!(run_int(c, &["PEXPIRE", &k("l"), "700000"]), 1);
+    assert_eq!(run_int(c, &["HSET", &k("h"), "f1", "v1", "f2", "v2"]), 2);
+    assert_eq!(run_int(c, &["SADD", &k("set"), "m1", "m2"]), 2);
+    assert_eq!(run_int(c, &["ZADD", &k("z"), "1", "one", "2", "two"]), 2);
+    assert_eq!(run_bulk(c, &["XADD", &k("x"), "1-1", "f", "v"]), "1-1");
+    run_ok(c, &["SET", &k("gone"), "bye"]);
+    assert_eq!(run_int(c, &["EXISTS", &k("new")]), 0);
     ["s", "t", "l", "h", "set", "z", "x", "gone", "new"]
         .iter()
         .map(|s| k(s))
@@ -151,8 +151,8 @@ fn tx_cmds(p: &str) -> Vec<Vec<String>> {
 fn key_states(c: &mut RawConn, keys: &[String]) -> Vec<(String, i64, i64, String)> {
     keys.iter()
         .map(|k| {
-            let exists = int(c, &["EXISTS", k]);
-            let exp = int(c, &["PEXPIRETIME", k]);
+            let exists = run_int(c, &["EXISTS", k]);
+            let exp = run_int(c, &["PEXPIRETIME", k]);
             let d = string_array(c, &["DEBUG", "DIGEST-VALUE", k]);
             assert_eq!(d.len(), 1, "DEBUG DIGEST-VALUE {k}: {d:?}");
             (k.clone(), exists, exp, d[0].clone())
@@ -247,13 +247,13 @@ fn undo_key_of(c: &mut RawConn, id: &str) -> String {
 /// touch it, its TTL (0 < PTTL <= retain), and its slot. Returns its name.
 fn check_retained_key(c: &mut RawConn, id: &str, first_key: &str, retain_ms: i64) -> String {
     let key = undo_key_of(c, id);
-    assert_eq!(simple(c, &["TYPE", &key]), "txu-undo1", "TYPE {key}");
+    assert_eq!(run_simple(c, &["TYPE", &key]), "txu-undo1", "TYPE {key}");
     assert_eq!(
         key_slot(key.as_bytes()),
         key_slot(first_key.as_bytes()),
         "{key} is not in the slot of the first written key {first_key:?}"
     );
-    let pttl = int(c, &["PTTL", &key]);
+    let pttl = run_int(c, &["PTTL", &key]);
     assert!(
         pttl > 0 && pttl <= retain_ms,
         "PTTL {key} = {pttl}, want 0 < PTTL <= {retain_ms}"
@@ -272,7 +272,11 @@ fn check_retained_key(c: &mut RawConn, id: &str, first_key: &str, retain_ms: i64
         let e = run_err(c, a);
         assert!(e.starts_with("WRONGTYPE"), "{a:?} on the hidden key: {e}");
     }
-    assert_eq!(simple(c, &["TYPE", &key]), "txu-undo1", "TYPE {key} after");
+    assert_eq!(
+        run_simple(c, &["TYPE", &key]),
+        "txu-undo1",
+        "TYPE {key} after"
+    );
     key
 }
 
@@ -336,7 +340,7 @@ fn retain_takes_1_ms_to_a_year() {
     );
     for good in ["1", "31536000000"] {
         begin_with(&mut c, &["RETAIN", good]);
-        ok(&mut c, &["TXU.ROLLBACK"]);
+        run_ok(&mut c, &["TXU.ROLLBACK"]);
     }
     // The longest retention is kept as asked.
     let id = commit(
@@ -345,7 +349,7 @@ fn retain_takes_1_ms_to_a_year() {
         &[args(&["SET", "foo", "1"])],
     );
     let key = check_retained_key(&mut c, &id, "foo", 31_536_000_000);
-    assert!(int(&mut c, &["PTTL", &key]) > 31_536_000_000 - 60_000);
+    assert!(run_int(&mut c, &["PTTL", &key]) > 31_536_000_000 - 60_000);
     assert_logs(&s, 1, 0, "after a year-long RETAIN");
 }
 
@@ -363,15 +367,19 @@ fn retained_commit_rolls_back_exactly() {
     let key = check_retained_key(&mut c, &id, "foos", 600_000);
     assert_eq!(undo_keys(&mut c), std::slice::from_ref(&key));
     assert_ne!(key_states(&mut c, &keys), before);
-    assert_eq!(bulk_reply(&mut c, &["GET", "foonew"]), "created");
+    assert_eq!(run_bulk(&mut c, &["GET", "foonew"]), "created");
     assert_logs(&s, 1, 0, "with one retained log");
     assert_eq!(s.info_u64("txu", "txu_rollbacks_of_committed"), 0);
 
-    ok(&mut c, &["TXU.ROLLBACK", &id]);
+    run_ok(&mut c, &["TXU.ROLLBACK", &id]);
     assert_eq!(s.digest(), d0, "DEBUG DIGEST after TXU.ROLLBACK {id}");
     assert_eq!(key_states(&mut c, &keys), before);
-    assert_eq!(int(&mut c, &["EXISTS", "foonew"]), 0, "created key is gone");
-    assert_eq!(int(&mut c, &["EXISTS", &key]), 0, "hidden key is gone");
+    assert_eq!(
+        run_int(&mut c, &["EXISTS", "foonew"]),
+        0,
+        "created key is gone"
+    );
+    assert_eq!(run_int(&mut c, &["EXISTS", &key]), 0, "hidden key is gone");
     assert!(undo_keys(&mut c).is_empty());
     assert_logs(&s, 0, 0, "after the rollback");
     assert_eq!(s.info_u64("txu", "txu_rollbacks_of_committed"), 1);
@@ -392,7 +400,7 @@ fn retained_commit_rolls_back_exactly() {
     // A plain transaction's id was never retained.
     let plain = commit(&mut c, &[], &[args(&["SET", "fooplain", "1"])]);
     assert_eq!(run_err(&mut c, &["TXU.ROLLBACK", &plain]), unknown(&plain));
-    assert_eq!(bulk_reply(&mut c, &["GET", "fooplain"]), "1");
+    assert_eq!(run_bulk(&mut c, &["GET", "fooplain"]), "1");
 }
 
 #[test]
@@ -422,7 +430,7 @@ fn hidden_key_is_in_the_slot_of_the_first_written_key() {
 fn plain_and_rolled_back_transactions_leave_no_undo_key() {
     let s = Server::start();
     let mut c = s.raw();
-    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    assert_eq!(run_int(&mut c, &["HSET", "h", "f", "v"]), 1);
 
     let plain = commit(
         &mut c,
@@ -430,7 +438,7 @@ fn plain_and_rolled_back_transactions_leave_no_undo_key() {
         &[args(&["SET", "a", "1"]), args(&["INCR", "a"])],
     );
     assert!(undo_keys(&mut c).is_empty(), "after a plain commit");
-    assert_eq!(int(&mut c, &["DBSIZE"]), 2);
+    assert_eq!(run_int(&mut c, &["DBSIZE"]), 2);
     assert_logs(&s, 0, 0, "after a plain commit");
 
     let d = s.digest();
@@ -444,7 +452,7 @@ fn plain_and_rolled_back_transactions_leave_no_undo_key() {
         assert!(e.starts_with("WRONGTYPE"), "{e}");
         assert!(!e.contains("rollback incomplete"), "{e}");
         assert!(undo_keys(&mut c).is_empty(), "after a rollback ({opts:?})");
-        assert_eq!(int(&mut c, &["DBSIZE"]), 2);
+        assert_eq!(run_int(&mut c, &["DBSIZE"]), 2);
         assert_eq!(s.digest(), d);
         assert_eq!(run_err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
         assert_logs(&s, 0, 0, "after a rolled-back transaction");
@@ -453,7 +461,7 @@ fn plain_and_rolled_back_transactions_leave_no_undo_key() {
     // A discarded RETAIN transaction leaves nothing either.
     let id = begin_with(&mut c, &["RETAIN", LONG]);
     queue_all(&mut c, &[args(&["SET", "c", "1"])]);
-    ok(&mut c, &["TXU.ROLLBACK"]);
+    run_ok(&mut c, &["TXU.ROLLBACK"]);
     assert!(undo_keys(&mut c).is_empty());
     assert_eq!(run_err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
     assert_eq!(s.digest(), d);
@@ -463,23 +471,19 @@ fn plain_and_rolled_back_transactions_leave_no_undo_key() {
 fn retention_expires() {
     let s = Server::start();
     let mut c = s.raw();
-    ok(&mut c, &["SET", "k", "old"]);
+    run_ok(&mut c, &["SET", "k", "old"]);
     let id = commit(&mut c, &["RETAIN", "200"], &[args(&["SET", "k", "new"])]);
     let key = check_retained_key(&mut c, &id, "k", 200);
     let mut probe = s.raw();
     wait_until("the 200 ms undo log to expire", DEADLINE, || {
-        int(&mut probe, &["EXISTS", &key]) == 0
+        run_int(&mut probe, &["EXISTS", &key]) == 0
     });
     assert_eq!(run_err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
     assert_eq!(
         run_err(&mut c, &["TXU.ROLLBACK", &id, "FORCE"]),
         unknown(&id)
     );
-    assert_eq!(
-        bulk_reply(&mut c, &["GET", "k"]),
-        "new",
-        "nothing was undone"
-    );
+    assert_eq!(run_bulk(&mut c, &["GET", "k"]), "new", "nothing was undone");
     assert!(undo_keys(&mut c).is_empty());
     assert_logs(&s, 0, 0, "after the retention expired");
     assert_eq!(s.info_u64("txu", "txu_rollbacks_of_committed"), 0);
@@ -490,11 +494,11 @@ fn expired_retention_is_refused_before_the_key_is_reclaimed() {
     let s = Server::start();
     let mut c = s.raw();
     // No active expiry: only a lookup can find the hidden key expired.
-    ok(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
-    ok(&mut c, &["SET", "k", "old"]);
+    run_ok(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    run_ok(&mut c, &["SET", "k", "old"]);
     let id = commit(&mut c, &["RETAIN", "200"], &[args(&["SET", "k", "new"])]);
     let key = check_retained_key(&mut c, &id, "k", 200);
-    let deadline = int(&mut c, &["PEXPIRETIME", &key]);
+    let deadline = run_int(&mut c, &["PEXPIRETIME", &key]);
     assert!(deadline > 0);
     // Poll the server clock, not the key (a lookup would reclaim it).
     wait_until("the server clock to pass the retention", DEADLINE, || {
@@ -503,19 +507,15 @@ fn expired_retention_is_refused_before_the_key_is_reclaimed() {
         now_ms > deadline
     });
     assert_eq!(run_err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
-    assert_eq!(
-        bulk_reply(&mut c, &["GET", "k"]),
-        "new",
-        "nothing was undone"
-    );
-    assert_eq!(int(&mut c, &["EXISTS", &key]), 0);
+    assert_eq!(run_bulk(&mut c, &["GET", "k"]), "new", "nothing was undone");
+    assert_eq!(run_int(&mut c, &["EXISTS", &key]), 0);
 }
 
 #[test]
 fn rollback_works_from_another_database() {
     let s = Server::start();
     let mut c3 = s.raw();
-    ok(&mut c3, &["SELECT", "3"]);
+    run_ok(&mut c3, &["SELECT", "3"]);
     let keys = seed(&mut c3, "d:");
     let before = key_states(&mut c3, &keys);
     let d0 = s.digest();
@@ -524,14 +524,14 @@ fn rollback_works_from_another_database() {
 
     let mut c0 = s.raw();
     assert!(undo_keys(&mut c0).is_empty(), "the log lives in db 3");
-    ok(&mut c0, &["TXU.ROLLBACK", &id]);
+    run_ok(&mut c0, &["TXU.ROLLBACK", &id]);
     assert_eq!(s.digest(), d0);
     assert_eq!(key_states(&mut c3, &keys), before);
     // The caller's database is still 0.
-    ok(&mut c0, &["SET", "marker", "1"]);
-    assert_eq!(int(&mut c3, &["EXISTS", "marker"]), 0);
-    ok(&mut c0, &["SELECT", "3"]);
-    assert_eq!(int(&mut c0, &["EXISTS", "marker"]), 0);
+    run_ok(&mut c0, &["SET", "marker", "1"]);
+    assert_eq!(run_int(&mut c3, &["EXISTS", "marker"]), 0);
+    run_ok(&mut c0, &["SELECT", "3"]);
+    assert_eq!(run_int(&mut c0, &["EXISTS", "marker"]), 0);
 }
 
 /// How a key written by a retained transaction is changed afterwards.
@@ -580,27 +580,27 @@ fn any_later_write_is_a_conflict_and_force_undoes_anyway() {
         let mut later = None;
         let changed = match change {
             Set => {
-                ok(&mut other, &["SET", &k("t"), "99"]);
+                run_ok(&mut other, &["SET", &k("t"), "99"]);
                 k("t")
             }
             Pexpire => {
-                assert_eq!(int(&mut other, &["PEXPIRE", &k("t"), "123456"]), 1);
+                assert_eq!(run_int(&mut other, &["PEXPIRE", &k("t"), "123456"]), 1);
                 k("t")
             }
             Persist => {
-                assert_eq!(int(&mut other, &["PERSIST", &k("t")]), 1);
+                assert_eq!(run_int(&mut other, &["PERSIST", &k("t")]), 1);
                 k("t")
             }
             Del => {
-                assert_eq!(int(&mut other, &["DEL", &k("h")]), 1);
+                assert_eq!(run_int(&mut other, &["DEL", &k("h")]), 1);
                 k("h")
             }
             DelOfCreatedKey => {
-                assert_eq!(int(&mut other, &["DEL", &k("new")]), 1);
+                assert_eq!(run_int(&mut other, &["DEL", &k("new")]), 1);
                 k("new")
             }
             Hset => {
-                assert_eq!(int(&mut other, &["HSET", &k("h"), "f9", "v9"]), 1);
+                assert_eq!(run_int(&mut other, &["HSET", &k("h"), "f9", "v9"]), 1);
                 k("h")
             }
             PlainTxu => {
@@ -616,7 +616,7 @@ fn any_later_write_is_a_conflict_and_force_undoes_anyway() {
                 k("t")
             }
             MultiExec => {
-                ok(&mut other, &["MULTI"]);
+                run_ok(&mut other, &["MULTI"]);
                 assert_eq!(
                     run_text(&mut other, &["ZADD", &k("z"), "5", "five"]),
                     "+QUEUED\r\n"
@@ -652,7 +652,7 @@ fn any_later_write_is_a_conflict_and_force_undoes_anyway() {
             "{what}: a refused rollback changed data"
         );
         assert_eq!(key_states(&mut c, &keys), changed_states, "{what}");
-        assert_eq!(int(&mut c, &["EXISTS", &hidden]), 1, "{what}: log kept");
+        assert_eq!(run_int(&mut c, &["EXISTS", &hidden]), 1, "{what}: log kept");
         // Refused again: nothing changed in between.
         assert_eq!(
             run_err(&mut c, &["TXU.ROLLBACK", &id]),
@@ -661,13 +661,17 @@ fn any_later_write_is_a_conflict_and_force_undoes_anyway() {
         );
         assert_eq!(s.digest(), d_changed, "{what}");
 
-        ok(&mut c, &["TXU.ROLLBACK", &id, "FORCE"]);
+        run_ok(&mut c, &["TXU.ROLLBACK", &id, "FORCE"]);
         assert_eq!(
             key_states(&mut c, &keys),
             before,
             "{what}: FORCE restores the pre-images"
         );
-        assert_eq!(int(&mut c, &["EXISTS", &hidden]), 0, "{what}: log deleted");
+        assert_eq!(
+            run_int(&mut c, &["EXISTS", &hidden]),
+            0,
+            "{what}: log deleted"
+        );
         assert_eq!(
             run_err(&mut c, &["TXU.ROLLBACK", &id]),
             unknown(&id),
@@ -732,7 +736,7 @@ fn reading_the_keys_is_not_a_change() {
             args(&["ZSCORE", "r:z", "one"]),
         ],
     );
-    ok(&mut other, &["MULTI"]);
+    run_ok(&mut other, &["MULTI"]);
     assert_eq!(run_text(&mut other, &["GET", "r:t"]), "+QUEUED\r\n");
     assert!(run_text(&mut other, &["EXEC"]).starts_with("*1\r\n"));
     let r = run_text(
@@ -741,7 +745,7 @@ fn reading_the_keys_is_not_a_change() {
     );
     assert_eq!(bulk_body(r.as_bytes()).map(show).as_deref(), Some("v1"));
 
-    ok(&mut c, &["TXU.ROLLBACK", &id]);
+    run_ok(&mut c, &["TXU.ROLLBACK", &id]);
     assert_eq!(s.digest(), d0);
     assert_eq!(key_states(&mut c, &keys), before);
 }
@@ -781,7 +785,7 @@ fn server_for(mode: Restart, fault_module: bool) -> Server {
 fn persist_and_restart(s: &mut Server, mode: Restart) {
     match mode {
         Restart::Save => {
-            ok(&mut s.raw(), &["SAVE"]);
+            run_ok(&mut s.raw(), &["SAVE"]);
             s.restart();
         }
         Restart::Aof { rewrite, .. } => {
@@ -795,7 +799,7 @@ fn persist_and_restart(s: &mut Server, mode: Restart) {
             );
         }
         Restart::AofKill9 => s.kill9_and_restart(),
-        Restart::DebugReload => ok(&mut s.raw(), &["DEBUG", "RELOAD"]),
+        Restart::DebugReload => run_ok(&mut s.raw(), &["DEBUG", "RELOAD"]),
     }
 }
 
@@ -815,12 +819,12 @@ fn retained_logs_survive(mode: Restart) {
         .zip(["p:s", "q:s", "r:s"])
         .map(|(id, first)| {
             let k = check_retained_key(&mut c, id, first, 600_000);
-            let exp = int(&mut c, &["PEXPIRETIME", &k]);
+            let exp = run_int(&mut c, &["PEXPIRETIME", &k]);
             (k, exp)
         })
         .collect();
     // A change before the restart.
-    ok(&mut c, &["SET", "r:s", "changed before the restart"]);
+    run_ok(&mut c, &["SET", "r:s", "changed before the restart"]);
     let after_tx = key_states(&mut c, &keys);
     assert_logs(&s, 3, 0, "before the restart");
     drop(c);
@@ -831,9 +835,9 @@ fn retained_logs_survive(mode: Restart) {
     assert_eq!(key_states(&mut c, &keys), after_tx, "data {what}");
     for (id, (k, exp)) in ids.iter().zip(&hidden) {
         assert_eq!(&undo_key_of(&mut c, id), k, "{what}");
-        assert_eq!(simple(&mut c, &["TYPE", k]), "txu-undo1", "{what}");
+        assert_eq!(run_simple(&mut c, &["TYPE", k]), "txu-undo1", "{what}");
         assert_eq!(
-            int(&mut c, &["PEXPIRETIME", k]),
+            run_int(&mut c, &["PEXPIRETIME", k]),
             *exp,
             "absolute expiry of {k} {what}"
         );
@@ -848,14 +852,14 @@ fn retained_logs_survive(mode: Restart) {
         "{what}"
     );
     // A write after the restart is detected.
-    assert_eq!(int(&mut c, &["HSET", "q:h", "f9", "v9"]), 1);
+    assert_eq!(run_int(&mut c, &["HSET", "q:h", "f9", "v9"]), 1);
     assert_eq!(
         run_err(&mut c, &["TXU.ROLLBACK", &ids[1]]),
         conflict(&ids[1], "q:h"),
         "{what}"
     );
     // The untouched one rolls back exactly.
-    ok(&mut c, &["TXU.ROLLBACK", &ids[0]]);
+    run_ok(&mut c, &["TXU.ROLLBACK", &ids[0]]);
     assert_eq!(
         key_states(&mut c, &keys[..9]),
         before[..9],
@@ -866,8 +870,8 @@ fn retained_logs_survive(mode: Restart) {
         unknown(&ids[0])
     );
     assert_logs(&s, 2, 0, &what);
-    ok(&mut c, &["TXU.ROLLBACK", &ids[1], "FORCE"]);
-    ok(&mut c, &["TXU.ROLLBACK", &ids[2], "FORCE"]);
+    run_ok(&mut c, &["TXU.ROLLBACK", &ids[1], "FORCE"]);
+    run_ok(&mut c, &["TXU.ROLLBACK", &ids[2], "FORCE"]);
     assert_eq!(key_states(&mut c, &keys), before, "{what}");
     assert_eq!(s.digest(), d0, "DEBUG DIGEST {what}");
     assert!(undo_keys(&mut c).is_empty(), "{what}");
@@ -939,16 +943,16 @@ fn replica_follows_retained_commit_conflict_and_rollback() {
     wait_replica_synced(&p, &r);
     assert_eq!(r.digest(), p.digest(), "after a retained commit");
     assert_eq!(undo_key_of(&mut rc, &id), key);
-    assert_eq!(simple(&mut rc, &["TYPE", &key]), "txu-undo1");
+    assert_eq!(run_simple(&mut rc, &["TYPE", &key]), "txu-undo1");
     assert_eq!(
-        int(&mut rc, &["PEXPIRETIME", &key]),
-        int(&mut c, &["PEXPIRETIME", &key])
+        run_int(&mut rc, &["PEXPIRETIME", &key]),
+        run_int(&mut c, &["PEXPIRETIME", &key])
     );
     assert_logs(&r, 1, 0, "on the replica");
 
     // A second one, conflicted on the primary.
     let id2 = commit(&mut c, &["RETAIN", LONG], &[args(&["SET", "b:1", "x"])]);
-    ok(&mut c, &["SET", "b:1", "y"]);
+    run_ok(&mut c, &["SET", "b:1", "y"]);
     wait_replica_synced(&p, &r);
     assert_eq!(r.digest(), p.digest(), "after a conflicting write");
     assert_eq!(
@@ -956,13 +960,13 @@ fn replica_follows_retained_commit_conflict_and_rollback() {
         conflict(&id2, "b:1")
     );
 
-    ok(&mut c, &["TXU.ROLLBACK", &id]);
+    run_ok(&mut c, &["TXU.ROLLBACK", &id]);
     wait_replica_synced(&p, &r);
     assert_eq!(r.digest(), p.digest(), "after TXU.ROLLBACK");
-    assert_eq!(int(&mut rc, &["EXISTS", &key]), 0);
+    assert_eq!(run_int(&mut rc, &["EXISTS", &key]), 0);
     assert_logs(&r, 1, 0, "on the replica after one rollback");
 
-    ok(&mut c, &["TXU.ROLLBACK", &id2, "FORCE"]);
+    run_ok(&mut c, &["TXU.ROLLBACK", &id2, "FORCE"]);
     wait_replica_synced(&p, &r);
     assert_eq!(p.digest(), d0);
     assert_eq!(r.digest(), d0, "replica after TXU.ROLLBACK FORCE");
@@ -982,12 +986,12 @@ fn promoted_replica_rolls_back() {
         ids,
     } = seed_and_retain(&p, &mut c, &["a:", "b:", "c:"]);
     // Changed on the primary while the replica follows.
-    assert_eq!(int(&mut c, &["HSET", "b:h", "f9", "v9"]), 1);
+    assert_eq!(run_int(&mut c, &["HSET", "b:h", "f9", "v9"]), 1);
     wait_replica_synced(&p, &r);
     assert_eq!(r.digest(), p.digest());
 
     let mut rc = r.raw();
-    ok(&mut rc, &["REPLICAOF", "NO", "ONE"]);
+    run_ok(&mut rc, &["REPLICAOF", "NO", "ONE"]);
     assert_eq!(
         r.info_field("replication", "role").as_deref(),
         Some("master")
@@ -998,15 +1002,15 @@ fn promoted_replica_rolls_back() {
         conflict(&ids[1], "b:h")
     );
     // Changed on the promoted replica.
-    assert_eq!(int(&mut rc, &["SADD", "c:set", "m7"]), 1);
+    assert_eq!(run_int(&mut rc, &["SADD", "c:set", "m7"]), 1);
     assert_eq!(
         run_err(&mut rc, &["TXU.ROLLBACK", &ids[2]]),
         conflict(&ids[2], "c:set")
     );
-    ok(&mut rc, &["TXU.ROLLBACK", &ids[0]]);
+    run_ok(&mut rc, &["TXU.ROLLBACK", &ids[0]]);
     assert_eq!(key_states(&mut rc, &keys[..9]), before[..9]);
-    ok(&mut rc, &["TXU.ROLLBACK", &ids[1], "FORCE"]);
-    ok(&mut rc, &["TXU.ROLLBACK", &ids[2], "FORCE"]);
+    run_ok(&mut rc, &["TXU.ROLLBACK", &ids[1], "FORCE"]);
+    run_ok(&mut rc, &["TXU.ROLLBACK", &ids[2], "FORCE"]);
     assert_eq!(r.digest(), d0, "promoted replica after the rollbacks");
     assert_eq!(key_states(&mut rc, &keys), before);
     assert!(undo_keys(&mut rc).is_empty());
@@ -1027,11 +1031,11 @@ fn replica_that_syncs_after_the_commit_gets_the_log() {
     let mut rc = r.raw();
     assert_eq!(undo_key_of(&mut rc, &id), key);
     assert_eq!(
-        int(&mut rc, &["PEXPIRETIME", &key]),
-        int(&mut c, &["PEXPIRETIME", &key])
+        run_int(&mut rc, &["PEXPIRETIME", &key]),
+        run_int(&mut c, &["PEXPIRETIME", &key])
     );
-    ok(&mut rc, &["REPLICAOF", "NO", "ONE"]);
-    ok(&mut rc, &["TXU.ROLLBACK", &id]);
+    run_ok(&mut rc, &["REPLICAOF", "NO", "ONE"]);
+    run_ok(&mut rc, &["TXU.ROLLBACK", &id]);
     assert_eq!(r.digest(), d0);
     assert_eq!(run_err(&mut rc, &["TXU.ROLLBACK", &id]), unknown(&id));
 }
@@ -1061,9 +1065,9 @@ fn wait_pending_finished(s: &Server, finished: u64) {
 fn pending_rollback_is_finished_by_the_timer() {
     let s = Server::start_with_fault_module(&[]);
     let mut c = s.raw();
-    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    assert_eq!(run_int(&mut c, &["HSET", "h", "f", "v"]), 1);
     let d0 = s.digest();
-    ok(&mut c, &["TXU._FAULT", "UNDO", "5"]);
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "5"]);
     let id = begin(&mut c);
     queue_all(&mut c, &failing_tx());
     // TXU.EXEC and INFO in one write: the server runs both before its timer can fire.
@@ -1099,12 +1103,12 @@ fn pending_rollback_is_finished_by_the_timer() {
 fn pending_rollback_inside_multi() {
     let s = Server::start_with_fault_module(&[]);
     let mut c = s.raw();
-    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    assert_eq!(run_int(&mut c, &["HSET", "h", "f", "v"]), 1);
     let d0 = s.digest();
-    ok(&mut c, &["TXU._FAULT", "UNDO", "5"]);
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "5"]);
     let id = begin(&mut c);
     queue_all(&mut c, &failing_tx());
-    ok(&mut c, &["MULTI"]);
+    run_ok(&mut c, &["MULTI"]);
     assert_eq!(run_text(&mut c, &["TXU.EXEC"]), "+QUEUED\r\n");
     assert_eq!(run_text(&mut c, &["INFO", "txu"]), "+QUEUED\r\n");
     let r = run_text(&mut c, &["EXEC"]);
@@ -1123,9 +1127,9 @@ fn pending_rollback_inside_multi() {
 fn pending_rollback_waits_while_writes_keep_failing() {
     let s = Server::start_with_fault_module(&[]);
     let mut c = s.raw();
-    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    assert_eq!(run_int(&mut c, &["HSET", "h", "f", "v"]), 1);
     let d0 = s.digest();
-    ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
     let (id, r) = exec_tx(&mut c, &[], &failing_tx());
     let e = error_text(&r, "TXU.EXEC");
     assert_incomplete(&e, &id);
@@ -1134,7 +1138,7 @@ fn pending_rollback_waits_while_writes_keep_failing() {
     assert_eq!(s.info_u64("txu", "txu_rollbacks_pending_finished"), 0);
     // The pending log is stored under its hidden key, in the slot of the key to undo.
     let key = undo_key_of(&mut c, &id);
-    assert_eq!(simple(&mut c, &["TYPE", &key]), "txu-undo1");
+    assert_eq!(run_simple(&mut c, &["TYPE", &key]), "txu-undo1");
     assert_eq!(key_slot(key.as_bytes()), key_slot(b"z"));
     assert!(run_err(&mut c, &["GET", &key]).starts_with("WRONGTYPE"));
     assert_eq!(
@@ -1142,7 +1146,7 @@ fn pending_rollback_waits_while_writes_keep_failing() {
         format!("ERR the rollback of transaction '{id}' is already pending")
     );
 
-    ok(&mut c, &["TXU._FAULT", "UNDO", "0"]);
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "0"]);
     wait_pending_finished(&s, 1);
     assert_eq!(s.digest(), d0);
     assert!(undo_keys(&mut c).is_empty());
@@ -1158,7 +1162,7 @@ fn rollback_of_a_committed_transaction_that_cannot_finish_is_pending() {
     let d0 = s.digest();
     let before = key_states(&mut c, &keys);
     let id = commit(&mut c, &["RETAIN", LONG], &tx_cmds("a:"));
-    ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
     let e = run_err(&mut c, &["TXU.ROLLBACK", &id]);
     assert!(
         e.starts_with(&format!("ERR rollback of '{id}' incomplete")) && e.contains("pending"),
@@ -1169,7 +1173,7 @@ fn rollback_of_a_committed_transaction_that_cannot_finish_is_pending() {
         run_err(&mut c, &["TXU.ROLLBACK", &id]),
         format!("ERR the rollback of transaction '{id}' is already pending")
     );
-    ok(&mut c, &["TXU._FAULT", "UNDO", "0"]);
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "0"]);
     wait_pending_finished(&s, 1);
     assert_eq!(s.digest(), d0);
     assert_eq!(key_states(&mut c, &keys), before);
@@ -1182,9 +1186,9 @@ fn rollback_of_a_committed_transaction_that_cannot_finish_is_pending() {
 fn pending_rollback_survives(mode: Restart) {
     let mut s = server_for(mode, true);
     let mut c = s.raw();
-    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    assert_eq!(run_int(&mut c, &["HSET", "h", "f", "v"]), 1);
     let d0 = s.digest();
-    ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
     let (id, r) = exec_tx(&mut c, &[], &failing_tx());
     assert_incomplete(&error_text(&r, "TXU.EXEC"), &id);
     assert_logs(&s, 0, 1, "before the restart");
@@ -1234,18 +1238,18 @@ fn replica_converges_after_a_pending_rollback_finishes() {
     let r = p.start_replica_of();
     let mut c = p.raw();
     let mut rc = r.raw();
-    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    assert_eq!(run_int(&mut c, &["HSET", "h", "f", "v"]), 1);
     let d0 = p.digest();
-    ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
     let (id, reply) = exec_tx(&mut c, &[], &failing_tx());
     assert_incomplete(&error_text(&reply, "TXU.EXEC"), &id);
     wait_replica_synced(&p, &r);
     assert_eq!(r.digest(), p.digest(), "while pending");
     let key = undo_key_of(&mut rc, &id);
-    assert_eq!(simple(&mut rc, &["TYPE", &key]), "txu-undo1");
+    assert_eq!(run_simple(&mut rc, &["TYPE", &key]), "txu-undo1");
     assert_logs(&r, 0, 1, "on the replica while pending");
 
-    ok(&mut c, &["TXU._FAULT", "UNDO", "0"]);
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "0"]);
     wait_pending_finished(&p, 1);
     wait_replica_synced(&p, &r);
     assert_eq!(p.digest(), d0);
@@ -1262,14 +1266,14 @@ fn replica_converges_after_a_pending_rollback_finishes() {
 fn a_transaction_that_rolls_back_completely_is_no_conflict() {
     let s = Server::start();
     let mut c = s.raw();
-    ok(&mut c, &["SET", "k", "1"]);
-    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    run_ok(&mut c, &["SET", "k", "1"]);
+    assert_eq!(run_int(&mut c, &["HSET", "h", "f", "v"]), 1);
     let id = commit(&mut c, &["RETAIN", "60000"], &[args(&["INCR", "k"])]);
     // Another transaction writes k, then fails: k is back to 2, nothing changed.
     let (_, reply) = exec_tx(&mut c, &[], &[args(&["INCR", "k"]), args(&["INCR", "h"])]);
     assert_rolled_back(&reply, 2, "INCR");
-    assert_eq!(bulk_reply(&mut c, &["GET", "k"]), "2");
+    assert_eq!(run_bulk(&mut c, &["GET", "k"]), "2");
     // So the retained transaction is still undoable without FORCE.
-    ok(&mut c, &["TXU.ROLLBACK", &id]);
-    assert_eq!(bulk_reply(&mut c, &["GET", "k"]), "1");
+    run_ok(&mut c, &["TXU.ROLLBACK", &id]);
+    assert_eq!(run_bulk(&mut c, &["GET", "k"]), "1");
 }
