@@ -810,7 +810,7 @@ fn retained_logs_survive(mode: Restart) {
     let mut c = s.raw();
     let Retained {
         keys,
-        digest: d0,
+        digest,
         before,
         ids,
     } = seed_and_retain(&s, &mut c, &["p:", "q:", "r:"]);
@@ -873,7 +873,7 @@ fn retained_logs_survive(mode: Restart) {
     run_ok(&mut c, &["TXU.ROLLBACK", &ids[1], "FORCE"]);
     run_ok(&mut c, &["TXU.ROLLBACK", &ids[2], "FORCE"]);
     assert_eq!(key_states(&mut c, &keys), before, "{what}");
-    assert_eq!(s.digest(), d0, "DEBUG DIGEST {what}");
+    assert_eq!(s.digest(), digest, "DEBUG DIGEST {what}");
     assert!(undo_keys(&mut c).is_empty(), "{what}");
     assert_logs(&s, 0, 0, &what);
 }
@@ -981,7 +981,7 @@ fn promoted_replica_rolls_back() {
     let mut c = p.raw();
     let Retained {
         keys,
-        digest: d0,
+        digest,
         before,
         ids,
     } = seed_and_retain(&p, &mut c, &["a:", "b:", "c:"]);
@@ -1011,7 +1011,7 @@ fn promoted_replica_rolls_back() {
     assert_eq!(key_states(&mut rc, &keys[..9]), before[..9]);
     run_ok(&mut rc, &["TXU.ROLLBACK", &ids[1], "FORCE"]);
     run_ok(&mut rc, &["TXU.ROLLBACK", &ids[2], "FORCE"]);
-    assert_eq!(r.digest(), d0, "promoted replica after the rollbacks");
+    assert_eq!(r.digest(), digest, "promoted replica after the rollbacks");
     assert_eq!(key_states(&mut rc, &keys), before);
     assert!(undo_keys(&mut rc).is_empty());
     assert_logs(&r, 0, 0, "on the promoted replica at the end");
