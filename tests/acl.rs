@@ -9,10 +9,10 @@
 
 mod common;
 
-use common::{show, RawConn, Server};
-use std::collections::BTreeMap;
-
-const EXECABORT: &[u8] = b"-EXECABORT Transaction discarded because of previous errors.\r\n";
+use common::{
+    assert_rolled_back, begin, queue, queue_reply, run, run_text, show, RawConn, Server, State,
+    EXECABORT,
+};
 
 /// Runs a command on the admin (default user) connection and expects `OK`.
 fn admin_ok(con: &mut redis::Connection, args: &[&str]) {
@@ -32,27 +32,6 @@ fn login(s: &Server, user: &str) -> RawConn {
     raw
 }
 
-fn cmd(raw: &mut RawConn, args: &[&str]) -> Vec<u8> {
-    let a: Vec<&[u8]> = args.iter().map(|x| x.as_bytes()).collect();
-    raw.cmd(&a)
-}
-
-fn begin(raw: &mut RawConn) {
-    let r = raw.cmd(&[b"TXU.BEGIN"]);
-    assert_eq!(r.first(), Some(&b'$'), "TXU.BEGIN: {}", show(&r));
-}
-
-fn queue(raw: &mut RawConn, args: &[&str]) -> Vec<u8> {
-    let mut a: Vec<&[u8]> = vec![b"TXU.QUEUE"];
-    a.extend(args.iter().map(|x| x.as_bytes()));
-    raw.cmd(&a)
-}
-
-fn queue_ok(raw: &mut RawConn, args: &[&str]) {
-    let r = queue(raw, args);
-    assert_eq!(show(&r), "+QUEUED\r\n", "TXU.QUEUE {args:?}");
-}
-
 /// What `ACL DRYRUN user cmd...` says: `OK`, or the reason the server would refuse it.
 fn dryrun(con: &mut redis::Connection, user: &str, args: &[&str]) -> String {
     let mut c = redis::cmd("ACL");
@@ -67,31 +46,12 @@ fn dryrun(con: &mut redis::Connection, user: &str, args: &[&str]) -> String {
 fn queue_noperm(raw: &mut RawConn, admin: &mut redis::Connection, user: &str, args: &[&str]) {
     let why = dryrun(admin, user, args);
     assert_ne!(why, "OK", "the ACL should forbid {args:?} to {user}");
-    let r = queue(raw, args);
+    let r = queue_reply(raw, args);
     assert_eq!(
         show(&r),
         format!("-NOPERM {why}\r\n"),
         "TXU.QUEUE {args:?} as {user}"
     );
-}
-
-fn txu_counter(s: &Server, field: &str) -> u64 {
-    s.info_field("txu", field)
-        .unwrap_or_else(|| panic!("INFO txu has no {field}"))
-        .parse()
-        .unwrap_or_else(|e| panic!("INFO txu {field} is not a number: {e}"))
-}
-
-/// Digest and every key's absolute expiry.
-fn state(s: &Server) -> (String, BTreeMap<String, i64>) {
-    let mut con = s.conn();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
-    let mut exp = BTreeMap::new();
-    for k in keys {
-        let at: i64 = redis::cmd("PEXPIRETIME").arg(&k).query(&mut con).unwrap();
-        exp.insert(k, at);
-    }
-    (s.digest(), exp)
 }
 
 /// carol may run only the TXU commands, GET, SET and INCR, on `app:*`, and read `ro:*`.
@@ -156,13 +116,13 @@ fn queue_refuses_a_command_the_user_may_not_run() {
     let mut admin = s.conn();
     add_carol(&mut admin);
     seed(&mut admin);
-    let before = state(&s);
-    let refused = txu_counter(&s, "txu_commands_refused");
-    let aborted = txu_counter(&s, "txu_transactions_aborted");
+    let before = State::of(&s, true);
+    let refused = s.info_u64("txu", "txu_commands_refused");
+    let aborted = s.info_u64("txu", "txu_transactions_aborted");
 
     let mut carol = login(&s, "carol");
     begin(&mut carol);
-    queue_ok(&mut carol, &["SET", "app:a", "1"]);
+    queue(&mut carol, &["SET", "app:a", "1"]);
     queue_noperm(&mut carol, &mut admin, "carol", &["DEL", "app:n"]);
     queue_noperm(
         &mut carol,
@@ -171,15 +131,19 @@ fn queue_refuses_a_command_the_user_may_not_run() {
         &["HSET", "app:h", "f", "v"],
     );
     // Later commands are still validated and accepted, but nothing will run.
-    queue_ok(&mut carol, &["INCR", "app:n"]);
-    assert_eq!(show(&cmd(&mut carol, &["TXU.EXEC"])), show(EXECABORT));
+    queue(&mut carol, &["INCR", "app:n"]);
+    assert_eq!(run_text(&mut carol, &["TXU.EXEC"]), EXECABORT);
 
-    assert_eq!(state(&s), before, "an aborted transaction changed data");
-    assert_eq!(txu_counter(&s, "txu_commands_refused") - refused, 2);
-    assert_eq!(txu_counter(&s, "txu_transactions_aborted") - aborted, 1);
+    assert_eq!(
+        State::of(&s, true),
+        before,
+        "an aborted transaction changed data"
+    );
+    assert_eq!(s.info_u64("txu", "txu_commands_refused") - refused, 2);
+    assert_eq!(s.info_u64("txu", "txu_transactions_aborted") - aborted, 1);
     // The connection left the transaction.
     assert_eq!(
-        show(&cmd(&mut carol, &["TXU.EXEC"])),
+        run_text(&mut carol, &["TXU.EXEC"]),
         "-ERR TXU.EXEC without TXU.BEGIN\r\n"
     );
 }
@@ -191,7 +155,7 @@ fn queue_refuses_keys_outside_the_users_patterns() {
     add_alice(&mut admin);
     seed(&mut admin);
     admin_ok(&mut admin, &["SET", "app:a", "a"]);
-    let before = state(&s);
+    let before = State::of(&s, true);
 
     let mut alice = login(&s, "alice");
     let forbidden: [&[&str]; 6] = [
@@ -205,33 +169,33 @@ fn queue_refuses_keys_outside_the_users_patterns() {
     ];
     for f in forbidden {
         begin(&mut alice);
-        queue_ok(&mut alice, &["SET", "app:a", "changed"]);
+        queue(&mut alice, &["SET", "app:a", "changed"]);
         queue_noperm(&mut alice, &mut admin, "alice", f);
         assert_eq!(
-            show(&cmd(&mut alice, &["TXU.EXEC"])),
-            show(EXECABORT),
+            run_text(&mut alice, &["TXU.EXEC"]),
+            EXECABORT,
             "after refusing {f:?}"
         );
-        assert_eq!(state(&s), before, "after refusing {f:?}");
+        assert_eq!(State::of(&s, true), before, "after refusing {f:?}");
     }
 
     // FLUSHALL is forbidden to alice by the ACL and to everyone by txu: txu's refusal comes
     // first (validation order of the README).
     begin(&mut alice);
     assert_eq!(
-        show(&queue(&mut alice, &["FLUSHALL"])),
+        show(&queue_reply(&mut alice, &["FLUSHALL"])),
         "-ERR 'FLUSHALL' is not allowed in a TXU transaction: it changes whole databases and \
          cannot be undone\r\n"
     );
-    assert_eq!(show(&cmd(&mut alice, &["TXU.EXEC"])), show(EXECABORT));
+    assert_eq!(run_text(&mut alice, &["TXU.EXEC"]), EXECABORT);
 
     // Within her keys alice's transactions run.
     begin(&mut alice);
-    queue_ok(&mut alice, &["MSET", "app:1", "a", "app:2", "b"]);
-    queue_ok(&mut alice, &["INCR", "app:n"]);
-    queue_ok(&mut alice, &["MGET", "app:1", "app:2"]);
+    queue(&mut alice, &["MSET", "app:1", "a", "app:2", "b"]);
+    queue(&mut alice, &["INCR", "app:n"]);
+    queue(&mut alice, &["MGET", "app:1", "app:2"]);
     assert_eq!(
-        show(&cmd(&mut alice, &["TXU.EXEC"])),
+        run_text(&mut alice, &["TXU.EXEC"]),
         "*3\r\n+OK\r\n:11\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n"
     );
 }
@@ -259,25 +223,25 @@ fn read_only_key_permission_queues_reads_but_not_writes() {
             "%W~wo:*",
         ],
     );
-    let before = state(&s);
+    let before = State::of(&s, true);
 
     let mut carol = login(&s, "carol");
     begin(&mut carol);
-    queue_ok(&mut carol, &["GET", "ro:1"]);
+    queue(&mut carol, &["GET", "ro:1"]);
     queue_noperm(&mut carol, &mut admin, "carol", &["SET", "ro:1", "x"]);
-    assert_eq!(show(&cmd(&mut carol, &["TXU.EXEC"])), show(EXECABORT));
-    assert_eq!(state(&s), before);
+    assert_eq!(run_text(&mut carol, &["TXU.EXEC"]), EXECABORT);
+    assert_eq!(State::of(&s, true), before);
 
     begin(&mut carol);
-    queue_ok(&mut carol, &["GET", "ro:1"]);
-    queue_ok(&mut carol, &["SET", "app:x", "from-ro"]);
+    queue(&mut carol, &["GET", "ro:1"]);
+    queue(&mut carol, &["SET", "app:x", "from-ro"]);
     assert_eq!(
-        show(&cmd(&mut carol, &["TXU.EXEC"])),
+        run_text(&mut carol, &["TXU.EXEC"]),
         "*2\r\n$1\r\nr\r\n+OK\r\n"
     );
 
     let mut dave = login(&s, "dave");
-    let before = state(&s);
+    let before = State::of(&s, true);
     // The key flags of each command decide: COPY reads its source and writes its destination;
     // LMOVE writes its source too; GET reads.
     let refused: [&[&str]; 4] = [
@@ -289,16 +253,16 @@ fn read_only_key_permission_queues_reads_but_not_writes() {
     for f in refused {
         begin(&mut dave);
         queue_noperm(&mut dave, &mut admin, "dave", f);
-        assert_eq!(show(&cmd(&mut dave, &["TXU.EXEC"])), show(EXECABORT));
+        assert_eq!(run_text(&mut dave, &["TXU.EXEC"]), EXECABORT);
     }
-    assert_eq!(state(&s), before);
+    assert_eq!(State::of(&s, true), before);
     begin(&mut dave);
-    queue_ok(&mut dave, &["COPY", "ro:1", "app:copy"]);
-    queue_ok(&mut dave, &["LRANGE", "ro:l", "0", "-1"]);
-    queue_ok(&mut dave, &["SET", "wo:1", "w"]);
-    queue_ok(&mut dave, &["GET", "app:copy"]);
+    queue(&mut dave, &["COPY", "ro:1", "app:copy"]);
+    queue(&mut dave, &["LRANGE", "ro:l", "0", "-1"]);
+    queue(&mut dave, &["SET", "wo:1", "w"]);
+    queue(&mut dave, &["GET", "app:copy"]);
     assert_eq!(
-        show(&cmd(&mut dave, &["TXU.EXEC"])),
+        run_text(&mut dave, &["TXU.EXEC"]),
         "*4\r\n:1\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n+OK\r\n$1\r\nr\r\n"
     );
 }
@@ -307,17 +271,11 @@ fn read_only_key_permission_queues_reads_but_not_writes() {
 
 /// Asserts a `TXU.EXEC` reply `ROLLBACK command <at> (<name>) failed: NOPERM ...`.
 fn assert_rollback_noperm(reply: &[u8], at: usize, name: &str) {
-    let head = format!("-ROLLBACK command {at} ({name}) failed: ");
-    let text = show(reply);
+    let cause = assert_rolled_back(reply, at, name);
     assert!(
-        text.starts_with(&head),
-        "expected {head:?}..., got {text:?}"
+        cause.starts_with("NOPERM "),
+        "the command's own error should be the server's NOPERM, got {cause:?}"
     );
-    assert!(
-        text[head.len()..].starts_with("NOPERM "),
-        "the command's own error should be the server's NOPERM, got {text:?}"
-    );
-    assert!(text.ends_with("\r\n") && !text[..text.len() - 2].contains('\n'));
 }
 
 #[test]
@@ -326,20 +284,20 @@ fn exec_rechecks_the_command_and_rolls_back() {
     let mut admin = s.conn();
     add_carol(&mut admin);
     seed(&mut admin);
-    let before = state(&s);
+    let before = State::of(&s, true);
 
     let mut carol = login(&s, "carol");
     begin(&mut carol);
-    queue_ok(&mut carol, &["INCR", "app:n"]);
-    queue_ok(&mut carol, &["SET", "app:a", "1"]);
-    queue_ok(&mut carol, &["GET", "app:a"]);
+    queue(&mut carol, &["INCR", "app:n"]);
+    queue(&mut carol, &["SET", "app:a", "1"]);
+    queue(&mut carol, &["GET", "app:a"]);
     // Between queueing and EXEC, an admin takes SET away.
     admin_ok(&mut admin, &["ACL", "SETUSER", "carol", "-set"]);
-    let reply = cmd(&mut carol, &["TXU.EXEC"]);
+    let reply = run(&mut carol, &["TXU.EXEC"]);
 
     // app:n is back at 10 with its original deadline; app:a was never created.
-    assert_eq!(state(&s), before, "reply was {}", show(&reply));
-    assert_eq!(txu_counter(&s, "txu_transactions_rolled_back"), 1);
+    assert_eq!(State::of(&s, true), before, "reply was {}", show(&reply));
+    assert_eq!(s.info_u64("txu", "txu_transactions_rolled_back"), 1);
     assert_rollback_noperm(&reply, 2, "SET");
     assert!(show(&reply).contains("'set'"), "{}", show(&reply));
 }
@@ -350,20 +308,20 @@ fn exec_rechecks_the_keys_and_rolls_back() {
     let mut admin = s.conn();
     add_carol(&mut admin);
     seed(&mut admin);
-    let before = state(&s);
+    let before = State::of(&s, true);
     let mut carol = login(&s, "carol");
 
     // Keys reset to app:a only: the SET of app:b fails.
     begin(&mut carol);
-    queue_ok(&mut carol, &["SET", "app:a", "1"]);
-    queue_ok(&mut carol, &["SET", "app:b", "2"]);
-    queue_ok(&mut carol, &["INCR", "app:n"]);
+    queue(&mut carol, &["SET", "app:a", "1"]);
+    queue(&mut carol, &["SET", "app:b", "2"]);
+    queue(&mut carol, &["INCR", "app:n"]);
     admin_ok(
         &mut admin,
         &["ACL", "SETUSER", "carol", "resetkeys", "~app:a", "%R~ro:*"],
     );
-    let reply = cmd(&mut carol, &["TXU.EXEC"]);
-    assert_eq!(state(&s), before, "reply was {}", show(&reply));
+    let reply = run(&mut carol, &["TXU.EXEC"]);
+    assert_eq!(State::of(&s, true), before, "reply was {}", show(&reply));
     assert_rollback_noperm(&reply, 2, "SET");
 
     // Keys downgraded to read-only: INCR, after a write that is allowed, fails.
@@ -372,15 +330,15 @@ fn exec_rechecks_the_keys_and_rolls_back() {
         &["ACL", "SETUSER", "carol", "resetkeys", "~app:*", "%R~ro:*"],
     );
     begin(&mut carol);
-    queue_ok(&mut carol, &["SET", "app:a", "1"]);
-    queue_ok(&mut carol, &["GET", "app:n"]);
-    queue_ok(&mut carol, &["INCR", "app:n"]);
+    queue(&mut carol, &["SET", "app:a", "1"]);
+    queue(&mut carol, &["GET", "app:n"]);
+    queue(&mut carol, &["INCR", "app:n"]);
     admin_ok(
         &mut admin,
         &["ACL", "SETUSER", "carol", "resetkeys", "~app:a", "%R~app:n"],
     );
-    let reply = cmd(&mut carol, &["TXU.EXEC"]);
-    assert_eq!(state(&s), before, "reply was {}", show(&reply));
+    let reply = run(&mut carol, &["TXU.EXEC"]);
+    assert_eq!(State::of(&s, true), before, "reply was {}", show(&reply));
     assert_rollback_noperm(&reply, 3, "INCR");
 }
 
@@ -391,15 +349,15 @@ fn exec_runs_as_the_user_the_connection_has_then() {
     let mut admin = s.conn();
     add_carol(&mut admin);
     seed(&mut admin);
-    let before = state(&s);
+    let before = State::of(&s, true);
 
     let mut raw = s.raw();
     begin(&mut raw);
-    queue_ok(&mut raw, &["SET", "app:a", "1"]);
-    queue_ok(&mut raw, &["SET", "other", "x"]);
-    assert_eq!(cmd(&mut raw, &["AUTH", "carol", "pw"]), b"+OK\r\n");
-    let reply = cmd(&mut raw, &["TXU.EXEC"]);
-    assert_eq!(state(&s), before, "reply was {}", show(&reply));
+    queue(&mut raw, &["SET", "app:a", "1"]);
+    queue(&mut raw, &["SET", "other", "x"]);
+    assert_eq!(run(&mut raw, &["AUTH", "carol", "pw"]), b"+OK\r\n");
+    let reply = run(&mut raw, &["TXU.EXEC"]);
+    assert_eq!(State::of(&s, true), before, "reply was {}", show(&reply));
     assert_rollback_noperm(&reply, 2, "SET");
 }
 
@@ -411,27 +369,27 @@ fn default_user_without_restrictions() {
     let mut admin = s.conn();
     seed(&mut admin);
     let mut raw = s.raw();
-    assert_eq!(cmd(&mut raw, &["ACL", "WHOAMI"]), b"$7\r\ndefault\r\n");
+    assert_eq!(run(&mut raw, &["ACL", "WHOAMI"]), b"$7\r\ndefault\r\n");
     begin(&mut raw);
-    queue_ok(&mut raw, &["SET", "anything", "1"]);
-    queue_ok(&mut raw, &["INCR", "app:n"]);
-    queue_ok(&mut raw, &["HSET", "h", "f", "v"]);
-    queue_ok(&mut raw, &["DEL", "other"]);
-    queue_ok(&mut raw, &["LMOVE", "ro:l", "ro:l", "LEFT", "RIGHT"]);
+    queue(&mut raw, &["SET", "anything", "1"]);
+    queue(&mut raw, &["INCR", "app:n"]);
+    queue(&mut raw, &["HSET", "h", "f", "v"]);
+    queue(&mut raw, &["DEL", "other"]);
+    queue(&mut raw, &["LMOVE", "ro:l", "ro:l", "LEFT", "RIGHT"]);
     assert_eq!(
-        show(&cmd(&mut raw, &["TXU.EXEC"])),
+        run_text(&mut raw, &["TXU.EXEC"]),
         "*5\r\n+OK\r\n:11\r\n:1\r\n:1\r\n$1\r\na\r\n"
     );
-    let before = state(&s);
+    let before = State::of(&s, true);
     begin(&mut raw);
-    queue_ok(&mut raw, &["SET", "x", "1"]);
-    queue_ok(&mut raw, &["LPUSH", "anything", "x"]);
-    let reply = show(&cmd(&mut raw, &["TXU.EXEC"]));
+    queue(&mut raw, &["SET", "x", "1"]);
+    queue(&mut raw, &["LPUSH", "anything", "x"]);
+    let reply = run_text(&mut raw, &["TXU.EXEC"]);
     assert!(
         reply.starts_with("-ROLLBACK command 2 (LPUSH) failed: WRONGTYPE "),
         "{reply}"
     );
-    assert_eq!(state(&s), before);
+    assert_eq!(State::of(&s, true), before);
 }
 
 // ----- the documented hole: TXU.QUEUE itself forbidden -----------------------------------------
@@ -442,8 +400,8 @@ fn caller_without_txu_queue_gets_noperm_from_the_server() {
     let mut admin = s.conn();
     add_carol(&mut admin);
     seed(&mut admin);
-    let refused = txu_counter(&s, "txu_commands_refused");
-    let aborted = txu_counter(&s, "txu_transactions_aborted");
+    let refused = s.info_u64("txu", "txu_commands_refused");
+    let aborted = s.info_u64("txu", "txu_transactions_aborted");
 
     // A user who never had TXU.QUEUE: the server refuses it before txu sees it, so the
     // transaction is not marked and TXU.EXEC runs the (empty) queue.
@@ -465,20 +423,20 @@ fn caller_without_txu_queue_gets_noperm_from_the_server() {
     );
     let mut erin = login(&s, "erin");
     begin(&mut erin);
-    let r = show(&queue(&mut erin, &["SET", "k", "1"]));
+    let r = show(&queue_reply(&mut erin, &["SET", "k", "1"]));
     assert!(r.starts_with("-NOPERM "), "{r}");
     assert!(r.to_ascii_lowercase().contains("'txu.queue'"), "{r}");
-    assert_eq!(show(&cmd(&mut erin, &["TXU.EXEC"])), "*0\r\n");
+    assert_eq!(run_text(&mut erin, &["TXU.EXEC"]), "*0\r\n");
 
     // TXU.QUEUE taken away mid-transaction: what was queued before still runs, the refused
     // command leaves a hole (README, "Hidden holes").
     let mut carol = login(&s, "carol");
     begin(&mut carol);
-    queue_ok(&mut carol, &["SET", "app:a", "1"]);
+    queue(&mut carol, &["SET", "app:a", "1"]);
     admin_ok(&mut admin, &["ACL", "SETUSER", "carol", "-txu.queue"]);
-    let r = show(&queue(&mut carol, &["SET", "app:b", "2"]));
+    let r = show(&queue_reply(&mut carol, &["SET", "app:b", "2"]));
     assert!(r.starts_with("-NOPERM "), "{r}");
-    assert_eq!(show(&cmd(&mut carol, &["TXU.EXEC"])), "*1\r\n+OK\r\n");
+    assert_eq!(run_text(&mut carol, &["TXU.EXEC"]), "*1\r\n+OK\r\n");
     let mut con = s.conn();
     let got: (Option<String>, Option<String>) = redis::cmd("MGET")
         .arg("app:a")
@@ -490,10 +448,10 @@ fn caller_without_txu_queue_gets_noperm_from_the_server() {
     // The README's advice: TXU.ROLLBACK after such a refusal, and nothing is applied.
     admin_ok(&mut admin, &["ACL", "SETUSER", "carol", "+txu.queue"]);
     begin(&mut carol);
-    queue_ok(&mut carol, &["SET", "app:c", "1"]);
+    queue(&mut carol, &["SET", "app:c", "1"]);
     admin_ok(&mut admin, &["ACL", "SETUSER", "carol", "-txu.queue"]);
-    assert!(show(&queue(&mut carol, &["SET", "app:d", "2"])).starts_with("-NOPERM "));
-    assert_eq!(cmd(&mut carol, &["TXU.ROLLBACK"]), b"+OK\r\n");
+    assert!(show(&queue_reply(&mut carol, &["SET", "app:d", "2"])).starts_with("-NOPERM "));
+    assert_eq!(run(&mut carol, &["TXU.ROLLBACK"]), b"+OK\r\n");
     let n: i64 = redis::cmd("EXISTS")
         .arg("app:c")
         .arg("app:d")
@@ -502,6 +460,6 @@ fn caller_without_txu_queue_gets_noperm_from_the_server() {
     assert_eq!(n, 0);
 
     // txu never saw the refused TXU.QUEUE calls: nothing was counted as refused or aborted.
-    assert_eq!(txu_counter(&s, "txu_commands_refused"), refused);
-    assert_eq!(txu_counter(&s, "txu_transactions_aborted"), aborted);
+    assert_eq!(s.info_u64("txu", "txu_commands_refused"), refused);
+    assert_eq!(s.info_u64("txu", "txu_transactions_aborted"), aborted);
 }

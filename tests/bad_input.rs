@@ -4,10 +4,11 @@
 
 mod common;
 
-use common::{encode_command, esc, show, RawConn, Server};
+use common::{
+    assert_rolled_back, begin, bulk_bytes, encode_command, error_text, esc, queue_bytes, show,
+    RawConn, Server, EXECABORT, QUEUED,
+};
 
-const EXECABORT: &[u8] = b"-EXECABORT Transaction discarded because of previous errors.\r\n";
-const QUEUED: &[u8] = b"+QUEUED\r\n";
 const OK: &[u8] = b"+OK\r\n";
 
 fn assert_reply(got: &[u8], want: &[u8], what: &str) {
@@ -19,14 +20,6 @@ fn assert_reply(got: &[u8], want: &[u8], what: &str) {
     );
 }
 
-/// A RESP bulk string.
-fn bulk(v: &[u8]) -> Vec<u8> {
-    let mut out = format!("${}\r\n", v.len()).into_bytes();
-    out.extend_from_slice(v);
-    out.extend_from_slice(b"\r\n");
-    out
-}
-
 /// The server process runs and a new connection gets PONG.
 fn assert_alive(s: &mut Server, after: &str) {
     assert!(s.is_running(), "server died after {after}");
@@ -36,34 +29,6 @@ fn assert_alive(s: &mut Server, after: &str) {
         b"+PONG\r\n",
         &format!("PING after {after}"),
     );
-}
-
-/// Asserts `reply` is one error line: `-`, no CR or LF inside, CRLF at the end. Returns its text.
-fn clean_error(reply: &[u8], what: &str) -> String {
-    assert!(
-        reply.len() >= 3 && reply[0] == b'-' && reply.ends_with(b"\r\n"),
-        "{what}: not an error reply: {}",
-        esc(reply)
-    );
-    let body = &reply[1..reply.len() - 2];
-    assert!(
-        !body.contains(&b'\r') && !body.contains(&b'\n'),
-        "{what}: raw CR/LF inside the error reply: {}",
-        esc(reply)
-    );
-    show(body)
-}
-
-fn begin(c: &mut RawConn) {
-    let r = c.cmd(&[b"TXU.BEGIN"]);
-    assert_eq!(r.first(), Some(&b'$'), "TXU.BEGIN: {}", esc(&r));
-}
-
-fn queue(c: &mut RawConn, args: &[&[u8]]) {
-    let mut full: Vec<&[u8]> = vec![b"TXU.QUEUE"];
-    full.extend_from_slice(args);
-    let r = c.cmd(&full);
-    assert_reply(&r, QUEUED, &format!("TXU.QUEUE {}", esc(&args.concat())));
 }
 
 /// Sends many commands at once and checks each reply is `want`.
@@ -107,27 +72,27 @@ fn binary_keys_and_values_round_trip_byte_for_byte() {
     };
     begin(&mut c);
     for (i, v) in BINARY.iter().enumerate() {
-        queue(&mut c, &[b"SET", &key(i), v]);
+        queue_bytes(&mut c, &[b"SET", &key(i), v]);
     }
     for i in 0..BINARY.len() {
-        queue(&mut c, &[b"GET", &key(i)]);
+        queue_bytes(&mut c, &[b"GET", &key(i)]);
     }
     // A key that is only binary, read back with a list command.
-    queue(&mut c, &[b"RPUSH", b"\xff\r\n\0", BINARY[2], BINARY[4]]);
-    queue(&mut c, &[b"LRANGE", b"\xff\r\n\0", b"0", b"-1"]);
+    queue_bytes(&mut c, &[b"RPUSH", b"\xff\r\n\0", BINARY[2], BINARY[4]]);
+    queue_bytes(&mut c, &[b"LRANGE", b"\xff\r\n\0", b"0", b"-1"]);
     let mut want = format!("*{}\r\n", 2 * BINARY.len() + 2).into_bytes();
     for _ in BINARY {
         want.extend_from_slice(OK);
     }
     for v in BINARY {
-        want.extend(bulk(v));
+        want.extend(bulk_bytes(v));
     }
     want.extend_from_slice(b":2\r\n*2\r\n");
-    want.extend(bulk(BINARY[2]));
-    want.extend(bulk(BINARY[4]));
+    want.extend(bulk_bytes(BINARY[2]));
+    want.extend(bulk_bytes(BINARY[4]));
     assert_reply(&c.cmd(&[b"TXU.EXEC"]), &want, "TXU.EXEC of binary SET/GET");
     for (i, v) in BINARY.iter().enumerate() {
-        assert_reply(&c.cmd(&[b"GET", &key(i)]), &bulk(v), "direct GET");
+        assert_reply(&c.cmd(&[b"GET", &key(i)]), &bulk_bytes(v), "direct GET");
     }
     assert_alive(&mut s, "binary keys and values");
 
@@ -135,23 +100,19 @@ fn binary_keys_and_values_round_trip_byte_for_byte() {
     let digest = s.digest();
     begin(&mut c);
     for (i, v) in BINARY.iter().enumerate() {
-        queue(&mut c, &[b"APPEND", &key(i), v]);
-        queue(&mut c, &[b"SET", &[v, &b"\0new"[..]].concat(), b"\r\n"]);
+        queue_bytes(&mut c, &[b"APPEND", &key(i), v]);
+        queue_bytes(&mut c, &[b"SET", &[v, &b"\0new"[..]].concat(), b"\r\n"]);
     }
-    queue(&mut c, &[b"DEL", b"\xff\r\n\0"]);
-    queue(&mut c, &[b"INCR", &key(1)]);
-    let r = c.cmd(&[b"TXU.EXEC"]);
-    let text = clean_error(&r, "rolled-back binary transaction");
-    assert!(
-        text.starts_with(&format!(
-            "ROLLBACK command {} (INCR) failed: ",
-            2 * BINARY.len() + 2
-        )),
-        "{text:?}"
-    );
+    queue_bytes(&mut c, &[b"DEL", b"\xff\r\n\0"]);
+    queue_bytes(&mut c, &[b"INCR", &key(1)]);
+    assert_rolled_back(c.cmd(&[b"TXU.EXEC"]), 2 * BINARY.len() + 2, "INCR");
     assert_eq!(s.digest(), digest);
     for (i, v) in BINARY.iter().enumerate() {
-        assert_reply(&c.cmd(&[b"GET", &key(i)]), &bulk(v), "GET after rollback");
+        assert_reply(
+            &c.cmd(&[b"GET", &key(i)]),
+            &bulk_bytes(v),
+            "GET after rollback",
+        );
     }
     assert_alive(&mut s, "binary rollback");
 }
@@ -171,11 +132,11 @@ fn a_64_mib_value_is_queued_executed_and_rolled_back() {
         *b = (x >> 24) as u8;
     }
     begin(&mut c);
-    queue(&mut c, &[b"SET", b"big", &big]);
-    queue(&mut c, &[b"STRLEN", b"big"]);
-    queue(&mut c, &[b"GET", b"big"]);
+    queue_bytes(&mut c, &[b"SET", b"big", &big]);
+    queue_bytes(&mut c, &[b"STRLEN", b"big"]);
+    queue_bytes(&mut c, &[b"GET", b"big"]);
     let mut want = format!("*3\r\n+OK\r\n:{SIZE}\r\n").into_bytes();
-    want.extend(bulk(&big));
+    want.extend(bulk_bytes(&big));
     let r = c.cmd(&[b"TXU.EXEC"]);
     assert!(r == want, "TXU.EXEC with a 64 MiB value: {}", esc(&r));
     assert_alive(&mut s, "a 64 MiB value");
@@ -183,14 +144,11 @@ fn a_64_mib_value_is_queued_executed_and_rolled_back() {
     // Change it and fail: the 64 MiB pre-image is put back.
     let digest = s.digest();
     begin(&mut c);
-    queue(&mut c, &[b"APPEND", b"big", b"tail"]);
-    queue(&mut c, &[b"SETRANGE", b"big", b"0", &big[..1 << 20]]);
-    queue(&mut c, &[b"LPUSH", b"big", b"x"]);
-    let text = clean_error(&c.cmd(&[b"TXU.EXEC"]), "64 MiB rollback");
-    assert!(
-        text.starts_with("ROLLBACK command 3 (LPUSH) failed: WRONGTYPE"),
-        "{text:?}"
-    );
+    queue_bytes(&mut c, &[b"APPEND", b"big", b"tail"]);
+    queue_bytes(&mut c, &[b"SETRANGE", b"big", b"0", &big[..1 << 20]]);
+    queue_bytes(&mut c, &[b"LPUSH", b"big", b"x"]);
+    let cause = assert_rolled_back(c.cmd(&[b"TXU.EXEC"]), 3, "LPUSH");
+    assert!(cause.starts_with("WRONGTYPE"), "{cause:?}");
     assert_eq!(s.digest(), digest);
     assert_reply(
         &c.cmd(&[b"STRLEN", b"big"]),
@@ -211,10 +169,10 @@ fn a_10000_key_mset_commits_and_rolls_back() {
     mset.extend(pairs.iter().map(Vec::as_slice));
 
     begin(&mut c);
-    queue(&mut c, &mset);
-    queue(&mut c, &[b"GET", b"m:9999"]);
+    queue_bytes(&mut c, &mset);
+    queue_bytes(&mut c, &[b"GET", b"m:9999"]);
     let mut want = b"*2\r\n+OK\r\n".to_vec();
-    want.extend(bulk(b"v9999"));
+    want.extend(bulk_bytes(b"v9999"));
     assert_reply(
         &c.cmd(&[b"TXU.EXEC"]),
         &want,
@@ -231,14 +189,11 @@ fn a_10000_key_mset_commits_and_rolls_back() {
     let mut mset2: Vec<&[u8]> = vec![b"MSET"];
     mset2.extend(pairs2.iter().map(Vec::as_slice));
     begin(&mut c);
-    queue(&mut c, &mset);
-    queue(&mut c, &mset2);
-    queue(&mut c, &[b"HSET", b"m:0", b"f", b"v"]);
-    let text = clean_error(&c.cmd(&[b"TXU.EXEC"]), "MSET rollback");
-    assert!(
-        text.starts_with("ROLLBACK command 3 (HSET) failed: WRONGTYPE"),
-        "{text:?}"
-    );
+    queue_bytes(&mut c, &mset);
+    queue_bytes(&mut c, &mset2);
+    queue_bytes(&mut c, &[b"HSET", b"m:0", b"f", b"v"]);
+    let cause = assert_rolled_back(c.cmd(&[b"TXU.EXEC"]), 3, "HSET");
+    assert!(cause.starts_with("WRONGTYPE"), "{cause:?}");
     assert_eq!(s.digest(), digest);
     assert_eq!(dbsize(&mut c), 10_000);
     assert_alive(&mut s, "a 10,000-key MSET rollback");
@@ -252,13 +207,13 @@ fn a_10000_command_transaction_commits() {
     let cmds: Vec<Vec<u8>> = (0..10_000)
         .map(|_| encode_command(&[b"TXU.QUEUE", b"INCR", b"counter"]))
         .collect();
-    pipeline_expect(&mut c, &cmds, QUEUED);
+    pipeline_expect(&mut c, &cmds, QUEUED.as_bytes());
     let mut want = b"*10000\r\n".to_vec();
     for i in 1..=10_000 {
         want.extend_from_slice(format!(":{i}\r\n").as_bytes());
     }
     assert_reply(&c.cmd(&[b"TXU.EXEC"]), &want, "10,000 INCRs");
-    assert_reply(&c.cmd(&[b"GET", b"counter"]), &bulk(b"10000"), "GET");
+    assert_reply(&c.cmd(&[b"GET", b"counter"]), &bulk_bytes(b"10000"), "GET");
     assert_alive(&mut s, "a 10,000-command transaction");
 }
 
@@ -289,13 +244,10 @@ fn a_10000_command_transaction_fails_at_the_last_command_and_rolls_back() {
             encode_command(&[b"TXU.QUEUE", b"SET", k.as_bytes(), b"new"])
         })
         .collect();
-    pipeline_expect(&mut c, &cmds, QUEUED);
-    queue(&mut c, &[b"INCR", b"text"]);
-    let text = clean_error(&c.cmd(&[b"TXU.EXEC"]), "10,000-command rollback");
-    assert!(
-        text.starts_with("ROLLBACK command 10000 (INCR) failed: ERR "),
-        "{text:?}"
-    );
+    pipeline_expect(&mut c, &cmds, QUEUED.as_bytes());
+    queue_bytes(&mut c, &[b"INCR", b"text"]);
+    let cause = assert_rolled_back(c.cmd(&[b"TXU.EXEC"]), 10_000, "INCR");
+    assert!(cause.starts_with("ERR "), "{cause:?}");
     assert_eq!(s.digest(), digest, "digest after the rollback");
     assert_eq!(dbsize(&mut c), 5_001);
     assert_eq!(show(&c.cmd(&[b"PEXPIRETIME", b"k:0"])), expire_at);
@@ -314,7 +266,7 @@ fn queue_with_zero_arguments() {
         // As a RESP array and as an inline command.
         for raw in [&b"*1\r\n$9\r\nTXU.QUEUE\r\n"[..], b"TXU.QUEUE\r\n"] {
             c.send_raw(raw);
-            let text = clean_error(&c.read_reply(), "TXU.QUEUE alone");
+            let text = error_text(c.read_reply(), "TXU.QUEUE alone");
             let want = if inside {
                 "ERR wrong number of arguments for 'txu.queue' command"
             } else {
@@ -323,7 +275,7 @@ fn queue_with_zero_arguments() {
             assert_eq!(text, want, "inside a transaction: {inside}");
         }
         if inside {
-            assert_reply(&c.cmd(&[b"TXU.EXEC"]), EXECABORT, "EXEC");
+            assert_reply(&c.cmd(&[b"TXU.EXEC"]), EXECABORT.as_bytes(), "EXEC");
         }
         assert_alive(&mut s, "TXU.QUEUE with zero arguments");
     }
@@ -352,14 +304,14 @@ fn unknown_command_names_with_odd_bytes_get_a_clean_error() {
     ];
     for (what, name) in &names {
         begin(&mut c);
-        queue(&mut c, &[b"SET", b"odd:k", b"v"]);
+        queue_bytes(&mut c, &[b"SET", b"odd:k", b"v"]);
         let r = c.cmd(&[b"TXU.QUEUE", name, b"arg"]);
-        let text = clean_error(&r, &format!("unknown command ({what})"));
+        let text = error_text(&r, &format!("unknown command ({what})"));
         assert!(
             text.starts_with("ERR unknown command '"),
             "unknown command ({what}): {text:?}"
         );
-        assert_reply(&c.cmd(&[b"TXU.EXEC"]), EXECABORT, what);
+        assert_reply(&c.cmd(&[b"TXU.EXEC"]), EXECABORT.as_bytes(), what);
         assert_reply(&c.cmd(&[b"EXISTS", b"odd:k"]), b":0\r\n", what);
         assert_alive(&mut s, &format!("an unknown command name ({what})"));
     }
@@ -396,14 +348,14 @@ fn subcommand_names_with_odd_bytes_get_a_clean_error() {
         let what = format!("{} {}", esc(cmd), esc(&sub[..sub.len().min(20)]));
         begin(&mut c);
         let r = c.cmd(&[b"TXU.QUEUE", cmd, sub, b"key"]);
-        let text = clean_error(&r, &what);
+        let text = error_text(&r, &what);
         let upper = show(cmd).to_ascii_uppercase();
         assert!(
             text.starts_with("ERR unknown subcommand '")
                 && text.ends_with(&format!("' of '{upper}'")),
             "{what}: {text:?}"
         );
-        assert_reply(&c.cmd(&[b"TXU.EXEC"]), EXECABORT, &what);
+        assert_reply(&c.cmd(&[b"TXU.EXEC"]), EXECABORT.as_bytes(), &what);
         assert_alive(&mut s, &format!("subcommand {what}"));
     }
 }
@@ -415,7 +367,7 @@ fn junk_arguments_to_begin_exec_and_rollback() {
     let junk: Vec<&[u8]> = vec![b"junk", b"\0", b"a\r\nb", b"\xff", b"", &[b'z'; 100_000]];
     for j in &junk {
         let what = format!("TXU.BEGIN {}", esc(&j[..j.len().min(20)]));
-        let text = clean_error(&c.cmd(&[b"TXU.BEGIN", j]), &what);
+        let text = error_text(c.cmd(&[b"TXU.BEGIN", j]), &what);
         assert!(text.starts_with("ERR syntax error: "), "{what}: {text:?}");
         // It opened nothing.
         assert_reply(
@@ -424,18 +376,18 @@ fn junk_arguments_to_begin_exec_and_rollback() {
             &what,
         );
         let more = c.cmd(&[b"TXU.BEGIN", j, b"more", b"args"]);
-        clean_error(&more, &format!("{what} more args"));
+        error_text(&more, &format!("{what} more args"));
         assert_alive(&mut s, &what);
     }
 
     // TXU.EXEC with an argument is an error, with and without an open transaction.
     for j in &junk {
         let what = format!("TXU.EXEC {}", esc(&j[..j.len().min(20)]));
-        clean_error(&c.cmd(&[b"TXU.EXEC", j]), &what);
+        error_text(c.cmd(&[b"TXU.EXEC", j]), &what);
         begin(&mut c);
-        queue(&mut c, &[b"SET", b"exec:k", b"v"]);
-        clean_error(
-            &c.cmd(&[b"TXU.EXEC", j]),
+        queue_bytes(&mut c, &[b"SET", b"exec:k", b"v"]);
+        error_text(
+            c.cmd(&[b"TXU.EXEC", j]),
             &format!("{what} in a transaction"),
         );
         assert_reply(
@@ -456,12 +408,12 @@ fn junk_arguments_to_begin_exec_and_rollback() {
     // TXU.ROLLBACK <junk id> echoes the id only as a clean line.
     for j in &junk {
         let what = format!("TXU.ROLLBACK {}", esc(&j[..j.len().min(20)]));
-        let text = clean_error(&c.cmd(&[b"TXU.ROLLBACK", j]), &what);
+        let text = error_text(c.cmd(&[b"TXU.ROLLBACK", j]), &what);
         assert!(
             text.starts_with("ERR no retained transaction '"),
             "{what}: {text:?}"
         );
-        let text = clean_error(&c.cmd(&[b"TXU.ROLLBACK", j, b"junk"]), &what);
+        let text = error_text(c.cmd(&[b"TXU.ROLLBACK", j, b"junk"]), &what);
         assert!(text.starts_with("ERR syntax error: "), "{what}: {text:?}");
         assert_alive(&mut s, &what);
     }
@@ -473,22 +425,22 @@ fn queued_arguments_with_odd_bytes_through_many_command_types() {
     let mut c = s.raw();
     let v = b"\0\r\n\xff";
     begin(&mut c);
-    queue(&mut c, &[b"HSET", b"h\0", v, v]);
-    queue(&mut c, &[b"HGETALL", b"h\0"]);
-    queue(&mut c, &[b"SADD", b"s\r\n", v]);
-    queue(&mut c, &[b"SMEMBERS", b"s\r\n"]);
-    queue(&mut c, &[b"ZADD", b"z\xff", b"1", v]);
-    queue(&mut c, &[b"ZRANGE", b"z\xff", b"0", b"-1"]);
-    queue(&mut c, &[b"XADD", b"x\0", b"1-1", v, v]);
-    queue(&mut c, &[b"XLEN", b"x\0"]);
+    queue_bytes(&mut c, &[b"HSET", b"h\0", v, v]);
+    queue_bytes(&mut c, &[b"HGETALL", b"h\0"]);
+    queue_bytes(&mut c, &[b"SADD", b"s\r\n", v]);
+    queue_bytes(&mut c, &[b"SMEMBERS", b"s\r\n"]);
+    queue_bytes(&mut c, &[b"ZADD", b"z\xff", b"1", v]);
+    queue_bytes(&mut c, &[b"ZRANGE", b"z\xff", b"0", b"-1"]);
+    queue_bytes(&mut c, &[b"XADD", b"x\0", b"1-1", v, v]);
+    queue_bytes(&mut c, &[b"XLEN", b"x\0"]);
     let mut want = b"*8\r\n:1\r\n*2\r\n".to_vec();
-    want.extend(bulk(v));
-    want.extend(bulk(v));
+    want.extend(bulk_bytes(v));
+    want.extend(bulk_bytes(v));
     want.extend_from_slice(b":1\r\n*1\r\n");
-    want.extend(bulk(v));
+    want.extend(bulk_bytes(v));
     want.extend_from_slice(b":1\r\n*1\r\n");
-    want.extend(bulk(v));
-    want.extend(bulk(b"1-1"));
+    want.extend(bulk_bytes(v));
+    want.extend(bulk_bytes(b"1-1"));
     want.extend_from_slice(b":1\r\n");
     assert_reply(
         &c.cmd(&[b"TXU.EXEC"]),
@@ -497,13 +449,10 @@ fn queued_arguments_with_odd_bytes_through_many_command_types() {
     );
     // Runtime errors caused by odd arguments are clean lines too.
     begin(&mut c);
-    queue(&mut c, &[b"SET", b"t", v]);
-    queue(&mut c, &[b"SET", b"k", b"v", b"EX", v]);
-    let text = clean_error(&c.cmd(&[b"TXU.EXEC"]), "runtime error with odd bytes");
-    assert!(
-        text.starts_with("ROLLBACK command 2 (SET) failed: ERR "),
-        "{text:?}"
-    );
+    queue_bytes(&mut c, &[b"SET", b"t", v]);
+    queue_bytes(&mut c, &[b"SET", b"k", b"v", b"EX", v]);
+    let cause = assert_rolled_back(c.cmd(&[b"TXU.EXEC"]), 2, "SET");
+    assert!(cause.starts_with("ERR "), "{cause:?}");
     assert_reply(&c.cmd(&[b"EXISTS", b"t"]), b":0\r\n", "rolled back");
     assert_alive(&mut s, "binary arguments to several types");
 }

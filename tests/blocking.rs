@@ -9,16 +9,13 @@
 
 mod common;
 
-use common::{show, wait_until, RawConn, Server};
+use common::{assert_rolled_back, bulk, run_line, show, txu, wait_until, RawConn, Server};
 use std::time::Duration;
 
 const BLOCK_DEADLINE: Duration = Duration::from_secs(10);
 
 fn blocked_clients(s: &Server) -> u64 {
-    s.info_field("clients", "blocked_clients")
-        .expect("INFO clients has blocked_clients")
-        .parse()
-        .expect("blocked_clients is a number")
+    s.info_u64("clients", "blocked_clients")
 }
 
 /// Sends a blocking command on a new connection and waits until the server shows
@@ -37,56 +34,37 @@ fn block(s: &Server, args: &[&[u8]], expected: u64) -> RawConn {
     b
 }
 
-fn cmd(raw: &mut RawConn, line: &str) -> String {
-    let args: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
-    show(&raw.cmd(&args))
-}
-
-/// TXU.BEGIN, TXU.QUEUE each line, TXU.EXEC; returns the EXEC reply as text.
-fn txu(raw: &mut RawConn, lines: &[&str]) -> String {
-    let begin = raw.cmd(&[b"TXU.BEGIN"]);
-    assert_eq!(begin.first(), Some(&b'$'), "TXU.BEGIN: {}", show(&begin));
-    for line in lines {
-        let mut args: Vec<&[u8]> = vec![b"TXU.QUEUE"];
-        args.extend(line.split_whitespace().map(str::as_bytes));
-        assert_eq!(show(&raw.cmd(&args)), "+QUEUED\r\n", "TXU.QUEUE {line}");
-    }
-    show(&raw.cmd(&[b"TXU.EXEC"]))
-}
-
-fn assert_rolled_back(reply: &str, k: usize, name: &str) {
-    let want = format!("-ROLLBACK command {k} ({name}) failed: ");
-    assert!(
-        reply.starts_with(&want),
-        "TXU.EXEC should fail with {want:?}, got {reply:?}"
-    );
-}
-
-/// A bulk string in RESP2.
-fn bulk(s: &str) -> String {
-    format!("${}\r\n{s}\r\n", s.len())
+/// The reply of `XREAD`/`XREADGROUP` delivering one entry `id` with one field to a reader.
+fn one_entry(key: &str, id: &str, field: &str, value: &str) -> String {
+    format!(
+        "*1\r\n*2\r\n{}*1\r\n*2\r\n{}*2\r\n{}{}",
+        bulk(key),
+        bulk(id),
+        bulk(field),
+        bulk(value)
+    )
 }
 
 #[test]
 fn rolled_back_lpush_does_not_wake_blpop() {
     let s = Server::start();
     let mut a = s.raw();
-    cmd(&mut a, "SET bad notanumber");
+    run_line(&mut a, "SET bad notanumber");
     let mut b = block(&s, &[b"BLPOP", b"q", b"0"], 1);
 
     let reply = txu(&mut a, &["LPUSH q x", "INCR bad"]);
     assert_rolled_back(&reply, 2, "INCR");
     assert_eq!(blocked_clients(&s), 1, "B must still be blocked after EXEC");
-    assert_eq!(cmd(&mut a, "EXISTS q"), ":0\r\n");
+    assert_eq!(run_line(&mut a, "EXISTS q"), ":0\r\n");
 
-    assert_eq!(cmd(&mut a, "LPUSH q real"), ":1\r\n");
+    assert_eq!(run_line(&mut a, "LPUSH q real"), ":1\r\n");
     let got = show(&b.read_reply());
     assert_eq!(
         got,
         format!("*2\r\n{}{}", bulk("q"), bulk("real")),
         "B's first reply must be the real value, never the rolled-back one"
     );
-    assert_eq!(cmd(&mut a, "EXISTS q"), ":0\r\n");
+    assert_eq!(run_line(&mut a, "EXISTS q"), ":0\r\n");
     wait_until("B unblocked", BLOCK_DEADLINE, || blocked_clients(&s) == 0);
 }
 
@@ -97,11 +75,14 @@ fn committed_lpush_wakes_blpop_after_the_whole_transaction() {
     let mut b = block(&s, &[b"BLPOP", b"q", b"0"], 1);
 
     let reply = txu(&mut a, &["LPUSH q x", "LPUSH q y", "GET unrelated"]);
-    assert_eq!(reply, "*3\r\n:1\r\n:2\r\n$-1\r\n");
+    assert_eq!(show(&reply), "*3\r\n:1\r\n:2\r\n$-1\r\n");
     // B is served once the transaction is over: it pops the head, y; x stays.
     let got = show(&b.read_reply());
     assert_eq!(got, format!("*2\r\n{}{}", bulk("q"), bulk("y")));
-    assert_eq!(cmd(&mut a, "LRANGE q 0 -1"), format!("*1\r\n{}", bulk("x")));
+    assert_eq!(
+        run_line(&mut a, "LRANGE q 0 -1"),
+        format!("*1\r\n{}", bulk("x"))
+    );
     wait_until("B unblocked", BLOCK_DEADLINE, || blocked_clients(&s) == 0);
 }
 
@@ -110,12 +91,12 @@ fn committed_single_lpush_wakes_blpop_with_the_value() {
     let s = Server::start();
     let mut a = s.raw();
     let mut b = block(&s, &[b"BLPOP", b"q", b"0"], 1);
-    assert_eq!(txu(&mut a, &["LPUSH q x"]), "*1\r\n:1\r\n");
+    assert_eq!(show(&txu(&mut a, &["LPUSH q x"])), "*1\r\n:1\r\n");
     assert_eq!(
         show(&b.read_reply()),
         format!("*2\r\n{}{}", bulk("q"), bulk("x"))
     );
-    assert_eq!(cmd(&mut a, "EXISTS q"), ":0\r\n");
+    assert_eq!(run_line(&mut a, "EXISTS q"), ":0\r\n");
 }
 
 /// The key a blocked client waits on is the destination of a rolled-back LMOVE: the client
@@ -124,8 +105,8 @@ fn committed_single_lpush_wakes_blpop_with_the_value() {
 fn rolled_back_lmove_into_the_key_does_not_wake_blpop() {
     let s = Server::start();
     let mut a = s.raw();
-    cmd(&mut a, "RPUSH src s1 s2");
-    cmd(&mut a, "SET bad notanumber");
+    run_line(&mut a, "RPUSH src s1 s2");
+    run_line(&mut a, "SET bad notanumber");
     let mut b = block(&s, &[b"BLPOP", b"q", b"0"], 1);
 
     let reply = txu(
@@ -134,13 +115,13 @@ fn rolled_back_lmove_into_the_key_does_not_wake_blpop() {
     );
     assert_rolled_back(&reply, 3, "INCR");
     assert_eq!(blocked_clients(&s), 1);
-    assert_eq!(cmd(&mut a, "EXISTS q"), ":0\r\n");
+    assert_eq!(run_line(&mut a, "EXISTS q"), ":0\r\n");
     assert_eq!(
-        cmd(&mut a, "LRANGE src 0 -1"),
+        run_line(&mut a, "LRANGE src 0 -1"),
         format!("*2\r\n{}{}", bulk("s1"), bulk("s2"))
     );
 
-    cmd(&mut a, "RPUSH q real");
+    run_line(&mut a, "RPUSH q real");
     assert_eq!(
         show(&b.read_reply()),
         format!("*2\r\n{}{}", bulk("q"), bulk("real"))
@@ -152,7 +133,7 @@ fn rolled_back_lmove_into_the_key_does_not_wake_blpop() {
 fn rolled_back_pushes_to_several_watched_keys_wake_nobody() {
     let s = Server::start();
     let mut a = s.raw();
-    cmd(&mut a, "SET bad notanumber");
+    run_line(&mut a, "SET bad notanumber");
     let mut b = block(&s, &[b"BLPOP", b"q1", b"q2", b"0"], 1);
     let mut c = block(&s, &[b"BRPOP", b"q2", b"0"], 2);
 
@@ -162,15 +143,15 @@ fn rolled_back_pushes_to_several_watched_keys_wake_nobody() {
     );
     assert_rolled_back(&reply, 4, "LPUSH");
     assert_eq!(blocked_clients(&s), 2);
-    assert_eq!(cmd(&mut a, "EXISTS q1 q2"), ":0\r\n");
+    assert_eq!(run_line(&mut a, "EXISTS q1 q2"), ":0\r\n");
 
     // One real element for each: B (blocked first on q2) gets the first, C the second.
-    cmd(&mut a, "RPUSH q2 real1");
+    run_line(&mut a, "RPUSH q2 real1");
     assert_eq!(
         show(&b.read_reply()),
         format!("*2\r\n{}{}", bulk("q2"), bulk("real1"))
     );
-    cmd(&mut a, "RPUSH q2 real2");
+    run_line(&mut a, "RPUSH q2 real2");
     assert_eq!(
         show(&c.read_reply()),
         format!("*2\r\n{}{}", bulk("q2"), bulk("real2"))
@@ -182,15 +163,15 @@ fn rolled_back_pushes_to_several_watched_keys_wake_nobody() {
 fn rolled_back_zadd_does_not_wake_bzpopmin() {
     let s = Server::start();
     let mut a = s.raw();
-    cmd(&mut a, "SET bad notanumber");
+    run_line(&mut a, "SET bad notanumber");
     let mut b = block(&s, &[b"BZPOPMIN", b"z", b"0"], 1);
 
     let reply = txu(&mut a, &["ZADD z 1 rolled", "INCR bad"]);
     assert_rolled_back(&reply, 2, "INCR");
     assert_eq!(blocked_clients(&s), 1);
-    assert_eq!(cmd(&mut a, "EXISTS z"), ":0\r\n");
+    assert_eq!(run_line(&mut a, "EXISTS z"), ":0\r\n");
 
-    cmd(&mut a, "ZADD z 2 real");
+    run_line(&mut a, "ZADD z 2 real");
     assert_eq!(
         show(&b.read_reply()),
         format!("*3\r\n{}{}{}", bulk("z"), bulk("real"), bulk("2"))
@@ -203,24 +184,18 @@ fn rolled_back_zadd_does_not_wake_bzpopmin() {
 fn rolled_back_xadd_does_not_wake_xread() {
     let s = Server::start();
     let mut a = s.raw();
-    cmd(&mut a, "XADD s 1-1 f old");
-    cmd(&mut a, "SET bad notanumber");
-    let info_before = cmd(&mut a, "XINFO STREAM s FULL");
+    run_line(&mut a, "XADD s 1-1 f old");
+    run_line(&mut a, "SET bad notanumber");
+    let info_before = run_line(&mut a, "XINFO STREAM s FULL");
     let mut b = block(&s, &[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"$"], 1);
 
     let reply = txu(&mut a, &["XADD s 5-1 f rolled", "INCR bad"]);
     assert_rolled_back(&reply, 2, "INCR");
     assert_eq!(blocked_clients(&s), 1);
-    assert_eq!(cmd(&mut a, "XINFO STREAM s FULL"), info_before);
+    assert_eq!(run_line(&mut a, "XINFO STREAM s FULL"), info_before);
 
-    cmd(&mut a, "XADD s 6-1 f real");
-    let want = format!(
-        "*1\r\n*2\r\n{}*1\r\n*2\r\n{}*2\r\n{}{}",
-        bulk("s"),
-        bulk("6-1"),
-        bulk("f"),
-        bulk("real")
-    );
+    run_line(&mut a, "XADD s 6-1 f real");
+    let want = one_entry("s", "6-1", "f", "real");
     assert_eq!(show(&b.read_reply()), want);
 }
 
@@ -232,7 +207,7 @@ fn rolled_back_xadd_does_not_wake_xread() {
 /// or `MULTI XADD XDEL EXEC` does the same, so it is the blocked reader's own doing, not a
 /// leftover of the transaction. Everything else must be exactly as before.
 fn xinfo_full_masking_seen_time(raw: &mut RawConn, key: &str) -> String {
-    let full = cmd(raw, &format!("XINFO STREAM {key} FULL"));
+    let full = run_line(raw, &format!("XINFO STREAM {key} FULL"));
     let marker = "$9\r\nseen-time\r\n";
     let mut out = String::new();
     let mut rest = full.as_str();
@@ -254,9 +229,9 @@ fn xinfo_full_masking_seen_time(raw: &mut RawConn, key: &str) -> String {
 fn rolled_back_xadd_does_not_wake_xreadgroup() {
     let s = Server::start();
     let mut a = s.raw();
-    cmd(&mut a, "XADD s 1-1 f old");
-    cmd(&mut a, "XGROUP CREATE s g $");
-    cmd(&mut a, "SET bad notanumber");
+    run_line(&mut a, "XADD s 1-1 f old");
+    run_line(&mut a, "XGROUP CREATE s g $");
+    run_line(&mut a, "SET bad notanumber");
     let mut b = block(
         &s,
         &[
@@ -279,17 +254,11 @@ fn rolled_back_xadd_does_not_wake_xreadgroup() {
     assert_eq!(blocked_clients(&s), 1);
     assert_eq!(xinfo_full_masking_seen_time(&mut a, "s"), info_before);
 
-    cmd(&mut a, "XADD s 6-1 f real");
-    let want = format!(
-        "*1\r\n*2\r\n{}*1\r\n*2\r\n{}*2\r\n{}{}",
-        bulk("s"),
-        bulk("6-1"),
-        bulk("f"),
-        bulk("real")
-    );
+    run_line(&mut a, "XADD s 6-1 f real");
+    let want = one_entry("s", "6-1", "f", "real");
     assert_eq!(show(&b.read_reply()), want);
     // Only the real entry is pending for the reader.
-    let pending = cmd(&mut a, "XPENDING s g - + 10");
+    let pending = run_line(&mut a, "XPENDING s g - + 10");
     assert!(
         pending.contains("6-1") && !pending.contains("5-1"),
         "XPENDING: {pending:?}"
@@ -300,18 +269,12 @@ fn rolled_back_xadd_does_not_wake_xreadgroup() {
 fn committed_xadd_wakes_xread() {
     let s = Server::start();
     let mut a = s.raw();
-    cmd(&mut a, "XADD s 1-1 f old");
+    run_line(&mut a, "XADD s 1-1 f old");
     let mut b = block(&s, &[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"$"], 1);
     assert_eq!(
-        txu(&mut a, &["XADD s 2-1 f new"]),
+        show(&txu(&mut a, &["XADD s 2-1 f new"])),
         format!("*1\r\n{}", bulk("2-1"))
     );
-    let want = format!(
-        "*1\r\n*2\r\n{}*1\r\n*2\r\n{}*2\r\n{}{}",
-        bulk("s"),
-        bulk("2-1"),
-        bulk("f"),
-        bulk("new")
-    );
+    let want = one_entry("s", "2-1", "f", "new");
     assert_eq!(show(&b.read_reply()), want);
 }

@@ -1,46 +1,97 @@
-//! `TXU.BEGIN CAPTURE` (issue 6): on servers whose command filters know the client (Redis ≥ 7.2,
-//! Valkey) every command of the capturing connection is queued as `TXU.QUEUE` would; on Redis
-//! 7.0 the option is refused loudly.
+//! `TXU.BEGIN CAPTURE`: on servers whose command filters know the client (Redis ≥ 7.2, Valkey)
+//! every command of the capturing connection is queued as `TXU.QUEUE` would; on Redis 7.0 the
+//! option is refused with a documented error.
+//!
+//! Every test runs on every server. Where capture is not offered, a test checks that refusal
+//! (the exact error, and that no transaction was opened) instead of capturing, and says so on
+//! stderr: `<test>: capture not supported on this server (...): checked the refusal instead`.
 
 mod common;
 
-use common::{Flavor, Server};
-use redis::Value;
+use common::{err, expect, query, Flavor, Server};
+use redis::{Connection, Value};
+use std::io::Write;
+
+/// The refusal on servers without `CommandFilterGetClientId` (README, `TXU.BEGIN`).
+const REFUSAL: &str = "ERR TXU.BEGIN CAPTURE needs Redis >= 7.2 or Valkey (this server's command \
+                       filters cannot tell clients apart); queue commands with TXU.QUEUE instead";
 
 fn capture_expected(server: &Server) -> bool {
     let v = server.version();
     v.flavor == Flavor::Valkey || v.at_least(7, 2)
 }
 
-fn ok(v: &Value) -> bool {
+/// True where the server offers `TXU.BEGIN CAPTURE`. Elsewhere asserts the documented refusal
+/// on a new connection: the exact error, no transaction opened (`TXU.EXEC` has none), and the
+/// next command runs as itself (not captured); then writes a line saying `test` checked the
+/// refusal instead (to stderr directly, so that it shows without `--nocapture`).
+fn capture_offered(server: &Server, test: &str) -> bool {
+    if capture_expected(server) {
+        return true;
+    }
+    let mut c = server.raw();
+    expect(&mut c, &["TXU.BEGIN", "CAPTURE"], &err(REFUSAL));
+    expect(
+        &mut c,
+        &["TXU.EXEC"],
+        &err("ERR TXU.EXEC without TXU.BEGIN"),
+    );
+    expect(&mut c, &["SET", "refused:k", "v"], "+OK\r\n");
+    expect(&mut c, &["DEL", "refused:k"], ":1\r\n");
+    let v = server.version();
+    let _ = writeln!(
+        std::io::stderr(),
+        "{test}: capture not supported on this server ({:?} {}.{}.{}): checked the refusal \
+         instead",
+        v.flavor,
+        v.major,
+        v.minor,
+        v.patch
+    );
+    false
+}
+
+/// `TXU.BEGIN CAPTURE`; returns the transaction id.
+fn begin_capture(c: &mut Connection) -> String {
+    let id = common::text(&query(c, &["TXU.BEGIN", "CAPTURE"]));
+    assert!(id.contains('-'), "a transaction id: {id}");
+    id
+}
+
+/// Runs `args` on a capturing connection: it must reply `QUEUED`.
+fn captured(c: &mut Connection, args: &[&str]) {
+    let v = query(c, args);
+    assert!(
+        matches!(&v, Value::SimpleString(s) if s == "QUEUED"),
+        "{args:?} → {v:?}"
+    );
+}
+
+fn is_ok(v: &Value) -> bool {
     matches!(v, Value::Okay) || matches!(v, Value::SimpleString(s) if s == "OK")
 }
 
-fn queued(v: &Value) -> bool {
-    matches!(v, Value::SimpleString(s) if s == "QUEUED")
+/// The error text of a command that must fail.
+fn error_of(c: &mut Connection, args: &[&str]) -> String {
+    let mut cmd = redis::cmd(args[0]);
+    cmd.arg(&args[1..]);
+    cmd.query::<Value>(c)
+        .expect_err(&format!("{args:?} must fail"))
+        .to_string()
 }
 
 #[test]
 fn capture_is_refused_or_offered_according_to_the_server() {
     let server = Server::start();
-    let mut c = server.conn();
-    let r: redis::RedisResult<String> = redis::cmd("TXU.BEGIN").arg("CAPTURE").query(&mut c);
-    if capture_expected(&server) {
-        let id = r.expect("capture is offered on this server");
-        assert!(id.contains('-'), "a transaction id: {id}");
+    if capture_offered(
+        &server,
+        "capture_is_refused_or_offered_according_to_the_server",
+    ) {
+        let mut c = server.conn();
+        begin_capture(&mut c);
         let _: () = redis::cmd("TXU.ROLLBACK")
             .query(&mut c)
             .expect("rollback ends capture");
-    } else {
-        let e = r.expect_err("Redis 7.0 must refuse CAPTURE").to_string();
-        assert!(e.contains("CAPTURE needs Redis >= 7.2 or Valkey"), "{e}");
-        assert!(
-            e.contains("TXU.QUEUE"),
-            "the refusal says what to use instead: {e}"
-        );
-        // Refused means no transaction was opened: the next command runs as itself.
-        let r: redis::RedisResult<Value> = redis::cmd("TXU.EXEC").query(&mut c);
-        assert!(r.unwrap_err().to_string().contains("without TXU.BEGIN"));
     }
     let log = server.log();
     let line = log
@@ -58,60 +109,43 @@ fn capture_is_refused_or_offered_according_to_the_server() {
 #[test]
 fn captured_commands_are_queued_and_run_atomically() {
     let server = Server::start();
-    if !capture_expected(&server) {
-        return; // covered by the refusal test above
+    if !capture_offered(&server, "captured_commands_are_queued_and_run_atomically") {
+        return;
     }
     let mut c = server.conn();
     let mut other = server.conn();
-    let _: String = redis::cmd("TXU.BEGIN")
-        .arg("CAPTURE")
-        .query(&mut c)
-        .unwrap();
-    for cmd in [vec!["SET", "a", "1"], vec!["INCR", "a"], vec!["GET", "a"]] {
-        let v: Value = redis::cmd(cmd[0]).arg(&cmd[1..]).query(&mut c).unwrap();
-        assert!(queued(&v), "{cmd:?} → {v:?}");
+    begin_capture(&mut c);
+    for cmd in [["SET", "a", "1"].as_slice(), &["INCR", "a"], &["GET", "a"]] {
+        captured(&mut c, cmd);
     }
     // Another connection is not captured and sees nothing yet.
-    let seen: Option<String> = redis::cmd("GET").arg("a").query(&mut other).unwrap();
-    assert_eq!(seen, None);
-    let v: Value = redis::cmd("TXU.EXEC").query(&mut c).unwrap();
-    match v {
+    assert_eq!(query(&mut other, &["GET", "a"]), Value::Nil);
+    match query(&mut c, &["TXU.EXEC"]) {
         Value::Array(items) => {
             assert_eq!(items.len(), 3);
-            assert!(ok(&items[0]));
+            assert!(is_ok(&items[0]));
             assert_eq!(items[1], Value::Int(2));
             assert_eq!(items[2], Value::BulkString(b"2".to_vec()));
         }
         other => panic!("expected an array, got {other:?}"),
     }
     // Capture ended with EXEC: commands run directly again.
-    let v: Value = redis::cmd("INCR").arg("a").query(&mut c).unwrap();
-    assert_eq!(v, Value::Int(3));
+    assert_eq!(query(&mut c, &["INCR", "a"]), Value::Int(3));
 }
 
 #[test]
 fn captured_failure_rolls_back_and_refusals_abort() {
     let server = Server::start();
-    if !capture_expected(&server) {
+    if !capture_offered(&server, "captured_failure_rolls_back_and_refusals_abort") {
         return;
     }
     let mut c = server.conn();
-    let _: () = redis::cmd("SET")
-        .arg("s")
-        .arg("text")
-        .query(&mut c)
-        .unwrap();
+    query(&mut c, &["SET", "s", "text"]);
     let before = server.digest();
-    let _: String = redis::cmd("TXU.BEGIN")
-        .arg("CAPTURE")
-        .query(&mut c)
-        .unwrap();
-    let _: Value = redis::cmd("SET").arg("n").arg("1").query(&mut c).unwrap();
-    let _: Value = redis::cmd("INCR").arg("s").query(&mut c).unwrap();
-    let e = redis::cmd("TXU.EXEC")
-        .query::<Value>(&mut c)
-        .unwrap_err()
-        .to_string();
+    begin_capture(&mut c);
+    captured(&mut c, &["SET", "n", "1"]);
+    captured(&mut c, &["INCR", "s"]);
+    let e = error_of(&mut c, &["TXU.EXEC"]);
     assert!(
         e.starts_with("ROLLBACK") && e.contains("command 2 (INCR) failed"),
         "{e}"
@@ -119,24 +153,14 @@ fn captured_failure_rolls_back_and_refusals_abort() {
     assert_eq!(server.digest(), before);
 
     // A command refused at queue time aborts the whole transaction, as with TXU.QUEUE.
-    let _: String = redis::cmd("TXU.BEGIN")
-        .arg("CAPTURE")
-        .query(&mut c)
-        .unwrap();
-    let _: Value = redis::cmd("SET").arg("n").arg("1").query(&mut c).unwrap();
-    let e = redis::cmd("SELECT")
-        .arg(1)
-        .query::<Value>(&mut c)
-        .unwrap_err()
-        .to_string();
+    begin_capture(&mut c);
+    captured(&mut c, &["SET", "n", "1"]);
+    let e = error_of(&mut c, &["SELECT", "1"]);
     assert!(
         e.contains("'SELECT' is not allowed in a TXU transaction"),
         "{e}"
     );
-    let e = redis::cmd("TXU.EXEC")
-        .query::<Value>(&mut c)
-        .unwrap_err()
-        .to_string();
+    let e = error_of(&mut c, &["TXU.EXEC"]);
     assert!(
         e.contains("Transaction discarded because of previous errors"),
         "{e}"
@@ -147,25 +171,22 @@ fn captured_failure_rolls_back_and_refusals_abort() {
 #[test]
 fn rollback_ends_capture_and_disconnect_frees_it() {
     let server = Server::start();
-    if !capture_expected(&server) {
+    if !capture_offered(&server, "rollback_ends_capture_and_disconnect_frees_it") {
         return;
     }
     let mut c = server.conn();
-    let _: String = redis::cmd("TXU.BEGIN")
-        .arg("CAPTURE")
-        .query(&mut c)
-        .unwrap();
-    let _: Value = redis::cmd("SET").arg("x").arg("1").query(&mut c).unwrap();
-    let _: () = redis::cmd("TXU.ROLLBACK").query(&mut c).unwrap();
-    let v: Option<String> = redis::cmd("GET").arg("x").query(&mut c).unwrap();
-    assert_eq!(v, None, "nothing applied and GET ran directly");
+    begin_capture(&mut c);
+    captured(&mut c, &["SET", "x", "1"]);
+    assert!(is_ok(&query(&mut c, &["TXU.ROLLBACK"])));
+    assert_eq!(
+        query(&mut c, &["GET", "x"]),
+        Value::Nil,
+        "nothing applied and GET ran directly"
+    );
 
     {
         let mut gone = server.conn();
-        let _: String = redis::cmd("TXU.BEGIN")
-            .arg("CAPTURE")
-            .query(&mut gone)
-            .unwrap();
+        begin_capture(&mut gone);
     }
     common::wait_until(
         "the closed connection's transaction is freed",
@@ -173,41 +194,29 @@ fn rollback_ends_capture_and_disconnect_frees_it() {
         || server.info_field("txu", "txu_transactions_open").as_deref() == Some("0"),
     );
     // With nobody capturing, other clients' commands are untouched.
-    let v: Value = redis::cmd("SET").arg("y").arg("2").query(&mut c).unwrap();
-    assert!(ok(&v));
+    assert!(is_ok(&query(&mut c, &["SET", "y", "2"])));
 }
 
 #[test]
 fn capture_leaves_replication_alone() {
     let primary = Server::start();
-    if !capture_expected(&primary) {
+    if !capture_offered(&primary, "capture_leaves_replication_alone") {
         return;
     }
     let replica = primary.start_replica_of();
     let mut c = primary.conn();
-    let _: String = redis::cmd("TXU.BEGIN")
-        .arg("CAPTURE")
-        .query(&mut c)
-        .unwrap();
-    let _: Value = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
-    let _: Value = redis::cmd("LPUSH").arg("l").arg("a").query(&mut c).unwrap();
-    let _: Value = redis::cmd("TXU.EXEC").query(&mut c).unwrap();
+    begin_capture(&mut c);
+    captured(&mut c, &["SET", "k", "v"]);
+    captured(&mut c, &["LPUSH", "l", "a"]);
+    query(&mut c, &["TXU.EXEC"]);
     // While another client captures on the primary, the replication stream still applies.
     let mut d = primary.conn();
-    let _: String = redis::cmd("TXU.BEGIN")
-        .arg("CAPTURE")
-        .query(&mut d)
-        .unwrap();
-    let _: () = redis::cmd("SET")
-        .arg("plain")
-        .arg("1")
-        .query(&mut c)
-        .unwrap();
+    begin_capture(&mut d);
+    assert!(is_ok(&query(&mut c, &["SET", "plain", "1"])));
     common::wait_replica_synced(&primary, &replica);
     assert_eq!(primary.digest(), replica.digest());
-    let v: Option<String> = redis::cmd("GET")
-        .arg("plain")
-        .query(&mut replica.conn())
-        .unwrap();
-    assert_eq!(v.as_deref(), Some("1"));
+    assert_eq!(
+        query(&mut replica.conn(), &["GET", "plain"]),
+        Value::BulkString(b"1".to_vec())
+    );
 }

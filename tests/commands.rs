@@ -5,92 +5,17 @@
 
 mod common;
 
-use common::{encode_command, show, wait_until, RawConn, Server};
+use common::{
+    begin, bulk, encode_command, err, exists, expect, queue, run, run_err, show, wait_until,
+    RawConn, Server, EXECABORT, QUEUED,
+};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-const EXECABORT: &str = "-EXECABORT Transaction discarded because of previous errors.\r\n";
-const QUEUED: &str = "+QUEUED\r\n";
 const DEADLINE: Duration = Duration::from_secs(10);
-
-/// Sends `args` as one command and returns the raw reply.
-fn run(c: &mut RawConn, args: &[&str]) -> Vec<u8> {
-    let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    c.cmd(&v)
-}
-
-/// Sends `args` and asserts the raw reply is exactly `want`.
-fn expect(c: &mut RawConn, args: &[&str], want: &str) {
-    let got = run(c, args);
-    assert_eq!(show(&got), want, "reply to {args:?}");
-}
-
-/// `-<text>\r\n` for an error text.
-fn err(text: &str) -> String {
-    format!("-{text}\r\n")
-}
-
-/// A RESP bulk string.
-fn bulk(s: &str) -> String {
-    format!("${}\r\n{s}\r\n", s.len())
-}
-
-/// The text of an error reply (without `-` and CRLF); panics for any other reply.
-fn error_text(reply: &[u8]) -> String {
-    let s = show(reply);
-    assert!(
-        s.starts_with('-') && s.ends_with("\r\n"),
-        "expected an error reply, got {s:?}"
-    );
-    s[1..s.len() - 2].to_string()
-}
-
-/// TXU.BEGIN, asserting the reply is a bulk `<digits>-<digits>`; returns the id.
-fn begin(c: &mut RawConn) -> String {
-    let r = show(&run(c, &["TXU.BEGIN"]));
-    let id = parse_id(&r).unwrap_or_else(|| panic!("TXU.BEGIN reply is not a bulk id: {r:?}"));
-    id.to_string()
-}
-
-/// The id inside a bulk reply `$<n>\r\n<digits>-<digits>\r\n`, if it is one.
-fn parse_id(reply: &str) -> Option<&str> {
-    let rest = reply.strip_prefix('$')?;
-    let (len, rest) = rest.split_once("\r\n")?;
-    let id = rest.strip_suffix("\r\n")?;
-    if len.parse::<usize>().ok()? != id.len() {
-        return None;
-    }
-    let (ms, seq) = id.split_once('-')?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (digits(ms) && digits(seq)).then_some(id)
-}
-
-fn queue(c: &mut RawConn, args: &[&str]) {
-    let mut full = vec!["TXU.QUEUE"];
-    full.extend_from_slice(args);
-    expect(c, &full, QUEUED);
-}
-
-/// `EXISTS key` on a fresh connection (database 0).
-fn exists(s: &Server, key: &str) -> bool {
-    let mut c = s.raw();
-    match show(&run(&mut c, &["EXISTS", key])).as_str() {
-        ":0\r\n" => false,
-        ":1\r\n" => true,
-        other => panic!("EXISTS {key}: {other:?}"),
-    }
-}
-
-fn info_u64(s: &Server, field: &str) -> u64 {
-    s.info("txu")
-        .get(field)
-        .unwrap_or_else(|| panic!("INFO txu has no {field}"))
-        .parse()
-        .unwrap_or_else(|e| panic!("INFO txu {field} is not a number: {e}"))
-}
 
 /// Asserts that the connection has no open transaction and can open a new one.
 fn assert_left_transaction(c: &mut RawConn) {
@@ -164,15 +89,14 @@ fn begin_inside_multi_is_refused() {
         &["TXU.QUEUE", "GET", "multi:k"],
         &err("ERR TXU.QUEUE without TXU.BEGIN"),
     );
-    assert_eq!(info_u64(&s, "txu_transactions_open"), 0);
+    assert_eq!(s.info_u64("txu", "txu_transactions_open"), 0);
 }
 
 #[test]
 fn begin_from_a_script_is_refused() {
     let s = Server::start();
     let mut c = s.raw();
-    let r = run(&mut c, &["EVAL", "return redis.call('TXU.BEGIN')", "0"]);
-    let text = error_text(&r);
+    let text = run_err(&mut c, &["EVAL", "return redis.call('TXU.BEGIN')", "0"]);
     assert!(
         text.to_ascii_lowercase().contains("script"),
         "EVAL of TXU.BEGIN: the error should say it is refused from a script: {text:?}"
@@ -183,7 +107,7 @@ fn begin_from_a_script_is_refused() {
         &["TXU.QUEUE", "GET", "k"],
         &err("ERR TXU.QUEUE without TXU.BEGIN"),
     );
-    assert_eq!(info_u64(&s, "txu_transactions_open"), 0);
+    assert_eq!(s.info_u64("txu", "txu_transactions_open"), 0);
 }
 
 // ----- TXU.QUEUE ----------------------------------------------------------------------------
@@ -696,11 +620,6 @@ fn exec_of_an_empty_transaction_is_an_empty_array() {
     assert_left_transaction(&mut c);
 }
 
-/// The error `args` give when run directly (the cause a ROLLBACK reply must carry).
-fn direct_error(c: &mut RawConn, args: &[&str]) -> String {
-    error_text(&run(c, args))
-}
-
 #[test]
 fn exec_failure_rolls_back_and_names_the_failing_command() {
     let s = Server::start();
@@ -709,7 +628,7 @@ fn exec_failure_rolls_back_and_names_the_failing_command() {
     expect(&mut c, &["SET", "n", "10"], "+OK\r\n");
     expect(&mut c, &["RPUSH", "list", "x"], ":1\r\n");
     let digest = s.digest();
-    let not_int = direct_error(&mut c, &["INCR", "str"]);
+    let not_int = run_err(&mut c, &["INCR", "str"]);
     assert!(not_int.starts_with("ERR "), "{not_int:?}");
 
     // Command 3 of 4 fails: a non-integer INCR (sent in lower case).
@@ -729,7 +648,7 @@ fn exec_failure_rolls_back_and_names_the_failing_command() {
     assert_left_transaction(&mut c);
 
     // The last command fails with WRONGTYPE.
-    let wrongtype = direct_error(&mut c, &["LPUSH", "str", "y"]);
+    let wrongtype = run_err(&mut c, &["LPUSH", "str", "y"]);
     assert!(wrongtype.starts_with("WRONGTYPE "), "{wrongtype:?}");
     begin(&mut c);
     queue(&mut c, &["RPUSH", "list", "y"]);
@@ -746,7 +665,7 @@ fn exec_failure_rolls_back_and_names_the_failing_command() {
     assert_left_transaction(&mut c);
 
     // The first command fails; nothing after it runs.
-    let hset = direct_error(&mut c, &["HSET", "str", "f", "v"]);
+    let hset = run_err(&mut c, &["HSET", "str", "f", "v"]);
     begin(&mut c);
     queue(&mut c, &["HSET", "str", "f", "v"]);
     queue(&mut c, &["SET", "never", "1"]);
@@ -773,7 +692,7 @@ fn exec_leaves_the_transaction_after_success_rollback_and_abort() {
     // Rollback.
     begin(&mut c);
     queue(&mut c, &["INCR", "str"]);
-    let r = error_text(&run(&mut c, &["TXU.EXEC"]));
+    let r = run_err(&mut c, &["TXU.EXEC"]);
     assert!(
         r.starts_with("ROLLBACK command 1 (INCR) failed: ERR "),
         "{r:?}"
@@ -781,11 +700,11 @@ fn exec_leaves_the_transaction_after_success_rollback_and_abort() {
     assert_left_transaction(&mut c);
     // Abort.
     begin(&mut c);
-    let r = error_text(&run(&mut c, &["TXU.QUEUE", "BLPOP", "q", "0"]));
+    let r = run_err(&mut c, &["TXU.QUEUE", "BLPOP", "q", "0"]);
     assert!(r.starts_with("ERR 'BLPOP' is not allowed"), "{r:?}");
     expect(&mut c, &["TXU.EXEC"], EXECABORT);
     assert_left_transaction(&mut c);
-    assert_eq!(info_u64(&s, "txu_transactions_open"), 0);
+    assert_eq!(s.info_u64("txu", "txu_transactions_open"), 0);
 }
 
 #[test]
@@ -816,7 +735,7 @@ fn exec_runs_in_the_selected_database() {
     queue(&mut c, &["SET", "db2:old", "changed"]);
     queue(&mut c, &["DEL", "db2:k"]);
     queue(&mut c, &["LPUSH", "db2:old", "x"]);
-    let r = error_text(&run(&mut c, &["TXU.EXEC"]));
+    let r = run_err(&mut c, &["TXU.EXEC"]);
     assert!(
         r.starts_with("ROLLBACK command 3 (LPUSH) failed: WRONGTYPE"),
         "{r:?}"
@@ -883,7 +802,7 @@ fn exec_is_atomic_for_other_clients() {
         if round % 2 == 1 {
             // 1000 increments, then a failure: all of it is undone.
             queue(&mut c, &["LPUSH", "counter", "x"]);
-            let r = error_text(&run(&mut c, &["TXU.EXEC"]));
+            let r = run_err(&mut c, &["TXU.EXEC"]);
             assert!(
                 r.starts_with(&format!("ROLLBACK command {} (LPUSH)", INCRS + 1)),
                 "{r:?}"
@@ -946,11 +865,11 @@ fn rollback_discards_the_transaction() {
     );
     // Also after a validation error.
     begin(&mut c);
-    let r = error_text(&run(&mut c, &["TXU.QUEUE", "nosuchcommand"]));
+    let r = run_err(&mut c, &["TXU.QUEUE", "nosuchcommand"]);
     assert_eq!(r, "ERR unknown command 'nosuchcommand'");
     expect(&mut c, &["TXU.ROLLBACK"], "+OK\r\n");
     assert_left_transaction(&mut c);
-    assert_eq!(info_u64(&s, "txu_transactions_open"), 0);
+    assert_eq!(s.info_u64("txu", "txu_transactions_open"), 0);
 }
 
 // ----- closed connections -------------------------------------------------------------------
@@ -958,20 +877,23 @@ fn rollback_discards_the_transaction() {
 #[test]
 fn a_closed_connection_frees_its_transaction() {
     let s = Server::start();
-    let discarded = info_u64(&s, "txu_transactions_discarded");
+    let discarded = s.info_u64("txu", "txu_transactions_discarded");
     {
         let mut c = s.raw();
         begin(&mut c);
         queue(&mut c, &["SET", "closed:k", "v"]);
         let mut d = s.raw();
         begin(&mut d);
-        assert_eq!(info_u64(&s, "txu_transactions_open"), 2);
+        assert_eq!(s.info_u64("txu", "txu_transactions_open"), 2);
         // Both connections close here with their transactions open.
     }
     wait_until("txu_transactions_open back to 0", DEADLINE, || {
-        info_u64(&s, "txu_transactions_open") == 0
+        s.info_u64("txu", "txu_transactions_open") == 0
     });
-    assert_eq!(info_u64(&s, "txu_transactions_discarded"), discarded + 2);
+    assert_eq!(
+        s.info_u64("txu", "txu_transactions_discarded"),
+        discarded + 2
+    );
     assert!(!exists(&s, "closed:k"));
     // Client ids are not reused, but a new connection starts without a transaction.
     let mut c = s.raw();

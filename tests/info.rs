@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{show, wait_until, RawConn, Server};
+use common::{begin, queue, queue_bytes, run_text, show, wait_until, Server, EXECABORT};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -56,21 +56,6 @@ fn assert_delta(
     now
 }
 
-fn run(c: &mut RawConn, args: &[&[u8]]) -> String {
-    show(&c.cmd(args))
-}
-
-fn begin(c: &mut RawConn) {
-    let r = run(c, &[b"TXU.BEGIN"]);
-    assert!(r.starts_with('$'), "TXU.BEGIN: {r:?}");
-}
-
-fn queue(c: &mut RawConn, args: &[&[u8]]) {
-    let mut full: Vec<&[u8]> = vec![b"TXU.QUEUE"];
-    full.extend_from_slice(args);
-    assert_eq!(run(c, &full), "+QUEUED\r\n");
-}
-
 #[test]
 fn fields_start_at_zero() {
     let s = Server::start();
@@ -87,8 +72,8 @@ fn counts_after_a_known_sequence() {
     let mut c = s.raw();
     // A value of known size for the byte count.
     let value: Vec<u8> = (0..10_000u32).map(|i| (i * 7919 % 251) as u8).collect();
-    assert_eq!(run(&mut c, &[b"SET", b"big", &value]), "+OK\r\n");
-    assert_eq!(run(&mut c, &[b"SET", b"str", b"abc"]), "+OK\r\n");
+    assert_eq!(show(&c.cmd(&[b"SET", b"big", &value])), "+OK\r\n");
+    assert_eq!(run_text(&mut c, &["SET", "str", "abc"]), "+OK\r\n");
     // String pre-images hold the old value itself (not a DUMP of the key).
     let big_len = value.len() as u64;
     let str_len = 3u64;
@@ -98,11 +83,11 @@ fn counts_after_a_known_sequence() {
     // 1. Committed: writes `big` twice (one pre-image), a new key once, and reads.
     begin(&mut c);
     assert_eq!(counters(&s)["txu_transactions_open"], 1);
-    queue(&mut c, &[b"APPEND", b"big", b"x"]);
-    queue(&mut c, &[b"SET", b"big", &value]);
-    queue(&mut c, &[b"SET", b"new", b"v"]);
-    queue(&mut c, &[b"GET", b"new"]);
-    let r = run(&mut c, &[b"TXU.EXEC"]);
+    queue(&mut c, &["APPEND", "big", "x"]);
+    queue_bytes(&mut c, &[b"SET", b"big", &value]);
+    queue(&mut c, &["SET", "new", "v"]);
+    queue(&mut c, &["GET", "new"]);
+    let r = run_text(&mut c, &["TXU.EXEC"]);
     assert!(r.starts_with("*4\r\n"), "{r:?}");
     let c1 = assert_delta(
         &s,
@@ -120,10 +105,10 @@ fn counts_after_a_known_sequence() {
 
     // 2. Committed, read-only: no pre-images.
     begin(&mut c);
-    queue(&mut c, &[b"GET", b"big"]);
-    queue(&mut c, &[b"EXISTS", b"new", b"str"]);
-    queue(&mut c, &[b"STRLEN", b"big"]);
-    let r = run(&mut c, &[b"TXU.EXEC"]);
+    queue(&mut c, &["GET", "big"]);
+    queue(&mut c, &["EXISTS", "new", "str"]);
+    queue(&mut c, &["STRLEN", "big"]);
+    let r = run_text(&mut c, &["TXU.EXEC"]);
     assert!(r.starts_with("*3\r\n"), "{r:?}");
     let c2 = assert_delta(
         &s,
@@ -138,11 +123,11 @@ fn counts_after_a_known_sequence() {
 
     // 3. Rolled back at command 3 of 4: 3 commands run, 2 pre-images ("str" twice, "n").
     begin(&mut c);
-    queue(&mut c, &[b"APPEND", b"str", b"d"]);
-    queue(&mut c, &[b"SET", b"n", b"1"]);
-    queue(&mut c, &[b"LPUSH", b"str", b"x"]);
-    queue(&mut c, &[b"SET", b"never", b"1"]);
-    let r = run(&mut c, &[b"TXU.EXEC"]);
+    queue(&mut c, &["APPEND", "str", "d"]);
+    queue(&mut c, &["SET", "n", "1"]);
+    queue(&mut c, &["LPUSH", "str", "x"]);
+    queue(&mut c, &["SET", "never", "1"]);
+    let r = run_text(&mut c, &["TXU.EXEC"]);
     assert!(r.starts_with("-ROLLBACK command 3 (LPUSH)"), "{r:?}");
     let c3 = assert_delta(
         &s,
@@ -159,9 +144,9 @@ fn counts_after_a_known_sequence() {
 
     // 4. Discarded with TXU.ROLLBACK.
     begin(&mut c);
-    queue(&mut c, &[b"SET", b"d", b"1"]);
-    queue(&mut c, &[b"SET", b"e", b"1"]);
-    assert_eq!(run(&mut c, &[b"TXU.ROLLBACK"]), "+OK\r\n");
+    queue(&mut c, &["SET", "d", "1"]);
+    queue(&mut c, &["SET", "e", "1"]);
+    assert_eq!(run_text(&mut c, &["TXU.ROLLBACK"]), "+OK\r\n");
     let c4 = assert_delta(
         &s,
         &c3,
@@ -174,13 +159,10 @@ fn counts_after_a_known_sequence() {
 
     // 5. Aborted: one command refused, EXEC replies EXECABORT and runs nothing.
     begin(&mut c);
-    queue(&mut c, &[b"SET", b"f", b"1"]);
-    let r = run(&mut c, &[b"TXU.QUEUE", b"FLUSHALL"]);
+    queue(&mut c, &["SET", "f", "1"]);
+    let r = run_text(&mut c, &["TXU.QUEUE", "FLUSHALL"]);
     assert!(r.starts_with("-ERR 'FLUSHALL' is not allowed"), "{r:?}");
-    assert_eq!(
-        run(&mut c, &[b"TXU.EXEC"]),
-        "-EXECABORT Transaction discarded because of previous errors.\r\n"
-    );
+    assert_eq!(run_text(&mut c, &["TXU.EXEC"]), EXECABORT);
     let c5 = assert_delta(
         &s,
         &c4,
@@ -197,7 +179,7 @@ fn counts_after_a_known_sequence() {
     let mut e = s.raw();
     begin(&mut d);
     begin(&mut e);
-    queue(&mut d, &[b"SET", b"g", b"1"]);
+    queue(&mut d, &["SET", "g", "1"]);
     assert_delta(
         &s,
         &c5,
@@ -210,7 +192,7 @@ fn counts_after_a_known_sequence() {
         Duration::from_secs(10),
         || counters(&s)["txu_transactions_open"] == 1,
     );
-    assert_eq!(run(&mut e, &[b"TXU.ROLLBACK"]), "+OK\r\n");
+    assert_eq!(run_text(&mut e, &["TXU.ROLLBACK"]), "+OK\r\n");
     let c6 = assert_delta(
         &s,
         &c5,
@@ -222,9 +204,9 @@ fn counts_after_a_known_sequence() {
     );
 
     // Errors that are not transactions change nothing.
-    assert!(run(&mut c, &[b"TXU.EXEC"]).starts_with("-ERR TXU.EXEC without"));
-    assert!(run(&mut c, &[b"TXU.ROLLBACK"]).starts_with("-ERR TXU.ROLLBACK without"));
-    assert!(run(&mut c, &[b"TXU.QUEUE", b"GET", b"k"]).starts_with("-ERR TXU.QUEUE without"));
+    assert!(run_text(&mut c, &["TXU.EXEC"]).starts_with("-ERR TXU.EXEC without"));
+    assert!(run_text(&mut c, &["TXU.ROLLBACK"]).starts_with("-ERR TXU.ROLLBACK without"));
+    assert!(run_text(&mut c, &["TXU.QUEUE", "GET", "k"]).starts_with("-ERR TXU.QUEUE without"));
     assert_delta(&s, &c6, &[], "commands without a transaction");
 
     // The totals of the whole sequence.
@@ -252,22 +234,22 @@ fn refused_commands_are_counted_once_each() {
     let s = Server::start();
     let mut c = s.raw();
     assert_eq!(
-        run(&mut c, &[b"CONFIG", b"SET", b"txu.max-queued", b"2"]),
+        run_text(&mut c, &["CONFIG", "SET", "txu.max-queued", "2"]),
         "+OK\r\n"
     );
     let before = counters(&s);
     begin(&mut c);
     // Each kind of validation failure: unknown, arity, not allowed, too many.
-    assert!(run(&mut c, &[b"TXU.QUEUE", b"nosuchcommand"]).starts_with("-ERR unknown command"));
-    assert!(run(&mut c, &[b"TXU.QUEUE", b"GET"]).starts_with("-ERR wrong number"));
-    assert!(run(&mut c, &[b"TXU.QUEUE"]).starts_with("-ERR wrong number"));
-    assert!(run(&mut c, &[b"TXU.QUEUE", b"BLPOP", b"q", b"0"]).starts_with("-ERR 'BLPOP'"));
-    assert!(run(&mut c, &[b"TXU.EXEC"]).starts_with("-EXECABORT"));
+    assert!(run_text(&mut c, &["TXU.QUEUE", "nosuchcommand"]).starts_with("-ERR unknown command"));
+    assert!(run_text(&mut c, &["TXU.QUEUE", "GET"]).starts_with("-ERR wrong number"));
+    assert!(run_text(&mut c, &["TXU.QUEUE"]).starts_with("-ERR wrong number"));
+    assert!(run_text(&mut c, &["TXU.QUEUE", "BLPOP", "q", "0"]).starts_with("-ERR 'BLPOP'"));
+    assert!(run_text(&mut c, &["TXU.EXEC"]).starts_with("-EXECABORT"));
     begin(&mut c);
-    queue(&mut c, &[b"SET", b"a", b"1"]);
-    queue(&mut c, &[b"SET", b"b", b"1"]);
-    assert!(run(&mut c, &[b"TXU.QUEUE", b"SET", b"c", b"1"]).starts_with("-ERR too many"));
-    assert!(run(&mut c, &[b"TXU.EXEC"]).starts_with("-EXECABORT"));
+    queue(&mut c, &["SET", "a", "1"]);
+    queue(&mut c, &["SET", "b", "1"]);
+    assert!(run_text(&mut c, &["TXU.QUEUE", "SET", "c", "1"]).starts_with("-ERR too many"));
+    assert!(run_text(&mut c, &["TXU.EXEC"]).starts_with("-EXECABORT"));
     assert_delta(
         &s,
         &before,

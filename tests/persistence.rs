@@ -11,34 +11,10 @@
 
 mod common;
 
-use common::mix::{assert_interesting, mix, run_mix, run_tx, State, MIX_LEN};
-use common::{show, wait_until, Server};
-use std::time::Duration;
+use common::mix::{assert_interesting, run_mix, run_mix_again, MIX_LEN};
+use common::{rewrite_aof, Server, State};
 
 // ----- tests -----------------------------------------------------------------------------------
-
-/// `BGREWRITEAOF`, then wait until no rewrite is running or scheduled, and check it succeeded.
-fn rewrite_aof(s: &Server) {
-    let before: u64 = s
-        .info_field("persistence", "aof_rewrites")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let r: String = redis::cmd("BGREWRITEAOF").query(&mut s.conn()).unwrap();
-    assert!(r.contains("rewriting"), "BGREWRITEAOF: {r}");
-    wait_until("the AOF rewrite to finish", Duration::from_secs(20), || {
-        let p = s.info("persistence");
-        p.get("aof_rewrite_in_progress").map(String::as_str) == Some("0")
-            && p.get("aof_rewrite_scheduled").map(String::as_str) == Some("0")
-    });
-    let p = s.info("persistence");
-    assert_eq!(
-        p.get("aof_last_bgrewrite_status").map(String::as_str),
-        Some("ok")
-    );
-    if let Some(after) = p.get("aof_rewrites").and_then(|v| v.parse::<u64>().ok()) {
-        assert!(after > before, "no AOF rewrite happened");
-    }
-}
 
 fn aof_graceful_restart(preamble: &str) {
     let mut s = Server::start_with(&["--appendonly", "yes", "--aof-use-rdb-preamble", preamble]);
@@ -104,21 +80,7 @@ fn aof_replay_then_more_transactions_then_restart() {
     let mut s = Server::start_with(&["--appendonly", "yes", "--aof-use-rdb-preamble", "no"]);
     run_mix(&s, 0..MIX_LEN);
     s.restart();
-    let mut raw = s.raw();
-    let mut rollbacks = 0;
-    for (i, t) in mix().iter().enumerate() {
-        let reply = run_tx(&mut raw, &t.cmds);
-        if reply.starts_with(b"-ROLLBACK command ") {
-            rollbacks += 1;
-        } else {
-            assert!(
-                reply.starts_with(b"*"),
-                "second run, transaction {}: {}",
-                i + 1,
-                show(&reply)
-            );
-        }
-    }
+    let rollbacks = run_mix_again(&s);
     assert!(rollbacks > 0, "the second run rolled nothing back");
     let before = State::of(&s, false);
     s.restart();

@@ -13,8 +13,11 @@
 
 mod common;
 
-use common::mix::{assert_interesting, mix, run_mix, run_tx, txu_counter, State, MIX_LEN};
-use common::{show, wait_replica_synced, wait_until, RawConn, Server};
+use common::mix::{assert_interesting, run_mix, run_mix_again, MIX_LEN};
+use common::{
+    assert_rolled_back, exec_tx, query, run, show, txu, wait_replica_synced, wait_until, Server,
+    State,
+};
 use std::time::Duration;
 
 // ----- tests -----------------------------------------------------------------------------------
@@ -44,25 +47,10 @@ fn replica_converges_when_the_mix_runs_twice_over_existing_data() {
     let primary = Server::start();
     let replica = primary.start_replica_of();
     run_mix(&primary, 0..MIX_LEN);
-    let mut raw = primary.raw();
-    for (i, t) in mix().iter().enumerate() {
-        let reply = run_tx(&mut raw, &t.cmds);
-        assert!(
-            reply.starts_with(b"*") || reply.starts_with(b"-ROLLBACK command "),
-            "second run, transaction {}: {}",
-            i + 1,
-            show(&reply)
-        );
-    }
+    run_mix_again(&primary);
     wait_replica_synced(&primary, &replica);
     let p = State::of(&primary, false);
     p.assert_same(&State::of(&replica, false), "replica vs primary");
-}
-
-/// Raw bytes of `cmd` run directly on `raw`.
-fn direct(raw: &mut RawConn, cmd: &[&str]) -> Vec<u8> {
-    let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
-    raw.cmd(&args)
 }
 
 #[test]
@@ -70,24 +58,9 @@ fn read_only_replica_refuses_writes_and_runs_reads() {
     let primary = Server::start();
     {
         let mut con = primary.conn();
-        redis::cmd("SET")
-            .arg("k1")
-            .arg("v1")
-            .exec(&mut con)
-            .unwrap();
-        redis::cmd("SET")
-            .arg("kt")
-            .arg("v")
-            .arg("EX")
-            .arg("1000")
-            .exec(&mut con)
-            .unwrap();
-        redis::cmd("RPUSH")
-            .arg("l")
-            .arg("a")
-            .arg("b")
-            .exec(&mut con)
-            .unwrap();
+        query(&mut con, &["SET", "k1", "v1"]);
+        query(&mut con, &["SET", "kt", "v", "EX", "1000"]);
+        query(&mut con, &["RPUSH", "l", "a", "b"]);
     }
     let replica = primary.start_replica_of();
     assert_eq!(
@@ -100,26 +73,13 @@ fn read_only_replica_refuses_writes_and_runs_reads() {
 
     let mut raw = replica.raw();
     // The write comes after a read and before a create.
-    let r = run_tx(
-        &mut raw,
-        &[
-            vec!["GET".into(), "k1".into()],
-            vec!["SET".into(), "kt".into(), "x".into()],
-            vec!["LPUSH".into(), "new".into(), "x".into()],
-        ],
-    );
-    assert!(
-        r.starts_with(b"-ROLLBACK command 2 (SET) failed: READONLY "),
-        "{}",
-        show(&r)
-    );
+    let r = txu(&mut raw, &["GET k1", "SET kt x", "LPUSH new x"]);
+    let cause = assert_rolled_back(&r, 2, "SET");
+    assert!(cause.starts_with("READONLY "), "{cause}");
     // The write is the first command, on a key that does not exist.
-    let r = run_tx(&mut raw, &[vec!["INCR".into(), "counter".into()]]);
-    assert!(
-        r.starts_with(b"-ROLLBACK command 1 (INCR) failed: READONLY "),
-        "{}",
-        show(&r)
-    );
+    let r = txu(&mut raw, &["INCR counter"]);
+    let cause = assert_rolled_back(&r, 1, "INCR");
+    assert!(cause.starts_with("READONLY "), "{cause}");
     before.assert_same(&State::of(&replica, true), "replica after refused writes");
 
     // A read-only transaction runs and replies as the commands do directly.
@@ -131,22 +91,14 @@ fn read_only_replica_refuses_writes_and_runs_reads() {
     ];
     let mut want = format!("*{}\r\n", reads.len()).into_bytes();
     for c in reads {
-        want.extend(direct(&mut raw, c));
+        want.extend(run(&mut raw, c));
     }
-    let cmds: Vec<Vec<String>> = reads
-        .iter()
-        .map(|c| c.iter().map(|a| a.to_string()).collect())
-        .collect();
-    assert_eq!(show(&run_tx(&mut raw, &cmds)), show(&want));
-    assert_eq!(txu_counter(&replica, "txu_transactions_committed"), 1);
-    assert_eq!(txu_counter(&replica, "txu_transactions_rolled_back"), 2);
+    assert_eq!(show(&exec_tx(&mut raw, &[], &reads).1), show(&want));
+    assert_eq!(replica.info_u64("txu", "txu_transactions_committed"), 1);
+    assert_eq!(replica.info_u64("txu", "txu_transactions_rolled_back"), 2);
 
     // Replication still works and the replica still matches the primary.
-    redis::cmd("SET")
-        .arg("k2")
-        .arg("v2")
-        .exec(&mut primary.conn())
-        .unwrap();
+    query(&mut primary.conn(), &["SET", "k2", "v2"]);
     wait_replica_synced(&primary, &replica);
     State::of(&primary, true).assert_same(&State::of(&replica, true), "replica vs primary after");
 }
@@ -158,23 +110,9 @@ fn refused_write_on_a_replica_leaves_a_logically_expired_key_alone() {
     // and nobody touches the key on the primary, so both servers keep it.
     let primary = Server::start();
     let mut pcon = primary.conn();
-    redis::cmd("DEBUG")
-        .arg("SET-ACTIVE-EXPIRE")
-        .arg("0")
-        .exec(&mut pcon)
-        .unwrap();
-    redis::cmd("SET")
-        .arg("keep")
-        .arg("v")
-        .exec(&mut pcon)
-        .unwrap();
-    redis::cmd("SET")
-        .arg("gone")
-        .arg("v")
-        .arg("PX")
-        .arg("1")
-        .exec(&mut pcon)
-        .unwrap();
+    query(&mut pcon, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    query(&mut pcon, &["SET", "keep", "v"]);
+    query(&mut pcon, &["SET", "gone", "v", "PX", "1"]);
     let replica = primary.start_replica_of();
     let mut rcon = replica.conn();
     wait_until(
@@ -193,15 +131,9 @@ fn refused_write_on_a_replica_leaves_a_logically_expired_key_alone() {
     let digest = replica.digest();
     assert_eq!(digest, primary.digest());
 
-    let r = run_tx(
-        &mut replica.raw(),
-        &[vec!["SET".into(), "gone".into(), "x".into()]],
-    );
-    assert!(
-        r.starts_with(b"-ROLLBACK command 1 (SET) failed: READONLY "),
-        "{}",
-        show(&r)
-    );
+    let r = txu(&mut replica.raw(), &["SET gone x"]);
+    let cause = assert_rolled_back(&r, 1, "SET");
+    assert!(cause.starts_with("READONLY "), "{cause}");
     let dbsize: i64 = redis::cmd("DBSIZE").query(&mut rcon).unwrap();
     assert_eq!(
         dbsize, 2,

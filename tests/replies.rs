@@ -9,11 +9,7 @@
 
 mod common;
 
-use common::{esc, reply_len, RawConn, Server};
-
-fn cmd(c: &mut RawConn, args: &[&[u8]]) -> Vec<u8> {
-    c.cmd(args)
-}
+use common::{array_items, esc, exec_tx, txu, RawConn, Server};
 
 /// Data every comparison reads. Returns nothing; panics when a write fails.
 fn load_data(s: &Server) {
@@ -49,7 +45,7 @@ fn load_data(s: &Server) {
         vec![b"SETBIT", b"bits", b"7", b"1"],
     ];
     for args in &setup {
-        let r = cmd(&mut c, args);
+        let r = c.cmd(args);
         assert!(
             !r.starts_with(b"-"),
             "setup {}: {}",
@@ -127,21 +123,6 @@ fn commands() -> Vec<Vec<&'static [u8]>> {
     ]
 }
 
-/// Splits `*<n>\r\n` + n replies into the n replies; `None` if it is not such an array.
-fn split_array(reply: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let rest = reply.strip_prefix(b"*")?;
-    let end = rest.windows(2).position(|w| w == b"\r\n")?;
-    let n: usize = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
-    let mut pos = 1 + end + 2;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let len = reply_len(&reply[pos..]).ok()??;
-        out.push(reply[pos..pos + len].to_vec());
-        pos += len;
-    }
-    (pos == reply.len()).then_some(out)
-}
-
 /// Runs the comparison for one protocol version (2 or 3).
 fn compare(resp3: bool) {
     let s = Server::start();
@@ -157,7 +138,7 @@ fn compare(resp3: bool) {
     };
 
     let mut direct = connect();
-    let want: Vec<Vec<u8>> = cmds.iter().map(|a| cmd(&mut direct, a)).collect();
+    let want: Vec<Vec<u8>> = cmds.iter().map(|a| direct.cmd(a)).collect();
     for (a, r) in cmds.iter().zip(&want) {
         assert!(
             !r.starts_with(b"-") && !r.starts_with(b"!"),
@@ -168,21 +149,7 @@ fn compare(resp3: bool) {
     }
     assert_eq!(s.digest(), digest, "the direct commands changed the data");
 
-    let mut tx = connect();
-    let begin = cmd(&mut tx, &[b"TXU.BEGIN"]);
-    assert!(begin.starts_with(b"$"), "TXU.BEGIN: {}", esc(&begin));
-    for a in &cmds {
-        let mut full: Vec<&[u8]> = vec![b"TXU.QUEUE"];
-        full.extend_from_slice(a);
-        let r = cmd(&mut tx, &full);
-        assert!(
-            r == b"+QUEUED\r\n",
-            "TXU.QUEUE {}: {}",
-            esc(&a.concat()),
-            esc(&r)
-        );
-    }
-    let got = cmd(&mut tx, &[b"TXU.EXEC"]);
+    let (_, got) = exec_tx(&mut connect(), &[], &cmds);
     assert_eq!(s.digest(), digest, "the transaction changed the data");
 
     let mut expected = format!("*{}\r\n", cmds.len()).into_bytes();
@@ -193,7 +160,7 @@ fn compare(resp3: bool) {
         return;
     }
     // Say which replies differ.
-    let Some(parts) = split_array(&got) else {
+    let Some(parts) = array_items(&got) else {
         panic!(
             "RESP{}: TXU.EXEC reply is not an array of {} replies: {}",
             if resp3 { 3 } else { 2 },
@@ -203,7 +170,7 @@ fn compare(resp3: bool) {
     };
     let mut diffs = Vec::new();
     for (i, a) in cmds.iter().enumerate() {
-        let g = parts.get(i).map(Vec::as_slice).unwrap_or(b"<missing>");
+        let g = parts.get(i).copied().unwrap_or(b"<missing>");
         if g != want[i].as_slice() {
             diffs.push(format!(
                 "  {}\n    direct: {}\n    txu:    {}",
@@ -242,14 +209,14 @@ fn the_compared_replies_cover_every_type() {
     let mut c2 = s.raw();
     let mut c3 = s.raw();
     c3.hello3();
-    let first = |c: &mut RawConn, args: &[&[u8]]| cmd(c, args)[0];
-    assert_eq!(cmd(&mut c2, &[b"LPOP", b"missing", b"1"]), b"*-1\r\n");
-    assert_eq!(cmd(&mut c2, &[b"GET", b"missing"]), b"$-1\r\n");
+    let first = |c: &mut RawConn, args: &[&[u8]]| c.cmd(args)[0];
+    assert_eq!(c2.cmd(&[b"LPOP", b"missing", b"1"]), b"*-1\r\n");
+    assert_eq!(c2.cmd(&[b"GET", b"missing"]), b"$-1\r\n");
     assert_eq!(first(&mut c2, &[b"ZSCORE", b"z", b"a"]), b'$');
     assert_eq!(first(&mut c2, &[b"TYPE", b"str"]), b'+');
     assert_eq!(first(&mut c2, &[b"LOLWUT", b"VERSION", b"1"]), b'$');
-    assert_eq!(cmd(&mut c3, &[b"LPOP", b"missing", b"1"]), b"_\r\n");
-    assert_eq!(cmd(&mut c3, &[b"ZSCORE", b"z", b"a"]), b",1.5\r\n");
+    assert_eq!(c3.cmd(&[b"LPOP", b"missing", b"1"]), b"_\r\n");
+    assert_eq!(c3.cmd(&[b"ZSCORE", b"z", b"a"]), b",1.5\r\n");
     assert_eq!(first(&mut c3, &[b"HGETALL", b"h"]), b'%');
     assert_eq!(first(&mut c3, &[b"XINFO", b"STREAM", b"st"]), b'%');
     assert_eq!(first(&mut c3, &[b"SMEMBERS", b"s"]), b'~');
@@ -270,21 +237,11 @@ fn nil_only_and_mixed_transactions() {
         }
         let nil: &[u8] = if resp3 { b"_\r\n" } else { b"$-1\r\n" };
         let null_array: &[u8] = if resp3 { b"_\r\n" } else { b"*-1\r\n" };
-        assert!(cmd(&mut c, &[b"TXU.BEGIN"]).starts_with(b"$"));
-        for a in [
-            &[&b"GET"[..], b"missing"][..],
-            &[b"LPOP", b"missing", b"1"],
-            &[b"GET", b"missing2"],
-        ] {
-            let mut full: Vec<&[u8]> = vec![b"TXU.QUEUE"];
-            full.extend_from_slice(a);
-            assert_eq!(cmd(&mut c, &full), b"+QUEUED\r\n");
-        }
         let mut want = b"*3\r\n".to_vec();
         want.extend_from_slice(nil);
         want.extend_from_slice(null_array);
         want.extend_from_slice(nil);
-        let got = cmd(&mut c, &[b"TXU.EXEC"]);
+        let got = txu(&mut c, &["GET missing", "LPOP missing 1", "GET missing2"]);
         assert!(
             got == want,
             "RESP{}: {} want {}",

@@ -19,50 +19,11 @@
 
 mod common;
 
-use common::{show, RawConn, Server};
+use common::{array_items, assert_rolled_back, int, query_line, run, show, text, txu, Server};
 use redis::{Connection, Value};
 use std::collections::BTreeSet;
 
 // ----- small helpers -----------------------------------------------------------------------
-
-fn words(line: &str) -> Vec<String> {
-    line.split_whitespace().map(str::to_string).collect()
-}
-
-/// Runs one command (a whitespace-separated line) and returns its reply; panics on an error.
-fn run(con: &mut Connection, line: &str) -> Value {
-    let args = words(line);
-    let mut cmd = redis::cmd(&args[0]);
-    for a in &args[1..] {
-        cmd.arg(a);
-    }
-    cmd.query::<Value>(con)
-        .unwrap_or_else(|e| panic!("`{}` failed: {e}", abbreviate(line)))
-}
-
-fn abbreviate(line: &str) -> String {
-    if line.len() > 120 {
-        format!("{}…", &line[..120])
-    } else {
-        line.to_string()
-    }
-}
-
-fn int(con: &mut Connection, line: &str) -> i64 {
-    match run(con, line) {
-        Value::Int(i) => i,
-        other => panic!("`{line}`: expected an integer, got {other:?}"),
-    }
-}
-
-fn text(con: &mut Connection, line: &str) -> String {
-    match run(con, line) {
-        Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
-        Value::SimpleString(s) => s,
-        Value::Okay => "OK".into(),
-        other => panic!("`{line}`: expected a string, got {other:?}"),
-    }
-}
 
 fn bytes_list(v: Value) -> Vec<Vec<u8>> {
     match v {
@@ -93,17 +54,14 @@ fn hex(b: &[u8]) -> String {
 
 /// The server's clock in ms (`TIME`).
 fn server_now_ms(con: &mut Connection) -> i64 {
-    let parts = bytes_list(run(con, "TIME"));
+    let parts = bytes_list(query_line(con, "TIME"));
     let secs: i64 = String::from_utf8_lossy(&parts[0]).parse().unwrap();
     let micros: i64 = String::from_utf8_lossy(&parts[1]).parse().unwrap();
     secs * 1000 + micros / 1000
 }
 
 fn preimages_captured(s: &Server) -> u64 {
-    s.info_field("txu", "txu_undo_entries_recorded")
-        .expect("INFO txu has txu_undo_entries_recorded")
-        .parse()
-        .expect("txu_undo_entries_recorded is a number")
+    s.info_u64("txu", "txu_undo_entries_recorded")
 }
 
 // ----- snapshots ---------------------------------------------------------------------------
@@ -130,9 +88,9 @@ struct Snapshot {
 }
 
 fn key_state(con: &mut Connection, key: &str) -> KeyState {
-    let type_name = text(con, &format!("TYPE {key}"));
-    let pexpiretime = int(con, &format!("PEXPIRETIME {key}"));
-    let digest_value = match run(con, &format!("DEBUG DIGEST-VALUE {key}")) {
+    let type_name = text(&query_line(con, &format!("TYPE {key}")));
+    let pexpiretime = int(&query_line(con, &format!("PEXPIRETIME {key}")));
+    let digest_value = match query_line(con, &format!("DEBUG DIGEST-VALUE {key}")) {
         Value::Array(mut v) if v.len() == 1 => match v.remove(0) {
             Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
             Value::SimpleString(s) => s,
@@ -144,25 +102,25 @@ fn key_state(con: &mut Connection, key: &str) -> KeyState {
     let content: Vec<String> = match type_name.as_str() {
         "none" => Vec::new(),
         "string" => {
-            let v = match run(con, &format!("GET {key}")) {
+            let v = match query_line(con, &format!("GET {key}")) {
                 Value::BulkString(b) => b,
                 other => panic!("GET {key}: {other:?}"),
             };
             vec![hex(&v)]
         }
-        "list" => bytes_list(run(con, &format!("LRANGE {key} 0 -1")))
+        "list" => bytes_list(query_line(con, &format!("LRANGE {key} 0 -1")))
             .iter()
             .map(|b| show(b))
             .collect(),
         "set" => {
-            let set: BTreeSet<String> = bytes_list(run(con, &format!("SMEMBERS {key}")))
+            let set: BTreeSet<String> = bytes_list(query_line(con, &format!("SMEMBERS {key}")))
                 .iter()
                 .map(|b| show(b))
                 .collect();
             set.into_iter().collect()
         }
         "hash" => {
-            let flat = bytes_list(run(con, &format!("HGETALL {key}")));
+            let flat = bytes_list(query_line(con, &format!("HGETALL {key}")));
             let set: BTreeSet<String> = flat
                 .chunks(2)
                 .map(|p| format!("{}={}", show(&p[0]), show(&p[1])))
@@ -170,14 +128,17 @@ fn key_state(con: &mut Connection, key: &str) -> KeyState {
             set.into_iter().collect()
         }
         "zset" => {
-            let flat = bytes_list(run(con, &format!("ZRANGE {key} 0 -1 WITHSCORES")));
+            let flat = bytes_list(query_line(con, &format!("ZRANGE {key} 0 -1 WITHSCORES")));
             flat.chunks(2)
                 .map(|p| format!("{}={}", show(&p[0]), show(&p[1])))
                 .collect()
         }
         "stream" => {
-            stream_full = Some(run(con, &format!("XINFO STREAM {key} FULL COUNT 0")));
-            vec![format!("{:?}", run(con, &format!("XRANGE {key} - +")))]
+            stream_full = Some(query_line(con, &format!("XINFO STREAM {key} FULL COUNT 0")));
+            vec![format!(
+                "{:?}",
+                query_line(con, &format!("XRANGE {key} - +"))
+            )]
         }
         other => panic!("key {key} has an unexpected type {other}"),
     };
@@ -225,45 +186,11 @@ fn assert_same(before: &Snapshot, after: &Snapshot, what: &str) {
 
 // ----- transactions ------------------------------------------------------------------------
 
-/// Runs `TXU.BEGIN`, queues each line (each must be `QUEUED`), and returns the raw `TXU.EXEC`
-/// reply.
-fn txu(raw: &mut RawConn, lines: &[String]) -> Vec<u8> {
-    let begin = raw.cmd(&[b"TXU.BEGIN"]);
-    assert_eq!(begin.first(), Some(&b'$'), "TXU.BEGIN: {}", show(&begin));
-    for line in lines {
-        let args = words(line);
-        let mut argv: Vec<&[u8]> = vec![b"TXU.QUEUE"];
-        argv.extend(args.iter().map(|a| a.as_bytes()));
-        let r = raw.cmd(&argv);
-        assert_eq!(
-            show(&r),
-            "+QUEUED\r\n",
-            "TXU.QUEUE {} was not queued",
-            abbreviate(line)
-        );
-    }
-    raw.cmd(&[b"TXU.EXEC"])
-}
-
-/// Asserts that `reply` is the rollback error for command `k` (1-based) named `name`.
-fn assert_rollback_error(reply: &[u8], k: usize, name: &str) {
-    let text = show(reply);
-    let want = format!("-ROLLBACK command {k} ({name}) failed: ");
-    assert!(
-        text.starts_with(&want),
-        "TXU.EXEC should reply an error starting {want:?}, got {text:?}"
-    );
-    assert!(text.ends_with("\r\n") && text.matches("\r\n").count() == 1);
-}
-
 /// The number of elements of an array reply, panicking on anything else.
 fn array_len(reply: &[u8]) -> usize {
-    let text = show(reply);
-    assert!(
-        text.starts_with('*'),
-        "expected an array reply, got {text:?}"
-    );
-    text[1..text.find("\r\n").unwrap()].parse().unwrap()
+    array_items(reply)
+        .unwrap_or_else(|| panic!("expected an array reply, got {:?}", show(reply)))
+        .len()
 }
 
 // ----- families ----------------------------------------------------------------------------
@@ -871,7 +798,7 @@ fn all_families(t: i64) -> Vec<Family> {
 
 fn setup(con: &mut Connection, lines: &[String]) {
     for line in lines {
-        run(con, line);
+        query_line(con, line);
     }
 }
 
@@ -889,7 +816,7 @@ fn check_family(make: fn(i64) -> Family) {
     setup(&mut con, &f.setup);
     for k in f.touched.iter().chain(&f.untouched) {
         assert_eq!(
-            int(&mut con, &format!("EXISTS {k}")),
+            int(&query_line(&mut con, &format!("EXISTS {k}"))),
             1,
             "{}: setup must create {k}",
             f.name
@@ -897,7 +824,7 @@ fn check_family(make: fn(i64) -> Family) {
     }
     for k in f.created.iter().chain(&f.after_fail_keys) {
         assert_eq!(
-            int(&mut con, &format!("EXISTS {k}")),
+            int(&query_line(&mut con, &format!("EXISTS {k}"))),
             0,
             "{}: {k} must not exist before",
             f.name
@@ -920,12 +847,12 @@ fn check_family(make: fn(i64) -> Family) {
     let captured = preimages_captured(&s);
     let mut raw = s.raw();
     let reply = txu(&mut raw, &lines);
-    assert_rollback_error(&reply, k, f.fail_name);
+    assert_rolled_back(&reply, k, f.fail_name);
     let after = snapshot(&s, &keys);
     assert_same(&before, &after, &format!("{} after a rollback", f.name));
     for key in f.created.iter().chain(&f.after_fail_keys) {
         assert_eq!(
-            int(&mut con, &format!("EXISTS {key}")),
+            int(&query_line(&mut con, &format!("EXISTS {key}"))),
             0,
             "{}: {key} must be gone after the rollback",
             f.name
@@ -1043,9 +970,7 @@ fn committed_transaction_equals_direct_execution() {
     let mut rb = b.raw();
     let mut direct = format!("*{}\r\n", writes.len()).into_bytes();
     for line in &writes {
-        let args = words(line);
-        let argv: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-        let r = rb.cmd(&argv);
+        let r = run(&mut rb, &line.split_whitespace().collect::<Vec<_>>());
         assert_ne!(r.first(), Some(&b'-'), "`{line}` failed: {}", show(&r));
         direct.extend(r);
     }
@@ -1093,55 +1018,46 @@ fn committed_transaction_equals_direct_execution() {
 fn one_preimage_per_key_however_often_it_is_written() {
     let s = Server::start();
     let mut con = s.conn();
-    run(&mut con, "SET k start");
-    run(&mut con, "SET other x");
+    query_line(&mut con, "SET k start");
+    query_line(&mut con, "SET other x");
     let before_digest = s.digest();
     let n0 = preimages_captured(&s);
     let mut raw = s.raw();
-    let lines: Vec<String> = [
+    let lines = [
         "SET k a",
         "APPEND k b",
         "APPEND k c",
         "SETRANGE k 0 z",
         "APPEND k d",
         "LRANGE k 0 -1",
-    ]
-    .iter()
-    .map(|l| l.to_string())
-    .collect();
+    ];
     let reply = txu(&mut raw, &lines);
-    assert_rollback_error(&reply, 6, "LRANGE");
+    assert_rolled_back(&reply, 6, "LRANGE");
     assert_eq!(preimages_captured(&s) - n0, 1, "pre-images for k");
     assert_eq!(s.digest(), before_digest);
-    assert_eq!(text(&mut con, "GET k"), "start");
+    assert_eq!(text(&query_line(&mut con, "GET k")), "start");
 
     // Two keys written by several multi-key commands: two pre-images, and a key first written
     // as a new key keeps its "did not exist" pre-image.
     let n0 = preimages_captured(&s);
-    let lines: Vec<String> = [
+    let lines = [
         "MSET k 1 fresh 2",
         "MSET k 3 fresh 4",
         "INCR k",
         "DEL fresh",
         "SET fresh again",
         "LPUSH k x",
-    ]
-    .iter()
-    .map(|l| l.to_string())
-    .collect();
+    ];
     let reply = txu(&mut raw, &lines);
     // The failing command writes k, which already has its pre-image.
-    assert_rollback_error(&reply, 6, "LPUSH");
+    assert_rolled_back(&reply, 6, "LPUSH");
     assert_eq!(preimages_captured(&s) - n0, 2, "pre-images for k and fresh");
     assert_eq!(s.digest(), before_digest);
-    assert_eq!(int(&mut con, "EXISTS fresh"), 0);
+    assert_eq!(int(&query_line(&mut con, "EXISTS fresh")), 0);
 
     // Committed: the same rule.
     let n0 = preimages_captured(&s);
-    let lines: Vec<String> = ["INCR n", "INCR n", "INCRBY n 5", "GET n"]
-        .iter()
-        .map(|l| l.to_string())
-        .collect();
+    let lines = ["INCR n", "INCR n", "INCRBY n 5", "GET n"];
     let reply = txu(&mut raw, &lines);
     assert_eq!(show(&reply), "*4\r\n:1\r\n:2\r\n:7\r\n$1\r\n7\r\n");
     assert_eq!(preimages_captured(&s) - n0, 1);
@@ -1165,9 +1081,9 @@ fn read_only_commands_capture_nothing() {
         "SETBIT bits 3 1",
         "GEOADD geo 1 1 p",
     ] {
-        run(&mut con, line);
+        query_line(&mut con, line);
     }
-    let reads: Vec<String> = [
+    let reads = [
         "GET str",
         "STRLEN str",
         "GETRANGE str 0 -1",
@@ -1203,10 +1119,7 @@ fn read_only_commands_capture_nothing() {
         "RANDOMKEY",
         "SCAN 0",
         "DUMP str",
-    ]
-    .iter()
-    .map(|l| l.to_string())
-    .collect();
+    ];
     let digest = s.digest();
     let mut raw = s.raw();
 
@@ -1219,11 +1132,11 @@ fn read_only_commands_capture_nothing() {
         "committed read-only transaction"
     );
 
-    let mut failing = reads.clone();
-    failing.push("LRANGE str 0 -1".into());
+    let mut failing = reads.to_vec();
+    failing.push("LRANGE str 0 -1");
     let n0 = preimages_captured(&s);
     let reply = txu(&mut raw, &failing);
-    assert_rollback_error(&reply, failing.len(), "LRANGE");
+    assert_rolled_back(&reply, failing.len(), "LRANGE");
     assert_eq!(
         preimages_captured(&s) - n0,
         0,
@@ -1238,17 +1151,14 @@ fn read_only_commands_capture_nothing() {
 fn write_commands_used_for_reading_capture_nothing() {
     let s = Server::start();
     let mut con = s.conn();
-    run(&mut con, "RPUSH list 3 1 2");
-    run(&mut con, "SETBIT bits 3 1");
-    run(&mut con, "SET bad notanumber");
+    query_line(&mut con, "RPUSH list 3 1 2");
+    query_line(&mut con, "SETBIT bits 3 1");
+    query_line(&mut con, "SET bad notanumber");
     let mut raw = s.raw();
     let n0 = preimages_captured(&s);
-    let lines: Vec<String> = ["SORT list", "BITFIELD bits GET u4 0", "LRANGE bad 0 -1"]
-        .iter()
-        .map(|l| l.to_string())
-        .collect();
+    let lines = ["SORT list", "BITFIELD bits GET u4 0", "LRANGE bad 0 -1"];
     let reply = txu(&mut raw, &lines);
-    assert_rollback_error(&reply, 3, "LRANGE");
+    assert_rolled_back(&reply, 3, "LRANGE");
     assert_eq!(preimages_captured(&s) - n0, 0);
 }
 
@@ -1272,7 +1182,7 @@ fn store_commands_capture_only_their_destination() {
         "GEOADD g 1 1 p",
         "SET bad notanumber",
     ] {
-        run(&mut con, line);
+        query_line(&mut con, line);
     }
     let cases = [
         "SUNIONSTORE sdst s1 s2",
@@ -1294,9 +1204,8 @@ fn store_commands_capture_only_their_destination() {
     let mut wrong = Vec::new();
     for case in cases {
         let n0 = preimages_captured(&s);
-        let lines = vec![case.to_string(), "LRANGE bad 0 -1".to_string()];
-        let reply = txu(&mut raw, &lines);
-        assert_rollback_error(&reply, 2, "LRANGE");
+        let reply = txu(&mut raw, &[case, "LRANGE bad 0 -1"]);
+        assert_rolled_back(&reply, 2, "LRANGE");
         assert_eq!(s.digest(), digest, "after rolling back {case}");
         let n = preimages_captured(&s) - n0;
         if n != 1 {
@@ -1316,16 +1225,13 @@ fn pfcount_cache_update_is_rolled_back() {
     let s = Server::start();
     let mut con = s.conn();
     // PFADD leaves the cached cardinality invalid until the next PFCOUNT.
-    run(&mut con, "PFADD hll a b c d");
-    run(&mut con, "SET bad notanumber");
+    query_line(&mut con, "PFADD hll a b c d");
+    query_line(&mut con, "SET bad notanumber");
     let before = snapshot(&s, &["hll"]);
     let mut raw = s.raw();
-    let lines: Vec<String> = ["PFCOUNT hll", "INCR bad"]
-        .iter()
-        .map(|l| l.to_string())
-        .collect();
+    let lines = ["PFCOUNT hll", "INCR bad"];
     let reply = txu(&mut raw, &lines);
-    assert_rollback_error(&reply, 2, "INCR");
+    assert_rolled_back(&reply, 2, "INCR");
     let after = snapshot(&s, &["hll"]);
     assert_same(&before, &after, "PFCOUNT in a rolled-back transaction");
 }

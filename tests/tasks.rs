@@ -13,7 +13,10 @@
 
 mod common;
 
-use common::{parse_info, show, wait_replica_synced, wait_until, RawConn, Server};
+use common::{
+    begin_with, exec_tx, exists, expect, int, parse_info, query, rewrite_aof, run_err, run_text,
+    show, text, txu, txu_with, wait_replica_synced, wait_until, RawConn, Server,
+};
 use redis::Value;
 use std::time::{Duration, Instant};
 
@@ -24,67 +27,11 @@ const APPLY_DEADLINE: Duration = Duration::from_secs(3);
 
 // ----- raw connection helpers ------------------------------------------------------------------
 
-fn run(c: &mut RawConn, args: &[&str]) -> String {
-    let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    show(&c.cmd(&v))
-}
-
-fn expect(c: &mut RawConn, args: &[&str], want: &str) {
-    assert_eq!(run(c, args), want, "reply to {args:?}");
-}
-
-/// The text of an error reply (without `-` and CRLF); panics for any other reply.
-fn error_text(reply: &str) -> String {
-    assert!(
-        reply.starts_with('-') && reply.ends_with("\r\n"),
-        "expected an error reply, got {reply:?}"
-    );
-    reply[1..reply.len() - 2].to_string()
-}
-
-/// The error a plain command gets right now (asserting it is an error).
-fn plain_error(c: &mut RawConn, args: &[&str]) -> String {
-    error_text(&run(c, args))
-}
-
-/// `TXU.BEGIN <opts>`; returns the transaction id from the bulk reply.
-fn begin(c: &mut RawConn, opts: &[&str]) -> String {
-    let mut args = vec!["TXU.BEGIN"];
-    args.extend_from_slice(opts);
-    let r = run(c, &args);
-    let id = r
-        .strip_prefix('$')
-        .and_then(|r| r.split_once("\r\n"))
-        .and_then(|(_, rest)| rest.strip_suffix("\r\n"))
-        .unwrap_or_else(|| panic!("{args:?} did not reply a bulk id: {r:?}"));
-    let (ms, seq) = id
-        .split_once('-')
-        .unwrap_or_else(|| panic!("transaction id {id:?} is not <ms>-<seq>"));
-    assert!(
-        !ms.is_empty()
-            && !seq.is_empty()
-            && ms.bytes().chain(seq.bytes()).all(|b| b.is_ascii_digit()),
-        "transaction id {id:?} is not <ms>-<seq>"
-    );
-    id.to_string()
-}
-
-/// Begins with `opts`, queues `cmds`, runs `TXU.EXEC`: (id, raw EXEC reply).
-fn exec_tx(c: &mut RawConn, opts: &[&str], cmds: &[&[&str]]) -> (String, String) {
-    let id = begin(c, opts);
-    for cmd in cmds {
-        let mut args = vec!["TXU.QUEUE"];
-        args.extend_from_slice(cmd);
-        expect(c, &args, "+QUEUED\r\n");
-    }
-    (id.clone(), run(c, &["TXU.EXEC"]))
-}
-
 /// A transaction that must be deferred because a command failed with `cause`.
 fn defer_now(c: &mut RawConn, opts: &[&str], cmds: &[&[&str]], cause: &str) -> String {
     let (id, r) = exec_tx(c, opts, cmds);
     assert_eq!(
-        r,
+        show(&r),
         format!("-DEFERRED {id} {cause}\r\n"),
         "TXU.EXEC of {cmds:?} with {opts:?}"
     );
@@ -95,7 +42,7 @@ fn defer_now(c: &mut RawConn, opts: &[&str], cmds: &[&[&str]], cause: &str) -> S
 fn defer_behind(c: &mut RawConn, opts: &[&str], cmds: &[&[&str]], task: &str, key: &str) -> String {
     let (id, r) = exec_tx(c, opts, cmds);
     assert_eq!(
-        r,
+        show(&r),
         format!("-DEFERRED {id} waiting behind deferred task {task} on key '{key}'\r\n"),
         "TXU.EXEC of {cmds:?} with {opts:?}"
     );
@@ -111,49 +58,35 @@ fn pending_refusal(key: &str, task: &str) -> String {
 
 // ----- redis-crate helpers ---------------------------------------------------------------------
 
-fn q(con: &mut redis::Connection, args: &[&str]) -> Value {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(con)
-        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::SimpleString(s) => s.clone(),
-        Value::Okay => "OK".to_string(),
-        other => panic!("expected a string, got {other:?}"),
-    }
-}
-
-fn int(v: &Value) -> i64 {
-    match v {
-        Value::Int(i) => *i,
-        other => panic!("expected an integer, got {other:?}"),
-    }
-}
-
 fn config_set(con: &mut redis::Connection, name: &str, value: &str) {
-    let v = q(con, &["CONFIG", "SET", name, value]);
+    let v = query(con, &["CONFIG", "SET", name, value]);
     assert_eq!(text(&v), "OK", "CONFIG SET {name} {value}");
 }
 
+/// Turns on a real transient fault, `min-replicas-to-write 1` without a replica, and returns
+/// the error a plain write of `key` gets under it (`NOREPLICAS ...`).
+fn noreplicas_on(con: &mut redis::Connection, c: &mut RawConn, key: &str) -> String {
+    config_set(con, "min-replicas-to-write", "1");
+    let cause = run_err(c, &["SET", key, "1"]);
+    assert!(cause.starts_with("NOREPLICAS "), "plain SET: {cause}");
+    cause
+}
+
+/// Sets `txu.backoff-base-ms` and `txu.backoff-max-ms`.
+fn backoff(con: &mut redis::Connection, base_ms: &str, max_ms: &str) {
+    config_set(con, "txu.backoff-base-ms", base_ms);
+    config_set(con, "txu.backoff-max-ms", max_ms);
+}
+
 fn get(con: &mut redis::Connection, key: &str) -> Option<String> {
-    match q(con, &["GET", key]) {
+    match query(con, &["GET", key]) {
         Value::Nil => None,
         v => Some(text(&v)),
     }
 }
 
-fn exists(con: &mut redis::Connection, key: &str) -> bool {
-    int(&q(con, &["EXISTS", key])) == 1
-}
-
 fn lrange(con: &mut redis::Connection, key: &str) -> Vec<String> {
-    match q(con, &["LRANGE", key, "0", "-1"]) {
+    match query(con, &["LRANGE", key, "0", "-1"]) {
         Value::Array(items) => items.iter().map(text).collect(),
         other => panic!("LRANGE {key}: {other:?}"),
     }
@@ -251,7 +184,7 @@ fn parse_task(v: &Value) -> TaskView {
 fn tasks(con: &mut redis::Connection, args: &[&str]) -> Vec<TaskView> {
     let mut full = vec!["TXU.TASKS"];
     full.extend_from_slice(args);
-    match q(con, &full) {
+    match query(con, &full) {
         Value::Array(items) => items.iter().map(parse_task).collect(),
         other => panic!("{full:?}: {other:?}"),
     }
@@ -271,7 +204,7 @@ struct Status {
 }
 
 fn status(con: &mut redis::Connection, id: &str) -> Status {
-    let Value::Array(f) = q(con, &["TXU.STATUS", id]) else {
+    let Value::Array(f) = query(con, &["TXU.STATUS", id]) else {
         panic!("TXU.STATUS {id} is not an array");
     };
     assert!(!f.is_empty() && f.len() % 2 == 0, "TXU.STATUS {id}: {f:?}");
@@ -326,9 +259,9 @@ fn fill_until_oom(con: &mut redis::Connection, c: &mut RawConn) -> String {
         let limit = used - 1024 * 1024;
         assert!(limit > 0, "used_memory {used} is too small to fill");
         config_set(con, "maxmemory", &limit.to_string());
-        let r = run(c, &["SET", "probe", "1"]);
+        let r = run_text(c, &["SET", "probe", "1"]);
         if r.starts_with("-OOM ") {
-            return error_text(&r);
+            return common::error_text(&r, "SET probe");
         }
         assert_eq!(r, "+OK\r\n", "SET probe");
         expect(c, &["DEL", "probe"], ":1\r\n");
@@ -346,9 +279,7 @@ fn noreplicas_defers_the_transaction_and_it_applies_once_the_fault_clears() {
     let s = Server::start_with(&["--txu.backoff-max-ms", "300"]);
     let mut con = s.conn();
     let mut c = s.raw();
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = plain_error(&mut c, &["SET", "a", "plain"]);
-    assert!(cause.starts_with("NOREPLICAS "), "plain SET: {cause}");
+    let cause = noreplicas_on(&mut con, &mut c, "a");
 
     let id = defer_now(
         &mut c,
@@ -357,7 +288,7 @@ fn noreplicas_defers_the_transaction_and_it_applies_once_the_fault_clears() {
         &cause,
     );
     assert_eq!(get(&mut con, "a"), None);
-    assert!(!exists(&mut con, "l"));
+    assert!(!exists(&s, "l"));
     let st = status(&mut con, &id);
     assert_eq!(st.state, "pending");
     assert_eq!(st.last_error.as_deref(), Some(cause.as_str()));
@@ -421,7 +352,7 @@ fn oom_defers_the_transaction_and_it_applies_once_memory_is_freed() {
     expect(&mut c, &["DEL", "filler"], ":1\r\n");
     wait_state(&mut con, &id, "done", APPLY_DEADLINE);
     assert_eq!(get(&mut con, "k").as_deref(), Some("v"));
-    assert!(!exists(&mut con, "old"));
+    assert!(!exists(&s, "old"));
     assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 0);
     assert_eq!(txu_info(&mut con, "txu_retries_succeeded"), 1);
 }
@@ -455,7 +386,7 @@ fn permanent_error_in_a_retry_goes_dead_and_txu_retry_applies_it_after_the_fix()
     assert_eq!(st.last_error.as_deref(), Some(wrongtype));
     assert!(st.attempts.unwrap_or(0) >= 1, "{st:?}");
     // The retry was rolled back: SET side did not stay.
-    assert!(!exists(&mut con, "side"));
+    assert!(!exists(&s, "side"));
     assert_eq!(
         show(&c.cmd(&[b"HGET", b"k", b"f"])),
         "$1\r\nv\r\n",
@@ -469,8 +400,8 @@ fn permanent_error_in_a_retry_goes_dead_and_txu_retry_applies_it_after_the_fix()
     assert_eq!(dead[0].last_error, wrongtype);
 
     // A dead task no longer holds its keys.
-    let (_, r) = exec_tx(&mut c, &[], &[&["TYPE", "k"]]);
-    assert_eq!(r, "*1\r\n+hash\r\n");
+    let r = txu(&mut c, &["TYPE k"]);
+    assert_eq!(show(&r), "*1\r\n+hash\r\n");
 
     // Fix the cause, retry.
     expect(&mut c, &["DEL", "k"], ":1\r\n");
@@ -487,10 +418,8 @@ fn attempts_used_up_move_the_task_to_the_dead_list() {
     let s = Server::start();
     let mut con = s.conn();
     let mut c = s.raw();
-    config_set(&mut con, "txu.backoff-base-ms", "1");
-    config_set(&mut con, "txu.backoff-max-ms", "5");
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = plain_error(&mut c, &["SET", "x", "1"]);
+    backoff(&mut con, "1", "5");
+    let cause = noreplicas_on(&mut con, &mut c, "x");
     let id = defer_now(&mut c, &["RETRY", "2"], &[&["SET", "x", "1"]], &cause);
     wait_state(&mut con, &id, "dead", DEADLINE);
     let st = status(&mut con, &id);
@@ -514,11 +443,9 @@ fn dead_list_is_bounded_by_dead_max() {
     let s = Server::start();
     let mut con = s.conn();
     let mut c = s.raw();
-    config_set(&mut con, "txu.backoff-base-ms", "1");
-    config_set(&mut con, "txu.backoff-max-ms", "5");
+    backoff(&mut con, "1", "5");
     config_set(&mut con, "txu.dead-max", "1");
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = plain_error(&mut c, &["SET", "x", "1"]);
+    let cause = noreplicas_on(&mut con, &mut c, "x");
     let first = defer_now(&mut c, &["RETRY", "1"], &[&["SET", "x", "1"]], &cause);
     wait_state(&mut con, &first, "dead", DEADLINE);
     let second = defer_now(&mut c, &["RETRY", "1"], &[&["SET", "y", "1"]], &cause);
@@ -536,8 +463,7 @@ fn tasks_on_shared_keys_run_exactly_once_each_in_submission_order() {
     let s = Server::start_with(&["--txu.backoff-max-ms", "300"]);
     let mut con = s.conn();
     let mut c = s.raw();
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = plain_error(&mut c, &["SET", "k", "0"]);
+    let cause = noreplicas_on(&mut con, &mut c, "k");
     let first = defer_now(
         &mut c,
         &["RETRY", "1000"],
@@ -578,8 +504,8 @@ fn tasks_on_shared_keys_run_exactly_once_each_in_submission_order() {
     );
 
     // Without RETRY: refused, nothing applied (not even the read), named after the first task.
-    let (_, r) = exec_tx(&mut c, &[], &[&["GET", "b"]]);
-    assert_eq!(r, pending_refusal("b", &kb));
+    let r = txu(&mut c, &["GET b"]);
+    assert_eq!(show(&r), pending_refusal("b", &kb));
     // Plain commands are not held back.
     expect(&mut c, &["GET", "k"], "$-1\r\n");
 
@@ -604,10 +530,8 @@ fn a_head_waiting_for_its_backoff_does_not_hold_up_an_unrelated_key() {
     let s = Server::start();
     let mut con = s.conn();
     let mut c = s.raw();
-    config_set(&mut con, "txu.backoff-max-ms", "60000");
-    config_set(&mut con, "txu.backoff-base-ms", "60000");
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = plain_error(&mut c, &["SET", "a", "0"]);
+    backoff(&mut con, "60000", "60000");
+    let cause = noreplicas_on(&mut con, &mut c, "a");
     let slow = defer_now(&mut c, &["RETRY"], &[&["SET", "a", "1"]], &cause);
     let behind = defer_behind(&mut c, &["RETRY"], &[&["INCR", "a"]], &slow, "a");
     let t = &tasks(&mut con, &[])[0];
@@ -616,8 +540,7 @@ fn a_head_waiting_for_its_backoff_does_not_hold_up_an_unrelated_key() {
         "first retry of {slow} should wait at least half of 60 s: {t:?}"
     );
 
-    config_set(&mut con, "txu.backoff-base-ms", "50");
-    config_set(&mut con, "txu.backoff-max-ms", "100");
+    backoff(&mut con, "50", "100");
     let fast = defer_now(&mut c, &["RETRY"], &[&["SET", "b", "1"]], &cause);
     config_set(&mut con, "min-replicas-to-write", "0");
     wait_state(&mut con, &fast, "done", APPLY_DEADLINE);
@@ -649,8 +572,7 @@ fn tick_budget_bounds_the_tasks_run_per_tick() {
     ]);
     let mut con = s.conn();
     let mut c = s.raw();
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = plain_error(&mut c, &["SET", "x", "1"]);
+    let cause = noreplicas_on(&mut con, &mut c, "x");
     let keys = ["t1", "t2", "t3", "t4", "t5", "t6"];
     let all: Vec<String> = keys
         .iter()
@@ -708,10 +630,8 @@ fn status_tasks_retry_drop_and_info() {
     let mut c = s.raw();
     let mut c2 = s.raw();
     expect(&mut c2, &["SELECT", "2"], "+OK\r\n");
-    config_set(&mut con, "txu.backoff-base-ms", "60000");
-    config_set(&mut con, "txu.backoff-max-ms", "60000");
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = plain_error(&mut c, &["SET", "a", "0"]);
+    backoff(&mut con, "60000", "60000");
+    let cause = noreplicas_on(&mut con, &mut c, "a");
     let before = now_ms();
     let t1 = defer_now(
         &mut c,
@@ -796,13 +716,13 @@ fn status_tasks_retry_drop_and_info() {
     );
 
     // PENDING refusal: nothing applied, also the command on an unrelated key before it.
-    let (_, r) = exec_tx(&mut c, &[], &[&["GET", "zz"], &["GET", "a"]]);
-    assert_eq!(r, pending_refusal("a", &t1));
+    let r = txu(&mut c, &["GET zz", "GET a"]);
+    assert_eq!(show(&r), pending_refusal("a", &t1));
     // Same key name in another database is another key.
-    let (_, r) = exec_tx(&mut c, &[], &[&["GET", "b"]]);
-    assert_eq!(r, "*1\r\n$-1\r\n");
-    let (_, r) = exec_tx(&mut c2, &[], &[&["GET", "b"]]);
-    assert_eq!(r, pending_refusal("b", &t2));
+    let r = txu(&mut c, &["GET b"]);
+    assert_eq!(show(&r), "*1\r\n$-1\r\n");
+    let r = txu(&mut c2, &["GET b"]);
+    assert_eq!(show(&r), pending_refusal("b", &t2));
 
     // The rest with the fault cleared (TXU.RETRY and TXU.DROP are writes), while every task
     // waits for its 60 s backoff.
@@ -851,11 +771,11 @@ fn status_tasks_retry_drop_and_info() {
     assert_eq!(txu_info(&mut con, "txu_oldest_pending_age_ms"), 0);
 
     // Other states TXU.STATUS knows.
-    let (r1, r) = exec_tx(&mut c, &["RETAIN", "60000"], &[&["SET", "r", "1"]]);
-    assert_eq!(r, "*1\r\n+OK\r\n");
+    let (r1, r) = txu_with(&mut c, &["RETAIN", "60000"], &["SET r 1"]);
+    assert_eq!(show(&r), "*1\r\n+OK\r\n");
     assert_eq!(state(&mut con, &r1), "retained");
-    let (plain, r) = exec_tx(&mut c, &["RETRY"], &[&["SET", "p", "1"]]);
-    assert_eq!(r, "*1\r\n+OK\r\n");
+    let (plain, r) = txu_with(&mut c, &["RETRY"], &["SET p 1"]);
+    assert_eq!(show(&r), "*1\r\n+OK\r\n");
     assert_eq!(state(&mut con, &plain), "unknown");
 }
 
@@ -865,19 +785,15 @@ fn permanent_errors_at_exec_are_rolled_back_not_deferred() {
     let mut con = s.conn();
     let mut c = s.raw();
     expect(&mut c, &["SET", "s", "text"], "+OK\r\n");
-    let (_, r) = exec_tx(&mut c, &["RETRY"], &[&["SET", "n", "1"], &["INCR", "s"]]);
+    let (_, r) = txu_with(&mut c, &["RETRY"], &["SET n 1", "INCR s"]);
     assert_eq!(
-        r,
+        show(&r),
         "-ROLLBACK command 2 (INCR) failed: ERR value is not an integer or out of range\r\n"
     );
     expect(&mut c, &["HSET", "h", "f", "v"], ":1\r\n");
-    let (_, r) = exec_tx(
-        &mut c,
-        &["RETRY"],
-        &[&["SET", "n", "1"], &["LPUSH", "h", "x"]],
-    );
+    let (_, r) = txu_with(&mut c, &["RETRY"], &["SET n 1", "LPUSH h x"]);
     assert_eq!(
-        r,
+        show(&r),
         "-ROLLBACK command 2 (LPUSH) failed: WRONGTYPE Operation against a key holding the \
          wrong kind of value\r\n"
     );
@@ -886,22 +802,22 @@ fn permanent_errors_at_exec_are_rolled_back_not_deferred() {
         .arg("s")
         .query(&mut con)
         .unwrap_or_else(|e| panic!("DUMP s: {e}"));
-    let id = begin(&mut c, &["RETRY"]);
+    let id = begin_with(&mut c, &["RETRY"]);
     assert!(!id.is_empty());
     expect(&mut c, &["TXU.QUEUE", "SET", "n", "1"], "+QUEUED\r\n");
     assert_eq!(
         show(&c.cmd(&[b"TXU.QUEUE", b"RESTORE", b"s", b"0", &payload])),
         "+QUEUED\r\n"
     );
-    let r = run(&mut c, &["TXU.EXEC"]);
+    let r = run_text(&mut c, &["TXU.EXEC"]);
     assert!(
         r.starts_with("-ROLLBACK command 2 (RESTORE) failed: BUSYKEY "),
         "{r:?}"
     );
-    assert!(!exists(&mut con, "n"));
+    assert!(!exists(&s, "n"));
     assert_eq!(txu_info(&mut con, "txu_transactions_deferred"), 0);
     assert!(tasks(&mut con, &[]).is_empty());
-    assert!(!exists(&mut con, "txu:tasks"));
+    assert!(!exists(&s, "txu:tasks"));
 }
 
 // ----- FLUSHALL / FLUSHDB ----------------------------------------------------------------------
@@ -914,10 +830,8 @@ fn flushall_and_flushdb_on_db0_drop_the_list_and_a_new_deferral_works() {
     let mut c1 = s.raw();
     expect(&mut c1, &["SELECT", "1"], "+OK\r\n");
     // Tasks wait 60 s, so the fault can be cleared for the flushes (they are writes).
-    config_set(&mut con, "txu.backoff-base-ms", "60000");
-    config_set(&mut con, "txu.backoff-max-ms", "60000");
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = plain_error(&mut c, &["SET", "a", "0"]);
+    backoff(&mut con, "60000", "60000");
+    let cause = noreplicas_on(&mut con, &mut c, "a");
     let t0 = defer_now(&mut c, &["RETRY"], &[&["SET", "a", "1"]], &cause);
     let t1 = defer_now(&mut c1, &["RETRY"], &[&["SET", "a", "1"]], &cause);
     expect(&mut c, &["TYPE", "txu:tasks"], "+txu-tasks\r\n");
@@ -934,14 +848,14 @@ fn flushall_and_flushdb_on_db0_drop_the_list_and_a_new_deferral_works() {
     assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 0);
     assert_eq!(state(&mut con, &t0), "unknown");
     assert_eq!(state(&mut con, &t1), "unknown");
-    assert!(!exists(&mut con, "txu:tasks"));
+    assert!(!exists(&s, "txu:tasks"));
 
     // A new deferral works; then FLUSHALL drops it again.
     config_set(&mut con, "min-replicas-to-write", "1");
     let t2 = defer_now(&mut c, &["RETRY"], &[&["SET", "b", "1"]], &cause);
     // The same key is free again: a transaction without RETRY on `a` is not refused.
-    let (_, r) = exec_tx(&mut c, &[], &[&["GET", "a"]]);
-    assert_eq!(r, "*1\r\n$-1\r\n");
+    let r = txu(&mut c, &["GET a"]);
+    assert_eq!(show(&r), "*1\r\n$-1\r\n");
     config_set(&mut con, "min-replicas-to-write", "0");
     expect(&mut c, &["FLUSHALL"], "+OK\r\n");
     assert!(tasks(&mut con, &[]).is_empty());
@@ -951,16 +865,15 @@ fn flushall_and_flushdb_on_db0_drop_the_list_and_a_new_deferral_works() {
     assert_eq!(state(&mut con, &t2), "unknown");
 
     // After FLUSHALL: a new deferral is retried and applied.
-    config_set(&mut con, "txu.backoff-base-ms", "50");
-    config_set(&mut con, "txu.backoff-max-ms", "100");
+    backoff(&mut con, "50", "100");
     config_set(&mut con, "min-replicas-to-write", "1");
     let t3 = defer_now(&mut c, &["RETRY"], &[&["SET", "c", "1"]], &cause);
     assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 1);
     config_set(&mut con, "min-replicas-to-write", "0");
     wait_state(&mut con, &t3, "done", APPLY_DEADLINE);
     assert_eq!(get(&mut con, "c").as_deref(), Some("1"));
-    assert!(!exists(&mut con, "a"));
-    assert!(!exists(&mut con, "b"));
+    assert!(!exists(&s, "a"));
+    assert!(!exists(&s, "b"));
 }
 
 /// `FLUSHALL ASYNC` frees the old list in a background thread. A deferral made right after it
@@ -970,14 +883,11 @@ fn a_deferral_right_after_flushall_async_of_a_big_dataset_is_still_run() {
     let s = Server::start();
     let mut con = s.conn();
     let mut c = s.raw();
-    config_set(&mut con, "txu.backoff-base-ms", "60000");
-    config_set(&mut con, "txu.backoff-max-ms", "60000");
-    config_set(&mut con, "min-replicas-to-write", "1");
-    let cause = plain_error(&mut c, &["SET", "a", "0"]);
+    backoff(&mut con, "60000", "60000");
+    let cause = noreplicas_on(&mut con, &mut c, "a");
     let old = defer_now(&mut c, &["RETRY"], &[&["SET", "a", "1"]], &cause);
     config_set(&mut con, "min-replicas-to-write", "0");
-    config_set(&mut con, "txu.backoff-base-ms", "50");
-    config_set(&mut con, "txu.backoff-max-ms", "100");
+    backoff(&mut con, "50", "100");
     expect(&mut c, &["DEBUG", "POPULATE", "500000"], "+OK\r\n");
 
     // One write: the flush, the fault back on, a new deferral.
@@ -1048,7 +958,7 @@ struct Submitted {
 fn submit_log_tasks(s: &Server) -> Submitted {
     let mut con = s.conn();
     let mut c = s.raw();
-    let cause = plain_error(&mut c, &["SET", "probe", "1"]);
+    let cause = run_err(&mut c, &["SET", "probe", "1"]);
     assert!(cause.starts_with("NOREPLICAS "), "{cause}");
     let first = defer_now(
         &mut c,
@@ -1119,8 +1029,8 @@ fn check_recovered_then_applied(s: &Server, before: &[TaskView], sub: &Submitted
         assert_eq!(state(&mut con, id), "done", "task {id}");
     }
     assert_eq!(state(&mut con, &sub.dead), "dead");
-    assert!(!exists(&mut con, "gone"));
-    let _ = q(&mut con, &["SELECT", "1"]);
+    assert!(!exists(s, "gone"));
+    let _ = query(&mut con, &["SELECT", "1"]);
     assert_eq!(lrange(&mut con, "log"), ["db1"]);
 }
 
@@ -1156,7 +1066,7 @@ fn save_and_restart_from_rdb_keeps_the_list() {
     let mut s = Server::start_with(&FAULT_ARGS);
     let sub = submit_log_tasks(&s);
     let mut con = s.conn();
-    assert_eq!(text(&q(&mut con, &["SAVE"])), "OK");
+    assert_eq!(text(&query(&mut con, &["SAVE"])), "OK");
     let before = tasks(&mut con, &[]);
     drop(con);
     s.restart();
@@ -1169,31 +1079,24 @@ fn aof_rewrite_without_rdb_preamble_keeps_the_list() {
     args.extend(FAULT_ARGS);
     let mut s = Server::start_with(&args);
     let sub = submit_log_tasks(&s);
-    let mut con = s.conn();
-    let _ = q(&mut con, &["BGREWRITEAOF"]);
+    rewrite_aof(&s);
     let dir = s.dir().join("appendonlydir");
-    let base_has_list = || {
-        std::fs::read_dir(&dir)
-            .map(|rd| {
-                rd.filter_map(Result::ok).any(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    let bytes = common::read_file_bytes(&e.path());
-                    name.ends_with(".base.aof")
-                        && !bytes.starts_with(b"REDIS")
-                        && show(&bytes).to_ascii_lowercase().contains("txu._load")
-                })
+    let base_has_list = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok).any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let bytes = common::read_file_bytes(&e.path());
+                name.ends_with(".base.aof")
+                    && !bytes.starts_with(b"REDIS")
+                    && show(&bytes).to_ascii_lowercase().contains("txu._load")
             })
-            .unwrap_or(false)
-    };
-    wait_until(
-        "a rewritten AOF base (no preamble) holding the list",
-        DEADLINE,
-        || {
-            info_i64(&mut con, "persistence", "aof_rewrite_in_progress") == 0
-                && info_i64(&mut con, "persistence", "aof_rewrite_scheduled") == 0
-                && base_has_list()
-        },
+        })
+        .unwrap_or(false);
+    assert!(
+        base_has_list,
+        "the rewritten AOF base (no preamble) holds the list"
     );
+    let mut con = s.conn();
     let before = tasks(&mut con, &[]);
     drop(con);
     s.restart();
@@ -1206,7 +1109,7 @@ fn debug_reload_keeps_the_list() {
     let sub = submit_log_tasks(&s);
     let mut con = s.conn();
     let before = tasks(&mut con, &[]);
-    assert_eq!(text(&q(&mut con, &["DEBUG", "RELOAD"])), "OK");
+    assert_eq!(text(&query(&mut con, &["DEBUG", "RELOAD"])), "OK");
     check_recovered_then_applied(&s, &before, &sub);
 }
 
@@ -1263,7 +1166,7 @@ fn a_replica_keeps_the_list_without_running_it_and_runs_it_once_promoted() {
     let mut pcon = primary.conn();
     let mut rcon = replica.conn();
     let mut c = primary.raw();
-    let cause = plain_error(&mut c, &["SET", "k", "0"]);
+    let cause = run_err(&mut c, &["SET", "k", "0"]);
     assert!(cause.starts_with("NOREPLICAS "), "{cause}");
     let head = defer_now(
         &mut c,
@@ -1302,7 +1205,7 @@ fn a_replica_keeps_the_list_without_running_it_and_runs_it_once_promoted() {
     assert!(txu_info(&mut pcon, "txu_retries_run") >= 3);
 
     // Promotion: the new primary retries (its own fault: min-replicas-to-write 1, no replica)...
-    assert_eq!(text(&q(&mut rcon, &["REPLICAOF", "NO", "ONE"])), "OK");
+    assert_eq!(text(&query(&mut rcon, &["REPLICAOF", "NO", "ONE"])), "OK");
     wait_until("the promoted server retries the tasks", DEADLINE, || {
         txu_info(&mut rcon, "txu_retries_run") >= 1
     });
@@ -1337,7 +1240,7 @@ fn a_replica_started_later_gets_the_list_by_full_resync() {
     ]);
     let mut pcon = primary.conn();
     let mut c = primary.raw();
-    let cause = plain_error(&mut c, &["SET", "k", "0"]);
+    let cause = run_err(&mut c, &["SET", "k", "0"]);
     let head = defer_now(&mut c, &["RETRY", "1000"], &[&["SET", "k", "1"]], &cause);
     let second = defer_behind(&mut c, &["RETRY", "1000"], &[&["INCR", "k"]], &head, "k");
     let dead = defer_now(&mut c, &["RETRY", "1"], &[&["SET", "d", "1"]], &cause);
@@ -1387,7 +1290,7 @@ fn task_configs_are_accepted_as_module_arguments() {
     let s = Server::start_with_module_args(&[], &module_args);
     let mut con = s.conn();
     for (name, want) in configs {
-        match q(&mut con, &["CONFIG", "GET", name]) {
+        match query(&mut con, &["CONFIG", "GET", name]) {
             Value::Array(kv) => {
                 assert_eq!(kv.len(), 2, "CONFIG GET {name}: {kv:?}");
                 assert_eq!(text(&kv[1]), want, "CONFIG GET {name}");

@@ -1,4 +1,4 @@
-//! Undoing a committed transaction (issue 3): `TXU.BEGIN RETAIN <ms>` keeps the transaction's
+//! Undoing a committed transaction: `TXU.BEGIN RETAIN <ms>` keeps the transaction's
 //! undo log in a hidden key `txu:undo:{<tag>}:<txid>` of type `txu-undo1` (same cluster slot as
 //! the first key the transaction wrote), and `TXU.ROLLBACK <txid> [FORCE]` undoes it, refusing
 //! with `CONFLICT` when a key it wrote changed since. Also: retention expiry, persistence (RDB,
@@ -11,7 +11,11 @@
 
 mod common;
 
-use common::{encode_command, show, wait_replica_synced, wait_until, RawConn, Server};
+use common::{
+    array_items, assert_rolled_back, begin, begin_with, bulk_body, encode_command, error_text,
+    exec_tx, queue, rewrite_aof, run, run_err, run_text, show, wait_replica_synced, wait_until,
+    RawConn, Server,
+};
 use std::time::Duration;
 
 /// Deadline for conditions polled with `wait_until`.
@@ -23,86 +27,48 @@ const FAULT_ERROR: &str = "ERR txu test fault: compensating write refused";
 
 // ----- replies ---------------------------------------------------------------------------------
 
-/// Sends one command on `c` and returns its raw reply as text.
-fn cmd(c: &mut RawConn, args: &[&str]) -> String {
-    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-    show(&c.cmd(&a))
+fn run_ok(c: &mut RawConn, args: &[&str]) {
+    assert_eq!(run_text(c, args), "+OK\r\n", "{args:?}");
 }
 
-/// The text of a one-line error reply (without `-` and CRLF).
-fn error_text(r: &str, what: &str) -> String {
-    match r.strip_prefix('-').and_then(|e| e.strip_suffix("\r\n")) {
-        Some(e) if !e.contains("\r\n") => e.to_string(),
-        _ => panic!("{what}: expected an error reply, got {r:?}"),
-    }
-}
-
-fn err(c: &mut RawConn, args: &[&str]) -> String {
-    let r = cmd(c, args);
-    error_text(&r, &format!("{args:?}"))
-}
-
-fn ok(c: &mut RawConn, args: &[&str]) {
-    assert_eq!(cmd(c, args), "+OK\r\n", "{args:?}");
-}
-
-fn int(c: &mut RawConn, args: &[&str]) -> i64 {
-    let r = cmd(c, args);
+fn run_int(c: &mut RawConn, args: &[&str]) -> i64 {
+    let r = run_text(c, args);
     r.strip_prefix(':')
         .and_then(|n| n.strip_suffix("\r\n"))
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{args:?}: expected an integer reply, got {r:?}"))
 }
 
-fn simple(c: &mut RawConn, args: &[&str]) -> String {
-    let r = cmd(c, args);
+fn run_simple(c: &mut RawConn, args: &[&str]) -> String {
+    let r = run_text(c, args);
     match r.strip_prefix('+').and_then(|s| s.strip_suffix("\r\n")) {
         Some(s) => s.to_string(),
         None => panic!("{args:?}: expected a simple string, got {r:?}"),
     }
 }
 
-/// Body of a bulk string reply, `None` for a null bulk.
-fn parse_bulk(r: &str) -> Option<String> {
-    if r == "$-1\r\n" {
-        return None;
-    }
-    let (len, rest) = r.strip_prefix('$')?.split_once("\r\n")?;
-    let len: usize = len.parse().ok()?;
-    let body = rest.strip_suffix("\r\n")?;
-    (body.len() == len).then(|| body.to_string())
-}
-
-fn bulk(c: &mut RawConn, args: &[&str]) -> String {
-    let r = cmd(c, args);
-    parse_bulk(&r).unwrap_or_else(|| panic!("{args:?}: expected a bulk string, got {r:?}"))
+/// The body of a bulk string reply to `args`, as text.
+fn run_bulk(c: &mut RawConn, args: &[&str]) -> String {
+    let r = run_text(c, args);
+    bulk_body(r.as_bytes())
+        .map(show)
+        .unwrap_or_else(|| panic!("{args:?}: expected a bulk string, got {r:?}"))
 }
 
 /// An array of bulk or simple strings (KEYS, DEBUG DIGEST-VALUE), elements without CRLF.
 fn string_array(c: &mut RawConn, args: &[&str]) -> Vec<String> {
-    let r = cmd(c, args);
-    let mut lines = r.split("\r\n");
-    let n: usize = lines
-        .next()
-        .and_then(|l| l.strip_prefix('*'))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{args:?}: expected an array, got {r:?}"));
-    let out: Vec<String> = (0..n)
-        .map(|_| {
-            let head = lines.next().unwrap_or_default();
-            if let Some(s) = head.strip_prefix('+') {
-                return s.to_string();
-            }
-            assert!(head.starts_with('$'), "{args:?}: element {head:?} in {r:?}");
-            lines.next().unwrap_or_default().to_string()
+    let r = run(c, args);
+    let items = array_items(&r)
+        .unwrap_or_else(|| panic!("{args:?}: expected an array, got {:?}", show(&r)));
+    items
+        .iter()
+        .map(|e| match e.strip_prefix(b"+") {
+            Some(simple) => show(&simple[..simple.len() - 2]),
+            None => bulk_body(e)
+                .map(show)
+                .unwrap_or_else(|| panic!("{args:?}: element {:?} in {:?}", show(e), show(&r))),
         })
-        .collect();
-    assert_eq!(
-        lines.collect::<Vec<_>>(),
-        [""],
-        "{args:?}: trailing data in {r:?}"
-    );
-    out
+        .collect()
 }
 
 // ----- transactions ----------------------------------------------------------------------------
@@ -111,42 +77,19 @@ fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
 
-/// `TXU.BEGIN [RETAIN <ms>]` → the transaction id.
-fn begin(c: &mut RawConn, retain: Option<&str>) -> String {
-    let r = match retain {
-        Some(ms) => cmd(c, &["TXU.BEGIN", "RETAIN", ms]),
-        None => cmd(c, &["TXU.BEGIN"]),
-    };
-    let id = parse_bulk(&r).unwrap_or_else(|| panic!("TXU.BEGIN {retain:?}: {r:?}"));
-    let valid = id
-        .split_once('-')
-        .is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok());
-    assert!(valid, "transaction id {id:?} is not <ms>-<seq>");
-    id
-}
-
 fn queue_all(c: &mut RawConn, cmds: &[Vec<String>]) {
     for q in cmds {
-        let mut a = vec!["TXU.QUEUE"];
-        a.extend(q.iter().map(String::as_str));
-        assert_eq!(cmd(c, &a), "+QUEUED\r\n", "{a:?}");
+        queue(c, &q.iter().map(String::as_str).collect::<Vec<_>>());
     }
 }
 
-/// Runs a transaction; returns its id and the raw `TXU.EXEC` reply.
-fn run_tx(c: &mut RawConn, retain: Option<&str>, cmds: &[Vec<String>]) -> (String, String) {
-    let id = begin(c, retain);
-    queue_all(c, cmds);
-    let r = cmd(c, &["TXU.EXEC"]);
-    (id, r)
-}
-
-/// Runs a transaction that must commit; returns its id.
-fn commit(c: &mut RawConn, retain: Option<&str>, cmds: &[Vec<String>]) -> String {
-    let (id, r) = run_tx(c, retain, cmds);
+/// Runs a transaction that must commit (`opts`: those of `TXU.BEGIN`); returns its id.
+fn commit(c: &mut RawConn, opts: &[&str], cmds: &[Vec<String>]) -> String {
+    let (id, r) = exec_tx(c, opts, cmds);
     assert!(
-        r.starts_with(&format!("*{}\r\n", cmds.len())),
-        "TXU.EXEC of {cmds:?} did not commit: {r:?}"
+        r.starts_with(format!("*{}\r\n", cmds.len()).as_bytes()),
+        "TXU.EXEC of {cmds:?} did not commit: {}",
+        show(&r)
     );
     id
 }
@@ -168,16 +111,16 @@ fn conflict(id: &str, key: &str) -> String {
 /// the names the transaction of [`tx_cmds`] touches, including the key it creates.
 fn seed(c: &mut RawConn, p: &str) -> Vec<String> {
     let k = |s: &str| format!("{p}{s}");
-    ok(c, &["SET", &k("s"), "v0"]);
-    ok(c, &["SET", &k("t"), "10", "PX", "500000"]);
-    assert_eq!(int(c, &["RPUSH", &k("l"), "a", "b", "c"]), 3);
-    assert_eq!(int(c, &["PEXPIRE", &k("l"), "700000"]), 1);
-    assert_eq!(int(c, &["HSET", &k("h"), "f1", "v1", "f2", "v2"]), 2);
-    assert_eq!(int(c, &["SADD", &k("set"), "m1", "m2"]), 2);
-    assert_eq!(int(c, &["ZADD", &k("z"), "1", "one", "2", "two"]), 2);
-    assert_eq!(bulk(c, &["XADD", &k("x"), "1-1", "f", "v"]), "1-1");
-    ok(c, &["SET", &k("gone"), "bye"]);
-    assert_eq!(int(c, &["EXISTS", &k("new")]), 0);
+    run_ok(c, &["SET", &k("s"), "v0"]);
+    run_ok(c, &["SET", &k("t"), "10", "PX", "500000"]);
+    assert_eq!(run_int(c, &["RPUSH", &k("l"), "a", "b", "c"]), 3);
+    assert_eq!(run_int(c, &["PEXPIRE", &k("l"), "700000"]), 1);
+    assert_eq!(run_int(c, &["HSET", &k("h"), "f1", "v1", "f2", "v2"]), 2);
+    assert_eq!(run_int(c, &["SADD", &k("set"), "m1", "m2"]), 2);
+    assert_eq!(run_int(c, &["ZADD", &k("z"), "1", "one", "2", "two"]), 2);
+    assert_eq!(run_bulk(c, &["XADD", &k("x"), "1-1", "f", "v"]), "1-1");
+    run_ok(c, &["SET", &k("gone"), "bye"]);
+    assert_eq!(run_int(c, &["EXISTS", &k("new")]), 0);
     ["s", "t", "l", "h", "set", "z", "x", "gone", "new"]
         .iter()
         .map(|s| k(s))
@@ -208,13 +151,41 @@ fn tx_cmds(p: &str) -> Vec<Vec<String>> {
 fn key_states(c: &mut RawConn, keys: &[String]) -> Vec<(String, i64, i64, String)> {
     keys.iter()
         .map(|k| {
-            let exists = int(c, &["EXISTS", k]);
-            let exp = int(c, &["PEXPIRETIME", k]);
+            let exists = run_int(c, &["EXISTS", k]);
+            let exp = run_int(c, &["PEXPIRETIME", k]);
             let d = string_array(c, &["DEBUG", "DIGEST-VALUE", k]);
             assert_eq!(d.len(), 1, "DEBUG DIGEST-VALUE {k}: {d:?}");
             (k.clone(), exists, exp, d[0].clone())
         })
         .collect()
+}
+
+/// Keys seeded under several prefixes, and one retained transaction per prefix over them.
+struct Retained {
+    keys: Vec<String>,
+    /// `DEBUG DIGEST` and [`key_states`] before the transactions.
+    digest: String,
+    before: Vec<(String, i64, i64, String)>,
+    /// The transaction ids, in the order of the prefixes.
+    ids: Vec<String>,
+}
+
+/// Seeds every prefix (see [`seed`]), then commits a [`tx_cmds`] transaction retained for
+/// [`LONG`] per prefix.
+fn seed_and_retain(s: &Server, c: &mut RawConn, prefixes: &[&str]) -> Retained {
+    let keys: Vec<String> = prefixes.iter().flat_map(|p| seed(c, p)).collect();
+    let digest = s.digest();
+    let before = key_states(c, &keys);
+    let ids = prefixes
+        .iter()
+        .map(|p| commit(c, &["RETAIN", LONG], &tx_cmds(p)))
+        .collect();
+    Retained {
+        keys,
+        digest,
+        before,
+        ids,
+    }
 }
 
 // ----- hidden keys -----------------------------------------------------------------------------
@@ -276,13 +247,13 @@ fn undo_key_of(c: &mut RawConn, id: &str) -> String {
 /// touch it, its TTL (0 < PTTL <= retain), and its slot. Returns its name.
 fn check_retained_key(c: &mut RawConn, id: &str, first_key: &str, retain_ms: i64) -> String {
     let key = undo_key_of(c, id);
-    assert_eq!(simple(c, &["TYPE", &key]), "txu-undo1", "TYPE {key}");
+    assert_eq!(run_simple(c, &["TYPE", &key]), "txu-undo1", "TYPE {key}");
     assert_eq!(
         key_slot(key.as_bytes()),
         key_slot(first_key.as_bytes()),
         "{key} is not in the slot of the first written key {first_key:?}"
     );
-    let pttl = int(c, &["PTTL", &key]);
+    let pttl = run_int(c, &["PTTL", &key]);
     assert!(
         pttl > 0 && pttl <= retain_ms,
         "PTTL {key} = {pttl}, want 0 < PTTL <= {retain_ms}"
@@ -298,35 +269,31 @@ fn check_retained_key(c: &mut RawConn, id: &str, first_key: &str, retain_ms: i64
         &["ZADD", &key, "1", "m"],
     ];
     for a in ordinary {
-        let e = err(c, a);
+        let e = run_err(c, a);
         assert!(e.starts_with("WRONGTYPE"), "{a:?} on the hidden key: {e}");
     }
-    assert_eq!(simple(c, &["TYPE", &key]), "txu-undo1", "TYPE {key} after");
+    assert_eq!(
+        run_simple(c, &["TYPE", &key]),
+        "txu-undo1",
+        "TYPE {key} after"
+    );
     key
-}
-
-fn info_u64(s: &Server, field: &str) -> u64 {
-    let v = s
-        .info_field("txu", field)
-        .unwrap_or_else(|| panic!("INFO txu has no field {field}"));
-    v.parse()
-        .unwrap_or_else(|e| panic!("INFO txu {field}={v:?} is not a number: {e}"))
 }
 
 /// Asserts `txu_undo_logs_retained`, `txu_rollbacks_pending`, and whether
 /// `txu_undo_log_memory` is above zero.
 fn assert_logs(s: &Server, retained: u64, pending: u64, what: &str) {
     assert_eq!(
-        info_u64(s, "txu_undo_logs_retained"),
+        s.info_u64("txu", "txu_undo_logs_retained"),
         retained,
         "txu_undo_logs_retained {what}"
     );
     assert_eq!(
-        info_u64(s, "txu_rollbacks_pending"),
+        s.info_u64("txu", "txu_rollbacks_pending"),
         pending,
         "txu_rollbacks_pending {what}"
     );
-    let mem = info_u64(s, "txu_undo_log_memory");
+    let mem = s.info_u64("txu", "txu_undo_log_memory");
     if retained + pending > 0 {
         assert!(mem > 0, "txu_undo_log_memory {what}: {mem}");
     } else {
@@ -336,8 +303,10 @@ fn assert_logs(s: &Server, retained: u64, pending: u64, what: &str) {
 
 // ----- RETAIN and TXU.ROLLBACK <txid> ----------------------------------------------------------
 
+/// The slots `CLUSTER KEYSLOT` gives for these keys: `foo` 12182, `bar` 5061, and a key with
+/// the hash tag `{foo}` that of `foo`.
 #[test]
-fn slot_function_matches_platform_facts() {
+fn slot_function_matches_cluster_keyslot() {
     assert_eq!(key_slot(b"foo"), 12182);
     assert_eq!(key_slot(b"bar"), 5061);
     assert_eq!(key_slot(b"{foo}:x"), 12182);
@@ -356,24 +325,31 @@ fn retain_takes_1_ms_to_a_year() {
         "",
         "99999999999999999999",
     ] {
-        let e = err(&mut c, &["TXU.BEGIN", "RETAIN", bad]);
+        let e = run_err(&mut c, &["TXU.BEGIN", "RETAIN", bad]);
         assert!(
             e.starts_with("ERR syntax error: RETAIN needs"),
             "RETAIN {bad:?}: {e}"
         );
     }
-    let e = err(&mut c, &["TXU.BEGIN", "RETAIN"]);
+    let e = run_err(&mut c, &["TXU.BEGIN", "RETAIN"]);
     assert!(e.starts_with("ERR syntax error: RETAIN needs"), "{e}");
     // None of those opened a transaction.
-    assert_eq!(err(&mut c, &["TXU.EXEC"]), "ERR TXU.EXEC without TXU.BEGIN");
+    assert_eq!(
+        run_err(&mut c, &["TXU.EXEC"]),
+        "ERR TXU.EXEC without TXU.BEGIN"
+    );
     for good in ["1", "31536000000"] {
-        begin(&mut c, Some(good));
-        ok(&mut c, &["TXU.ROLLBACK"]);
+        begin_with(&mut c, &["RETAIN", good]);
+        run_ok(&mut c, &["TXU.ROLLBACK"]);
     }
     // The longest retention is kept as asked.
-    let id = commit(&mut c, Some("31536000000"), &[args(&["SET", "foo", "1"])]);
+    let id = commit(
+        &mut c,
+        &["RETAIN", "31536000000"],
+        &[args(&["SET", "foo", "1"])],
+    );
     let key = check_retained_key(&mut c, &id, "foo", 31_536_000_000);
-    assert!(int(&mut c, &["PTTL", &key]) > 31_536_000_000 - 60_000);
+    assert!(run_int(&mut c, &["PTTL", &key]) > 31_536_000_000 - 60_000);
     assert_logs(&s, 1, 0, "after a year-long RETAIN");
 }
 
@@ -386,38 +362,45 @@ fn retained_commit_rolls_back_exactly() {
     let before = key_states(&mut c, &keys);
     assert_logs(&s, 0, 0, "before any transaction");
 
-    let id = commit(&mut c, Some(LONG), &tx_cmds("foo"));
+    let id = commit(&mut c, &["RETAIN", LONG], &tx_cmds("foo"));
     // The first written key is "foos"; the data really changed.
     let key = check_retained_key(&mut c, &id, "foos", 600_000);
     assert_eq!(undo_keys(&mut c), std::slice::from_ref(&key));
     assert_ne!(key_states(&mut c, &keys), before);
-    assert_eq!(bulk(&mut c, &["GET", "foonew"]), "created");
+    assert_eq!(run_bulk(&mut c, &["GET", "foonew"]), "created");
     assert_logs(&s, 1, 0, "with one retained log");
-    assert_eq!(info_u64(&s, "txu_rollbacks_of_committed"), 0);
+    assert_eq!(s.info_u64("txu", "txu_rollbacks_of_committed"), 0);
 
-    ok(&mut c, &["TXU.ROLLBACK", &id]);
+    run_ok(&mut c, &["TXU.ROLLBACK", &id]);
     assert_eq!(s.digest(), d0, "DEBUG DIGEST after TXU.ROLLBACK {id}");
     assert_eq!(key_states(&mut c, &keys), before);
-    assert_eq!(int(&mut c, &["EXISTS", "foonew"]), 0, "created key is gone");
-    assert_eq!(int(&mut c, &["EXISTS", &key]), 0, "hidden key is gone");
+    assert_eq!(
+        run_int(&mut c, &["EXISTS", "foonew"]),
+        0,
+        "created key is gone"
+    );
+    assert_eq!(run_int(&mut c, &["EXISTS", &key]), 0, "hidden key is gone");
     assert!(undo_keys(&mut c).is_empty());
     assert_logs(&s, 0, 0, "after the rollback");
-    assert_eq!(info_u64(&s, "txu_rollbacks_of_committed"), 1);
+    assert_eq!(s.info_u64("txu", "txu_rollbacks_of_committed"), 1);
 
     // Only once.
-    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
-    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id, "FORCE"]), unknown(&id));
+    assert_eq!(run_err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
+    assert_eq!(
+        run_err(&mut c, &["TXU.ROLLBACK", &id, "FORCE"]),
+        unknown(&id)
+    );
     assert_eq!(s.digest(), d0);
-    assert_eq!(info_u64(&s, "txu_rollbacks_of_committed"), 1);
+    assert_eq!(s.info_u64("txu", "txu_rollbacks_of_committed"), 1);
 
     // Ids never issued.
     for bogus in ["1-1", "99999999999999-0", "nonsense"] {
-        assert_eq!(err(&mut c, &["TXU.ROLLBACK", bogus]), unknown(bogus));
+        assert_eq!(run_err(&mut c, &["TXU.ROLLBACK", bogus]), unknown(bogus));
     }
     // A plain transaction's id was never retained.
-    let plain = commit(&mut c, None, &[args(&["SET", "fooplain", "1"])]);
-    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &plain]), unknown(&plain));
-    assert_eq!(bulk(&mut c, &["GET", "fooplain"]), "1");
+    let plain = commit(&mut c, &[], &[args(&["SET", "fooplain", "1"])]);
+    assert_eq!(run_err(&mut c, &["TXU.ROLLBACK", &plain]), unknown(&plain));
+    assert_eq!(run_bulk(&mut c, &["GET", "fooplain"]), "1");
 }
 
 #[test]
@@ -437,7 +420,7 @@ fn hidden_key_is_in_the_slot_of_the_first_written_key() {
         // Reads first: a read is not a write, so it does not decide the slot.
         let mut cmds = vec![args(&["GET", "zzz-read-only"])];
         cmds.extend(written.iter().map(|k| args(&["SET", k, "v"])));
-        let id = commit(&mut c, Some(LONG), &cmds);
+        let id = commit(&mut c, &["RETAIN", LONG], &cmds);
         check_retained_key(&mut c, &id, first, 600_000);
     }
     assert_logs(&s, 6, 0, "after six retained transactions");
@@ -447,46 +430,40 @@ fn hidden_key_is_in_the_slot_of_the_first_written_key() {
 fn plain_and_rolled_back_transactions_leave_no_undo_key() {
     let s = Server::start();
     let mut c = s.raw();
-    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    assert_eq!(run_int(&mut c, &["HSET", "h", "f", "v"]), 1);
 
     let plain = commit(
         &mut c,
-        None,
+        &[],
         &[args(&["SET", "a", "1"]), args(&["INCR", "a"])],
     );
     assert!(undo_keys(&mut c).is_empty(), "after a plain commit");
-    assert_eq!(int(&mut c, &["DBSIZE"]), 2);
+    assert_eq!(run_int(&mut c, &["DBSIZE"]), 2);
     assert_logs(&s, 0, 0, "after a plain commit");
 
     let d = s.digest();
-    for retain in [None, Some(LONG)] {
-        let (id, r) = run_tx(
+    for opts in [&[][..], &["RETAIN", LONG]] {
+        let (id, r) = exec_tx(
             &mut c,
-            retain,
+            opts,
             &[args(&["SET", "b", "1"]), args(&["INCR", "h"])],
         );
-        let e = error_text(&r, "TXU.EXEC");
-        assert!(
-            e.starts_with("ROLLBACK command 2 (INCR) failed: WRONGTYPE"),
-            "{e}"
-        );
+        let e = assert_rolled_back(&r, 2, "INCR");
+        assert!(e.starts_with("WRONGTYPE"), "{e}");
         assert!(!e.contains("rollback incomplete"), "{e}");
-        assert!(
-            undo_keys(&mut c).is_empty(),
-            "after a rollback ({retain:?})"
-        );
-        assert_eq!(int(&mut c, &["DBSIZE"]), 2);
+        assert!(undo_keys(&mut c).is_empty(), "after a rollback ({opts:?})");
+        assert_eq!(run_int(&mut c, &["DBSIZE"]), 2);
         assert_eq!(s.digest(), d);
-        assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
+        assert_eq!(run_err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
         assert_logs(&s, 0, 0, "after a rolled-back transaction");
     }
-    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &plain]), unknown(&plain));
+    assert_eq!(run_err(&mut c, &["TXU.ROLLBACK", &plain]), unknown(&plain));
     // A discarded RETAIN transaction leaves nothing either.
-    let id = begin(&mut c, Some(LONG));
+    let id = begin_with(&mut c, &["RETAIN", LONG]);
     queue_all(&mut c, &[args(&["SET", "c", "1"])]);
-    ok(&mut c, &["TXU.ROLLBACK"]);
+    run_ok(&mut c, &["TXU.ROLLBACK"]);
     assert!(undo_keys(&mut c).is_empty());
-    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
+    assert_eq!(run_err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
     assert_eq!(s.digest(), d);
 }
 
@@ -494,19 +471,22 @@ fn plain_and_rolled_back_transactions_leave_no_undo_key() {
 fn retention_expires() {
     let s = Server::start();
     let mut c = s.raw();
-    ok(&mut c, &["SET", "k", "old"]);
-    let id = commit(&mut c, Some("200"), &[args(&["SET", "k", "new"])]);
+    run_ok(&mut c, &["SET", "k", "old"]);
+    let id = commit(&mut c, &["RETAIN", "200"], &[args(&["SET", "k", "new"])]);
     let key = check_retained_key(&mut c, &id, "k", 200);
     let mut probe = s.raw();
     wait_until("the 200 ms undo log to expire", DEADLINE, || {
-        int(&mut probe, &["EXISTS", &key]) == 0
+        run_int(&mut probe, &["EXISTS", &key]) == 0
     });
-    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
-    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id, "FORCE"]), unknown(&id));
-    assert_eq!(bulk(&mut c, &["GET", "k"]), "new", "nothing was undone");
+    assert_eq!(run_err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
+    assert_eq!(
+        run_err(&mut c, &["TXU.ROLLBACK", &id, "FORCE"]),
+        unknown(&id)
+    );
+    assert_eq!(run_bulk(&mut c, &["GET", "k"]), "new", "nothing was undone");
     assert!(undo_keys(&mut c).is_empty());
     assert_logs(&s, 0, 0, "after the retention expired");
-    assert_eq!(info_u64(&s, "txu_rollbacks_of_committed"), 0);
+    assert_eq!(s.info_u64("txu", "txu_rollbacks_of_committed"), 0);
 }
 
 #[test]
@@ -514,11 +494,11 @@ fn expired_retention_is_refused_before_the_key_is_reclaimed() {
     let s = Server::start();
     let mut c = s.raw();
     // No active expiry: only a lookup can find the hidden key expired.
-    ok(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
-    ok(&mut c, &["SET", "k", "old"]);
-    let id = commit(&mut c, Some("200"), &[args(&["SET", "k", "new"])]);
+    run_ok(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    run_ok(&mut c, &["SET", "k", "old"]);
+    let id = commit(&mut c, &["RETAIN", "200"], &[args(&["SET", "k", "new"])]);
     let key = check_retained_key(&mut c, &id, "k", 200);
-    let deadline = int(&mut c, &["PEXPIRETIME", &key]);
+    let deadline = run_int(&mut c, &["PEXPIRETIME", &key]);
     assert!(deadline > 0);
     // Poll the server clock, not the key (a lookup would reclaim it).
     wait_until("the server clock to pass the retention", DEADLINE, || {
@@ -526,32 +506,32 @@ fn expired_retention_is_refused_before_the_key_is_reclaimed() {
         let now_ms = t[0].parse::<i64>().unwrap() * 1000 + t[1].parse::<i64>().unwrap() / 1000;
         now_ms > deadline
     });
-    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
-    assert_eq!(bulk(&mut c, &["GET", "k"]), "new", "nothing was undone");
-    assert_eq!(int(&mut c, &["EXISTS", &key]), 0);
+    assert_eq!(run_err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
+    assert_eq!(run_bulk(&mut c, &["GET", "k"]), "new", "nothing was undone");
+    assert_eq!(run_int(&mut c, &["EXISTS", &key]), 0);
 }
 
 #[test]
 fn rollback_works_from_another_database() {
     let s = Server::start();
     let mut c3 = s.raw();
-    ok(&mut c3, &["SELECT", "3"]);
+    run_ok(&mut c3, &["SELECT", "3"]);
     let keys = seed(&mut c3, "d:");
     let before = key_states(&mut c3, &keys);
     let d0 = s.digest();
-    let id = commit(&mut c3, Some(LONG), &tx_cmds("d:"));
+    let id = commit(&mut c3, &["RETAIN", LONG], &tx_cmds("d:"));
     check_retained_key(&mut c3, &id, "d:s", 600_000);
 
     let mut c0 = s.raw();
     assert!(undo_keys(&mut c0).is_empty(), "the log lives in db 3");
-    ok(&mut c0, &["TXU.ROLLBACK", &id]);
+    run_ok(&mut c0, &["TXU.ROLLBACK", &id]);
     assert_eq!(s.digest(), d0);
     assert_eq!(key_states(&mut c3, &keys), before);
     // The caller's database is still 0.
-    ok(&mut c0, &["SET", "marker", "1"]);
-    assert_eq!(int(&mut c3, &["EXISTS", "marker"]), 0);
-    ok(&mut c0, &["SELECT", "3"]);
-    assert_eq!(int(&mut c0, &["EXISTS", "marker"]), 0);
+    run_ok(&mut c0, &["SET", "marker", "1"]);
+    assert_eq!(run_int(&mut c3, &["EXISTS", "marker"]), 0);
+    run_ok(&mut c0, &["SELECT", "3"]);
+    assert_eq!(run_int(&mut c0, &["EXISTS", "marker"]), 0);
 }
 
 /// How a key written by a retained transaction is changed afterwards.
@@ -594,58 +574,58 @@ fn any_later_write_is_a_conflict_and_force_undoes_anyway() {
         let k = |s: &str| format!("{p}{s}");
         let keys = seed(&mut c, &p);
         let before = key_states(&mut c, &keys);
-        let id = commit(&mut c, Some(LONG), &tx_cmds(&p));
+        let id = commit(&mut c, &["RETAIN", LONG], &tx_cmds(&p));
         let hidden = check_retained_key(&mut c, &id, &k("s"), 600_000);
 
         let mut later = None;
         let changed = match change {
             Set => {
-                ok(&mut other, &["SET", &k("t"), "99"]);
+                run_ok(&mut other, &["SET", &k("t"), "99"]);
                 k("t")
             }
             Pexpire => {
-                assert_eq!(int(&mut other, &["PEXPIRE", &k("t"), "123456"]), 1);
+                assert_eq!(run_int(&mut other, &["PEXPIRE", &k("t"), "123456"]), 1);
                 k("t")
             }
             Persist => {
-                assert_eq!(int(&mut other, &["PERSIST", &k("t")]), 1);
+                assert_eq!(run_int(&mut other, &["PERSIST", &k("t")]), 1);
                 k("t")
             }
             Del => {
-                assert_eq!(int(&mut other, &["DEL", &k("h")]), 1);
+                assert_eq!(run_int(&mut other, &["DEL", &k("h")]), 1);
                 k("h")
             }
             DelOfCreatedKey => {
-                assert_eq!(int(&mut other, &["DEL", &k("new")]), 1);
+                assert_eq!(run_int(&mut other, &["DEL", &k("new")]), 1);
                 k("new")
             }
             Hset => {
-                assert_eq!(int(&mut other, &["HSET", &k("h"), "f9", "v9"]), 1);
+                assert_eq!(run_int(&mut other, &["HSET", &k("h"), "f9", "v9"]), 1);
                 k("h")
             }
             PlainTxu => {
-                commit(&mut other, None, &[args(&["INCRBY", &k("t"), "1"])]);
+                commit(&mut other, &[], &[args(&["INCRBY", &k("t"), "1"])]);
                 k("t")
             }
             RetainedTxu => {
                 later = Some(commit(
                     &mut other,
-                    Some(LONG),
+                    &["RETAIN", LONG],
                     &[args(&["INCRBY", &k("t"), "1"])],
                 ));
                 k("t")
             }
             MultiExec => {
-                ok(&mut other, &["MULTI"]);
+                run_ok(&mut other, &["MULTI"]);
                 assert_eq!(
-                    cmd(&mut other, &["ZADD", &k("z"), "5", "five"]),
+                    run_text(&mut other, &["ZADD", &k("z"), "5", "five"]),
                     "+QUEUED\r\n"
                 );
-                assert_eq!(cmd(&mut other, &["EXEC"]), "*1\r\n:1\r\n");
+                assert_eq!(run_text(&mut other, &["EXEC"]), "*1\r\n:1\r\n");
                 k("z")
             }
             Eval => {
-                let r = cmd(
+                let r = run_text(
                     &mut other,
                     &[
                         "EVAL",
@@ -662,7 +642,7 @@ fn any_later_write_is_a_conflict_and_force_undoes_anyway() {
         let d_changed = s.digest();
         let changed_states = key_states(&mut c, &keys);
         assert_eq!(
-            err(&mut c, &["TXU.ROLLBACK", &id]),
+            run_err(&mut c, &["TXU.ROLLBACK", &id]),
             conflict(&id, &changed),
             "{what}"
         );
@@ -672,25 +652,33 @@ fn any_later_write_is_a_conflict_and_force_undoes_anyway() {
             "{what}: a refused rollback changed data"
         );
         assert_eq!(key_states(&mut c, &keys), changed_states, "{what}");
-        assert_eq!(int(&mut c, &["EXISTS", &hidden]), 1, "{what}: log kept");
+        assert_eq!(run_int(&mut c, &["EXISTS", &hidden]), 1, "{what}: log kept");
         // Refused again: nothing changed in between.
         assert_eq!(
-            err(&mut c, &["TXU.ROLLBACK", &id]),
+            run_err(&mut c, &["TXU.ROLLBACK", &id]),
             conflict(&id, &changed),
             "{what}, second try"
         );
         assert_eq!(s.digest(), d_changed, "{what}");
 
-        ok(&mut c, &["TXU.ROLLBACK", &id, "FORCE"]);
+        run_ok(&mut c, &["TXU.ROLLBACK", &id, "FORCE"]);
         assert_eq!(
             key_states(&mut c, &keys),
             before,
             "{what}: FORCE restores the pre-images"
         );
-        assert_eq!(int(&mut c, &["EXISTS", &hidden]), 0, "{what}: log deleted");
-        assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id), "{what}");
         assert_eq!(
-            err(&mut c, &["TXU.ROLLBACK", &id, "FORCE"]),
+            run_int(&mut c, &["EXISTS", &hidden]),
+            0,
+            "{what}: log deleted"
+        );
+        assert_eq!(
+            run_err(&mut c, &["TXU.ROLLBACK", &id]),
+            unknown(&id),
+            "{what}"
+        );
+        assert_eq!(
+            run_err(&mut c, &["TXU.ROLLBACK", &id, "FORCE"]),
             unknown(&id),
             "{what}"
         );
@@ -698,13 +686,13 @@ fn any_later_write_is_a_conflict_and_force_undoes_anyway() {
         if let Some(later) = later {
             // The forced rollback wrote the key the later retained transaction wrote.
             assert_eq!(
-                err(&mut c, &["TXU.ROLLBACK", &later]),
+                run_err(&mut c, &["TXU.ROLLBACK", &later]),
                 conflict(&later, &k("t")),
                 "{what}: the later transaction"
             );
         }
     }
-    assert_eq!(info_u64(&s, "txu_rollbacks_of_committed"), 10);
+    assert_eq!(s.info_u64("txu", "txu_rollbacks_of_committed"), 10);
 }
 
 #[test]
@@ -714,7 +702,7 @@ fn reading_the_keys_is_not_a_change() {
     let keys = seed(&mut c, "r:");
     let before = key_states(&mut c, &keys);
     let d0 = s.digest();
-    let id = commit(&mut c, Some(LONG), &tx_cmds("r:"));
+    let id = commit(&mut c, &["RETAIN", LONG], &tx_cmds("r:"));
 
     let mut other = s.raw();
     let reads: [&[&str]; 16] = [
@@ -736,28 +724,28 @@ fn reading_the_keys_is_not_a_change() {
         &["DEBUG", "DIGEST-VALUE", "r:z"],
     ];
     for r in reads {
-        assert!(!cmd(&mut other, r).starts_with('-'), "{r:?}");
+        assert!(!run_text(&mut other, r).starts_with('-'), "{r:?}");
     }
     // A TXU transaction that only reads, and reads inside MULTI and a script.
     commit(
         &mut other,
-        None,
+        &[],
         &[
             args(&["GET", "r:s"]),
             args(&["HGET", "r:h", "f3"]),
             args(&["ZSCORE", "r:z", "one"]),
         ],
     );
-    ok(&mut other, &["MULTI"]);
-    assert_eq!(cmd(&mut other, &["GET", "r:t"]), "+QUEUED\r\n");
-    assert!(cmd(&mut other, &["EXEC"]).starts_with("*1\r\n"));
-    let r = cmd(
+    run_ok(&mut other, &["MULTI"]);
+    assert_eq!(run_text(&mut other, &["GET", "r:t"]), "+QUEUED\r\n");
+    assert!(run_text(&mut other, &["EXEC"]).starts_with("*1\r\n"));
+    let r = run_text(
         &mut other,
         &["EVAL", "return redis.call('GET', KEYS[1])", "1", "r:s"],
     );
-    assert_eq!(parse_bulk(&r).as_deref(), Some("v1"));
+    assert_eq!(bulk_body(r.as_bytes()).map(show).as_deref(), Some("v1"));
 
-    ok(&mut c, &["TXU.ROLLBACK", &id]);
+    run_ok(&mut c, &["TXU.ROLLBACK", &id]);
     assert_eq!(s.digest(), d0);
     assert_eq!(key_states(&mut c, &keys), before);
 }
@@ -794,27 +782,10 @@ fn server_for(mode: Restart, fault_module: bool) -> Server {
     }
 }
 
-/// `BGREWRITEAOF`, then wait until no rewrite is running or scheduled, and check it succeeded.
-fn rewrite_aof(s: &Server) {
-    let mut c = s.raw();
-    let r = simple(&mut c, &["BGREWRITEAOF"]);
-    assert!(r.contains("rewriting"), "BGREWRITEAOF: {r}");
-    wait_until("the AOF rewrite to finish", DEADLINE, || {
-        let p = s.info("persistence");
-        p.get("aof_rewrite_in_progress").map(String::as_str) == Some("0")
-            && p.get("aof_rewrite_scheduled").map(String::as_str) == Some("0")
-    });
-    assert_eq!(
-        s.info_field("persistence", "aof_last_bgrewrite_status")
-            .as_deref(),
-        Some("ok")
-    );
-}
-
 fn persist_and_restart(s: &mut Server, mode: Restart) {
     match mode {
         Restart::Save => {
-            ok(&mut s.raw(), &["SAVE"]);
+            run_ok(&mut s.raw(), &["SAVE"]);
             s.restart();
         }
         Restart::Aof { rewrite, .. } => {
@@ -828,7 +799,7 @@ fn persist_and_restart(s: &mut Server, mode: Restart) {
             );
         }
         Restart::AofKill9 => s.kill9_and_restart(),
-        Restart::DebugReload => ok(&mut s.raw(), &["DEBUG", "RELOAD"]),
+        Restart::DebugReload => run_ok(&mut s.raw(), &["DEBUG", "RELOAD"]),
     }
 }
 
@@ -837,27 +808,23 @@ fn persist_and_restart(s: &mut Server, mode: Restart) {
 fn retained_logs_survive(mode: Restart) {
     let mut s = server_for(mode, false);
     let mut c = s.raw();
-    let mut keys = Vec::new();
-    for p in ["p:", "q:", "r:"] {
-        keys.extend(seed(&mut c, p));
-    }
-    let d0 = s.digest();
-    let before = key_states(&mut c, &keys);
-    let ids: Vec<String> = ["p:", "q:", "r:"]
-        .iter()
-        .map(|p| commit(&mut c, Some(LONG), &tx_cmds(p)))
-        .collect();
+    let Retained {
+        keys,
+        digest,
+        before,
+        ids,
+    } = seed_and_retain(&s, &mut c, &["p:", "q:", "r:"]);
     let hidden: Vec<(String, i64)> = ids
         .iter()
         .zip(["p:s", "q:s", "r:s"])
         .map(|(id, first)| {
             let k = check_retained_key(&mut c, id, first, 600_000);
-            let exp = int(&mut c, &["PEXPIRETIME", &k]);
+            let exp = run_int(&mut c, &["PEXPIRETIME", &k]);
             (k, exp)
         })
         .collect();
     // A change before the restart.
-    ok(&mut c, &["SET", "r:s", "changed before the restart"]);
+    run_ok(&mut c, &["SET", "r:s", "changed before the restart"]);
     let after_tx = key_states(&mut c, &keys);
     assert_logs(&s, 3, 0, "before the restart");
     drop(c);
@@ -868,9 +835,9 @@ fn retained_logs_survive(mode: Restart) {
     assert_eq!(key_states(&mut c, &keys), after_tx, "data {what}");
     for (id, (k, exp)) in ids.iter().zip(&hidden) {
         assert_eq!(&undo_key_of(&mut c, id), k, "{what}");
-        assert_eq!(simple(&mut c, &["TYPE", k]), "txu-undo1", "{what}");
+        assert_eq!(run_simple(&mut c, &["TYPE", k]), "txu-undo1", "{what}");
         assert_eq!(
-            int(&mut c, &["PEXPIRETIME", k]),
+            run_int(&mut c, &["PEXPIRETIME", k]),
             *exp,
             "absolute expiry of {k} {what}"
         );
@@ -880,30 +847,33 @@ fn retained_logs_survive(mode: Restart) {
 
     // The conflict from before the restart is remembered.
     assert_eq!(
-        err(&mut c, &["TXU.ROLLBACK", &ids[2]]),
+        run_err(&mut c, &["TXU.ROLLBACK", &ids[2]]),
         conflict(&ids[2], "r:s"),
         "{what}"
     );
     // A write after the restart is detected.
-    assert_eq!(int(&mut c, &["HSET", "q:h", "f9", "v9"]), 1);
+    assert_eq!(run_int(&mut c, &["HSET", "q:h", "f9", "v9"]), 1);
     assert_eq!(
-        err(&mut c, &["TXU.ROLLBACK", &ids[1]]),
+        run_err(&mut c, &["TXU.ROLLBACK", &ids[1]]),
         conflict(&ids[1], "q:h"),
         "{what}"
     );
     // The untouched one rolls back exactly.
-    ok(&mut c, &["TXU.ROLLBACK", &ids[0]]);
+    run_ok(&mut c, &["TXU.ROLLBACK", &ids[0]]);
     assert_eq!(
         key_states(&mut c, &keys[..9]),
         before[..9],
         "p: keys after TXU.ROLLBACK {what}"
     );
-    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &ids[0]]), unknown(&ids[0]));
+    assert_eq!(
+        run_err(&mut c, &["TXU.ROLLBACK", &ids[0]]),
+        unknown(&ids[0])
+    );
     assert_logs(&s, 2, 0, &what);
-    ok(&mut c, &["TXU.ROLLBACK", &ids[1], "FORCE"]);
-    ok(&mut c, &["TXU.ROLLBACK", &ids[2], "FORCE"]);
+    run_ok(&mut c, &["TXU.ROLLBACK", &ids[1], "FORCE"]);
+    run_ok(&mut c, &["TXU.ROLLBACK", &ids[2], "FORCE"]);
     assert_eq!(key_states(&mut c, &keys), before, "{what}");
-    assert_eq!(s.digest(), d0, "DEBUG DIGEST {what}");
+    assert_eq!(s.digest(), digest, "DEBUG DIGEST {what}");
     assert!(undo_keys(&mut c).is_empty(), "{what}");
     assert_logs(&s, 0, 0, &what);
 }
@@ -968,32 +938,35 @@ fn replica_follows_retained_commit_conflict_and_rollback() {
     wait_replica_synced(&p, &r);
     assert_eq!(r.digest(), d0);
 
-    let id = commit(&mut c, Some(LONG), &tx_cmds("a:"));
+    let id = commit(&mut c, &["RETAIN", LONG], &tx_cmds("a:"));
     let key = check_retained_key(&mut c, &id, "a:s", 600_000);
     wait_replica_synced(&p, &r);
     assert_eq!(r.digest(), p.digest(), "after a retained commit");
     assert_eq!(undo_key_of(&mut rc, &id), key);
-    assert_eq!(simple(&mut rc, &["TYPE", &key]), "txu-undo1");
+    assert_eq!(run_simple(&mut rc, &["TYPE", &key]), "txu-undo1");
     assert_eq!(
-        int(&mut rc, &["PEXPIRETIME", &key]),
-        int(&mut c, &["PEXPIRETIME", &key])
+        run_int(&mut rc, &["PEXPIRETIME", &key]),
+        run_int(&mut c, &["PEXPIRETIME", &key])
     );
     assert_logs(&r, 1, 0, "on the replica");
 
     // A second one, conflicted on the primary.
-    let id2 = commit(&mut c, Some(LONG), &[args(&["SET", "b:1", "x"])]);
-    ok(&mut c, &["SET", "b:1", "y"]);
+    let id2 = commit(&mut c, &["RETAIN", LONG], &[args(&["SET", "b:1", "x"])]);
+    run_ok(&mut c, &["SET", "b:1", "y"]);
     wait_replica_synced(&p, &r);
     assert_eq!(r.digest(), p.digest(), "after a conflicting write");
-    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id2]), conflict(&id2, "b:1"));
+    assert_eq!(
+        run_err(&mut c, &["TXU.ROLLBACK", &id2]),
+        conflict(&id2, "b:1")
+    );
 
-    ok(&mut c, &["TXU.ROLLBACK", &id]);
+    run_ok(&mut c, &["TXU.ROLLBACK", &id]);
     wait_replica_synced(&p, &r);
     assert_eq!(r.digest(), p.digest(), "after TXU.ROLLBACK");
-    assert_eq!(int(&mut rc, &["EXISTS", &key]), 0);
+    assert_eq!(run_int(&mut rc, &["EXISTS", &key]), 0);
     assert_logs(&r, 1, 0, "on the replica after one rollback");
 
-    ok(&mut c, &["TXU.ROLLBACK", &id2, "FORCE"]);
+    run_ok(&mut c, &["TXU.ROLLBACK", &id2, "FORCE"]);
     wait_replica_synced(&p, &r);
     assert_eq!(p.digest(), d0);
     assert_eq!(r.digest(), d0, "replica after TXU.ROLLBACK FORCE");
@@ -1006,43 +979,39 @@ fn promoted_replica_rolls_back() {
     let p = Server::start();
     let r = p.start_replica_of();
     let mut c = p.raw();
-    let mut keys = Vec::new();
-    for prefix in ["a:", "b:", "c:"] {
-        keys.extend(seed(&mut c, prefix));
-    }
-    let d0 = p.digest();
-    let before = key_states(&mut c, &keys);
-    let ids: Vec<String> = ["a:", "b:", "c:"]
-        .iter()
-        .map(|prefix| commit(&mut c, Some(LONG), &tx_cmds(prefix)))
-        .collect();
+    let Retained {
+        keys,
+        digest,
+        before,
+        ids,
+    } = seed_and_retain(&p, &mut c, &["a:", "b:", "c:"]);
     // Changed on the primary while the replica follows.
-    assert_eq!(int(&mut c, &["HSET", "b:h", "f9", "v9"]), 1);
+    assert_eq!(run_int(&mut c, &["HSET", "b:h", "f9", "v9"]), 1);
     wait_replica_synced(&p, &r);
     assert_eq!(r.digest(), p.digest());
 
     let mut rc = r.raw();
-    ok(&mut rc, &["REPLICAOF", "NO", "ONE"]);
+    run_ok(&mut rc, &["REPLICAOF", "NO", "ONE"]);
     assert_eq!(
         r.info_field("replication", "role").as_deref(),
         Some("master")
     );
     assert_logs(&r, 3, 0, "on the promoted replica");
     assert_eq!(
-        err(&mut rc, &["TXU.ROLLBACK", &ids[1]]),
+        run_err(&mut rc, &["TXU.ROLLBACK", &ids[1]]),
         conflict(&ids[1], "b:h")
     );
     // Changed on the promoted replica.
-    assert_eq!(int(&mut rc, &["SADD", "c:set", "m7"]), 1);
+    assert_eq!(run_int(&mut rc, &["SADD", "c:set", "m7"]), 1);
     assert_eq!(
-        err(&mut rc, &["TXU.ROLLBACK", &ids[2]]),
+        run_err(&mut rc, &["TXU.ROLLBACK", &ids[2]]),
         conflict(&ids[2], "c:set")
     );
-    ok(&mut rc, &["TXU.ROLLBACK", &ids[0]]);
+    run_ok(&mut rc, &["TXU.ROLLBACK", &ids[0]]);
     assert_eq!(key_states(&mut rc, &keys[..9]), before[..9]);
-    ok(&mut rc, &["TXU.ROLLBACK", &ids[1], "FORCE"]);
-    ok(&mut rc, &["TXU.ROLLBACK", &ids[2], "FORCE"]);
-    assert_eq!(r.digest(), d0, "promoted replica after the rollbacks");
+    run_ok(&mut rc, &["TXU.ROLLBACK", &ids[1], "FORCE"]);
+    run_ok(&mut rc, &["TXU.ROLLBACK", &ids[2], "FORCE"]);
+    assert_eq!(r.digest(), digest, "promoted replica after the rollbacks");
     assert_eq!(key_states(&mut rc, &keys), before);
     assert!(undo_keys(&mut rc).is_empty());
     assert_logs(&r, 0, 0, "on the promoted replica at the end");
@@ -1054,7 +1023,7 @@ fn replica_that_syncs_after_the_commit_gets_the_log() {
     let mut c = p.raw();
     seed(&mut c, "a:");
     let d0 = p.digest();
-    let id = commit(&mut c, Some(LONG), &tx_cmds("a:"));
+    let id = commit(&mut c, &["RETAIN", LONG], &tx_cmds("a:"));
     let key = check_retained_key(&mut c, &id, "a:s", 600_000);
     // Full synchronization: the log arrives in the RDB.
     let r = p.start_replica_of();
@@ -1062,13 +1031,13 @@ fn replica_that_syncs_after_the_commit_gets_the_log() {
     let mut rc = r.raw();
     assert_eq!(undo_key_of(&mut rc, &id), key);
     assert_eq!(
-        int(&mut rc, &["PEXPIRETIME", &key]),
-        int(&mut c, &["PEXPIRETIME", &key])
+        run_int(&mut rc, &["PEXPIRETIME", &key]),
+        run_int(&mut c, &["PEXPIRETIME", &key])
     );
-    ok(&mut rc, &["REPLICAOF", "NO", "ONE"]);
-    ok(&mut rc, &["TXU.ROLLBACK", &id]);
+    run_ok(&mut rc, &["REPLICAOF", "NO", "ONE"]);
+    run_ok(&mut rc, &["TXU.ROLLBACK", &id]);
     assert_eq!(r.digest(), d0);
-    assert_eq!(err(&mut rc, &["TXU.ROLLBACK", &id]), unknown(&id));
+    assert_eq!(run_err(&mut rc, &["TXU.ROLLBACK", &id]), unknown(&id));
 }
 
 // ----- rollbacks that cannot finish (test-faults build) ----------------------------------------
@@ -1096,19 +1065,19 @@ fn wait_pending_finished(s: &Server, finished: u64) {
 fn pending_rollback_is_finished_by_the_timer() {
     let s = Server::start_with_fault_module(&[]);
     let mut c = s.raw();
-    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    assert_eq!(run_int(&mut c, &["HSET", "h", "f", "v"]), 1);
     let d0 = s.digest();
-    ok(&mut c, &["TXU._FAULT", "UNDO", "5"]);
-    let id = begin(&mut c, None);
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "5"]);
+    let id = begin(&mut c);
     queue_all(&mut c, &failing_tx());
     // TXU.EXEC and INFO in one write: the server runs both before its timer can fire.
     let mut req = encode_command(&[b"TXU.EXEC"]);
     req.extend(encode_command(&[b"INFO", b"txu"]));
     c.send_raw(&req);
-    let e = error_text(&show(&c.read_reply()), "TXU.EXEC");
+    let e = error_text(c.read_reply(), "TXU.EXEC");
     assert_incomplete(&e, &id);
-    let info = parse_bulk(&show(&c.read_reply())).expect("INFO txu reply");
-    let info = common::parse_info(&info);
+    let info = c.read_reply();
+    let info = common::parse_info(&show(bulk_body(&info).expect("INFO txu reply")));
     assert_eq!(
         info.get("txu_rollbacks_pending").map(String::as_str),
         Some("1"),
@@ -1134,15 +1103,15 @@ fn pending_rollback_is_finished_by_the_timer() {
 fn pending_rollback_inside_multi() {
     let s = Server::start_with_fault_module(&[]);
     let mut c = s.raw();
-    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    assert_eq!(run_int(&mut c, &["HSET", "h", "f", "v"]), 1);
     let d0 = s.digest();
-    ok(&mut c, &["TXU._FAULT", "UNDO", "5"]);
-    let id = begin(&mut c, None);
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "5"]);
+    let id = begin(&mut c);
     queue_all(&mut c, &failing_tx());
-    ok(&mut c, &["MULTI"]);
-    assert_eq!(cmd(&mut c, &["TXU.EXEC"]), "+QUEUED\r\n");
-    assert_eq!(cmd(&mut c, &["INFO", "txu"]), "+QUEUED\r\n");
-    let r = cmd(&mut c, &["EXEC"]);
+    run_ok(&mut c, &["MULTI"]);
+    assert_eq!(run_text(&mut c, &["TXU.EXEC"]), "+QUEUED\r\n");
+    assert_eq!(run_text(&mut c, &["INFO", "txu"]), "+QUEUED\r\n");
+    let r = run_text(&mut c, &["EXEC"]);
     let rest = r
         .strip_prefix("*2\r\n-")
         .unwrap_or_else(|| panic!("EXEC: {r:?}"));
@@ -1158,31 +1127,31 @@ fn pending_rollback_inside_multi() {
 fn pending_rollback_waits_while_writes_keep_failing() {
     let s = Server::start_with_fault_module(&[]);
     let mut c = s.raw();
-    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    assert_eq!(run_int(&mut c, &["HSET", "h", "f", "v"]), 1);
     let d0 = s.digest();
-    ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
-    let (id, r) = run_tx(&mut c, None, &failing_tx());
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
+    let (id, r) = exec_tx(&mut c, &[], &failing_tx());
     let e = error_text(&r, "TXU.EXEC");
     assert_incomplete(&e, &id);
     assert!(e.contains(FAULT_ERROR), "{e}");
     assert_logs(&s, 0, 1, "while the rollback is pending");
-    assert_eq!(info_u64(&s, "txu_rollbacks_pending_finished"), 0);
+    assert_eq!(s.info_u64("txu", "txu_rollbacks_pending_finished"), 0);
     // The pending log is stored under its hidden key, in the slot of the key to undo.
     let key = undo_key_of(&mut c, &id);
-    assert_eq!(simple(&mut c, &["TYPE", &key]), "txu-undo1");
+    assert_eq!(run_simple(&mut c, &["TYPE", &key]), "txu-undo1");
     assert_eq!(key_slot(key.as_bytes()), key_slot(b"z"));
-    assert!(err(&mut c, &["GET", &key]).starts_with("WRONGTYPE"));
+    assert!(run_err(&mut c, &["GET", &key]).starts_with("WRONGTYPE"));
     assert_eq!(
-        err(&mut c, &["TXU.ROLLBACK", &id]),
+        run_err(&mut c, &["TXU.ROLLBACK", &id]),
         format!("ERR the rollback of transaction '{id}' is already pending")
     );
 
-    ok(&mut c, &["TXU._FAULT", "UNDO", "0"]);
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "0"]);
     wait_pending_finished(&s, 1);
     assert_eq!(s.digest(), d0);
     assert!(undo_keys(&mut c).is_empty());
     assert_logs(&s, 0, 0, "after the pending rollback finished");
-    assert_eq!(err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
+    assert_eq!(run_err(&mut c, &["TXU.ROLLBACK", &id]), unknown(&id));
 }
 
 #[test]
@@ -1192,19 +1161,19 @@ fn rollback_of_a_committed_transaction_that_cannot_finish_is_pending() {
     let keys = seed(&mut c, "a:");
     let d0 = s.digest();
     let before = key_states(&mut c, &keys);
-    let id = commit(&mut c, Some(LONG), &tx_cmds("a:"));
-    ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
-    let e = err(&mut c, &["TXU.ROLLBACK", &id]);
+    let id = commit(&mut c, &["RETAIN", LONG], &tx_cmds("a:"));
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
+    let e = run_err(&mut c, &["TXU.ROLLBACK", &id]);
     assert!(
         e.starts_with(&format!("ERR rollback of '{id}' incomplete")) && e.contains("pending"),
         "{e}"
     );
     assert_logs(&s, 0, 1, "while the rollback is pending");
     assert_eq!(
-        err(&mut c, &["TXU.ROLLBACK", &id]),
+        run_err(&mut c, &["TXU.ROLLBACK", &id]),
         format!("ERR the rollback of transaction '{id}' is already pending")
     );
-    ok(&mut c, &["TXU._FAULT", "UNDO", "0"]);
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "0"]);
     wait_pending_finished(&s, 1);
     assert_eq!(s.digest(), d0);
     assert_eq!(key_states(&mut c, &keys), before);
@@ -1217,10 +1186,10 @@ fn rollback_of_a_committed_transaction_that_cannot_finish_is_pending() {
 fn pending_rollback_survives(mode: Restart) {
     let mut s = server_for(mode, true);
     let mut c = s.raw();
-    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    assert_eq!(run_int(&mut c, &["HSET", "h", "f", "v"]), 1);
     let d0 = s.digest();
-    ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
-    let (id, r) = run_tx(&mut c, None, &failing_tx());
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
+    let (id, r) = exec_tx(&mut c, &[], &failing_tx());
     assert_incomplete(&error_text(&r, "TXU.EXEC"), &id);
     assert_logs(&s, 0, 1, "before the restart");
     undo_key_of(&mut c, &id);
@@ -1269,18 +1238,18 @@ fn replica_converges_after_a_pending_rollback_finishes() {
     let r = p.start_replica_of();
     let mut c = p.raw();
     let mut rc = r.raw();
-    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    assert_eq!(run_int(&mut c, &["HSET", "h", "f", "v"]), 1);
     let d0 = p.digest();
-    ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
-    let (id, reply) = run_tx(&mut c, None, &failing_tx());
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "1000"]);
+    let (id, reply) = exec_tx(&mut c, &[], &failing_tx());
     assert_incomplete(&error_text(&reply, "TXU.EXEC"), &id);
     wait_replica_synced(&p, &r);
     assert_eq!(r.digest(), p.digest(), "while pending");
     let key = undo_key_of(&mut rc, &id);
-    assert_eq!(simple(&mut rc, &["TYPE", &key]), "txu-undo1");
+    assert_eq!(run_simple(&mut rc, &["TYPE", &key]), "txu-undo1");
     assert_logs(&r, 0, 1, "on the replica while pending");
 
-    ok(&mut c, &["TXU._FAULT", "UNDO", "0"]);
+    run_ok(&mut c, &["TXU._FAULT", "UNDO", "0"]);
     wait_pending_finished(&p, 1);
     wait_replica_synced(&p, &r);
     assert_eq!(p.digest(), d0);
@@ -1297,17 +1266,14 @@ fn replica_converges_after_a_pending_rollback_finishes() {
 fn a_transaction_that_rolls_back_completely_is_no_conflict() {
     let s = Server::start();
     let mut c = s.raw();
-    ok(&mut c, &["SET", "k", "1"]);
-    assert_eq!(int(&mut c, &["HSET", "h", "f", "v"]), 1);
-    let id = commit(&mut c, Some("60000"), &[args(&["INCR", "k"])]);
+    run_ok(&mut c, &["SET", "k", "1"]);
+    assert_eq!(run_int(&mut c, &["HSET", "h", "f", "v"]), 1);
+    let id = commit(&mut c, &["RETAIN", "60000"], &[args(&["INCR", "k"])]);
     // Another transaction writes k, then fails: k is back to 2, nothing changed.
-    let (_, reply) = run_tx(&mut c, None, &[args(&["INCR", "k"]), args(&["INCR", "h"])]);
-    assert!(
-        reply.starts_with("-ROLLBACK command 2 (INCR) failed"),
-        "{reply}"
-    );
-    assert_eq!(bulk(&mut c, &["GET", "k"]), "2");
+    let (_, reply) = exec_tx(&mut c, &[], &[args(&["INCR", "k"]), args(&["INCR", "h"])]);
+    assert_rolled_back(&reply, 2, "INCR");
+    assert_eq!(run_bulk(&mut c, &["GET", "k"]), "2");
     // So the retained transaction is still undoable without FORCE.
-    ok(&mut c, &["TXU.ROLLBACK", &id]);
-    assert_eq!(bulk(&mut c, &["GET", "k"]), "1");
+    run_ok(&mut c, &["TXU.ROLLBACK", &id]);
+    assert_eq!(run_bulk(&mut c, &["GET", "k"]), "1");
 }

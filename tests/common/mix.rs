@@ -1,10 +1,8 @@
 //! The mix shared by tests/replication.rs and tests/persistence.rs: 25 transactions over
-//! every type (13 commit, 12 roll back at various positions), run with every reply checked,
-//! and the state two servers holding the same data must agree on.
+//! every type (13 commit, 12 roll back at various positions), run with every reply checked
+//! (a rolled-back one must leave the [`State`] as it was).
 
-use super::{show, RawConn, Server};
-use redis::Value;
-use std::collections::BTreeMap;
+use super::{exec_tx, show, Server, State};
 
 /// Transactions in [`mix`].
 pub const MIX_LEN: usize = 25;
@@ -315,32 +313,11 @@ pub fn mix() -> Vec<Tx> {
 
 // ----- driving transactions ------------------------------------------------------------------
 
-/// `TXU.BEGIN`, one `TXU.QUEUE` per command (each must reply `QUEUED`), `TXU.EXEC`.
-/// Returns the raw `TXU.EXEC` reply.
-pub fn run_tx(raw: &mut RawConn, cmds: &[Vec<String>]) -> Vec<u8> {
-    let id = raw.cmd(&[b"TXU.BEGIN"]);
-    assert_eq!(id.first(), Some(&b'$'), "TXU.BEGIN: {}", show(&id));
-    for c in cmds {
-        let mut args: Vec<&[u8]> = vec![b"TXU.QUEUE"];
-        args.extend(c.iter().map(|a| a.as_bytes()));
-        let r = raw.cmd(&args);
-        assert_eq!(r, b"+QUEUED\r\n", "TXU.QUEUE {c:?}: {}", show(&r));
-    }
-    raw.cmd(&[b"TXU.EXEC"])
-}
-
-pub fn txu_counter(s: &Server, field: &str) -> u64 {
-    s.info_field("txu", field)
-        .unwrap_or_else(|| panic!("INFO txu has no {field}"))
-        .parse()
-        .unwrap_or_else(|e| panic!("INFO txu {field} is not a number: {e}"))
-}
-
 /// Runs transactions `range` of the mix on `s`, checking each transaction's reply, and that a
 /// rolled-back one left the server exactly as it was (digest, absolute expiries, streams).
 pub fn run_mix(s: &Server, range: std::ops::Range<usize>) {
-    let committed = txu_counter(s, "txu_transactions_committed");
-    let rolled_back = txu_counter(s, "txu_transactions_rolled_back");
+    let committed = s.info_u64("txu", "txu_transactions_committed");
+    let rolled_back = s.info_u64("txu", "txu_transactions_rolled_back");
     let mut raw = s.raw();
     let txs = mix();
     assert_eq!(txs.len(), MIX_LEN);
@@ -349,7 +326,7 @@ pub fn run_mix(s: &Server, range: std::ops::Range<usize>) {
     for (i, t) in txs.iter().enumerate().take(range.end).skip(range.start) {
         let n = i + 1;
         let before = matches!(t.outcome, Outcome::Rollback { .. }).then(|| State::of(s, true));
-        let reply = run_tx(&mut raw, &t.cmds);
+        let (_, reply) = exec_tx(&mut raw, &[], &t.cmds);
         match t.outcome {
             Outcome::Commit => {
                 commits += 1;
@@ -374,98 +351,34 @@ pub fn run_mix(s: &Server, range: std::ops::Range<usize>) {
         }
     }
     assert_eq!(
-        txu_counter(s, "txu_transactions_committed") - committed,
+        s.info_u64("txu", "txu_transactions_committed") - committed,
         commits
     );
     assert_eq!(
-        txu_counter(s, "txu_transactions_rolled_back") - rolled_back,
+        s.info_u64("txu", "txu_transactions_rolled_back") - rolled_back,
         rollbacks
     );
 }
 
-// ----- comparing servers ----------------------------------------------------------------------
-
-/// What two servers holding the same data must agree on.
-#[derive(Debug, PartialEq)]
-pub struct State {
-    pub digest: String,
-    /// `PEXPIRETIME` of every key (-1 for none).
-    pub expire_at: BTreeMap<String, i64>,
-    /// `XINFO STREAM <key> FULL` of every stream, rendered.
-    pub streams: BTreeMap<String, String>,
-}
-
-impl State {
-    /// `strict`: keep consumers' `seen-time`/`active-time`. Those record when a consumer was
-    /// last seen by *this* server: a replica, or a server replaying its AOF, sets them to its
-    /// own clock when it applies a propagated XREADGROUP/XAUTOCLAIM (as `XCLAIM`).
-    pub fn of(s: &Server, strict: bool) -> State {
-        let mut con = s.conn();
-        let digest = s.digest();
-        let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
-        keys.sort();
-        let mut expire_at = BTreeMap::new();
-        let mut streams = BTreeMap::new();
-        for k in keys {
-            let at: i64 = redis::cmd("PEXPIRETIME").arg(&k).query(&mut con).unwrap();
-            assert_ne!(at, -2, "key {k} vanished while reading the state");
-            let ty: String = redis::cmd("TYPE").arg(&k).query(&mut con).unwrap();
-            if ty == "stream" {
-                let info: Value = redis::cmd("XINFO")
-                    .arg("STREAM")
-                    .arg(&k)
-                    .arg("FULL")
-                    .query(&mut con)
-                    .unwrap();
-                streams.insert(k.clone(), render(&info, strict));
-            }
-            expire_at.insert(k, at);
-        }
-        State {
-            digest,
-            expire_at,
-            streams,
+/// Runs the whole mix once more over what an earlier run left (other outcomes, other
+/// pre-images): each transaction must commit or roll back. Returns how many rolled back.
+pub fn run_mix_again(s: &Server) -> usize {
+    let mut raw = s.raw();
+    let mut rollbacks = 0;
+    for (i, t) in mix().iter().enumerate() {
+        let (_, reply) = exec_tx(&mut raw, &[], &t.cmds);
+        if reply.starts_with(b"-ROLLBACK command ") {
+            rollbacks += 1;
+        } else {
+            assert!(
+                reply.starts_with(b"*"),
+                "second run, transaction {}: {}",
+                i + 1,
+                show(&reply)
+            );
         }
     }
-
-    pub fn assert_same(&self, other: &State, what: &str) {
-        assert_eq!(
-            self.expire_at, other.expire_at,
-            "{what}: keys or absolute expiries differ"
-        );
-        assert_eq!(self.streams, other.streams, "{what}: streams differ");
-        assert_eq!(self.digest, other.digest, "{what}: DEBUG DIGEST differs");
-    }
-
-    pub fn keys_with_ttl(&self) -> usize {
-        self.expire_at.values().filter(|&&t| t > 0).count()
-    }
-}
-
-/// A reply as text; in flat `name, value, ...` arrays, the pairs named `seen-time` and
-/// `active-time` are left out unless `strict`.
-pub fn render(v: &Value, strict: bool) -> String {
-    match v {
-        Value::Array(items) => {
-            let mut out = Vec::new();
-            let mut i = 0;
-            while i < items.len() {
-                let name = match &items[i] {
-                    Value::BulkString(b) => Some(b.as_slice()),
-                    _ => None,
-                };
-                if !strict && matches!(name, Some(b"seen-time") | Some(b"active-time")) {
-                    i += 2;
-                    continue;
-                }
-                out.push(render(&items[i], strict));
-                i += 1;
-            }
-            format!("[{}]", out.join(", "))
-        }
-        Value::BulkString(b) => format!("{:?}", show(b)),
-        other => format!("{other:?}"),
-    }
+    rollbacks
 }
 
 /// The mix must have left something worth comparing.

@@ -1,0 +1,26 @@
+//! Plain SET throughput on a server with the module loaded vs one without it.
+
+use super::VALUE;
+use crate::client::Expect;
+use crate::measure::{throughput_outcome, Ctx};
+use crate::report::Outcome;
+use crate::resp::push_command;
+use crate::server::Server;
+
+/// Plain SET on a server with the module loaded vs one without it (both servers
+/// run side by side).
+pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
+    let bare = Server::start_without_module();
+    let key = |c: usize, t: usize| format!("w6:{c}:{t}").into_bytes();
+    let build =
+        |c: usize, t: usize, out: &mut Vec<u8>| push_command(out, &[b"SET", &key(c, t), VALUE]);
+    let mut variants = vec![
+        ctx.variant("without module", &bare, vec![Expect::ok()], build)?,
+        ctx.variant("module loaded", ctx.server, vec![Expect::ok()], build)?,
+    ];
+    let (mut out, _) =
+        throughput_outcome(ctx, "module-loaded", "plain SET", "ops/s", &mut variants)?;
+    out.notes
+        .push("two servers of the same binary, measured alternately".into());
+    Ok(out)
+}
