@@ -71,6 +71,12 @@ pub enum TxuError {
     NoSuchTask(String),
     /// `TXU.QUEUE` while the server loads its dataset (the transaction is aborted).
     Loading,
+    /// A write, a `RETRY` or a `RETAIN` transaction on a read-only replica (the server's own
+    /// text).
+    ReadOnly,
+    /// A `RETRY` transaction whose caller's ACL user the server cannot name: a deferred task
+    /// must run as its submitter, so nothing runs.
+    NoUser,
     /// An internal command (`TXU._LOAD`, `TXU._TASK`, `TXU._CONFLICT`) sent by a client.
     InternalOnly(&'static str),
     /// An internal command whose arguments do not parse (a damaged AOF, say).
@@ -173,6 +179,12 @@ impl fmt::Display for TxuError {
             ),
             TxuError::NoSuchTask(id) => write!(f, "ERR no deferred task '{id}'"),
             TxuError::Loading => f.write_str("LOADING Redis is loading the dataset in memory"),
+            TxuError::ReadOnly => {
+                f.write_str("READONLY You can't write against a read only replica.")
+            }
+            TxuError::NoUser => f.write_str(
+                "ERR TXU.BEGIN RETRY needs the caller's ACL user name, which the server does not give here; nothing was applied",
+            ),
             TxuError::InternalOnly(cmd) => write!(f, "ERR {cmd} is internal to txu"),
             TxuError::MalformedInternal(cmd) => write!(f, "ERR malformed {cmd}"),
             TxuError::CorruptPayload => f.write_str("ERR corrupt txu payload"),
@@ -293,6 +305,14 @@ mod tests {
             ),
             (TxuError::NoSuchTask(s("1-1")), "ERR no deferred task '1-1'"),
             (TxuError::Loading, "LOADING Redis is loading the dataset in memory"),
+            (
+                TxuError::ReadOnly,
+                "READONLY You can't write against a read only replica.",
+            ),
+            (
+                TxuError::NoUser,
+                "ERR TXU.BEGIN RETRY needs the caller's ACL user name, which the server does not give here; nothing was applied",
+            ),
             (TxuError::InternalOnly("TXU._LOAD"), "ERR TXU._LOAD is internal to txu"),
             (TxuError::MalformedInternal("TXU._TASK"), "ERR malformed TXU._TASK"),
             (TxuError::CorruptPayload, "ERR corrupt txu payload"),

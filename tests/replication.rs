@@ -1,8 +1,9 @@
 //! Replicas converge: after a mix of committed and rolled-back transactions a replica has
 //! exactly the primary's data (`DEBUG DIGEST`, every key's `PEXPIRETIME`, stream metadata),
 //! whether it followed the mix live or did a full sync afterwards. On a read-only replica a
-//! transaction that writes fails with `READONLY` and changes nothing, while a read-only
-//! transaction runs.
+//! write is refused with `READONLY` when it is queued (as `MULTI` does), `RETRY` and `RETAIN`
+//! transactions are refused when they begin, and nothing changes; a read-only transaction
+//! runs.
 //!
 //! The mix (`common::mix`, also used by tests/persistence.rs for the AOF and RDB) covers strings,
 //! lists, hashes, sets, sorted sets, streams with a consumer group, bitmaps and HyperLogLogs;
@@ -15,9 +16,12 @@ mod common;
 
 use common::mix::{assert_interesting, run_mix, run_mix_again, MIX_LEN};
 use common::{
-    assert_rolled_back, exec_tx, query, run, show, txu, wait_replica_synced, wait_until, Server,
-    State,
+    begin, exec_tx, query, queue, queue_reply, run, run_err, show, wait_replica_synced, wait_until,
+    Server, State,
 };
+
+const READONLY: &str = "-READONLY You can't write against a read only replica.\r\n";
+const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 use std::time::Duration;
 
 // ----- tests -----------------------------------------------------------------------------------
@@ -72,14 +76,41 @@ fn read_only_replica_refuses_writes_and_runs_reads() {
     before.assert_same(&State::of(&primary, true), "replica vs primary before");
 
     let mut raw = replica.raw();
-    // The write comes after a read and before a create.
-    let r = txu(&mut raw, &["GET k1", "SET kt x", "LPUSH new x"]);
-    let cause = assert_rolled_back(&r, 2, "SET");
-    assert!(cause.starts_with("READONLY "), "{cause}");
+    // The write comes after a read and before a create: refused when queued, and the
+    // transaction applies nothing.
+    begin(&mut raw);
+    queue(&mut raw, &["GET", "k1"]);
+    assert_eq!(
+        show(&queue_reply(&mut raw, &["SET", "kt", "x"])),
+        show(READONLY.as_bytes())
+    );
+    assert_eq!(
+        show(&queue_reply(&mut raw, &["LPUSH", "new", "x"])),
+        show(READONLY.as_bytes())
+    );
+    // As with MULTI, later commands still queue; the transaction is already spoiled.
+    queue(&mut raw, &["GET", "kt"]);
+    assert_eq!(run_err(&mut raw, &["TXU.EXEC"]), EXECABORT);
     // The write is the first command, on a key that does not exist.
-    let r = txu(&mut raw, &["INCR counter"]);
-    let cause = assert_rolled_back(&r, 1, "INCR");
-    assert!(cause.starts_with("READONLY "), "{cause}");
+    begin(&mut raw);
+    assert_eq!(
+        show(&queue_reply(&mut raw, &["INCR", "counter"])),
+        show(READONLY.as_bytes())
+    );
+    assert_eq!(run_err(&mut raw, &["TXU.EXEC"]), EXECABORT);
+    // RETRY and RETAIN would keep a task or an undo log on the replica alone (gone at the next
+    // resync): refused when the transaction begins, even before any write.
+    for opts in [&["RETRY"][..], &["RETRY", "3"], &["RETAIN", "1000"]] {
+        let mut args = vec!["TXU.BEGIN"];
+        args.extend_from_slice(opts);
+        assert_eq!(
+            show(&run(&mut raw, &args)),
+            show(READONLY.as_bytes()),
+            "{opts:?}"
+        );
+    }
+    assert_eq!(replica.info_u64("txu", "txu_tasks_pending"), 0);
+    assert_eq!(replica.info_u64("txu", "txu_undo_logs_retained"), 0);
     before.assert_same(&State::of(&replica, true), "replica after refused writes");
 
     // A read-only transaction runs and replies as the commands do directly.
@@ -95,7 +126,8 @@ fn read_only_replica_refuses_writes_and_runs_reads() {
     }
     assert_eq!(show(&exec_tx(&mut raw, &[], &reads).1), show(&want));
     assert_eq!(replica.info_u64("txu", "txu_transactions_committed"), 1);
-    assert_eq!(replica.info_u64("txu", "txu_transactions_rolled_back"), 2);
+    assert_eq!(replica.info_u64("txu", "txu_transactions_aborted"), 2);
+    assert_eq!(replica.info_u64("txu", "txu_transactions_rolled_back"), 0);
 
     // Replication still works and the replica still matches the primary.
     query(&mut primary.conn(), &["SET", "k2", "v2"]);
@@ -131,9 +163,13 @@ fn refused_write_on_a_replica_leaves_a_logically_expired_key_alone() {
     let digest = replica.digest();
     assert_eq!(digest, primary.digest());
 
-    let r = txu(&mut replica.raw(), &["SET gone x"]);
-    let cause = assert_rolled_back(&r, 1, "SET");
-    assert!(cause.starts_with("READONLY "), "{cause}");
+    let mut raw = replica.raw();
+    begin(&mut raw);
+    assert_eq!(
+        show(&queue_reply(&mut raw, &["SET", "gone", "x"])),
+        show(READONLY.as_bytes())
+    );
+    assert_eq!(run_err(&mut raw, &["TXU.EXEC"]), EXECABORT);
     let dbsize: i64 = redis::cmd("DBSIZE").query(&mut rcon).unwrap();
     assert_eq!(
         dbsize, 2,

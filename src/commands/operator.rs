@@ -40,7 +40,11 @@ pub fn status(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     };
     let id = String::from_utf8_lossy(id.bytes()).into_owned();
     let state = |s: &'static [u8]| [("state", Field::Str(s))];
-    match admin::state(ctx, &id) {
+    let st = match admin::state(ctx, &id) {
+        Ok(st) => st,
+        Err(e) => return reply::error(ctx, &e),
+    };
+    match st {
         State::Task(Status::Pending {
             attempts,
             next_attempt_ms,

@@ -22,6 +22,9 @@ pub fn begin(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     if context::in_multi(ctx) {
         return reply_err(ctx, &TxuError::InMulti);
     }
+    if (opts.retry.is_some() || opts.retain_ms.is_some()) && context::is_readonly_replica(ctx) {
+        return reply_err(ctx, &TxuError::ReadOnly);
+    }
     if opts.capture && !capture::available() {
         return reply_err(ctx, &TxuError::CaptureUnavailable);
     }
@@ -57,6 +60,10 @@ pub fn queue(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
         Ok(q) => q,
         Err(e) => return refuse(e),
     };
+    // As MULTI does on a read-only replica: a write is refused when it is queued.
+    if queued.write && context::is_readonly_replica(ctx) {
+        return refuse(TxuError::ReadOnly);
+    }
     let max = config::max_queued();
     let outcome = txn::with(client, |tx| {
         if i64::try_from(tx.accepted).unwrap_or(i64::MAX) >= max {

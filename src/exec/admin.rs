@@ -1,10 +1,35 @@
 //! What the operator commands (TXU.STATUS, TXU.TASKS, TXU.RETRY, TXU.DROP) ask of the
 //! failed-task list and the retained undo logs.
 
+use super::defer::key_name;
 use crate::error::{quote, TxuError};
+use crate::ffi::acl::{may_access_keys, KeyAccess};
 use crate::ffi::{context, CtxPtr};
 use crate::store::{tasklist, undolog};
 use crate::tasks::list::{Status, Task};
+
+/// Whether the caller's ACL lets it `access` every key of `task`.
+fn may_access_task(ctx: CtxPtr, task: &Task, access: KeyAccess) -> bool {
+    let names: Vec<&[u8]> = task.keys.iter().map(|k| key_name(k)).collect();
+    may_access_keys(ctx, &names, access)
+}
+
+/// The error for an id whose keys the caller's ACL does not cover.
+fn no_perm(id: &str) -> TxuError {
+    TxuError::NoPerm(format!(
+        "No permissions to access a key of transaction '{}'",
+        quote(id.as_bytes())
+    ))
+}
+
+/// Whether the caller's ACL lets it `access` every key the retained transaction `txid`
+/// wrote (`true` for an id txu holds no log for).
+pub fn may_access_log(ctx: CtxPtr, txid: &str, access: KeyAccess) -> bool {
+    undolog::keys_of(txid).is_none_or(|keys| {
+        let names: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        may_access_keys(ctx, &names, access)
+    })
+}
 
 /// What txu knows of an id.
 pub enum State {
@@ -17,14 +42,29 @@ pub enum State {
     Unknown,
 }
 
-pub fn state(ctx: CtxPtr, id: &str) -> State {
-    match tasklist::with_list(ctx, false, |l| l.status(id)) {
-        Some(Status::Unknown) | None => match undolog::state_of(id) {
-            Some(true) => State::RollbackPending,
-            Some(false) => State::Retained,
-            None => State::Unknown,
-        },
-        Some(st) => State::Task(st),
+/// What txu knows of `id`, if the caller's ACL may read every key it touches; `NOPERM`
+/// otherwise.
+pub fn state(ctx: CtxPtr, id: &str) -> Result<State, TxuError> {
+    // `None`: no such task; `Some(None)`: a task the caller may not see.
+    let task = tasklist::with_list(ctx, false, |l| match l.get(id) {
+        Some((t, _)) => may_access_task(ctx, t, KeyAccess::Read).then(|| l.status(id)),
+        // Done tasks keep no keys or commands: their state is all there is to see.
+        None => Some(l.status(id)),
+    })
+    .map(|st| st.ok_or(()));
+    match task {
+        Some(Err(())) => Err(no_perm(id)),
+        Some(Ok(st)) if st != Status::Unknown => Ok(State::Task(st)),
+        _ => {
+            if !may_access_log(ctx, id, KeyAccess::Read) {
+                return Err(no_perm(id));
+            }
+            Ok(match undolog::state_of(id) {
+                Some(true) => State::RollbackPending,
+                Some(false) => State::Retained,
+                None => State::Unknown,
+            })
+        }
     }
 }
 
@@ -34,18 +74,19 @@ pub struct Listed {
     pub dead: bool,
 }
 
-/// Up to `count` tasks, oldest first, pending before dead.
+/// Up to `count` tasks whose keys the caller may read, oldest first, pending before dead.
 pub fn tasks(ctx: CtxPtr, pending: bool, dead: bool, count: usize) -> Vec<Listed> {
     tasklist::with_list(ctx, false, |l| {
-        let p = l.pending().filter(|_| pending).map(|t| Listed {
-            task: t.clone(),
-            dead: false,
-        });
-        let d = l.dead().filter(|_| dead).map(|t| Listed {
-            task: t.clone(),
-            dead: true,
-        });
-        p.chain(d).take(count).collect()
+        let p = l.pending().filter(|_| pending).map(|t| (t, false));
+        let d = l.dead().filter(|_| dead).map(|t| (t, true));
+        p.chain(d)
+            .filter(|(t, _)| may_access_task(ctx, t, KeyAccess::Read))
+            .take(count)
+            .map(|(t, dead)| Listed {
+                task: t.clone(),
+                dead,
+            })
+            .collect()
     })
     .unwrap_or_default()
 }
@@ -59,10 +100,17 @@ pub enum Steer {
     Drop,
 }
 
+/// Retries or drops task `id`; the caller's ACL must let it write every key of the task.
 pub fn steer(ctx: CtxPtr, id: &str, how: Steer) -> Result<(), TxuError> {
-    let known = tasklist::with_list(ctx, false, |l| l.contains(id)).unwrap_or(false);
-    if !known {
-        return Err(TxuError::NoSuchTask(quote(id.as_bytes())));
+    let allowed = tasklist::with_list(ctx, false, |l| {
+        l.get(id)
+            .map(|(t, _)| may_access_task(ctx, t, KeyAccess::Write))
+    })
+    .flatten();
+    match allowed {
+        None => return Err(TxuError::NoSuchTask(quote(id.as_bytes()))),
+        Some(false) => return Err(no_perm(id)),
+        Some(true) => {}
     }
     let id = id.to_string();
     let op = match how {

@@ -25,7 +25,8 @@ fn key_id(db: i32, key: &[u8]) -> Vec<u8> {
     v
 }
 
-fn key_name(id: &[u8]) -> &[u8] {
+/// The key name of a task key (`key_id` without its database).
+pub fn key_name(id: &[u8]) -> &[u8] {
     id.get(4..).unwrap_or_default()
 }
 
@@ -79,9 +80,8 @@ pub fn defer(
     after_failure: bool,
 ) -> Result<(), TxuError> {
     let now = context::now_ms();
-    let user = acl::current_user(ctx)
-        .map(|u| u.as_bytes().to_vec())
-        .unwrap_or_else(|| b"default".to_vec());
+    // A task runs as the user who submitted it, never as anybody else.
+    let user = submitter(ctx).ok_or(TxuError::NoUser)?;
     let next = if after_failure {
         now.saturating_add(i64::try_from(delay_ms(1)).unwrap_or(i64::MAX))
     } else {
@@ -106,6 +106,24 @@ pub fn defer(
     tasklist::submit(ctx, &Op::Push(task))?;
     add(&STATS.deferred, 1);
     Ok(())
+}
+
+/// Test builds only: pretend the server cannot name the caller's user (`TXU._FAULT NOUSER`).
+#[cfg(feature = "test-faults")]
+static NO_USER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(feature = "test-faults")]
+pub fn fault_no_user(on: bool) {
+    NO_USER.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The name of the caller's ACL user, which a deferred task runs as.
+pub fn submitter(ctx: CtxPtr) -> Option<Vec<u8>> {
+    #[cfg(feature = "test-faults")]
+    if NO_USER.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    acl::current_user(ctx).map(|u| u.as_bytes().to_vec())
 }
 
 /// The `TXU.EXEC` reply for a deferred transaction.

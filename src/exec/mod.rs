@@ -19,6 +19,7 @@ use crate::undo::log::UndoLog;
 use crate::undo::recipe::{self, Read};
 use catalog::{CmdInfo, KeyWrites};
 use std::ffi::CString;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use txn::{Queued, Tx};
 
 /// Whose ACL `validate` checks.
@@ -90,6 +91,7 @@ pub fn validate(ctx: CtxPtr, argv: &[Str<'_>], who: Acl) -> Result<Queued, TxuEr
         write_keys,
         keys: all_keys,
         denyoom: info.traits.denyoom,
+        write: info.traits.write,
         undo_own_failure: info.traits.module,
     })
 }
@@ -166,6 +168,17 @@ fn key_write_flags(ctx: CtxPtr, argv: &[Str<'_>]) -> Option<Vec<(Vec<u8>, bool)>
 /// `RETAIN`, the undo log stored). On the first error reply, every earlier write is undone and
 /// the error says which command failed and why.
 pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<CallReply>, TxuError> {
+    // A read-only replica takes no writes, and keeps no task or undo log of its own (they
+    // would live only here, and vanish at the next resync): refused before anything runs.
+    if context::is_readonly_replica(ctx)
+        && (tx.retry.is_some() || tx.retain_ms.is_some() || tx.queued.iter().any(|q| q.write))
+    {
+        return Err(TxuError::ReadOnly);
+    }
+    // A transaction that may be deferred must know whose it is before anything runs.
+    if tx.retry.is_some() && defer::submitter(ctx).is_none() {
+        return Err(TxuError::NoUser);
+    }
     let db = keys::selected_db(ctx);
     // A transaction never overtakes an earlier deferred task on one of its keys.
     if let Some((task, key)) = defer::blocking_task(ctx, db, &tx.queued) {
@@ -241,7 +254,10 @@ pub(crate) fn run_with<'a>(
     let mut replies = Vec::with_capacity(queued.len());
     let mut args: Vec<Str<'_>> = Vec::new();
     for (i, q) in queued.iter().enumerate() {
-        let step = (|| {
+        // A bug (a panic) in the middle of a transaction still rolls back what ran: the
+        // command's step fails like a command that replied an error.
+        let step = catch_unwind(AssertUnwindSafe(|| {
+            injected_panic(i + 1);
             let prepared = prepare(ctx, q, undo, whole_only).map_err(|e| e.to_string())?;
             args.clear();
             args.extend(q.argv.iter().skip(1).map(OwnedStr::as_str));
@@ -264,7 +280,17 @@ pub(crate) fn run_with<'a>(
                 );
             }
             Ok(reply)
-        })();
+        }))
+        .unwrap_or_else(|_| {
+            context::log_warning(
+                ctx,
+                &format!(
+                    "txu: internal error (panic) running command {}; rolling back",
+                    i + 1
+                ),
+            );
+            Err(TxuError::Panic.to_string())
+        });
         match step {
             Ok(reply) => replies.push(reply),
             Err(cause) => {
@@ -281,6 +307,30 @@ pub(crate) fn run_with<'a>(
     }
     add(&STATS.commands_executed, queued.len() as u64);
     Ok(replies)
+}
+
+/// Test builds only: the command (1-based) before which the next transaction panics.
+#[cfg(feature = "test-faults")]
+static PANIC_AT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Test builds only: the next transaction panics just before its command `n` runs.
+#[cfg(feature = "test-faults")]
+pub fn panic_before_command(n: i64) {
+    PANIC_AT.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn injected_panic(_command: usize) {
+    #[cfg(feature = "test-faults")]
+    {
+        use std::sync::atomic::Ordering;
+        let at = i64::try_from(_command).unwrap_or(i64::MAX);
+        if PANIC_AT
+            .compare_exchange(at, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            panic!("txu test fault: panic before command {at}");
+        }
+    }
 }
 
 /// What was read before a write: its recipe, the reads' replies and whole-key snapshots.

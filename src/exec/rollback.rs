@@ -4,7 +4,7 @@
 use crate::config;
 use crate::error::{quote, TxuError};
 use crate::ffi::types::with_value;
-use crate::ffi::{call, context, keys, CtxPtr, OwnedStr};
+use crate::ffi::{acl, call, context, keys, CtxPtr, OwnedStr};
 use crate::stats::{add, STATS};
 use crate::store::{self, undolog, undolog::StoredLog};
 use crate::undo::log::UndoLog;
@@ -245,6 +245,21 @@ pub fn rollback_committed(ctx: CtxPtr, txid: &str, force: bool) -> Result<(), Tx
         return Err(TxuError::UnknownTransaction(quote(txid.as_bytes())));
     };
     let result = (|| {
+        // Undoing is writing: the caller must be allowed every compensating write.
+        let undo =
+            UndoLog::decode(&log.log).map_err(|e| TxuError::CorruptUndoLog(e.to_string()))?;
+        for cmd in undo.compensations() {
+            let Some(owned) = OwnedStr::create_all(&cmd) else {
+                return Err(TxuError::OutOfMemory);
+            };
+            let argv = crate::ffi::strings::borrow_all(&owned);
+            if acl::allows(ctx, &argv) != Some(true) {
+                let why = acl::dryrun_reason(ctx, &argv).unwrap_or_else(|| {
+                    "this user has no permissions to run one of the compensating writes".into()
+                });
+                return Err(TxuError::NoPerm(why));
+            }
+        }
         if log.pending.is_some() {
             return Err(TxuError::RollbackPending(quote(txid.as_bytes())));
         }

@@ -21,6 +21,8 @@ pub struct Queued {
     pub keys: Vec<usize>,
     /// Flagged `denyoom`: refused while the server is over `maxmemory`.
     pub denyoom: bool,
+    /// Flagged `write`: refused on a read-only replica.
+    pub write: bool,
     /// Undo this command's own pre-images if it fails. Core commands change nothing when they
     /// fail, so undoing them would only write; other modules' commands may fail half-way.
     pub undo_own_failure: bool,

@@ -58,3 +58,45 @@ pub fn dryrun_reason_for(ctx: CtxPtr, user: &OwnedStr, argv: &[Str<'_>]) -> Opti
     let text = String::from_utf8_lossy(r.as_ref().bytes()).into_owned();
     (text != "OK").then_some(text)
 }
+
+/// What a caller wants to do with keys.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum KeyAccess {
+    Read,
+    Write,
+}
+
+/// Whether the current user may `access` every key of `keys` (its key patterns, `%R~`/`%W~`
+/// included). False when the server cannot tell: txu never shows or changes data on a guess.
+pub fn may_access_keys(ctx: CtxPtr, keys: &[&[u8]], access: KeyAccess) -> bool {
+    let Some(user) = current_user(ctx) else {
+        return false;
+    };
+    let (Some(get), Some(check), Some(free)) = (
+        super::api!(RedisModule_GetModuleUserFromUserName),
+        super::api!(RedisModule_ACLCheckKeyPermissions),
+        super::api!(RedisModule_FreeModuleUser),
+    ) else {
+        return false;
+    };
+    let flags = match access {
+        KeyAccess::Read => raw::REDISMODULE_CMD_KEY_ACCESS,
+        KeyAccess::Write => raw::REDISMODULE_CMD_KEY_UPDATE,
+    } as c_int;
+    let Some(names) = OwnedStr::create_all(keys) else {
+        return false;
+    };
+    // SAFETY: the module user is a view of the ACL user, freed before returning; no Redis call
+    // in between can delete the user. Every key string is alive (owned here).
+    unsafe {
+        let u = get(user.as_str().as_ptr());
+        if u.is_null() {
+            return false;
+        }
+        let ok = names
+            .iter()
+            .all(|k| check(u, k.as_str().as_ptr(), flags) == raw::REDISMODULE_OK as c_int);
+        free(u);
+        ok
+    }
+}

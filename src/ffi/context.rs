@@ -30,6 +30,11 @@ pub fn is_loading(ctx: CtxPtr) -> bool {
     flags(ctx).contains(ContextFlags::LOADING)
 }
 
+/// A replica that refuses writes from clients (`replica-read-only yes`).
+pub fn is_readonly_replica(ctx: CtxPtr) -> bool {
+    flags(ctx).contains(ContextFlags::SLAVE | ContextFlags::READONLY)
+}
+
 /// The command came over the replication link from our primary.
 pub fn is_replicated(ctx: CtxPtr) -> bool {
     flags(ctx).contains(ContextFlags::REPLICATED)

@@ -47,6 +47,16 @@ impl Default for TypeSlot {
     }
 }
 
+/// Asks the server to report short or damaged reads of txu values to `rdb_load` (which then
+/// refuses the value) instead of aborting: `RESTORE` of a damaged payload replies an error,
+/// a damaged RDB refuses to load with a log line, and the server stays up.
+pub fn handle_io_errors(ctx: CtxPtr) {
+    if super::api!(RedisModule_SetModuleOptions).is_some() {
+        redis_module::Context::new(ctx)
+            .set_module_options(redis_module::raw::ModuleOptions::HANDLE_IO_ERRORS);
+    }
+}
+
 /// Registers `T` as a module data type (load time only).
 pub fn create_type<T: ModuleValue>(ctx: CtxPtr, slot: &TypeSlot) -> Result<(), String> {
     let mut methods = raw::RedisModuleTypeMethods {

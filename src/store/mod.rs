@@ -18,6 +18,7 @@ pub const LOAD_COMMAND: &CStr = c"txu._load";
 
 /// Registers txu's data types (load time only).
 pub fn register_types(ctx: CtxPtr) -> Result<(), String> {
+    types::handle_io_errors(ctx);
     types::create_type::<undolog::StoredLog>(ctx, &undolog::TYPE)?;
     types::create_type::<tasklist::StoredTasks>(ctx, &tasklist::TYPE)
 }

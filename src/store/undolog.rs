@@ -145,6 +145,9 @@ struct Entry {
     db: i32,
     addr: usize,
     keys: Vec<Vec<u8>>,
+    /// Every data key the transaction wrote (watched or not): what a caller's ACL must cover
+    /// to see or undo it.
+    data_keys: Vec<Vec<u8>>,
     pending: bool,
     bytes: usize,
     conflict: ConflictMark,
@@ -182,6 +185,7 @@ impl Index {
                 db: v.db,
                 addr,
                 keys,
+                data_keys: v.keys.clone(),
                 pending: v.pending.is_some(),
                 bytes: v.mem_usage(),
                 conflict: v.conflict.handle(),
@@ -307,6 +311,11 @@ pub fn key_changed(db: i32, key: &[u8]) {
     for id in unconflicted_watchers(db, key) {
         mark_conflict(&id, key);
     }
+}
+
+/// The data keys written by the transaction `txid`, if txu holds its undo log.
+pub fn keys_of(txid: &str) -> Option<Vec<Vec<u8>>> {
+    INDEX.lock().by_txid.get(txid).map(|e| e.data_keys.clone())
 }
 
 /// `Some(true)`: the rollback of `txid` is pending; `Some(false)`: its log is retained.

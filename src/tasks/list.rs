@@ -150,6 +150,7 @@ impl TaskList {
     }
 
     /// Whether `id` is pending or dead.
+    #[cfg(test)]
     pub fn contains(&self, id: &str) -> bool {
         self.ids.contains_key(id)
     }
