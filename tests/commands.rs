@@ -52,6 +52,60 @@ fn begin_ids_are_bulk_strings_distinct_across_calls_and_restart() {
         ids.len(),
         "transaction ids repeat (before and after a restart): {ids:?}"
     );
+    // Each process draws its own nonce, the high half of an id's second part: a restarted
+    // server (or a promoted replica whose clock is behind) never reissues an old id, even for
+    // the same millisecond and counter.
+    let nonce = |id: &String| {
+        let n: u64 = id
+            .split_once('-')
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap();
+        n >> 32
+    };
+    let (before, after) = ids.split_at(40);
+    assert!(
+        before.iter().all(|id| nonce(id) == nonce(&before[0])),
+        "{before:?}"
+    );
+    assert!(
+        after.iter().all(|id| nonce(id) == nonce(&after[0])),
+        "{after:?}"
+    );
+    assert_ne!(
+        nonce(&before[0]),
+        nonce(&after[0]),
+        "the restarted server kept its nonce"
+    );
+}
+
+#[test]
+fn a_promoted_replica_issues_ids_its_old_primary_never_did() {
+    let primary = Server::start();
+    let replica = primary.start_replica_of();
+    let mut p = primary.raw();
+    let old: Vec<String> = (0..50)
+        .map(|_| {
+            let id = begin(&mut p);
+            expect(&mut p, &["TXU.ROLLBACK"], "+OK\r\n");
+            id
+        })
+        .collect();
+    drop(primary);
+    let mut r = replica.raw();
+    expect(&mut r, &["REPLICAOF", "NO", "ONE"], "+OK\r\n");
+    for _ in 0..50 {
+        let id = begin(&mut r);
+        assert!(!old.contains(&id), "{id} was issued by the old primary");
+        let (n_old, n_new) = (
+            old[0].split_once('-').unwrap().1.parse::<u64>().unwrap() >> 32,
+            id.split_once('-').unwrap().1.parse::<u64>().unwrap() >> 32,
+        );
+        assert_ne!(
+            n_old, n_new,
+            "the promoted replica shares its old primary's nonce"
+        );
+        expect(&mut r, &["TXU.ROLLBACK"], "+OK\r\n");
+    }
 }
 
 #[test]

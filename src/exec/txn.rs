@@ -117,29 +117,83 @@ pub fn open_count() -> usize {
     OPEN.lock().len()
 }
 
-static SEQ: AtomicU64 = AtomicU64::new(0);
-static LAST_MS: AtomicI64 = AtomicI64::new(0);
+/// Issues transaction ids `<unix-ms>-<n>`. `n` is this process's random 32-bit nonce in its
+/// high half and a counter in its low half, so ids are unique within a process (the counter)
+/// and across processes — a restart, a replica promoted after a failover, a clock that steps
+/// backwards — because no two processes share a nonce (but with odds of 1 in 2^32). The
+/// millisecond part never goes backwards within a process, so ids of one process sort by time.
+struct IdGen {
+    nonce: u64,
+    seq: AtomicU64,
+    last_ms: AtomicI64,
+}
 
-/// A transaction id `<unix-ms>-<seq>`: the clock part never goes backwards within a process,
-/// and a restarted process starts at a later millisecond, so ids are unique across restarts.
+impl IdGen {
+    fn next(&self, now_ms: i64) -> String {
+        let prev = self.last_ms.fetch_max(now_ms, Ordering::Relaxed);
+        let ms = prev.max(now_ms);
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff;
+        format!("{ms}-{}", (self.nonce << 32) | seq)
+    }
+}
+
+/// A random nonce: std seeds `RandomState` from the operating system's randomness.
+fn random_nonce() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0x7478_7521_u64) & 0xffff_ffff
+}
+
+static IDS: LazyLock<IdGen> = LazyLock::new(|| IdGen {
+    nonce: random_nonce(),
+    seq: AtomicU64::new(0),
+    last_ms: AtomicI64::new(0),
+});
+
+/// A new transaction id (see [`IdGen`]).
 pub fn next_id(now_ms: i64) -> String {
-    let prev = LAST_MS.fetch_max(now_ms, Ordering::Relaxed);
-    let ms = prev.max(now_ms);
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    format!("{ms}-{seq}")
+    IDS.next(now_ms)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parts(id: &str) -> (i64, u64) {
+        let (ms, n) = id.split_once('-').expect("<ms>-<n>");
+        (ms.parse().expect("ms"), n.parse().expect("n"))
+    }
+
     #[test]
     fn ids_are_unique_and_never_go_back_in_time() {
         let a = next_id(1000);
         let b = next_id(999);
         assert_ne!(a, b);
-        let ms = |s: &str| s.split('-').next().and_then(|x| x.parse::<i64>().ok());
-        assert!(ms(&b) >= ms(&a));
+        assert!(parts(&b).0 >= parts(&a).0);
+    }
+
+    #[test]
+    fn two_processes_never_issue_the_same_id_even_when_their_clocks_agree() {
+        // Two generators stand for two processes: say a primary and the replica promoted
+        // after it failed, whose clock is behind and whose counter starts at zero again.
+        let old = IdGen {
+            nonce: random_nonce(),
+            seq: AtomicU64::new(0),
+            last_ms: AtomicI64::new(0),
+        };
+        let new = IdGen {
+            nonce: random_nonce(),
+            seq: AtomicU64::new(0),
+            last_ms: AtomicI64::new(0),
+        };
+        assert_ne!(old.nonce, new.nonce, "each process draws its own nonce");
+        let from_old: std::collections::HashSet<String> =
+            (0..1000).map(|i| old.next(5000 + i / 10)).collect();
+        assert_eq!(from_old.len(), 1000);
+        for i in 0..1000 {
+            let id = new.next(4990 + i / 10);
+            assert!(!from_old.contains(&id), "{id} issued twice");
+            assert_eq!(parts(&id).1 >> 32, new.nonce);
+        }
     }
 
     #[test]
