@@ -136,7 +136,7 @@ fn tasks_and_status_show_a_task_only_to_callers_who_may_read_all_its_keys() {
     );
 
     let (ids, whole) = listed(&mut tenant);
-    assert_eq!(ids, [own.clone()], "the tenant sees only its own task");
+    assert_eq!(ids, vec![own.clone()], "the tenant sees only its own task");
     assert!(!whole.contains("secret"), "TXU.TASKS leaked: {whole}");
     assert!(!whole.contains("4111"), "TXU.TASKS leaked: {whole}");
     assert_eq!(
@@ -152,7 +152,7 @@ fn tasks_and_status_show_a_task_only_to_callers_who_may_read_all_its_keys() {
     // Read permission is enough to look.
     let mut reader = login(&s, "reader");
     let (ids, _) = listed(&mut reader);
-    assert_eq!(ids, [secret.clone()], "reader may read secret:* only");
+    assert_eq!(ids, vec![secret.clone()], "reader may read secret:* only");
     assert_eq!(status_state(&mut reader, &secret), "pending");
     assert_eq!(show(&run(&mut reader, &["TXU.STATUS", &own])), noperm(&own));
 }
