@@ -25,6 +25,10 @@ pub struct Stats {
     /// Duration of the last / longest timer tick that ran deferred tasks, in microseconds.
     pub tick_last_us: AtomicU64,
     pub tick_max_us: AtomicU64,
+    /// Times the task list was written back under its key (the key had lost it).
+    pub task_list_restored: AtomicU64,
+    /// Times a retained or pending undo log was written back under its key.
+    pub undo_logs_restored: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
@@ -47,6 +51,8 @@ pub static STATS: Stats = Stats {
     retries_succeeded: AtomicU64::new(0),
     tick_last_us: AtomicU64::new(0),
     tick_max_us: AtomicU64::new(0),
+    task_list_restored: AtomicU64::new(0),
+    undo_logs_restored: AtomicU64::new(0),
 };
 
 pub fn add(counter: &AtomicU64, n: u64) {

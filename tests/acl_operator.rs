@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{exec_tx, query, run, show, text, txu_with, wait_until, RawConn, Server};
+use common::{exec_tx, query, run, show, task_ids, text, txu_with, wait_until, RawConn, Server};
 use redis::Value;
 use std::time::Duration;
 
@@ -66,21 +66,8 @@ fn defer(admin: &mut redis::Connection, c: &mut RawConn, cmds: &[&[&str]]) -> St
     id
 }
 
-/// The ids `TXU.TASKS` lists to this connection, and the whole reply.
 fn listed(c: &mut RawConn) -> (Vec<String>, String) {
-    let r = run(c, &["TXU.TASKS"]);
-    let whole = String::from_utf8_lossy(&r).into_owned();
-    let mut ids = Vec::new();
-    let mut lines = whole.split("\r\n");
-    while let Some(l) = lines.next() {
-        if l == "id" {
-            lines.next();
-            if let Some(id) = lines.next() {
-                ids.push(id.to_string());
-            }
-        }
-    }
-    (ids, whole)
+    task_ids(c, &[])
 }
 
 fn noperm(id: &str) -> String {

@@ -45,16 +45,15 @@ pub enum State {
 /// What txu knows of `id`, if the caller's ACL may read every key it touches; `NOPERM`
 /// otherwise.
 pub fn state(ctx: CtxPtr, id: &str) -> Result<State, TxuError> {
-    // `None`: no such task; `Some(None)`: a task the caller may not see.
-    let task = tasklist::with_list(ctx, false, |l| match l.get(id) {
+    // `None`: a task the caller may not see.
+    let task = tasklist::with_list(|l| match l.get(id) {
         Some((t, _)) => may_access_task(ctx, t, KeyAccess::Read).then(|| l.status(id)),
         // Done tasks keep no keys or commands: their state is all there is to see.
         None => Some(l.status(id)),
-    })
-    .map(|st| st.ok_or(()));
+    });
     match task {
-        Some(Err(())) => Err(no_perm(id)),
-        Some(Ok(st)) if st != Status::Unknown => Ok(State::Task(st)),
+        None => Err(no_perm(id)),
+        Some(st) if st != Status::Unknown => Ok(State::Task(st)),
         _ => {
             if !may_access_log(ctx, id, KeyAccess::Read) {
                 return Err(no_perm(id));
@@ -76,7 +75,7 @@ pub struct Listed {
 
 /// Up to `count` tasks whose keys the caller may read, oldest first, pending before dead.
 pub fn tasks(ctx: CtxPtr, pending: bool, dead: bool, count: usize) -> Vec<Listed> {
-    tasklist::with_list(ctx, false, |l| {
+    tasklist::with_list(|l| {
         let p = l.pending().filter(|_| pending).map(|t| (t, false));
         let d = l.dead().filter(|_| dead).map(|t| (t, true));
         p.chain(d)
@@ -88,7 +87,6 @@ pub fn tasks(ctx: CtxPtr, pending: bool, dead: bool, count: usize) -> Vec<Listed
             })
             .collect()
     })
-    .unwrap_or_default()
 }
 
 /// What an operator does to one task.
@@ -102,11 +100,10 @@ pub enum Steer {
 
 /// Retries or drops task `id`; the caller's ACL must let it write every key of the task.
 pub fn steer(ctx: CtxPtr, id: &str, how: Steer) -> Result<(), TxuError> {
-    let allowed = tasklist::with_list(ctx, false, |l| {
+    let allowed = tasklist::with_list(|l| {
         l.get(id)
             .map(|(t, _)| may_access_task(ctx, t, KeyAccess::Write))
-    })
-    .flatten();
+    });
     match allowed {
         None => return Err(TxuError::NoSuchTask(quote(id.as_bytes()))),
         Some(false) => return Err(no_perm(id)),

@@ -46,16 +46,15 @@ fn tx_keys(db: i32, queued: &[Queued]) -> Vec<Vec<u8>> {
 }
 
 /// The earliest pending task that touches one of the transaction's keys.
-pub fn blocking_task(ctx: CtxPtr, db: i32, queued: &[Queued]) -> Option<(String, Vec<u8>)> {
+pub fn blocking_task(db: i32, queued: &[Queued]) -> Option<(String, Vec<u8>)> {
     if !tasklist::has_pending() {
         return None;
     }
     let keys = tx_keys(db, queued);
-    tasklist::with_list(ctx, false, |l| {
+    tasklist::with_list(|l| {
         l.blocking_key(&keys)
             .map(|(id, k)| (id.to_string(), key_name(k).to_vec()))
     })
-    .flatten()
 }
 
 /// How long a task waits before run number `attempt` (1 is the first retry).
@@ -143,20 +142,35 @@ pub fn is_transient(cause: &str) -> bool {
 pub type TaskOutcome = Op;
 
 /// Up to `budget` pending tasks due at `now`, oldest first.
-pub fn due_tasks(ctx: CtxPtr, now: i64, budget: usize) -> Vec<Task> {
+pub fn due_tasks(now: i64, budget: usize) -> Vec<Task> {
     if !tasklist::has_pending() {
         return Vec::new();
     }
-    tasklist::with_list(ctx, false, |l| {
+    tasklist::with_list(|l| {
         l.due(now, budget)
             .iter()
             .filter_map(|id| l.get(id).map(|(t, _)| t.clone()))
             .collect()
     })
-    .unwrap_or_default()
 }
 
 /// Records what happened to a task, replicated.
 pub fn record(ctx: CtxPtr, outcome: &TaskOutcome) -> Result<(), TxuError> {
     tasklist::submit(ctx, outcome)
+}
+
+/// Primary, from the timer: writes the task list back under its key if the key lost it (see
+/// `store::tasklist::ensure_saved`), and says so in the log.
+pub fn keep_list_saved(ctx: CtxPtr) {
+    match tasklist::ensure_saved(ctx) {
+        Ok(false) => {}
+        Ok(true) => {
+            add(&STATS.task_list_restored, 1);
+            context::log_warning(
+            ctx,
+            "txu: the key txu:tasks no longer held the failed-task list (deleted, evicted, renamed, moved or overwritten); wrote the list back from the module",
+        )
+        }
+        Err(e) => context::log_warning(ctx, &format!("txu: could not write txu:tasks back: {e}")),
+    }
 }

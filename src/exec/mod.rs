@@ -181,7 +181,7 @@ pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<CallReply>, TxuError> {
     }
     let db = keys::selected_db(ctx);
     // A transaction never overtakes an earlier deferred task on one of its keys.
-    if let Some((task, key)) = defer::blocking_task(ctx, db, &tx.queued) {
+    if let Some((task, key)) = defer::blocking_task(db, &tx.queued) {
         let Some(max) = tx.retry else {
             return Err(TxuError::Pending {
                 key: quote(&key),

@@ -21,11 +21,43 @@ pub trait ModuleValue: Sized + 'static {
     const KIND: &'static CStr;
     fn encode(&self) -> Vec<u8>;
     fn decode(bytes: &[u8]) -> Option<Self>;
+    /// Decodes a value `rdb_load` read (RDB loading, a replica's full sync, `RESTORE`,
+    /// `MIGRATE`); `from` says where it is going.
+    fn load(bytes: &[u8], _from: &LoadedFrom<'_>) -> Option<Self> {
+        Self::decode(bytes)
+    }
     fn mem_usage(&self) -> usize;
     /// Called once the value is owned by the server (at `addr`), from RDB or `TXU._LOAD`.
     fn on_attach(&self, _addr: usize) {}
     /// Called just before the server frees the value (possibly from a background thread).
     fn on_detach(&self, _addr: usize) {}
+}
+
+/// Where `rdb_load` is putting a value.
+pub struct LoadedFrom<'a> {
+    /// The key's name, where the server tells.
+    pub key: Option<&'a [u8]>,
+    /// The key's database, where the server tells.
+    pub db: Option<i32>,
+    /// The server is loading its dataset (RDB at startup, `DEBUG RELOAD`, a replica's full
+    /// sync): false for `RESTORE` and `MIGRATE`, which a client sent.
+    pub loading: bool,
+}
+
+/// Reads where the value `rdb` is loading goes.
+///
+/// # Safety
+/// `rdb` must be the IO handle of the `rdb_load` call in progress.
+unsafe fn loaded_from<'a>(rdb: *mut raw::RedisModuleIO) -> LoadedFrom<'a> {
+    let key = super::api!(RedisModule_GetKeyNameFromIO)
+        .map(|f| f(rdb))
+        .filter(|k| !k.is_null())
+        // SAFETY: the key name lives at least as long as the load in progress.
+        .map(|k| super::strings::Str::from_ptr(k.cast_mut()).bytes());
+    let db = super::api!(RedisModule_GetDbIdFromIO).map(|f| f(rdb));
+    let ctx = super::api!(RedisModule_GetContextFromIO).map_or(ptr::null_mut(), |f| f(rdb));
+    let loading = !ctx.is_null() && super::context::is_loading(ctx);
+    LoadedFrom { key, db, loading }
 }
 
 /// The registered type, set once at load.
@@ -128,7 +160,10 @@ unsafe extern "C" fn rdb_load<T: ModuleValue>(
         if p.is_null() || raw::RedisModule_IsIOError.is_some_and(|f| f(rdb) != 0) {
             return ptr::null_mut();
         }
-        let value = T::decode(std::slice::from_raw_parts(p.cast::<u8>(), len));
+        let value = T::load(
+            std::slice::from_raw_parts(p.cast::<u8>(), len),
+            &loaded_from(rdb),
+        );
         free_buf(p.cast());
         match value {
             Some(v) => {

@@ -5,7 +5,7 @@
 mod retry;
 
 use crate::config;
-use crate::exec::rollback;
+use crate::exec::{defer, rollback};
 use crate::ffi::{context, events, CtxPtr};
 use crate::stats::STATS;
 use std::sync::atomic::Ordering;
@@ -24,6 +24,7 @@ fn tick(ctx: CtxPtr) {
         return;
     }
     let started = std::time::Instant::now();
+    defer::keep_list_saved(ctx);
     rollback::retry_pending(ctx);
     let ran = retry::run_due(ctx);
     if ran > 0 {

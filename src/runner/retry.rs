@@ -18,7 +18,7 @@ const TASK_FLAGS: &std::ffi::CStr = c"v!ES";
 /// Runs the tasks that are due (at most `txu.tick-budget`). Returns how many ran.
 pub fn run_due(ctx: CtxPtr) -> usize {
     let budget = usize::try_from(config::tick_budget()).unwrap_or(1);
-    let due = defer::due_tasks(ctx, context::now_ms(), budget);
+    let due = defer::due_tasks(context::now_ms(), budget);
     let started = std::time::Instant::now();
     let mut ran = 0;
     for task in &due {

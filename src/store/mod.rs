@@ -9,7 +9,8 @@ pub mod undolog;
 
 use crate::error::TxuError;
 use crate::ffi::types::{self, ModuleValue, TypeSlot};
-use crate::ffi::{call, context, CtxPtr, Str};
+use crate::ffi::{call, context, keys, CtxPtr, Str};
+use crate::tasks::list::TaskList;
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -78,7 +79,11 @@ pub fn apply_load(
     }
     match kind {
         b"undo" => load::<undolog::StoredLog>(ctx, &undolog::TYPE, key, payload, expire_at_ms),
-        b"tasks" => load::<tasklist::StoredTasks>(ctx, &tasklist::TYPE, key, payload, expire_at_ms),
+        b"tasks" => {
+            let list = TaskList::decode(payload).map_err(|_| TxuError::CorruptPayload)?;
+            let value = tasklist::loaded(list, key.bytes(), keys::selected_db(ctx));
+            types::set_value(ctx, &tasklist::TYPE, key, value, expire_at_ms)
+        }
         _ => Err(TxuError::UnknownValueKind),
     }
 }

@@ -1,15 +1,18 @@
-//! The failed-task list lives in the database: one key, `txu:tasks` in database 0, of type
-//! `txu-tasks`. Every change to it is one `TXU._TASK <op> ...` command, applied the same way on
-//! the primary, on replicas (replication stream) and from the AOF, so they all hold the same
-//! list; RDB and AOF rewrites store the whole list.
+//! The failed-task list: held by the module, persisted under one key, `txu:tasks` in database
+//! 0, of type `txu-tasks`. Every change to it is one `TXU._TASK <op> ...` command, applied the
+//! same way on the primary, on replicas (replication stream) and from the AOF, so they all
+//! hold the same list; RDB and AOF rewrites store the whole list. Nothing a client does to the
+//! key loses a task (see [`StoredTasks`]).
 
 use crate::error::TxuError;
-use crate::ffi::types::{self, ModuleValue, TypeSlot};
+use crate::ffi::types::{self, LoadedFrom, ModuleValue, TypeSlot};
 use crate::ffi::{keys, CtxPtr, OwnedStr};
 use crate::tasks::list::{Task, TaskList};
 use crate::tasks::ErrorClass;
+use parking_lot::Mutex;
 use std::ffi::{c_int, CStr};
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::LazyLock;
 
 pub static TYPE: TypeSlot = TypeSlot::new();
 /// The key holding the list, in database 0.
@@ -17,7 +20,31 @@ pub const KEY: &[u8] = b"txu:tasks";
 pub const DB: i32 = 0;
 pub const TASK_COMMAND: &CStr = c"txu._task";
 
-pub struct StoredTasks(pub TaskList);
+/// A value of type `txu-tasks`. The list itself lives in the module ([`LIST`]); the key
+/// `txu:tasks` in database 0 holds a `Live` handle whose RDB, AOF and digest forms are the
+/// module's list at that moment, so the list persists and replicates like data. Deleting,
+/// evicting, expiring, renaming or moving the key, or swapping its database, frees or moves a
+/// handle and loses no task: the list stays in the module and the primary writes the key back
+/// at the next tick (see [`ensure_saved`]). Any other value of the type — a copy `RESTORE`d by
+/// a client, a renamed or moved key when it is loaded again — is `Inert`: it holds its own
+/// list, which nothing reads.
+pub enum StoredTasks {
+    Live,
+    Inert(Box<TaskList>),
+}
+
+impl StoredTasks {
+    /// The value for `key` in database `db` holding `list`: a live handle (and `list`
+    /// becomes the module's list) if that is the list's own key.
+    fn placed(list: TaskList, key: &[u8], db: i32) -> StoredTasks {
+        if key == KEY && db == DB {
+            install(list);
+            StoredTasks::Live
+        } else {
+            StoredTasks::Inert(Box::new(list))
+        }
+    }
+}
 
 impl ModuleValue for StoredTasks {
     const NAME: &'static CStr = c"txu-tasks";
@@ -26,42 +53,51 @@ impl ModuleValue for StoredTasks {
     const KIND: &'static CStr = c"tasks";
 
     fn encode(&self) -> Vec<u8> {
-        self.0.encode()
+        match self {
+            StoredTasks::Live => LIST.lock().encode(),
+            StoredTasks::Inert(l) => l.encode(),
+        }
     }
 
     fn decode(bytes: &[u8]) -> Option<Self> {
-        TaskList::decode(bytes).ok().map(StoredTasks)
+        TaskList::decode(bytes)
+            .ok()
+            .map(|l| StoredTasks::Inert(Box::new(l)))
     }
 
-    fn on_attach(&self, addr: usize) {
-        let _g = PUBLISH.lock();
-        CURRENT.store(addr, Ordering::Relaxed);
-        publish(&self.0);
+    /// Only the dataset the server loads (RDB, full sync) brings a list back, and only from
+    /// the list's own key: a `RESTORE` by a client never changes the tasks.
+    fn load(bytes: &[u8], from: &LoadedFrom<'_>) -> Option<Self> {
+        let list = TaskList::decode(bytes).ok()?;
+        Some(match (from.loading, from.key, from.db) {
+            (true, Some(key), Some(db)) => StoredTasks::placed(list, key, db),
+            _ => StoredTasks::Inert(Box::new(list)),
+        })
     }
 
-    fn on_detach(&self, addr: usize) {
-        // An old list freed late (FLUSHALL ASYNC, a full resync) must not clear the counters
-        // of a newer one.
-        if CURRENT
-            .compare_exchange(addr, 0, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-        {
-            publish(&TaskList::new());
+    fn on_detach(&self, _addr: usize) {
+        if matches!(self, StoredTasks::Live) {
+            SAVED.store(false, Ordering::Relaxed);
         }
     }
 
     fn mem_usage(&self) -> usize {
-        self.0
-            .pending()
-            .chain(self.0.dead())
-            .map(|t| {
-                std::mem::size_of::<Task>()
-                    + t.id.len()
-                    + t.last_error.len()
-                    + t.commands.iter().flatten().map(Vec::len).sum::<usize>()
-                    + t.keys.iter().map(Vec::len).sum::<usize>()
-            })
-            .sum()
+        let size = |l: &TaskList| -> usize {
+            l.pending()
+                .chain(l.dead())
+                .map(|t| {
+                    std::mem::size_of::<Task>()
+                        + t.id.len()
+                        + t.last_error.len()
+                        + t.commands.iter().flatten().map(Vec::len).sum::<usize>()
+                        + t.keys.iter().map(Vec::len).sum::<usize>()
+                })
+                .sum()
+        };
+        match self {
+            StoredTasks::Live => size(&LIST.lock()),
+            StoredTasks::Inert(l) => size(l),
+        }
     }
 }
 
@@ -193,11 +229,12 @@ impl Op {
     }
 }
 
-// What INFO and the fast paths need, published after every change so they never open the key.
-/// Serializes attach/detach (detach may run on a background thread).
-static PUBLISH: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
-/// Address of the list the counters describe.
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
+/// The failed-task list of this server: the truth, which `txu:tasks` persists.
+static LIST: LazyLock<Mutex<TaskList>> = LazyLock::new(|| Mutex::new(TaskList::new()));
+/// Whether the list's key is known to hold a live handle (cleared when one is freed).
+static SAVED: AtomicBool = AtomicBool::new(false);
+
+// What INFO and the fast paths need, published after every change so they never lock the list.
 static PENDING: AtomicU64 = AtomicU64::new(0);
 static DEAD: AtomicU64 = AtomicU64::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -213,17 +250,26 @@ fn publish(l: &TaskList) {
     );
 }
 
-/// The server is emptying database `db` (-1: all): the list, if there, is going away now,
-/// even if its memory is freed later on a background thread.
-pub fn on_flush(db: i32) {
-    if db == -1 || db == DB {
-        let _g = PUBLISH.lock();
-        CURRENT.store(0, Ordering::Relaxed);
-        publish(&TaskList::new());
-    }
+/// Makes `list` the module's list (loading it from the dataset or a `TXU._LOAD`).
+fn install(list: TaskList) {
+    let mut l = LIST.lock();
+    *l = list;
+    publish(&l);
 }
 
-/// Whether any task is pending (cheap: no key lookup).
+/// The server is emptying database `db` (-1: all of them): tasks are data of their
+/// database, so the tasks on that database's keys go with it.
+pub fn on_flush(db: i32) {
+    let mut l = LIST.lock();
+    if db == -1 {
+        l.clear();
+    } else {
+        l.drop_db(db);
+    }
+    publish(&l);
+}
+
+/// Whether any task is pending (cheap: no lock).
 pub fn has_pending() -> bool {
     PENDING.load(Ordering::Relaxed) != 0
 }
@@ -250,13 +296,15 @@ pub fn counts(now_ms: i64) -> Counts {
     }
 }
 
-/// Applies `op` to the list in this server's database (the body of `TXU._TASK`).
+/// Applies `op` to the list (the body of `TXU._TASK`, on the primary, on replicas and from
+/// the AOF alike), and makes sure the list's key holds it.
 pub fn apply_here(ctx: CtxPtr, op: &Op) -> Result<(), TxuError> {
-    with_list(ctx, true, |l| {
+    with_list(|l| {
         op.apply(l);
         publish(l);
-    })
-    .ok_or(TxuError::CannotStore("the task list under 'txu:tasks'"))
+    });
+    place_handle(ctx);
+    Ok(())
 }
 
 /// Runs `op` through `TXU._TASK` with replication on (primary side).
@@ -266,24 +314,68 @@ pub fn submit(ctx: CtxPtr, op: &Op) -> Result<(), TxuError> {
     super::call_internal(ctx, TASK_COMMAND, &refs)
 }
 
-/// Runs `f` on the task list (creating the key if `create`), in database 0, restoring the
-/// caller's database afterwards. `None` if there is no list and `create` is false.
-pub fn with_list<R>(ctx: CtxPtr, create: bool, f: impl FnOnce(&mut TaskList) -> R) -> Option<R> {
+/// Runs `f` on the task list.
+pub fn with_list<R>(f: impl FnOnce(&mut TaskList) -> R) -> R {
+    f(&mut LIST.lock())
+}
+
+/// Whether the list's key holds a live handle, read in database 0.
+fn handle_in_place(ctx: CtxPtr) -> Option<bool> {
     let prev = keys::select_db(ctx, DB)?;
-    let out = OwnedStr::create(KEY).and_then(|key| {
-        let key = key.as_str();
-        let mut f = Some(f);
-        let mut run = |v: &mut StoredTasks| f.take().map(|f| f(&mut v.0));
-        if let Some(r) = types::with_value(ctx, &TYPE, key, &mut run) {
-            return r;
-        }
-        // Never overwrite a user's key of another type that squats on the name.
-        if !create || keys::key_expiry(ctx, key).is_some() {
-            return None;
-        }
-        types::set_value(ctx, &TYPE, key, StoredTasks(TaskList::new()), 0).ok()?;
-        types::with_value(ctx, &TYPE, key, &mut run).flatten()
+    let key = OwnedStr::create(KEY);
+    let live = key.and_then(|k| {
+        types::with_value(ctx, &TYPE, k.as_str(), |v: &mut StoredTasks| {
+            matches!(v, StoredTasks::Live)
+        })
     });
     keys::select_db(ctx, prev);
-    out
+    Some(live.unwrap_or(false))
+}
+
+/// Puts a live handle under the list's key on this server if none is there and the name is
+/// free (`TXU._TASK` does it on every server alike, so it needs no replication).
+fn place_handle(ctx: CtxPtr) {
+    if SAVED.load(Ordering::Relaxed) {
+        return;
+    }
+    let Some(prev) = keys::select_db(ctx, DB) else {
+        return;
+    };
+    if let Some(k) = OwnedStr::create(KEY) {
+        let free = keys::key_expiry(ctx, k.as_str()).is_none();
+        if free && types::set_value(ctx, &TYPE, k.as_str(), StoredTasks::Live, 0).is_ok() {
+            SAVED.store(true, Ordering::Relaxed);
+        }
+    }
+    keys::select_db(ctx, prev);
+}
+
+/// Primary, from the timer: if the list has tasks and its key does not hold a live handle
+/// (deleted, evicted, expired, renamed, moved, swapped to another database, replaced by a
+/// `RESTORE` or by a client's write), writes the list back under its key with `TXU._LOAD`,
+/// replicated, replacing whatever is there. Returns whether it wrote.
+pub fn ensure_saved(ctx: CtxPtr) -> Result<bool, TxuError> {
+    let empty = with_list(|l| l.pending_len() == 0 && l.dead_len() == 0);
+    if empty || handle_in_place(ctx) != Some(false) {
+        return Ok(false);
+    }
+    let payload = with_list(|l| l.encode());
+    let prev = keys::select_db(ctx, DB).ok_or(TxuError::NoDatabase(DB))?;
+    let r = super::call_internal(
+        ctx,
+        super::LOAD_COMMAND,
+        &[StoredTasks::KIND.to_bytes(), KEY, &payload, b"0"],
+    );
+    keys::select_db(ctx, prev);
+    r.map(|()| true)
+}
+
+/// The value `TXU._LOAD tasks <key> <payload>` stores: a live handle under the list's own
+/// key (and the payload becomes the list), inert anywhere else.
+pub fn loaded(list: TaskList, key: &[u8], db: i32) -> StoredTasks {
+    let v = StoredTasks::placed(list, key, db);
+    if matches!(v, StoredTasks::Live) {
+        SAVED.store(true, Ordering::Relaxed);
+    }
+    v
 }

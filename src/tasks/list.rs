@@ -378,7 +378,19 @@ impl TaskList {
         }
     }
 
-    #[cfg(test)]
+    /// Drops every task (pending or dead) on keys of database `db`: its data is gone.
+    pub fn drop_db(&mut self, db: i32) {
+        let ids: Vec<String> = self
+            .pending()
+            .chain(self.dead())
+            .filter(|t| t.db == db)
+            .map(|t| t.id.clone())
+            .collect();
+        for id in ids {
+            self.drop_task(&id);
+        }
+    }
+
     /// Forgets every task and every done id. The dead bound and `dropped_by_bound` stay.
     pub fn clear(&mut self) {
         self.pending.clear();

@@ -193,3 +193,21 @@ pub fn assert_rolled_back(reply: impl AsRef<[u8]>, k: usize, name: &str) -> Stri
         None => panic!("TXU.EXEC should fail with {head:?}..., got {text:?}"),
     }
 }
+
+/// The ids `TXU.TASKS <args>` lists on this connection, in order, and the whole raw reply.
+pub fn task_ids(c: &mut RawConn, args: &[&str]) -> (Vec<String>, String) {
+    let mut full = vec!["TXU.TASKS"];
+    full.extend_from_slice(args);
+    let whole = String::from_utf8_lossy(&run(c, &full)).into_owned();
+    let mut ids = Vec::new();
+    let mut lines = whole.split("\r\n");
+    while let Some(l) = lines.next() {
+        if l == "id" {
+            lines.next();
+            if let Some(id) = lines.next() {
+                ids.push(id.to_string());
+            }
+        }
+    }
+    (ids, whole)
+}

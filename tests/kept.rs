@@ -1,0 +1,204 @@
+//! Nothing removes an accepted task or a retained undo log behind txu's back. A deferred task
+//! ends applied once, dead, dropped by `TXU.DROP`, or with a `FLUSHALL`/`FLUSHDB` of its
+//! database; a retained log ends rolled back, expired, or flushed. Whatever clients do to
+//! txu's keys — `DEL`, `UNLINK`, `EXPIRE`, `RENAME`, `MOVE`, `SWAPDB`, a `RESTORE` of an old
+//! copy, a `SET` over the name — and whatever the `maxmemory-policy` evicts, the module keeps
+//! the state and writes the key back, and `INFO txu` counts what `TXU.TASKS` lists.
+
+mod common;
+
+use common::{exec_tx, query, run, task_ids, text, wait_until, RawConn, Server};
+use redis::Value;
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn config_set(con: &mut redis::Connection, name: &str, value: &str) {
+    assert_eq!(text(&query(con, &["CONFIG", "SET", name, value])), "OK");
+}
+
+/// Defers `INCR <key>` under a real NOREPLICAS fault (on for the call only); tasks wait ten
+/// minutes before their first retry, so they stay pending until the test retries them.
+fn defer_incr(con: &mut redis::Connection, c: &mut RawConn, key: &str) -> String {
+    config_set(con, "txu.backoff-base-ms", "600000");
+    config_set(con, "txu.backoff-max-ms", "600000");
+    config_set(con, "min-replicas-to-write", "1");
+    let (id, r) = exec_tx(c, &["RETRY"], &[&["INCR", key]]);
+    config_set(con, "min-replicas-to-write", "0");
+    let r = String::from_utf8_lossy(&r).into_owned();
+    assert!(r.starts_with(&format!("-DEFERRED {id} NOREPLICAS")), "{r}");
+    id
+}
+
+fn type_of(con: &mut redis::Connection, key: &str) -> String {
+    text(&query(con, &["TYPE", key]))
+}
+
+/// The list is whole: `TXU.TASKS` lists `ids`, `INFO` counts them, and the key `txu:tasks`
+/// holds the list again (written back by the primary within a tick or so).
+fn assert_intact(s: &Server, c: &mut RawConn, ids: &[String], after: &str) {
+    let mut con = s.conn();
+    wait_until(
+        &format!("txu:tasks is back after {after}"),
+        DEADLINE,
+        || type_of(&mut con, "txu:tasks") == "txu-tasks",
+    );
+    assert_eq!(task_ids(c, &[]).0, ids, "TXU.TASKS after {after}");
+    assert_eq!(
+        s.info_u64("txu", "txu_tasks_pending"),
+        ids.len() as u64,
+        "INFO after {after}"
+    );
+    assert_eq!(
+        query(&mut con, &["PTTL", "txu:tasks"]),
+        Value::Int(-1),
+        "{after}"
+    );
+}
+
+/// Lets every task run now and expects each to apply exactly once.
+fn run_all_once(s: &Server, ids: &[String], keys: &[&str]) {
+    let mut con = s.conn();
+    config_set(&mut con, "txu.backoff-base-ms", "10");
+    config_set(&mut con, "txu.backoff-max-ms", "10");
+    for id in ids {
+        assert_eq!(text(&query(&mut con, &["TXU.RETRY", id])), "OK");
+    }
+    wait_until("every task applied", DEADLINE, || {
+        s.info_u64("txu", "txu_tasks_pending") == 0
+    });
+    for k in keys {
+        assert_eq!(
+            text(&query(&mut con, &["GET", k])),
+            "1",
+            "{k} applied exactly once"
+        );
+    }
+    assert_eq!(s.info_u64("txu", "txu_tasks_dead"), 0);
+}
+
+#[test]
+fn client_commands_on_txu_tasks_lose_no_task() {
+    let mut s = Server::start();
+    let mut con = s.conn();
+    let mut c = s.raw();
+    let keys = ["n1", "n2", "n3"];
+    let ids: Vec<String> = keys
+        .iter()
+        .map(|k| defer_incr(&mut con, &mut c, k))
+        .collect();
+    assert_intact(&s, &mut c, &ids, "deferral");
+
+    let steps: &[&[&str]] = &[
+        &["DEL", "txu:tasks"],
+        &["UNLINK", "txu:tasks"],
+        &["RENAME", "txu:tasks", "stolen"],
+        &["DEL", "stolen"],
+        &["MOVE", "txu:tasks", "1"],
+        &["SWAPDB", "0", "1"],
+        &["SET", "txu:tasks", "squatter"],
+    ];
+    for step in steps {
+        // A new connection each time: after SWAPDB, Valkey moves existing connections along
+        // with the data.
+        let r = query(&mut s.conn(), step);
+        assert!(!matches!(r, Value::ServerError(_)), "{step:?}: {r:?}");
+        assert_intact(&s, &mut c, &ids, &format!("{step:?}"));
+    }
+    // A copy restored under another name, then deleted.
+    let mut con = s.conn();
+    let Value::BulkString(dump) = query(&mut con, &["DUMP", "txu:tasks"]) else {
+        panic!("DUMP txu:tasks");
+    };
+    let r = redis::cmd("RESTORE")
+        .arg("copy")
+        .arg(0)
+        .arg(&dump)
+        .query::<String>(&mut con);
+    assert_eq!(r.as_deref(), Ok("OK"));
+    query(&mut con, &["DEL", "copy"]);
+    assert_intact(&s, &mut c, &ids, "RESTORE of a copy, DEL of the copy");
+    // A TTL set by a client: the key expires, the list is written back without one.
+    let restored = s.info_u64("txu", "txu_task_list_restored");
+    query(&mut con, &["PEXPIRE", "txu:tasks", "50"]);
+    wait_until("txu:tasks expired and was written back", DEADLINE, || {
+        s.info_u64("txu", "txu_task_list_restored") > restored
+            && query(&mut con, &["PTTL", "txu:tasks"]) == Value::Int(-1)
+    });
+    assert_intact(&s, &mut c, &ids, "EXPIRE");
+
+    // The list the module kept is the one that persists.
+    query(&mut con, &["DEBUG", "RELOAD"]);
+    assert_intact(&s, &mut c, &ids, "DEBUG RELOAD");
+    query(&mut con, &["SAVE"]);
+    s.restart();
+    let mut c = s.raw();
+    assert_intact(&s, &mut c, &ids, "restart");
+    run_all_once(&s, &ids, &keys);
+}
+
+#[test]
+fn a_restored_old_copy_of_the_list_never_brings_back_a_task() {
+    let s = Server::start();
+    let mut con = s.conn();
+    let mut c = s.raw();
+    let old = defer_incr(&mut con, &mut c, "once");
+    let Value::BulkString(dump) = query(&mut con, &["DUMP", "txu:tasks"]) else {
+        panic!("DUMP txu:tasks");
+    };
+    run_all_once(&s, std::slice::from_ref(&old), &["once"]);
+    let keep = defer_incr(&mut con, &mut c, "later");
+    let restored = s.info_u64("txu", "txu_task_list_restored");
+
+    // A client puts the old list (with `old` still pending) back under the list's key.
+    let r = redis::cmd("RESTORE")
+        .arg("txu:tasks")
+        .arg(0)
+        .arg(&dump)
+        .arg("REPLACE")
+        .query::<String>(&mut con);
+    assert_eq!(r.as_deref(), Ok("OK"));
+    wait_until("the module writes its own list back", DEADLINE, || {
+        s.info_u64("txu", "txu_task_list_restored") > restored
+    });
+    assert_eq!(task_ids(&mut c, &[]).0, vec![keep.clone()]);
+    query(&mut con, &["DEBUG", "RELOAD"]);
+    assert_eq!(task_ids(&mut c, &[]).0, vec![keep.clone()]);
+    let state = String::from_utf8_lossy(&run(&mut c, &["TXU.STATUS", &old])).into_owned();
+    assert!(state.contains("\r\ndone\r\n"), "{state}");
+    run_all_once(&s, &[keep], &["once", "later"]);
+}
+
+#[test]
+fn eviction_loses_no_task_whatever_the_policy() {
+    let s = Server::start();
+    let mut con = s.conn();
+    let mut c = s.raw();
+    // Deferred before the policy changes.
+    let keys = ["e1", "e2"];
+    let ids: Vec<String> = keys
+        .iter()
+        .map(|k| defer_incr(&mut con, &mut c, k))
+        .collect();
+    config_set(&mut con, "maxmemory-policy", "allkeys-random");
+    let used = s.info_u64("memory", "used_memory");
+    config_set(&mut con, "maxmemory", &(used + 300_000).to_string());
+    let value = "x".repeat(10_000);
+    let mut n = 0u64;
+    wait_until("txu:tasks evicted and written back", DEADLINE, || {
+        for _ in 0..20 {
+            n += 1;
+            query(&mut con, &["SET", &format!("fill:{n}"), &value]);
+        }
+        s.info_u64("txu", "txu_task_list_restored") >= 1
+    });
+    assert!(
+        s.info_u64("stats", "evicted_keys") > 0,
+        "nothing was evicted"
+    );
+    config_set(&mut con, "maxmemory", "0");
+    assert_intact(&s, &mut c, &ids, "evictions");
+    query(&mut con, &["DEBUG", "RELOAD"]);
+    assert_intact(&s, &mut c, &ids, "DEBUG RELOAD after evictions");
+    run_all_once(&s, &ids, &keys);
+}
