@@ -202,3 +202,203 @@ fn eviction_loses_no_task_whatever_the_policy() {
     assert_intact(&s, &mut c, &ids, "DEBUG RELOAD after evictions");
     run_all_once(&s, &ids, &keys);
 }
+
+/// The name of the hidden key holding the undo log of `txid`.
+fn undo_key(con: &mut redis::Connection, txid: &str) -> String {
+    let Value::Array(r) = query(
+        con,
+        &[
+            "SCAN",
+            "0",
+            "MATCH",
+            &format!("txu:undo:*:{txid}"),
+            "COUNT",
+            "10000",
+        ],
+    ) else {
+        panic!("SCAN");
+    };
+    let Some(Value::Array(keys)) = r.get(1) else {
+        panic!("SCAN reply {r:?}");
+    };
+    assert_eq!(keys.len(), 1, "one undo key for {txid}: {keys:?}");
+    text(&keys[0])
+}
+
+/// The retained log of `txid` is whole: counted, undoable, and its key holds it again with
+/// a TTL within the retention (none after a client's PERSIST: the timer ends the log when
+/// its retention is over, whatever the key's TTL).
+fn assert_log_intact(s: &Server, txid: &str, key: &str, retain_ms: i64, after: &str) {
+    let mut con = s.conn();
+    wait_until(&format!("{key} is back after {after}"), DEADLINE, || {
+        type_of(&mut con, key) == "txu-undo1"
+    });
+    let Value::Int(pttl) = query(&mut con, &["PTTL", key]) else {
+        panic!("PTTL");
+    };
+    assert!(
+        pttl == -1 || (pttl > 0 && pttl <= retain_ms),
+        "PTTL {key} = {pttl} after {after}"
+    );
+    assert_eq!(
+        s.info_u64("txu", "txu_undo_logs_retained"),
+        1,
+        "INFO after {after}"
+    );
+    let st = String::from_utf8_lossy(&run(&mut s.raw(), &["TXU.STATUS", txid])).into_owned();
+    assert!(
+        st.contains("\r\nretained\r\n"),
+        "TXU.STATUS after {after}: {st}"
+    );
+}
+
+#[test]
+fn client_commands_on_an_undo_log_key_lose_no_log() {
+    let mut s = Server::start();
+    let mut con = s.conn();
+    query(&mut con, &["SET", "k", "old"]);
+    let retain = 600_000;
+    let (txid, r) = exec_tx(&mut s.raw(), &["RETAIN", "600000"], &[&["SET", "k", "new"]]);
+    assert_eq!(r, b"*1\r\n+OK\r\n");
+    let key = undo_key(&mut con, &txid);
+    assert_log_intact(&s, &txid, &key, retain, "commit");
+
+    let steps: Vec<Vec<&str>> = vec![
+        vec!["DEL", &key],
+        vec!["UNLINK", &key],
+        vec!["RENAME", &key, "stolen"],
+        vec!["DEL", "stolen"],
+        vec!["MOVE", &key, "1"],
+        vec!["SWAPDB", "0", "1"],
+        vec!["SET", &key, "squatter"],
+        vec!["PERSIST", &key],
+        vec!["PEXPIRE", &key, "30"],
+    ];
+    for step in &steps {
+        let r = query(&mut s.conn(), step);
+        assert!(!matches!(r, Value::ServerError(_)), "{step:?}: {r:?}");
+        assert_log_intact(&s, &txid, &key, retain, &format!("{step:?}"));
+    }
+    // A copy restored under another name, then deleted; an old copy restored over the key.
+    let mut con = s.conn();
+    let Value::BulkString(dump) = query(&mut con, &["DUMP", &key]) else {
+        panic!("DUMP {key}");
+    };
+    let restore = |con: &mut redis::Connection, name: &str| {
+        redis::cmd("RESTORE")
+            .arg(name)
+            .arg(0)
+            .arg(&dump)
+            .arg("REPLACE")
+            .query::<String>(con)
+    };
+    assert_eq!(restore(&mut con, "copy").as_deref(), Ok("OK"));
+    query(&mut con, &["DEL", "copy"]);
+    assert_log_intact(
+        &s,
+        &txid,
+        &key,
+        retain,
+        "RESTORE of a copy, DEL of the copy",
+    );
+
+    query(&mut con, &["DEBUG", "RELOAD"]);
+    assert_log_intact(&s, &txid, &key, retain, "DEBUG RELOAD");
+    query(&mut con, &["SAVE"]);
+    s.restart();
+    assert_log_intact(&s, &txid, &key, retain, "restart");
+    let mut c = s.raw();
+    assert_eq!(run(&mut c, &["TXU.ROLLBACK", &txid]), b"+OK\r\n");
+    let mut con = s.conn();
+    assert_eq!(text(&query(&mut con, &["GET", "k"])), "old");
+
+    // The log is over: a copy restored under its key never brings it back, not even after a
+    // reload, and it cannot be undone twice.
+    assert_eq!(restore(&mut con, &key).as_deref(), Ok("OK"));
+    query(&mut con, &["SET", "k", "later"]);
+    query(&mut con, &["DEBUG", "RELOAD"]);
+    let e = String::from_utf8_lossy(&run(&mut c, &["TXU.ROLLBACK", &txid, "FORCE"])).into_owned();
+    assert!(e.starts_with("-ERR no retained transaction"), "{e}");
+    assert_eq!(text(&query(&mut con, &["GET", "k"])), "later");
+    assert_eq!(s.info_u64("txu", "txu_undo_logs_retained"), 0);
+}
+
+#[test]
+fn eviction_loses_no_undo_log() {
+    let s = Server::start();
+    let mut con = s.conn();
+    query(&mut con, &["SET", "k", "old"]);
+    let (txid, r) = exec_tx(&mut s.raw(), &["RETAIN", "600000"], &[&["SET", "k", "new"]]);
+    assert_eq!(r, b"*1\r\n+OK\r\n");
+    let key = undo_key(&mut con, &txid);
+    config_set(&mut con, "maxmemory-policy", "allkeys-random");
+    let used = s.info_u64("memory", "used_memory");
+    config_set(&mut con, "maxmemory", &(used + 300_000).to_string());
+    let value = "x".repeat(10_000);
+    let mut n = 0u64;
+    wait_until("the undo log evicted and written back", DEADLINE, || {
+        for _ in 0..20 {
+            n += 1;
+            query(&mut con, &["SET", &format!("fill:{n}"), &value]);
+        }
+        s.info_u64("txu", "txu_undo_logs_restored") >= 1
+    });
+    config_set(&mut con, "maxmemory", "0");
+    // `k` itself may have been evicted: put the committed value back before undoing.
+    query(&mut con, &["SET", "k", "new"]);
+    assert_log_intact(&s, &txid, &key, 600_000, "evictions");
+    let r =
+        String::from_utf8_lossy(&run(&mut s.raw(), &["TXU.ROLLBACK", &txid, "FORCE"])).into_owned();
+    assert_eq!(r, "+OK\r\n");
+    assert_eq!(text(&query(&mut con, &["GET", "k"])), "old");
+}
+
+#[test]
+fn a_pending_rollback_never_overwrites_a_later_write_of_another_client() {
+    let s = Server::start_with_fault_module(&[]);
+    let mut con = s.conn();
+    query(&mut con, &["SET", "a", "a0"]);
+    query(&mut con, &["SET", "b", "b0"]);
+    // Every compensating write fails for now: the rollback stays pending.
+    query(&mut con, &["TXU._FAULT", "UNDO", "1000000"]);
+    let (txid, r) = exec_tx(
+        &mut s.raw(),
+        &[],
+        &[&["SET", "a", "a1"][..], &["SET", "b", "b1"], &["INCR", "a"]],
+    );
+    let r = String::from_utf8_lossy(&r).into_owned();
+    assert!(r.contains("rollback incomplete"), "{r}");
+    // Another client writes `a` after the failure.
+    query(&mut con, &["SET", "a", "theirs"]);
+    wait_until(
+        "the pending rollback reports the skipped key",
+        DEADLINE,
+        || {
+            let st =
+                String::from_utf8_lossy(&run(&mut s.raw(), &["TXU.STATUS", &txid])).into_owned();
+            st.contains("\r\nrollback-pending\r\n")
+                && st.ends_with("skipped_keys\r\n*1\r\n$1\r\na\r\n")
+        },
+    );
+    query(&mut con, &["TXU._FAULT", "UNDO", "0"]);
+    wait_until("the pending rollback finishes", DEADLINE, || {
+        s.info_u64("txu", "txu_rollbacks_pending") == 0
+    });
+    assert_eq!(
+        text(&query(&mut con, &["GET", "a"])),
+        "theirs",
+        "their write stays"
+    );
+    assert_eq!(
+        text(&query(&mut con, &["GET", "b"])),
+        "b0",
+        "the rest is undone"
+    );
+    let log = s.log();
+    assert!(
+        log.contains(&format!(
+            "rollback of {txid} finished; left alone keys other clients wrote after it failed: a"
+        )),
+        "the server log names the key"
+    );
+}

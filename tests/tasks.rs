@@ -213,7 +213,8 @@ fn status(con: &mut redis::Connection, id: &str) -> Status {
     let want: &[&str] = match state.as_str() {
         "pending" => &["state", "attempts", "next_attempt_ms", "last_error"],
         "dead" => &["state", "attempts", "last_error"],
-        "done" | "retained" | "rollback-pending" | "unknown" => &["state"],
+        "rollback-pending" => &["state", "attempts", "last_error", "skipped_keys"],
+        "done" | "retained" | "unknown" => &["state"],
         other => panic!("TXU.STATUS {id}: unexpected state {other:?}"),
     };
     assert_eq!(names, want, "TXU.STATUS {id} fields: {f:?}");

@@ -1,4 +1,4 @@
-//! TXU._LOAD, TXU._TASK, TXU._CONFLICT: the internal commands that carry txu's state to
+//! TXU._LOAD, TXU._TASK, TXU._CONFLICT, TXU._UNLOG: the internal commands that carry txu's state to
 //! replicas and the AOF byte for byte. Clients cannot run them (see `exec::replay`).
 
 use crate::error::TxuError;
@@ -6,7 +6,7 @@ use crate::exec::replay;
 use crate::ffi::{call, reply, CtxPtr, Str};
 use std::ffi::c_int;
 
-pub use replay::{CONFLICT_COMMAND, LOAD_COMMAND, TASK_COMMAND};
+pub use replay::{CONFLICT_COMMAND, LOAD_COMMAND, TASK_COMMAND, UNLOG_COMMAND};
 
 /// Replies to an internal command: on success it is propagated exactly as received.
 fn done(ctx: CtxPtr, r: Result<(), TxuError>) -> c_int {
@@ -55,5 +55,17 @@ pub fn conflict(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     };
     let txid = String::from_utf8_lossy(txid.bytes()).into_owned();
     replay::conflict(&txid, key.bytes());
+    done(ctx, Ok(()))
+}
+
+/// `TXU._UNLOG <txid>`
+pub fn unlog(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
+    if !replay::allowed(ctx) {
+        return reply::error(ctx, &TxuError::InternalOnly("TXU._UNLOG"));
+    }
+    let [_, txid] = argv else {
+        return reply::error(ctx, &TxuError::WrongArity("txu._unlog".into()));
+    };
+    replay::unlog(ctx, &String::from_utf8_lossy(txid.bytes()));
     done(ctx, Ok(()))
 }

@@ -5,7 +5,7 @@
 //!
 //! - `tx`: TXU.BEGIN, TXU.QUEUE, TXU.EXEC, TXU.ROLLBACK
 //! - `operator`: TXU.STATUS, TXU.TASKS, TXU.RETRY, TXU.DROP (the failed-task list)
-//! - `internal`: TXU._LOAD, TXU._TASK, TXU._CONFLICT (replication and AOF only)
+//! - `internal`: TXU._LOAD, TXU._TASK, TXU._CONFLICT, TXU._UNLOG (replication and AOF only)
 //! - `capture`: the command filter of `TXU.BEGIN CAPTURE`
 //! - `faults`: TXU._FAULT (test builds only)
 //! - `options`: argument parsing of TXU.BEGIN
@@ -115,6 +115,13 @@ pub const COMMANDS: &[Spec] = &[
         handler: command_entry!(internal::conflict),
         flags: c"write deny-script",
         summary: c"Internal: marks a retained transaction as conflicted (replication and AOF only)",
+        complexity: c"O(1)",
+    },
+    Spec {
+        name: internal::UNLOG_COMMAND,
+        handler: command_entry!(internal::unlog),
+        flags: c"write deny-script",
+        summary: c"Internal: ends an undo log (replication and AOF only)",
         complexity: c"O(1)",
     },
     Spec {

@@ -70,7 +70,26 @@ pub fn status(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
             ],
         ),
         State::Task(Status::Done) => reply_fields(ctx, &state(b"done")),
-        State::RollbackPending => reply_fields(ctx, &state(b"rollback-pending")),
+        State::RollbackPending {
+            attempts,
+            last_error,
+            skipped,
+        } => {
+            let fields = [
+                ("state", Field::Str(b"rollback-pending")),
+                ("attempts", Field::Int(i64::from(attempts))),
+                ("last_error", Field::Str(last_error.as_bytes())),
+            ];
+            // The fields, then `skipped_keys` and its array.
+            reply::array(ctx, fields.len() * 2 + 2);
+            reply_pairs(ctx, &fields);
+            reply::bulk(ctx, b"skipped_keys");
+            reply::array(ctx, skipped.len());
+            for k in &skipped {
+                reply::bulk(ctx, k);
+            }
+            0
+        }
         State::Retained => reply_fields(ctx, &state(b"retained")),
         State::Task(Status::Unknown) | State::Unknown => reply_fields(ctx, &state(b"unknown")),
     }

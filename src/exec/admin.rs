@@ -37,8 +37,13 @@ pub enum State {
     Task(Status),
     /// A committed transaction whose undo log is retained.
     Retained,
-    /// A transaction whose rollback is pending.
-    RollbackPending,
+    /// A transaction whose rollback is pending: attempts so far, the last error, and the keys
+    /// other clients wrote since (the rollback leaves them alone).
+    RollbackPending {
+        attempts: u32,
+        last_error: String,
+        skipped: Vec<Vec<u8>>,
+    },
     Unknown,
 }
 
@@ -58,11 +63,19 @@ pub fn state(ctx: CtxPtr, id: &str) -> Result<State, TxuError> {
             if !may_access_log(ctx, id, KeyAccess::Read) {
                 return Err(no_perm(id));
             }
-            Ok(match undolog::state_of(id) {
-                Some(true) => State::RollbackPending,
-                Some(false) => State::Retained,
-                None => State::Unknown,
-            })
+            Ok(
+                match undolog::get(id).filter(|l| !l.is_over(context::now_ms())) {
+                    Some(log) => match log.pending {
+                        Some(p) => State::RollbackPending {
+                            attempts: p.attempts,
+                            last_error: p.last_error,
+                            skipped: p.skipped,
+                        },
+                        None => State::Retained,
+                    },
+                    None => State::Unknown,
+                },
+            )
         }
     }
 }

@@ -59,6 +59,11 @@ pub fn key_changed(ctx: CtxPtr, key: &[u8]) {
     if context::is_loading(ctx) || !context::is_primary(ctx) {
         return;
     }
+    // Something happened to a key of txu's own (renamed, moved, deleted...): check that every
+    // undo log is still under its key.
+    if key.starts_with(b"txu:undo:") {
+        undolog::request_check();
+    }
     let ids = undolog::unconflicted_watchers(keys::selected_db(ctx), key);
     if ids.is_empty() {
         return;

@@ -492,7 +492,7 @@ pub struct Gauges {
 }
 
 pub fn gauges() -> Gauges {
-    let (retained, pending, bytes) = crate::store::undolog::counts();
+    let (retained, pending, bytes) = crate::store::undolog::counts(context::now_ms());
     let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
     Gauges {
         open_transactions: n(txn::open_count()),

@@ -1,6 +1,6 @@
 //! The internal commands that carry txu's state to replicas and the AOF: `TXU._LOAD` (a whole
 //! value), `TXU._TASK` (one change to the failed-task list), `TXU._CONFLICT` (a conflict mark
-//! of a retained undo log). Only txu itself, the replication link and AOF loading may run them.
+//! of an undo log), `TXU._UNLOG` (an undo log ends). Only txu itself, the replication link and AOF loading may run them.
 
 use crate::error::TxuError;
 use crate::ffi::{CtxPtr, Str};
@@ -8,7 +8,7 @@ use crate::store::{self, tasklist, undolog};
 
 pub use super::conflict::CONFLICT_COMMAND;
 pub use store::tasklist::TASK_COMMAND;
-pub use store::LOAD_COMMAND;
+pub use store::{LOAD_COMMAND, UNLOG_COMMAND};
 
 /// Whether an internal command may run now (see `store::internal_allowed`).
 pub fn allowed(ctx: CtxPtr) -> bool {
@@ -36,4 +36,9 @@ pub fn task(ctx: CtxPtr, args: &[&[u8]]) -> Result<(), TxuError> {
 /// `txid`, changed afterwards.
 pub fn conflict(txid: &str, key: &[u8]) {
     undolog::mark_conflict(txid, key);
+}
+
+/// `TXU._UNLOG <txid>`: the undo log of `txid` ends (rolled back, or retention over).
+pub fn unlog(ctx: CtxPtr, txid: &str) {
+    store::apply_unlog(ctx, txid);
 }

@@ -3,7 +3,6 @@
 
 use crate::config;
 use crate::error::{quote, TxuError};
-use crate::ffi::types::with_value;
 use crate::ffi::{acl, call, context, keys, CtxPtr, OwnedStr};
 use crate::stats::{add, STATS};
 use crate::store::{self, undolog, undolog::StoredLog};
@@ -109,7 +108,7 @@ fn stored_log(
         retain_until_ms,
         pending,
         keys,
-        conflict: undolog::ConflictMark::default(),
+        conflict: None,
         log: undo.encode(),
     }
 }
@@ -145,10 +144,11 @@ pub fn after_failure(
     let pending = undolog::Pending {
         attempts: 1,
         last_error: stuck.error.clone(),
+        skipped: Vec::new(),
     };
     let rest = remaining(undo.clone(), stuck.at);
     let stored = stored_log(&meta, &rest, None, Some(pending));
-    let saved = store::save(ctx, &stored.key.clone(), &stored, None);
+    let saved = store::save_log(ctx, &stored);
     context::log_warning(
         ctx,
         &format!(
@@ -180,48 +180,43 @@ pub fn retain(
 ) -> Result<(), TxuError> {
     let until = context::now_ms().saturating_add(retain_ms);
     let stored = stored_log(&meta, undo, Some(until), None);
-    store::save(ctx, &stored.key, &stored, Some(until))
+    store::save_log(ctx, &stored)
 }
 
-/// A copy of the stored log of `txid` and its key, with the log's database selected (the
-/// caller restores the client's database with the returned previous one).
-fn open_log(ctx: CtxPtr, txid: &str) -> Option<(StoredLog, OwnedStr, i32)> {
-    let (db, key) = undolog::locate(txid)?;
-    let prev = keys::select_db(ctx, db)?;
-    let found = OwnedStr::create(&key).and_then(|k| {
-        with_value(ctx, &undolog::TYPE, k.as_str(), |v: &mut StoredLog| {
-            (v.txid == txid).then(|| v.clone())
-        })
-        .flatten()
-        .map(|v| (v, k))
-    });
-    match found {
-        Some((v, k)) => Some((v, k, prev)),
-        None => {
-            keys::select_db(ctx, prev);
-            None
-        }
-    }
+/// A copy of the log of `txid`, with the log's database selected (the caller restores the
+/// client's database with the returned previous one).
+fn open_log(ctx: CtxPtr, txid: &str) -> Option<(StoredLog, i32)> {
+    let log = undolog::get(txid)?;
+    let prev = keys::select_db(ctx, log.db)?;
+    Some((log, prev))
 }
 
-fn delete_key(ctx: CtxPtr, key: &OwnedStr) {
-    let _ = call::call_ok(ctx, c"DEL", c"v!E", &[key.as_bytes()]);
-}
-
-/// Applies a stored undo log. Finished: its key is deleted. Stuck: if `always_store` or some
-/// writes were applied, what is left is stored back, pending (a replicated write); a stuck
-/// attempt that changed nothing leaves the value alone, since changing it without replicating
-/// would make replicas differ.
-fn apply_stored(
-    ctx: CtxPtr,
-    v: &StoredLog,
-    key: &OwnedStr,
-    always_store: bool,
-) -> Result<(), TxuError> {
-    let log = UndoLog::decode(&v.log).map_err(|e| TxuError::CorruptUndoLog(e.to_string()))?;
+/// Applies a stored undo log, leaving alone the keys other clients wrote since a rollback of
+/// it failed (`Pending::skipped`). Finished: the log ends (`TXU._UNLOG`). Stuck: if
+/// `always_store` or some writes were applied, what is left is stored back, pending (a
+/// replicated write); a stuck attempt that changed nothing leaves the log alone, since
+/// changing it without replicating would make replicas differ.
+fn apply_stored(ctx: CtxPtr, v: &StoredLog, always_store: bool) -> Result<(), TxuError> {
+    let mut log = UndoLog::decode(&v.log).map_err(|e| TxuError::CorruptUndoLog(e.to_string()))?;
+    let skipped = v
+        .pending
+        .as_ref()
+        .map(|p| p.skipped.clone())
+        .unwrap_or_default();
+    log.drop_keys(&skipped);
     let Err(stuck) = apply_commands(ctx, &log.compensations()) else {
-        delete_key(ctx, key);
-        return Ok(());
+        if !skipped.is_empty() {
+            let names: Vec<String> = skipped.iter().map(|k| quote(k)).collect();
+            context::log_warning(
+                ctx,
+                &format!(
+                    "txu: rollback of {} finished; left alone keys other clients wrote after it failed: {}",
+                    v.txid,
+                    names.join(", ")
+                ),
+            );
+        }
+        return store::unlog(ctx, &v.txid);
     };
     if always_store || stuck.at > 0 {
         let mut rest = v.clone();
@@ -233,18 +228,23 @@ fn apply_stored(
                 .as_ref()
                 .map_or(1, |p| p.attempts.saturating_add(1)),
             last_error: stuck.error.clone(),
+            skipped,
         });
-        let _ = store::save(ctx, &rest.key, &rest, None);
+        let _ = store::save_log(ctx, &rest);
     }
     Err(TxuError::Reply(stuck.error))
 }
 
 /// `TXU.ROLLBACK <txid> [FORCE]`: undoes a retained, committed transaction.
 pub fn rollback_committed(ctx: CtxPtr, txid: &str, force: bool) -> Result<(), TxuError> {
-    let Some((log, key, prev)) = open_log(ctx, txid) else {
+    let Some((log, prev)) = open_log(ctx, txid) else {
         return Err(TxuError::UnknownTransaction(quote(txid.as_bytes())));
     };
     let result = (|| {
+        // Retention over: the timer is about to end the log.
+        if log.is_over(context::now_ms()) {
+            return Err(TxuError::UnknownTransaction(quote(txid.as_bytes())));
+        }
         // Undoing is writing: the caller must be allowed every compensating write.
         let undo =
             UndoLog::decode(&log.log).map_err(|e| TxuError::CorruptUndoLog(e.to_string()))?;
@@ -263,7 +263,7 @@ pub fn rollback_committed(ctx: CtxPtr, txid: &str, force: bool) -> Result<(), Tx
         if log.pending.is_some() {
             return Err(TxuError::RollbackPending(quote(txid.as_bytes())));
         }
-        if let (Some(k), false) = (log.conflict.get(), force) {
+        if let (Some(k), false) = (log.conflict.clone(), force) {
             return Err(TxuError::Conflict {
                 txid: quote(txid.as_bytes()),
                 key: quote(&k),
@@ -271,7 +271,7 @@ pub fn rollback_committed(ctx: CtxPtr, txid: &str, force: bool) -> Result<(), Tx
         }
         // Our own writes must not mark this log (or be seen as conflicts of it).
         undolog::unwatch(txid);
-        match apply_stored(ctx, &log, &key, true) {
+        match apply_stored(ctx, &log, true) {
             Ok(()) => {
                 add(&STATS.rolled_back_committed, 1);
                 Ok(())
@@ -289,11 +289,15 @@ pub fn rollback_committed(ctx: CtxPtr, txid: &str, force: bool) -> Result<(), Tx
 /// Timer: retries every pending rollback once. Returns how many finished.
 pub fn retry_pending(ctx: CtxPtr) -> usize {
     let mut finished = 0;
-    for (txid, _, _) in undolog::pending_ids() {
-        let Some((log, key, prev)) = open_log(ctx, &txid) else {
+    for txid in undolog::pending_ids() {
+        let Some((log, prev)) = open_log(ctx, &txid) else {
             continue;
         };
-        if apply_stored(ctx, &log, &key, false).is_ok() {
+        // The compensating writes are txu's own: they mark nothing.
+        let marks = super::conflict::buffer();
+        let done = apply_stored(ctx, &log, false).is_ok();
+        marks.finish(ctx, false);
+        if done {
             finished += 1;
             add(&STATS.pending_finished, 1);
             context::log_notice(ctx, &format!("txu: pending rollback of {txid} finished"));
@@ -301,4 +305,33 @@ pub fn retry_pending(ctx: CtxPtr) -> usize {
         keys::select_db(ctx, prev);
     }
     finished
+}
+
+/// Timer: ends the retained logs whose retention is over.
+pub fn end_expired(ctx: CtxPtr) {
+    for txid in undolog::expired(context::now_ms()) {
+        if let Err(e) = store::unlog(ctx, &txid) {
+            context::log_warning(ctx, &format!("txu: could not end the log of {txid}: {e}"));
+        }
+    }
+}
+
+/// Timer: writes back the undo logs whose keys lost them, and says so in the log.
+pub fn keep_logs_saved(ctx: CtxPtr) {
+    match store::ensure_logs_saved(ctx) {
+        Ok(0) => {}
+        Ok(n) => {
+            add(&STATS.undo_logs_restored, n as u64);
+            context::log_warning(
+                ctx,
+                &format!("txu: {n} undo log key(s) no longer held their log (deleted, evicted, renamed, moved or overwritten); wrote them back from the module"),
+            );
+        }
+        Err(e) => context::log_warning(ctx, &format!("txu: could not write undo logs back: {e}")),
+    }
+}
+
+/// Asks for a check of every undo log's key at the next tick.
+pub fn request_log_check() {
+    undolog::request_check();
 }

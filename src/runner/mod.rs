@@ -8,7 +8,11 @@ use crate::config;
 use crate::exec::{defer, rollback};
 use crate::ffi::{context, events, CtxPtr};
 use crate::stats::STATS;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static TICKS: AtomicU64 = AtomicU64::new(0);
+/// Every how many ticks every undo log's key is checked (with the default 10 ms tick: 1 s).
+const CHECK_EVERY_TICKS: u64 = 100;
 
 /// Arms the timer (load time, then from every tick).
 pub fn start(ctx: CtxPtr) -> bool {
@@ -24,7 +28,17 @@ fn tick(ctx: CtxPtr) {
         return;
     }
     let started = std::time::Instant::now();
+    // SWAPDB and renames move a key without freeing a handle: look at every log's key once
+    // in a while, besides when a handle goes away.
+    if TICKS
+        .fetch_add(1, Ordering::Relaxed)
+        .is_multiple_of(CHECK_EVERY_TICKS)
+    {
+        rollback::request_log_check();
+    }
     defer::keep_list_saved(ctx);
+    rollback::keep_logs_saved(ctx);
+    rollback::end_expired(ctx);
     rollback::retry_pending(ctx);
     let ran = retry::run_due(ctx);
     if ran > 0 {

@@ -4,13 +4,33 @@
 //! replicas and the AOF all build it the same way; `aof_rewrite` emits the same command.
 
 pub mod keyname;
+
+/// First byte of the payload of an inert copy (see `tasklist::StoredTasks`,
+/// `undolog::LogValue`): it stays inert wherever it is loaded, so a copy a client restored
+/// under txu's key name never becomes state, not even after a restart. Never a version byte.
+const INERT: u8 = 0xfe;
+
+/// The payload of an inert copy holding `bytes`.
+fn inert_payload(bytes: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 1);
+    out.push(INERT);
+    out.extend(bytes);
+    out
+}
+
+/// Splits a payload into (is it an inert copy, the value's own bytes).
+fn split_inert(bytes: &[u8]) -> (bool, &[u8]) {
+    match bytes.split_first() {
+        Some((&INERT, rest)) => (true, rest),
+        _ => (false, bytes),
+    }
+}
 pub mod tasklist;
 pub mod undolog;
 
 use crate::error::TxuError;
-use crate::ffi::types::{self, ModuleValue, TypeSlot};
+use crate::ffi::types::{self, ModuleValue};
 use crate::ffi::{call, context, keys, CtxPtr, Str};
-use crate::tasks::list::TaskList;
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -20,7 +40,7 @@ pub const LOAD_COMMAND: &CStr = c"txu._load";
 /// Registers txu's data types (load time only).
 pub fn register_types(ctx: CtxPtr) -> Result<(), String> {
     types::handle_io_errors(ctx);
-    types::create_type::<undolog::StoredLog>(ctx, &undolog::TYPE)?;
+    types::create_type::<undolog::LogValue>(ctx, &undolog::TYPE)?;
     types::create_type::<tasklist::StoredTasks>(ctx, &tasklist::TYPE)
 }
 
@@ -33,21 +53,92 @@ pub fn internal_allowed(ctx: CtxPtr) -> bool {
     INTERNAL.load(Ordering::Relaxed) || context::is_replicated(ctx) || context::is_loading(ctx)
 }
 
-/// Writes `value` under `key` (replacing whatever is there) with an optional absolute
-/// expiry, replicated and written to the AOF as `TXU._LOAD`.
-pub fn save<T: ModuleValue>(
-    ctx: CtxPtr,
-    key: &[u8],
-    value: &T,
-    expire_at_ms: Option<i64>,
-) -> Result<(), TxuError> {
-    let payload = value.encode();
-    let exp = expire_at_ms.unwrap_or(0).to_string();
-    call_internal(
+/// `TXU._UNLOG <txid>`: the only way an undo log ends (besides a flush of its database).
+pub const UNLOG_COMMAND: &CStr = c"txu._unlog";
+
+/// Stores `log` under its key in its database (replacing whatever is there), replicated and
+/// written to the AOF as `TXU._LOAD`; the module holds it from then on.
+pub fn save_log(ctx: CtxPtr, log: &undolog::StoredLog) -> Result<(), TxuError> {
+    let payload = log.encode();
+    // A retained log's key expires with its retention (the timer ends the log then too).
+    let expire_at = match (&log.pending, log.retain_until_ms) {
+        (None, Some(t)) => t,
+        _ => 0,
+    }
+    .to_string();
+    let prev = keys::select_db(ctx, log.db).ok_or(TxuError::NoDatabase(log.db))?;
+    let r = call_internal(
         ctx,
         LOAD_COMMAND,
-        &[T::KIND.to_bytes(), key, &payload, exp.as_bytes()],
-    )
+        &[
+            undolog::LogValue::KIND.to_bytes(),
+            &log.key,
+            &payload,
+            expire_at.as_bytes(),
+        ],
+    );
+    keys::select_db(ctx, prev);
+    r
+}
+
+/// Ends the undo log of `txid` everywhere (`TXU._UNLOG`, replicated).
+pub fn unlog(ctx: CtxPtr, txid: &str) -> Result<(), TxuError> {
+    call_internal(ctx, UNLOG_COMMAND, &[txid.as_bytes()])
+}
+
+/// Applies a `TXU._UNLOG` on this server: forgets the log and deletes its key if the key
+/// still holds a value of txu's type (this command is what replicates).
+pub fn apply_unlog(ctx: CtxPtr, txid: &str) {
+    let Some(log) = undolog::get(txid) else {
+        return;
+    };
+    undolog::forget(txid);
+    let Some(prev) = keys::select_db(ctx, log.db) else {
+        return;
+    };
+    if let Some(k) = crate::ffi::OwnedStr::create(&log.key) {
+        if types::with_value(
+            ctx,
+            &undolog::TYPE,
+            k.as_str(),
+            |_: &mut undolog::LogValue| (),
+        )
+        .is_some()
+        {
+            let _ = call::call_ok(ctx, c"DEL", c"vE", &[&log.key]);
+        }
+    }
+    keys::select_db(ctx, prev);
+}
+
+/// Primary, from the timer: writes back every undo log whose key no longer holds its live
+/// handle (when a check is due). Returns how many it wrote.
+pub fn ensure_logs_saved(ctx: CtxPtr) -> Result<usize, TxuError> {
+    if !undolog::check_due() {
+        return Ok(0);
+    }
+    let mut written = 0;
+    for (txid, db, key) in undolog::locations() {
+        let Some(prev) = keys::select_db(ctx, db) else {
+            continue;
+        };
+        let live = crate::ffi::OwnedStr::create(&key).and_then(|k| {
+            types::with_value(
+                ctx,
+                &undolog::TYPE,
+                k.as_str(),
+                |v: &mut undolog::LogValue| undolog::is_live_handle(&txid, v),
+            )
+        });
+        keys::select_db(ctx, prev);
+        if live != Some(true) {
+            if let Some(log) = undolog::get(&txid) {
+                save_log(ctx, &log)?;
+                written += 1;
+            }
+        }
+    }
+    Ok(written)
 }
 
 /// Runs one of txu's internal commands with replication on, so replicas and the AOF get it
@@ -67,21 +158,15 @@ pub fn apply_load(
     payload: &[u8],
     expire_at_ms: i64,
 ) -> Result<(), TxuError> {
-    fn load<T: ModuleValue>(
-        ctx: CtxPtr,
-        slot: &TypeSlot,
-        key: Str<'_>,
-        payload: &[u8],
-        expire_at_ms: i64,
-    ) -> Result<(), TxuError> {
-        let value = T::decode(payload).ok_or(TxuError::CorruptPayload)?;
-        types::set_value(ctx, slot, key, value, expire_at_ms)
-    }
     match kind {
-        b"undo" => load::<undolog::StoredLog>(ctx, &undolog::TYPE, key, payload, expire_at_ms),
+        b"undo" => {
+            let value = undolog::loaded(payload, key.bytes(), keys::selected_db(ctx))
+                .ok_or(TxuError::CorruptPayload)?;
+            types::set_value(ctx, &undolog::TYPE, key, value, expire_at_ms)
+        }
         b"tasks" => {
-            let list = TaskList::decode(payload).map_err(|_| TxuError::CorruptPayload)?;
-            let value = tasklist::loaded(list, key.bytes(), keys::selected_db(ctx));
+            let value = tasklist::loaded(payload, key.bytes(), keys::selected_db(ctx))
+                .ok_or(TxuError::CorruptPayload)?;
             types::set_value(ctx, &tasklist::TYPE, key, value, expire_at_ms)
         }
         _ => Err(TxuError::UnknownValueKind),

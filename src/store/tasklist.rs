@@ -55,11 +55,12 @@ impl ModuleValue for StoredTasks {
     fn encode(&self) -> Vec<u8> {
         match self {
             StoredTasks::Live => LIST.lock().encode(),
-            StoredTasks::Inert(l) => l.encode(),
+            StoredTasks::Inert(l) => super::inert_payload(l.encode()),
         }
     }
 
     fn decode(bytes: &[u8]) -> Option<Self> {
+        let (_, bytes) = super::split_inert(bytes);
         TaskList::decode(bytes)
             .ok()
             .map(|l| StoredTasks::Inert(Box::new(l)))
@@ -68,9 +69,10 @@ impl ModuleValue for StoredTasks {
     /// Only the dataset the server loads (RDB, full sync) brings a list back, and only from
     /// the list's own key: a `RESTORE` by a client never changes the tasks.
     fn load(bytes: &[u8], from: &LoadedFrom<'_>) -> Option<Self> {
+        let (inert, bytes) = super::split_inert(bytes);
         let list = TaskList::decode(bytes).ok()?;
-        Some(match (from.loading, from.key, from.db) {
-            (true, Some(key), Some(db)) => StoredTasks::placed(list, key, db),
+        Some(match (inert, from.loading, from.key, from.db) {
+            (false, true, Some(key), Some(db)) => StoredTasks::placed(list, key, db),
             _ => StoredTasks::Inert(Box::new(list)),
         })
     }
@@ -371,11 +373,16 @@ pub fn ensure_saved(ctx: CtxPtr) -> Result<bool, TxuError> {
 }
 
 /// The value `TXU._LOAD tasks <key> <payload>` stores: a live handle under the list's own
-/// key (and the payload becomes the list), inert anywhere else.
-pub fn loaded(list: TaskList, key: &[u8], db: i32) -> StoredTasks {
+/// key (and the payload becomes the list), inert anywhere else or for an inert payload.
+pub fn loaded(payload: &[u8], key: &[u8], db: i32) -> Option<StoredTasks> {
+    let (inert, bytes) = super::split_inert(payload);
+    let list = TaskList::decode(bytes).ok()?;
+    if inert {
+        return Some(StoredTasks::Inert(Box::new(list)));
+    }
     let v = StoredTasks::placed(list, key, db);
     if matches!(v, StoredTasks::Live) {
         SAVED.store(true, Ordering::Relaxed);
     }
-    v
+    Some(v)
 }

@@ -1,36 +1,46 @@
-//! The hidden undo-log key: an undo log that outlives its `TXU.EXEC` (retained with
-//! `TXU.BEGIN RETAIN`, or a rollback still pending) lives under `txu:undo:{<tag>}:<txid>`, a
-//! key of type `txu-undo1`, so it is saved, loaded and replicated like data.
+//! Undo logs that outlive their `TXU.EXEC`: retained with `TXU.BEGIN RETAIN` (undoable by id
+//! until they expire), or a rollback still pending (finished by the timer).
 //!
-//! An in-memory index maps transaction ids to their key, and (database, key) of every data key
-//! a retained transaction touched to the transactions that touched it; keyspace notifications
-//! mark a retained log as conflicted when one of its keys changes afterwards.
+//! The module holds each log (the index below is the truth); the key
+//! `txu:undo:{<tag>}:<txid>` in the log's database holds a live handle whose RDB, AOF and digest
+//! forms are that log, so it persists and replicates like data. Deleting, evicting, expiring,
+//! renaming, moving or overwriting the key, or swapping its database, loses no log: the
+//! primary writes it back at the next tick. Logs end only by txu's own `TXU._UNLOG` (rolled
+//! back, or retention over) or a flush of their database.
+//!
+//! The index also maps (database, key) of every data key a log touched to the logs that
+//! touched it: keyspace notifications mark a retained log as conflicted when one of its keys
+//! changes afterwards, and a pending rollback then leaves that key alone.
 
-use crate::ffi::types::{ModuleValue, TypeSlot};
+use crate::ffi::types::{LoadedFrom, ModuleValue, TypeSlot};
 use crate::store::keyname;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::ffi::{c_int, CStr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 pub static TYPE: TypeSlot = TypeSlot::new();
 
-/// Encoding version of `StoredLog` (the first byte of its payload).
-const VERSION: u8 = 1;
+/// Encoding version of `StoredLog` (the first byte of its payload). Version 1 had no
+/// `Pending::skipped`; it still loads.
+const VERSION: u8 = 2;
+const VERSION_1: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pending {
     /// Rollback attempts made so far.
     pub attempts: u32,
     pub last_error: String,
+    /// Keys another client wrote after the rollback failed: the rollback leaves them alone.
+    pub skipped: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredLog {
     pub txid: String,
-    /// The key this log is stored under (so loading from RDB can rebuild the index).
+    /// The key this log is stored under.
     pub key: Vec<u8>,
     pub db: i32,
     pub created_ms: i64,
@@ -41,116 +51,169 @@ pub struct StoredLog {
     /// Data keys the transaction wrote (for conflict detection).
     pub keys: Vec<Vec<u8>>,
     /// The first of `keys` that changed after the transaction committed.
-    pub conflict: ConflictMark,
+    pub conflict: Option<Vec<u8>>,
     /// The transaction's undo log (`undo::log::UndoLog::encode`); for a pending rollback, the
     /// part not yet applied.
     pub log: Vec<u8>,
 }
 
-/// The conflict mark of a stored log: the value persists it, the index sets it (from a
-/// keyspace notification or `TXU._CONFLICT`) through a handle shared with the value, so the
-/// index never needs a pointer to a value the server owns. Encoded exactly as the
-/// `Option<Vec<u8>>` it holds; a clone is a copy, not another handle.
-#[derive(Debug, Default)]
-pub struct ConflictMark(Arc<Mutex<Option<Vec<u8>>>>);
-
-impl ConflictMark {
-    pub fn get(&self) -> Option<Vec<u8>> {
-        self.0.lock().clone()
-    }
-
-    fn is_set(&self) -> bool {
-        self.0.lock().is_some()
-    }
-
-    /// Sets the mark unless it is set already (the first key wins).
-    fn set_first(&self, key: &[u8]) -> bool {
-        let mut m = self.0.lock();
-        if m.is_some() {
-            return false;
-        }
-        *m = Some(key.to_vec());
-        true
-    }
-
-    fn handle(&self) -> ConflictMark {
-        ConflictMark(Arc::clone(&self.0))
-    }
+/// `StoredLog` as encoding version 1 wrote it.
+#[derive(Deserialize)]
+struct StoredLogV1 {
+    txid: String,
+    key: Vec<u8>,
+    db: i32,
+    created_ms: i64,
+    retain_until_ms: Option<i64>,
+    pending: Option<PendingV1>,
+    keys: Vec<Vec<u8>>,
+    conflict: Option<Vec<u8>>,
+    log: Vec<u8>,
 }
 
-impl Clone for ConflictMark {
-    fn clone(&self) -> Self {
-        ConflictMark(Arc::new(Mutex::new(self.get())))
-    }
-}
-
-impl PartialEq for ConflictMark {
-    fn eq(&self, other: &Self) -> bool {
-        self.get() == other.get()
-    }
-}
-
-impl Serialize for ConflictMark {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.get().serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for ConflictMark {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Option::<Vec<u8>>::deserialize(d).map(|m| ConflictMark(Arc::new(Mutex::new(m))))
-    }
+#[derive(Deserialize)]
+struct PendingV1 {
+    attempts: u32,
+    last_error: String,
 }
 
 impl StoredLog {
     pub fn key_for(txid: &str, first_key: Option<&[u8]>) -> Vec<u8> {
         keyname::undo_key(txid, first_key)
     }
-}
 
-impl ModuleValue for StoredLog {
-    const NAME: &'static CStr = c"txu-undo1";
-    const ENCVER: c_int = 1;
-    const AOF_COMMAND: &'static CStr = super::LOAD_COMMAND;
-    const KIND: &'static CStr = c"undo";
-
-    fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         crate::codec::encode(VERSION, self)
     }
 
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        crate::codec::decode(VERSION, bytes).ok()
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if let Ok(v) = crate::codec::decode(VERSION, bytes) {
+            return Some(v);
+        }
+        let v: StoredLogV1 = crate::codec::decode(VERSION_1, bytes).ok()?;
+        Some(StoredLog {
+            txid: v.txid,
+            key: v.key,
+            db: v.db,
+            created_ms: v.created_ms,
+            retain_until_ms: v.retain_until_ms,
+            pending: v.pending.map(|p| Pending {
+                attempts: p.attempts,
+                last_error: p.last_error,
+                skipped: Vec::new(),
+            }),
+            keys: v.keys,
+            conflict: v.conflict,
+            log: v.log,
+        })
     }
 
-    fn mem_usage(&self) -> usize {
+    fn bytes(&self) -> usize {
         self.txid.len()
             + self.key.len()
             + self.log.len()
             + self.keys.iter().map(Vec::len).sum::<usize>()
     }
 
-    fn on_attach(&self, addr: usize) {
-        INDEX.lock().attach(self, addr);
+    /// A retained log whose retention ended at `now_ms` is over (the timer ends it soon).
+    pub fn is_over(&self, now_ms: i64) -> bool {
+        self.pending.is_none() && self.retain_until_ms.is_none_or(|t| t <= now_ms)
     }
 
-    fn on_detach(&self, addr: usize) {
-        INDEX.lock().detach(self, addr);
+    /// Whether the key `key` in database `db` is where this log belongs.
+    fn belongs_at(&self, key: &[u8], db: i32) -> bool {
+        self.key == key && self.db == db
     }
 }
 
-/// What the index knows of a stored log. It copies what it reports and shares the conflict
-/// mark; `addr` only tells a value from an older one with the same id (freed late).
+/// A log held by the module, shared by the index and the live handles under its key.
+type Cell = Arc<Mutex<StoredLog>>;
+
+/// A value of type `txu-undo1`: a live handle on a log the module holds, or (a `RESTORE`d
+/// copy, a renamed or moved key loaded again) an inert log nothing reads.
+pub enum LogValue {
+    Live(Cell),
+    Inert(Box<StoredLog>),
+}
+
+impl ModuleValue for LogValue {
+    const NAME: &'static CStr = c"txu-undo1";
+    const ENCVER: c_int = 1;
+    const AOF_COMMAND: &'static CStr = super::LOAD_COMMAND;
+    const KIND: &'static CStr = c"undo";
+
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            LogValue::Live(c) => c.lock().encode(),
+            LogValue::Inert(v) => super::inert_payload(v.encode()),
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let (_, bytes) = super::split_inert(bytes);
+        StoredLog::decode(bytes).map(|v| LogValue::Inert(Box::new(v)))
+    }
+
+    /// Only the dataset the server loads brings a log back, and only from the log's own key:
+    /// a `RESTORE` by a client never adds, revives or changes a log (and its copy stays inert
+    /// wherever it is loaded later).
+    fn load(bytes: &[u8], from: &LoadedFrom<'_>) -> Option<Self> {
+        let (inert, bytes) = super::split_inert(bytes);
+        let v = StoredLog::decode(bytes)?;
+        Some(match (inert, from.loading, from.key, from.db) {
+            (false, true, Some(key), Some(db)) => placed(v, key, db),
+            _ => LogValue::Inert(Box::new(v)),
+        })
+    }
+
+    fn mem_usage(&self) -> usize {
+        match self {
+            LogValue::Live(c) => c.lock().bytes(),
+            LogValue::Inert(v) => v.bytes(),
+        }
+    }
+
+    fn on_detach(&self, _addr: usize) {
+        if let LogValue::Live(c) = self {
+            // The handle of a log the module still holds went away: write it back.
+            let txid = c.lock().txid.clone();
+            if INDEX
+                .lock()
+                .by_txid
+                .get(&txid)
+                .is_some_and(|e| Arc::ptr_eq(&e.cell, c))
+            {
+                CHECK.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The value for `key` in database `db` holding `v`: a live handle (and the module holds `v`)
+/// if that is the log's own key, inert anywhere else.
+fn placed(v: StoredLog, key: &[u8], db: i32) -> LogValue {
+    if v.belongs_at(key, db) {
+        LogValue::Live(INDEX.lock().install(v))
+    } else {
+        LogValue::Inert(Box::new(v))
+    }
+}
+
+/// The value `TXU._LOAD undo <key> <payload>` stores in database `db`.
+pub fn loaded(payload: &[u8], key: &[u8], db: i32) -> Option<LogValue> {
+    let (inert, bytes) = super::split_inert(payload);
+    let v = StoredLog::decode(bytes)?;
+    Some(if inert {
+        LogValue::Inert(Box::new(v))
+    } else {
+        placed(v, key, db)
+    })
+}
+
 struct Entry {
-    key: Vec<u8>,
-    db: i32,
-    addr: usize,
-    keys: Vec<Vec<u8>>,
-    /// Every data key the transaction wrote (watched or not): what a caller's ACL must cover
-    /// to see or undo it.
-    data_keys: Vec<Vec<u8>>,
-    pending: bool,
-    bytes: usize,
-    conflict: ConflictMark,
+    cell: Cell,
+    /// Keys watched for changes (none while a rollback of this log runs).
+    watched: Vec<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -162,51 +225,39 @@ struct Index {
 static INDEX: LazyLock<Mutex<Index>> = LazyLock::new(|| Mutex::new(Index::default()));
 /// Number of watched (db, key) pairs: zero means notifications return at once.
 static WATCHED: AtomicUsize = AtomicUsize::new(0);
+/// Set when a log's key may no longer hold its handle; the primary's tick then checks.
+static CHECK: AtomicBool = AtomicBool::new(false);
 
 impl Index {
-    fn attach(&mut self, v: &StoredLog, addr: usize) {
-        self.detach_txid(&v.txid);
-        // Only retained logs can be undone later, so only they watch their keys.
-        let keys = if v.pending.is_none() {
-            v.keys.clone()
-        } else {
-            Vec::new()
-        };
+    fn install(&mut self, v: StoredLog) -> Cell {
+        self.forget(&v.txid);
+        let (txid, db, keys) = (v.txid.clone(), v.db, v.keys.clone());
         for k in &keys {
             self.by_key
-                .entry((v.db, k.clone()))
+                .entry((db, k.clone()))
                 .or_default()
-                .push(v.txid.clone());
+                .push(txid.clone());
         }
+        let cell = Arc::new(Mutex::new(v));
         self.by_txid.insert(
-            v.txid.clone(),
+            txid,
             Entry {
-                key: v.key.clone(),
-                db: v.db,
-                addr,
-                keys,
-                data_keys: v.keys.clone(),
-                pending: v.pending.is_some(),
-                bytes: v.mem_usage(),
-                conflict: v.conflict.handle(),
+                cell: Arc::clone(&cell),
+                watched: keys,
             },
         );
         WATCHED.store(self.by_key.len(), Ordering::Relaxed);
+        cell
     }
 
-    fn detach(&mut self, v: &StoredLog, addr: usize) {
-        // A value freed late (async flush) must not remove a newer value's entry.
-        if self.by_txid.get(&v.txid).is_some_and(|e| e.addr == addr) {
-            self.detach_txid(&v.txid);
-        }
-    }
-
-    fn detach_txid(&mut self, txid: &str) {
-        let Some(e) = self.by_txid.remove(txid) else {
+    fn unwatch(&mut self, txid: &str) {
+        let Some(e) = self.by_txid.get_mut(txid) else {
             return;
         };
-        for k in e.keys {
-            let slot = (e.db, k);
+        let keys = std::mem::take(&mut e.watched);
+        let db = e.cell.lock().db;
+        for k in keys {
+            let slot = (db, k);
             if let Some(ids) = self.by_key.get_mut(&slot) {
                 ids.retain(|t| t != txid);
                 if ids.is_empty() {
@@ -216,71 +267,87 @@ impl Index {
         }
         WATCHED.store(self.by_key.len(), Ordering::Relaxed);
     }
+
+    fn forget(&mut self, txid: &str) {
+        self.unwatch(txid);
+        self.by_txid.remove(txid);
+    }
 }
 
-/// The server is emptying database `db` (-1: all): its logs are gone now, even if their
-/// memory is freed later on a background thread.
+/// The log of `txid` is over (rolled back, or its retention ended): the module forgets it.
+pub fn forget(txid: &str) {
+    INDEX.lock().forget(txid);
+}
+
+/// The server is emptying database `db` (-1: all): the logs of that database go with it.
 pub fn on_flush(db: i32) {
     let mut idx = INDEX.lock();
     let gone: Vec<String> = idx
         .by_txid
         .iter()
-        .filter(|(_, e)| db == -1 || e.db == db)
+        .filter(|(_, e)| db == -1 || e.cell.lock().db == db)
         .map(|(id, _)| id.clone())
         .collect();
     for id in gone {
-        idx.detach_txid(&id);
+        idx.forget(&id);
     }
 }
 
-/// Where the log of `txid` is stored: (database, key).
-pub fn locate(txid: &str) -> Option<(i32, Vec<u8>)> {
+/// A copy of the log of `txid`.
+pub fn get(txid: &str) -> Option<StoredLog> {
     INDEX
         .lock()
         .by_txid
         .get(txid)
-        .map(|e| (e.db, e.key.clone()))
+        .map(|e| e.cell.lock().clone())
 }
 
 /// Stops watching the keys of `txid` (its rollback is about to write them).
 pub fn unwatch(txid: &str) {
-    let mut idx = INDEX.lock();
-    let Some(e) = idx.by_txid.get_mut(txid) else {
-        return;
-    };
-    let keys = std::mem::take(&mut e.keys);
-    let db = e.db;
-    for k in keys {
-        let slot = (db, k);
-        if let Some(ids) = idx.by_key.get_mut(&slot) {
-            ids.retain(|t| t != txid);
-            if ids.is_empty() {
-                idx.by_key.remove(&slot);
-            }
-        }
-    }
-    WATCHED.store(idx.by_key.len(), Ordering::Relaxed);
+    INDEX.lock().unwatch(txid);
 }
 
 /// Ids of logs whose rollback is pending.
-pub fn pending_ids() -> Vec<(String, i32, Vec<u8>)> {
-    let idx = INDEX.lock();
-    idx.by_txid
+pub fn pending_ids() -> Vec<String> {
+    INDEX
+        .lock()
+        .by_txid
         .iter()
-        .filter(|(_, e)| e.pending)
-        .map(|(id, e)| (id.clone(), e.db, e.key.clone()))
+        .filter(|(_, e)| e.cell.lock().pending.is_some())
+        .map(|(id, _)| id.clone())
         .collect()
 }
 
-/// Counts for INFO: (retained logs, pending rollbacks, bytes held).
-pub fn counts() -> (usize, usize, usize) {
-    let idx = INDEX.lock();
-    let pending = idx.by_txid.values().filter(|e| e.pending).count();
-    let bytes = idx.by_txid.values().map(|e| e.bytes).sum();
-    (idx.by_txid.len() - pending, pending, bytes)
+/// Ids of retained logs whose retention ended at `now_ms`.
+pub fn expired(now_ms: i64) -> Vec<String> {
+    INDEX
+        .lock()
+        .by_txid
+        .iter()
+        .filter(|(_, e)| e.cell.lock().is_over(now_ms))
+        .map(|(id, _)| id.clone())
+        .collect()
 }
 
-/// Retained logs (by id) that touch key `key` of database `db` and are not yet conflicted.
+/// Counts for INFO at `now_ms`: (retained logs, pending rollbacks, bytes held). A log whose
+/// retention is over no longer counts.
+pub fn counts(now_ms: i64) -> (usize, usize, usize) {
+    let idx = INDEX.lock();
+    let (mut retained, mut pending, mut bytes) = (0, 0, 0);
+    for e in idx.by_txid.values() {
+        let v = e.cell.lock();
+        if v.is_over(now_ms) {
+            continue;
+        }
+        pending += usize::from(v.pending.is_some());
+        retained += usize::from(v.pending.is_none());
+        bytes += v.bytes();
+    }
+    (retained, pending, bytes)
+}
+
+/// Logs (by id) that touch key `key` of database `db` and would take a mark for it: retained
+/// logs not yet conflicted, pending rollbacks not yet skipping that key.
 pub fn unconflicted_watchers(db: i32, key: &[u8]) -> Vec<String> {
     if WATCHED.load(Ordering::Relaxed) == 0 {
         return Vec::new();
@@ -290,22 +357,43 @@ pub fn unconflicted_watchers(db: i32, key: &[u8]) -> Vec<String> {
         return Vec::new();
     };
     ids.iter()
-        .filter(|id| idx.by_txid.get(*id).is_some_and(|e| !e.conflict.is_set()))
+        .filter(|id| {
+            idx.by_txid.get(*id).is_some_and(|e| {
+                let v = e.cell.lock();
+                match &v.pending {
+                    None => v.conflict.is_none(),
+                    Some(p) => !p.skipped.iter().any(|k| k == key),
+                }
+            })
+        })
         .cloned()
         .collect()
 }
 
-/// Marks the retained log `txid` as conflicted by `key` (the first mark wins). Returns whether
-/// it changed anything.
+/// `key` changed after log `txid` was stored: a retained log is conflicted by it (the first
+/// mark wins), a pending rollback will leave it alone. Returns whether it changed anything.
 pub fn mark_conflict(txid: &str, key: &[u8]) -> bool {
-    INDEX
-        .lock()
-        .by_txid
-        .get(txid)
-        .is_some_and(|e| e.conflict.set_first(key))
+    let idx = INDEX.lock();
+    let Some(e) = idx.by_txid.get(txid) else {
+        return false;
+    };
+    let mut guard = e.cell.lock();
+    let v = &mut *guard;
+    match (&mut v.pending, &mut v.conflict) {
+        (Some(p), _) if !p.skipped.iter().any(|k| k == key) => {
+            p.skipped.push(key.to_vec());
+            true
+        }
+        (Some(_), _) => false,
+        (None, c @ None) => {
+            *c = Some(key.to_vec());
+            true
+        }
+        (None, Some(_)) => false,
+    }
 }
 
-/// A key in database `db` was written: every retained log that touched it is now conflicted.
+/// A key in database `db` was written: every log that touched it takes the mark.
 #[cfg(test)]
 pub fn key_changed(db: i32, key: &[u8]) {
     for id in unconflicted_watchers(db, key) {
@@ -315,12 +403,57 @@ pub fn key_changed(db: i32, key: &[u8]) {
 
 /// The data keys written by the transaction `txid`, if txu holds its undo log.
 pub fn keys_of(txid: &str) -> Option<Vec<Vec<u8>>> {
-    INDEX.lock().by_txid.get(txid).map(|e| e.data_keys.clone())
+    INDEX
+        .lock()
+        .by_txid
+        .get(txid)
+        .map(|e| e.cell.lock().keys.clone())
 }
 
 /// `Some(true)`: the rollback of `txid` is pending; `Some(false)`: its log is retained.
+#[cfg(test)]
 pub fn state_of(txid: &str) -> Option<bool> {
-    INDEX.lock().by_txid.get(txid).map(|e| e.pending)
+    INDEX
+        .lock()
+        .by_txid
+        .get(txid)
+        .map(|e| e.cell.lock().pending.is_some())
+}
+
+/// Whether a check of the logs' keys is due (some handle went away), clearing the flag.
+pub fn check_due() -> bool {
+    CHECK.swap(false, Ordering::Relaxed)
+}
+
+/// Asks for a check of the logs' keys at the next tick (`SWAPDB`, a txu key renamed or
+/// moved: no handle is freed then).
+pub fn request_check() {
+    CHECK.store(true, Ordering::Relaxed);
+}
+
+/// (txid, database, key) of every log.
+pub fn locations() -> Vec<(String, i32, Vec<u8>)> {
+    INDEX
+        .lock()
+        .by_txid
+        .iter()
+        .map(|(id, e)| {
+            let v = e.cell.lock();
+            (id.clone(), v.db, v.key.clone())
+        })
+        .collect()
+}
+
+/// Whether `v`, found under a log's key, is that log's live handle.
+pub fn is_live_handle(txid: &str, v: &LogValue) -> bool {
+    let LogValue::Live(c) = v else {
+        return false;
+    };
+    INDEX
+        .lock()
+        .by_txid
+        .get(txid)
+        .is_some_and(|e| Arc::ptr_eq(&e.cell, c))
 }
 
 #[cfg(test)]
@@ -336,7 +469,7 @@ mod tests {
             retain_until_ms: Some(10),
             pending: None,
             keys: vec![b"a".to_vec(), b"b\0".to_vec()],
-            conflict: ConflictMark::default(),
+            conflict: None,
             log: vec![1, 0],
         }
     }
@@ -350,7 +483,7 @@ mod tests {
             assert_eq!(StoredLog::decode(&bytes[..cut]), None, "truncated at {cut}");
         }
         let mut other = bytes.clone();
-        other[0] = 2;
+        other[0] = 3;
         assert_eq!(StoredLog::decode(&other), None, "unknown version");
         let mut huge = vec![VERSION];
         huge.extend_from_slice(&[0xff; 16]);
@@ -358,30 +491,93 @@ mod tests {
     }
 
     #[test]
-    fn index_tracks_conflicts_and_ignores_stale_frees() {
+    fn version_1_logs_still_load() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            txid: &'a str,
+            key: &'a [u8],
+            db: i32,
+            created_ms: i64,
+            retain_until_ms: Option<i64>,
+            pending: Option<(u32, &'a str)>,
+            keys: Vec<Vec<u8>>,
+            conflict: Option<Vec<u8>>,
+            log: Vec<u8>,
+        }
+        let old = V1 {
+            txid: "7-1",
+            key: b"txu:undo:{k}:7-1",
+            db: 2,
+            created_ms: 3,
+            retain_until_ms: None,
+            pending: Some((4, "ERR x")),
+            keys: vec![b"k".to_vec()],
+            conflict: Some(b"k".to_vec()),
+            log: vec![9],
+        };
+        let v = StoredLog::decode(&crate::codec::encode(VERSION_1, &old)).expect("v1 loads");
+        assert_eq!(v.txid, "7-1");
+        assert_eq!(v.db, 2);
+        let p = v.pending.expect("pending");
+        assert_eq!((p.attempts, p.last_error.as_str()), (4, "ERR x"));
+        assert!(p.skipped.is_empty());
+        assert_eq!(v.conflict.as_deref(), Some(&b"k"[..]));
+    }
+
+    #[test]
+    fn index_tracks_conflicts_and_pending_skips() {
         let mut v = sample();
         v.txid = "idx-test".into();
-        let addr = 0x1000;
-        v.on_attach(addr);
-        assert_eq!(locate("idx-test").map(|l| l.0), Some(0));
+        let key = v.key.clone();
+        let handle = loaded(&v.encode(), &key, 0).expect("decodes");
+        assert!(is_live_handle("idx-test", &handle));
+        assert_eq!(state_of("idx-test"), Some(false));
         key_changed(0, b"other");
-        assert_eq!(v.conflict.get(), None);
+        assert_eq!(get("idx-test").and_then(|v| v.conflict), None);
         key_changed(0, b"b\0");
-        assert_eq!(v.conflict.get().as_deref(), Some(&b"b\0"[..]));
-        assert!(!mark_conflict("idx-test", b"a"), "the first mark wins");
-        let copy = v.clone();
-        assert_eq!(copy.conflict.get().as_deref(), Some(&b"b\0"[..]));
         assert_eq!(
-            StoredLog::decode(&v.encode()).map(|d| d.conflict.get()),
-            Some(Some(b"b\0".to_vec())),
-            "the mark is persisted"
+            get("idx-test").and_then(|v| v.conflict).as_deref(),
+            Some(&b"b\0"[..])
         );
-        // A stale value with the same id (different address) does not detach the live one.
-        let mut stale = sample();
-        stale.txid = "idx-test".into();
-        stale.on_detach(1);
-        assert!(locate("idx-test").is_some());
-        v.on_detach(addr);
-        assert!(locate("idx-test").is_none());
+        assert!(!mark_conflict("idx-test", b"a"), "the first mark wins");
+        // The handle persists what the index holds.
+        let decoded = StoredLog::decode(&handle.encode()).expect("decodes");
+        assert_eq!(decoded.conflict.as_deref(), Some(&b"b\0"[..]));
+        // A copy elsewhere is inert and does not replace the log.
+        let mut copy = sample();
+        copy.txid = "idx-test".into();
+        let inert = loaded(&copy.encode(), b"elsewhere", 0).expect("decodes");
+        let again = loaded(&inert.encode(), &key, 0).expect("decodes");
+        assert!(
+            matches!(again, LogValue::Inert(_)),
+            "an inert copy stays inert even under the log's own key"
+        );
+        assert!(!is_live_handle("idx-test", &inert));
+        assert!(is_live_handle("idx-test", &handle));
+
+        // A pending rollback skips every key changed after it, once each.
+        let mut p = sample();
+        p.txid = "idx-pending".into();
+        p.pending = Some(Pending {
+            attempts: 1,
+            last_error: "ERR x".into(),
+            skipped: Vec::new(),
+        });
+        let pkey = p.key.clone();
+        let _h = loaded(&p.encode(), &pkey, 0).expect("decodes");
+        key_changed(0, b"a");
+        key_changed(0, b"a");
+        key_changed(0, b"b\0");
+        let skipped = get("idx-pending")
+            .and_then(|v| v.pending)
+            .map(|p| p.skipped);
+        assert_eq!(skipped, Some(vec![b"a".to_vec(), b"b\0".to_vec()]));
+        forget("idx-test");
+        forget("idx-pending");
+        assert_eq!(state_of("idx-test"), None);
+        assert!(
+            !is_live_handle("idx-test", &handle),
+            "a forgotten log has no handle"
+        );
     }
 }

@@ -136,6 +136,19 @@ impl UndoLog {
         &self.entries
     }
 
+    /// Forgets every entry that touches one of `keys` (a rollback leaves those keys alone).
+    pub fn drop_keys(&mut self, keys: &[Vec<u8>]) {
+        if keys.is_empty() {
+            return;
+        }
+        self.entries.retain(|e| {
+            !e.keys()
+                .iter()
+                .any(|k| keys.iter().any(|s| s.as_slice() == *k))
+        });
+        self.rebuild();
+    }
+
     /// Forgets the entries after the first `len` (those of a command that then failed).
     pub fn truncate(&mut self, len: usize) {
         if len >= self.entries.len() {
