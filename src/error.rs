@@ -28,6 +28,12 @@ pub enum TxuError {
     NoPerm(String),
     TooMany(i64),
     ExecAbort,
+    /// `TXU.RUN`: command `index` (1-based) did not validate; nothing ran.
+    RunAbort {
+        index: usize,
+        cmd: String,
+        cause: String,
+    },
     /// Command `index` (1-based) failed; everything before it was undone.
     RolledBack {
         index: usize,
@@ -85,6 +91,12 @@ pub enum TxuError {
     CorruptPayload,
     /// `TXU._LOAD` of a kind of value txu does not have.
     UnknownValueKind,
+    /// A txu value sent to a key or database other than the one it records (an undo log keeps
+    /// its own key and database, the task list lives at `txu:tasks` in database 0).
+    MisplacedValue {
+        key: String,
+        db: i32,
+    },
     /// A stored undo log that does not decode.
     CorruptUndoLog(String),
     /// txu could not store one of its values (the key is held by another type, say).
@@ -144,6 +156,10 @@ impl fmt::Display for TxuError {
                 "ERR too many commands in this transaction (txu.max-queued is {max})"
             ),
             TxuError::ExecAbort => f.write_str(EXECABORT),
+            TxuError::RunAbort { index, cmd, cause } => write!(
+                f,
+                "EXECABORT Transaction discarded because of an error in command {index} ({cmd}): {cause}"
+            ),
             TxuError::RolledBack { index, cmd, cause } => {
                 write!(f, "ROLLBACK command {index} ({cmd}) failed: {cause}")
             }
@@ -189,6 +205,10 @@ impl fmt::Display for TxuError {
             TxuError::MalformedInternal(cmd) => write!(f, "ERR malformed {cmd}"),
             TxuError::CorruptPayload => f.write_str("ERR corrupt txu payload"),
             TxuError::UnknownValueKind => f.write_str("ERR unknown txu value kind"),
+            TxuError::MisplacedValue { key, db } => write!(
+                f,
+                "ERR this txu value belongs under another key than '{key}' in database {db}"
+            ),
             TxuError::CorruptUndoLog(e) => write!(f, "ERR cannot read the undo log: {e}"),
             TxuError::CannotStore(what) => write!(f, "ERR cannot store {what}"),
             TxuError::Reply(text) => f.write_str(text),
@@ -249,6 +269,14 @@ mod tests {
                 "ERR too many commands in this transaction (txu.max-queued is 5)",
             ),
             (TxuError::ExecAbort, EXECABORT),
+            (
+                TxuError::RunAbort {
+                    index: 2,
+                    cmd: s("GET"),
+                    cause: s("ERR wrong number of arguments for 'get' command"),
+                },
+                "EXECABORT Transaction discarded because of an error in command 2 (GET): ERR wrong number of arguments for 'get' command",
+            ),
             (
                 TxuError::RolledBack {
                     index: 3,
@@ -317,6 +345,13 @@ mod tests {
             (TxuError::MalformedInternal("TXU._TASK"), "ERR malformed TXU._TASK"),
             (TxuError::CorruptPayload, "ERR corrupt txu payload"),
             (TxuError::UnknownValueKind, "ERR unknown txu value kind"),
+            (
+                TxuError::MisplacedValue {
+                    key: s("victim"),
+                    db: 2,
+                },
+                "ERR this txu value belongs under another key than 'victim' in database 2",
+            ),
             (
                 TxuError::CorruptUndoLog(s("truncated")),
                 "ERR cannot read the undo log: truncated",

@@ -77,6 +77,9 @@ mod module {
                 register::set_command_docs(ctx, c.name, c.summary, c.complexity, c"0.1.0")?;
             }
         }
+        // TXU.RUN declares which of its keys a command only reads from this cache, in a
+        // context where asking the server is not allowed: fill it now.
+        exec::catalog::warm(ctx);
         events::on_client_disconnected(ctx, commands::tx::client_gone)?;
         events::on_flush_start(ctx, store::on_flush)?;
         events::on_module_change(ctx, exec::catalog::clear)?;

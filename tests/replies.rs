@@ -1,5 +1,5 @@
-//! `TXU.EXEC` forwards each queued command's reply byte for byte as the command would have sent
-//! it directly, for RESP2 and RESP3 clients: bulk vs simple strings, nil, null arrays,
+//! `TXU.EXEC` (and `TXU.RUN`, for the same commands) forwards each queued command's reply byte
+//! for byte as the command would have sent it directly, for RESP2 and RESP3 clients: bulk vs simple strings, nil, null arrays,
 //! integers, doubles, maps, sets, nested arrays, binary payloads and verbatim strings.
 //!
 //! Method: load data, run each command directly on a fresh connection and keep its raw reply,
@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{array_items, esc, exec_tx, txu, RawConn, Server};
+use common::{array_items, esc, exec_tx, run_frames, txu, RawConn, Server};
 
 /// Data every comparison reads. Returns nothing; panics when a write fails.
 fn load_data(s: &Server) {
@@ -151,6 +151,16 @@ fn compare(resp3: bool) {
 
     let (_, got) = exec_tx(&mut connect(), &[], &cmds);
     assert_eq!(s.digest(), digest, "the transaction changed the data");
+    // TXU.RUN replies exactly what TXU.EXEC does for the same commands.
+    let by_run = run_frames(&mut connect(), &[], &cmds);
+    assert_eq!(s.digest(), digest, "TXU.RUN changed the data");
+    assert!(
+        by_run == got,
+        "RESP{}: TXU.RUN and TXU.EXEC replies differ:\n  run:  {}\n  exec: {}",
+        if resp3 { 3 } else { 2 },
+        esc(&by_run),
+        esc(&got)
+    );
 
     let mut expected = format!("*{}\r\n", cmds.len()).into_bytes();
     for r in &want {

@@ -19,7 +19,9 @@
 
 mod common;
 
-use common::{array_items, assert_rolled_back, int, query_line, run, show, text, txu, Server};
+use common::{
+    array_items, assert_rolled_back, int, query_line, run, show, text, txu, txu_run, Server,
+};
 use redis::{Connection, Value};
 use std::collections::BTreeSet;
 
@@ -862,6 +864,15 @@ fn check_family(make: fn(i64) -> Family) {
         preimages_captured(&s) > captured,
         "{}: the rolled-back writes took no pre-image",
         f.name
+    );
+    // The same transaction as one TXU.RUN rolls back the same way.
+    let reply = txu_run(&mut raw, &lines);
+    assert_rolled_back(&reply, k, f.fail_name);
+    let after = snapshot(&s, &keys);
+    assert_same(
+        &before,
+        &after,
+        &format!("{} after a TXU.RUN rollback", f.name),
     );
 
     // 2. The same writes committed really change every key they are meant to change, so the

@@ -27,10 +27,15 @@ pub fn load(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     let [_, kind, key, payload, exp] = argv else {
         return reply::error(ctx, &TxuError::WrongArity("txu._load".into()));
     };
-    let expire_at_ms = std::str::from_utf8(exp.bytes())
+    // An absolute expiry in ms, 0 for none; anything else is a damaged command, refused
+    // before anything changes.
+    let Some(expire_at_ms) = std::str::from_utf8(exp.bytes())
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
-        .unwrap_or(0);
+        .filter(|ms| *ms >= 0)
+    else {
+        return reply::error(ctx, &TxuError::MalformedInternal("TXU._LOAD"));
+    };
     let r = replay::load(ctx, kind.bytes(), *key, payload.bytes(), expire_at_ms);
     done(ctx, r)
 }
@@ -53,9 +58,8 @@ pub fn conflict(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     let [_, txid, key] = argv else {
         return reply::error(ctx, &TxuError::WrongArity("txu._conflict".into()));
     };
-    let txid = String::from_utf8_lossy(txid.bytes()).into_owned();
-    replay::conflict(&txid, key.bytes());
-    done(ctx, Ok(()))
+    let r = replay::conflict(txid.bytes(), key.bytes());
+    done(ctx, r)
 }
 
 /// `TXU._UNLOG <txid>`
@@ -66,6 +70,6 @@ pub fn unlog(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     let [_, txid] = argv else {
         return reply::error(ctx, &TxuError::WrongArity("txu._unlog".into()));
     };
-    replay::unlog(ctx, &String::from_utf8_lossy(txid.bytes()));
-    done(ctx, Ok(()))
+    let r = replay::unlog(ctx, txid.bytes());
+    done(ctx, r)
 }

@@ -30,13 +30,24 @@ pub struct Spec {
     pub complexity: &'static CStr,
 }
 
-/// Every command is registered with key positions 0,0,0 on purpose: the keys of `TXU.QUEUE`
-/// are those of the queued command, which the module checks itself (ACL, arity). If the server
-/// checked them, it could refuse a `TXU.QUEUE` without the module ever seeing it, silently
-/// leaving a hole in the transaction. For the same reason `TXU.QUEUE` has arity -1, is not
-/// `deny-oom`, and allows loading and stale replicas. `TXU.EXEC` is `may-replicate` so that
-/// `CLIENT PAUSE WRITE` holds it back.
+/// `TXU.RUN` declares the keys of every command it carries (`getkeys-api`): cluster clients
+/// route it by them, the server answers `MOVED`/`CROSSSLOT` and checks the caller's key
+/// permissions before txu runs anything. Every other command is registered with key
+/// positions 0,0,0 on purpose: the keys of `TXU.QUEUE` are those of the queued command, which
+/// the module checks itself (ACL, arity). If the server checked them, it could refuse a
+/// `TXU.QUEUE` without the module ever seeing it, silently leaving a hole in the transaction.
+/// For the same reason `TXU.QUEUE` has arity -1, is not `deny-oom`, and allows loading and
+/// stale replicas. `TXU.EXEC` and `TXU.RUN` are `may-replicate` so that `CLIENT PAUSE WRITE`
+/// holds them back, and not `write`/`deny-oom`: txu applies those checks per command, so a
+/// `RETRY` transaction can be deferred instead of refused.
 pub const COMMANDS: &[Spec] = &[
+    Spec {
+        name: c"txu.run",
+        handler: command_entry!(tx::run),
+        flags: c"getkeys-api deny-script may-replicate",
+        summary: c"Runs a whole transaction in one command; undoes all of it if one command fails",
+        complexity: c"The sum of the commands, plus O(size) per key written for its pre-image",
+    },
     Spec {
         name: c"txu.begin",
         handler: command_entry!(tx::begin),

@@ -2,9 +2,9 @@
 
 use super::{capture, options};
 use crate::config;
-use crate::error::TxuError;
+use crate::error::{quote, TxuError};
 use crate::exec::{self, rollback, txn};
-use crate::ffi::{context, reply, CtxPtr, Str};
+use crate::ffi::{context, keys, reply, CtxPtr, Str};
 use crate::stats::{add, STATS};
 use std::ffi::c_int;
 
@@ -38,6 +38,91 @@ pub fn begin(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     } else {
         reply_err(ctx, &TxuError::Nested)
     }
+}
+
+/// `TXU.RUN [RETRY <n>] [RETAIN <ms>] <argc> <command> [arg ...] ...` → what `TXU.EXEC` would
+/// reply for the same commands (with `RETAIN`: `[txid, replies]` on success).
+pub fn run(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
+    let args: Vec<&[u8]> = argv.iter().skip(1).map(|a| a.bytes()).collect();
+    let frames = options::parse_run(&args);
+    // The arguments after `TXU.RUN` start at 1 in argv.
+    let shift = |r: &std::ops::Range<usize>| r.start + 1..r.end + 1;
+    if keys::is_keys_position_request(ctx) {
+        if let Ok(f) = &frames {
+            let commands: Vec<_> = f.commands.iter().map(shift).collect();
+            exec::declare_keys(ctx, argv, &commands);
+        }
+        return 0;
+    }
+    let frames = match frames {
+        Ok(f) => f,
+        Err(e) => return reply_err(ctx, &e),
+    };
+    if (frames.retry.is_some() || frames.retain_ms.is_some()) && context::is_readonly_replica(ctx) {
+        return reply_err(ctx, &TxuError::ReadOnly);
+    }
+    let max = config::max_queued();
+    let mut queued = Vec::with_capacity(frames.commands.len());
+    for (i, range) in frames.commands.iter().enumerate() {
+        let cmd = argv.get(shift(range)).unwrap_or(&[]);
+        let abort = |cause: TxuError| {
+            add(&STATS.aborted, 1);
+            add(&STATS.commands_refused, 1);
+            let name = cmd.first().map(|n| n.bytes()).unwrap_or_default();
+            reply_err(
+                ctx,
+                &TxuError::RunAbort {
+                    index: i + 1,
+                    cmd: quote(name).to_ascii_uppercase(),
+                    cause: cause.to_string(),
+                },
+            )
+        };
+        if i64::try_from(i).unwrap_or(i64::MAX) >= max {
+            return abort(TxuError::TooMany(max));
+        }
+        let q = match exec::validate(ctx, cmd, exec::Acl::Caller) {
+            Ok(q) => q,
+            Err(e) => return abort(e),
+        };
+        if q.write && context::is_readonly_replica(ctx) {
+            return abort(TxuError::ReadOnly);
+        }
+        queued.push(q);
+    }
+    add(&STATS.commands_queued, queued.len() as u64);
+    let tx = txn::Tx {
+        id: txn::next_id(context::now_ms()),
+        accepted: queued.len(),
+        queued,
+        aborted: false,
+        capture: false,
+        retain_ms: frames.retain_ms,
+        retry: frames.retry,
+    };
+    match exec::run(ctx, &tx) {
+        Ok(replies) => {
+            add(&STATS.committed, 1);
+            if tx.retain_ms.is_some() {
+                reply::array(ctx, 2);
+                reply::bulk(ctx, tx.id.as_bytes());
+            }
+            reply_all(ctx, &replies)
+        }
+        Err(e) => reply_err(ctx, &e),
+    }
+}
+
+/// The replies of a transaction's commands, as an array, each exactly as the command sent it.
+fn reply_all(ctx: CtxPtr, replies: &[crate::ffi::CallReply]) -> c_int {
+    reply::array(ctx, replies.len());
+    for r in replies {
+        if !reply::call_reply(ctx, r) {
+            // Never leave the array short: the client would wait forever.
+            reply::null(ctx);
+        }
+    }
+    0
 }
 
 /// `TXU.QUEUE <command> [arg ...]` → `QUEUED`.
@@ -106,14 +191,7 @@ pub fn exec(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     match exec::run(ctx, &tx) {
         Ok(replies) => {
             add(&STATS.committed, 1);
-            reply::array(ctx, replies.len());
-            for r in &replies {
-                if !reply::call_reply(ctx, r) {
-                    // Never leave the array short: the client would wait forever.
-                    reply::null(ctx);
-                }
-            }
-            0
+            reply_all(ctx, &replies)
         }
         Err(e) => reply_err(ctx, &e),
     }

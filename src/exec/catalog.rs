@@ -61,6 +61,9 @@ static CACHE: LazyLock<Mutex<HashMap<Vec<u8>, Arc<CmdInfo>>>> =
 /// Looks up the command `name` (any case). `None`: the server does not know it.
 pub fn lookup(ctx: CtxPtr, name: &[u8]) -> Option<Arc<CmdInfo>> {
     let lower = name.to_ascii_lowercase();
+    if CACHE.lock().is_empty() {
+        warm(ctx);
+    }
     if let Some(i) = CACHE.lock().get(&lower) {
         return Some(i.clone());
     }
@@ -75,7 +78,29 @@ pub fn lookup(ctx: CtxPtr, name: &[u8]) -> Option<Arc<CmdInfo>> {
     Some(info)
 }
 
-/// Forgets everything (a module was loaded or unloaded, commands may have changed).
+/// What the cache knows of `name`, without asking the server (for contexts where calling a
+/// command is not allowed, such as a keys-position request).
+pub fn cached(name: &[u8]) -> Option<Arc<CmdInfo>> {
+    CACHE.lock().get(&name.to_ascii_lowercase()).cloned()
+}
+
+/// Fills the cache with every command the server has (`COMMAND INFO` without names): one call,
+/// so that `cached` knows every command from then on.
+pub fn warm(ctx: CtxPtr) {
+    let Ok(reply) = call::call_plain(ctx, c"COMMAND", &[b"INFO"]) else {
+        return;
+    };
+    let r = reply.as_ref();
+    let mut cache = CACHE.lock();
+    for i in 0..r.len() {
+        if let Some(info) = r.elem(i).and_then(parse_entry) {
+            cache.insert(info.name.as_bytes().to_vec(), Arc::new(info));
+        }
+    }
+}
+
+/// Forgets everything (a module was loaded or unloaded, commands may have changed); the next
+/// lookup fills the cache again.
 pub fn clear() {
     CACHE.lock().clear();
 }

@@ -502,3 +502,29 @@ pub fn gauges() -> Gauges {
         tasks: crate::store::tasklist::counts(context::now_ms()),
     }
 }
+
+/// Declares the keys of `TXU.RUN`'s inner commands (a keys-position request: cluster routing,
+/// `COMMAND GETKEYS`, the server's ACL key checks). `argv` is the whole `TXU.RUN` command and
+/// `commands` the index ranges of each inner command in it. The flags say which keys a
+/// command only reads, so a user allowed only to read a key may still read it here.
+pub fn declare_keys(ctx: CtxPtr, argv: &[Str<'_>], commands: &[std::ops::Range<usize>]) {
+    for range in commands {
+        let Some(cmd) = argv.get(range.clone()) else {
+            continue;
+        };
+        let read_only = cmd
+            .first()
+            .and_then(|name| catalog::cached(name.bytes()))
+            .is_some_and(|info| !info.traits.write && info.key_writes == KeyWrites::None);
+        for (pos, flags) in keys::command_keys(ctx, cmd) {
+            let flags = if flags != 0 {
+                flags
+            } else if read_only {
+                keys::KEY_READ
+            } else {
+                keys::KEY_READ_WRITE
+            };
+            keys::declare_key(ctx, range.start + pos, flags);
+        }
+    }
+}

@@ -33,12 +33,57 @@ pub fn task(ctx: CtxPtr, args: &[&[u8]]) -> Result<(), TxuError> {
 }
 
 /// `TXU._CONFLICT <txid> <key>`: the primary found that `key`, written by retained transaction
-/// `txid`, changed afterwards.
-pub fn conflict(txid: &str, key: &[u8]) {
+/// `txid`, changed afterwards. A `txid` that is not a transaction id (`<ms>-<seq>`) is a
+/// damaged command; a well-formed id txu does not hold is a no-op (the log may be gone).
+pub fn conflict(txid: &[u8], key: &[u8]) -> Result<(), TxuError> {
+    let txid = std::str::from_utf8(txid)
+        .ok()
+        .filter(|t| is_txid(t))
+        .ok_or(TxuError::MalformedInternal("TXU._CONFLICT"))?;
     undolog::mark_conflict(txid, key);
+    Ok(())
 }
 
-/// `TXU._UNLOG <txid>`: the undo log of `txid` ends (rolled back, or retention over).
-pub fn unlog(ctx: CtxPtr, txid: &str) {
+/// `<unix-ms>-<n>`, both decimal `u64` (see `exec::txn::next_id`).
+fn is_txid(t: &str) -> bool {
+    let number = |s: &str| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u64>().is_ok()
+    };
+    t.split_once('-')
+        .is_some_and(|(ms, seq)| number(ms) && number(seq))
+}
+
+/// `TXU._UNLOG <txid>`: the undo log of `txid` ends (rolled back, or retention over). A
+/// `txid` that is not a transaction id is a damaged command.
+pub fn unlog(ctx: CtxPtr, txid: &[u8]) -> Result<(), TxuError> {
+    let txid = std::str::from_utf8(txid)
+        .ok()
+        .filter(|t| is_txid(t))
+        .ok_or(TxuError::MalformedInternal("TXU._UNLOG"))?;
     store::apply_unlog(ctx, txid);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txids_are_two_decimal_numbers() {
+        assert!(is_txid("1796076833835-0"));
+        assert!(is_txid("0-18446744073709551615"));
+        for bad in [
+            "",
+            "-",
+            "1-",
+            "-1",
+            "1-2-3",
+            "a-1",
+            "1-+2",
+            " 1-2",
+            "1-18446744073709551616",
+        ] {
+            assert!(!is_txid(bad), "{bad:?}");
+        }
+    }
 }

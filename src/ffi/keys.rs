@@ -104,3 +104,34 @@ pub fn command_keys(ctx: CtxPtr, argv: &[Str<'_>]) -> Vec<(usize, u32)> {
         out
     }
 }
+
+/// Whether the server called a `getkeys-api` command only to learn its keys (cluster
+/// routing, `COMMAND GETKEYS`, ACL key checks): the handler then declares them and returns.
+pub fn is_keys_position_request(ctx: CtxPtr) -> bool {
+    // SAFETY: plain getter on the context of the call in progress.
+    super::api!(RedisModule_IsKeysPositionRequest).is_some_and(|f| unsafe { f(ctx) } != 0)
+}
+
+/// Declares argument `pos` of the current command as a key with key-spec `flags`
+/// (`REDISMODULE_CMD_KEY_*`), during a keys-position request.
+pub fn declare_key(ctx: CtxPtr, pos: usize, flags: u32) {
+    let Ok(pos) = c_int::try_from(pos) else {
+        return;
+    };
+    let with_flags = super::api!(RedisModule_KeyAtPosWithFlags);
+    let plain = super::api!(RedisModule_KeyAtPos);
+    // SAFETY: called during a keys-position request of the command in progress.
+    unsafe {
+        if let Some(f) = with_flags {
+            f(ctx, pos, flags as c_int);
+        } else if let Some(f) = plain {
+            f(ctx, pos);
+        }
+    }
+}
+
+/// Key-spec flags of a key a command only reads.
+pub const KEY_READ: u32 = raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS;
+/// Key-spec flags of a key a command may read and change.
+pub const KEY_READ_WRITE: u32 =
+    raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_ACCESS | raw::REDISMODULE_CMD_KEY_UPDATE;

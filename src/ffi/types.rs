@@ -3,9 +3,10 @@
 
 use super::strings::Str;
 use super::{CtxPtr, StrPtr};
-use crate::error::TxuError;
+use crate::codec::DecodeError;
+use crate::error::{quote, TxuError};
 use redis_module::raw;
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -20,44 +21,35 @@ pub trait ModuleValue: Sized + 'static {
     const AOF_COMMAND: &'static CStr;
     const KIND: &'static CStr;
     fn encode(&self) -> Vec<u8>;
-    fn decode(bytes: &[u8]) -> Option<Self>;
-    /// Decodes a value `rdb_load` read (RDB loading, a replica's full sync, `RESTORE`,
-    /// `MIGRATE`); `from` says where it is going.
-    fn load(bytes: &[u8], _from: &LoadedFrom<'_>) -> Option<Self> {
-        Self::decode(bytes)
+    /// The inverse of `encode`; refuses (never panics on) any input `encode` did not write:
+    /// another version, truncated, trailing or damaged bytes, values that break an invariant.
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError>;
+    /// Whether this value may live under `key` in database `db`: txu finds its values where
+    /// it put them, so a copy elsewhere (`RESTORE` under another name, say) must not take the
+    /// place of the real one in txu's bookkeeping.
+    fn belongs_at(&self, _key: &[u8], _db: i32) -> bool {
+        true
+    }
+    /// What a freshly decoded value becomes once placed where it belongs: `authoritative` is
+    /// true when it comes from the dataset the server loads (RDB, a full sync, `DEBUG RELOAD`)
+    /// or from txu's own `TXU._LOAD`, false when a client sent it (`RESTORE`). Called once,
+    /// before the server owns the value.
+    fn settle(self, _authoritative: bool) -> Self {
+        self
+    }
+    /// The payload `aof_rewrite` writes for this value found under `key` in database `db`
+    /// (default: `encode`).
+    fn encode_at(&self, _key: &[u8], _db: Option<i32>) -> Vec<u8> {
+        self.encode()
+    }
+    /// What `DEBUG DIGEST` hashes (default: `encode`): the value's data, so that an inert copy
+    /// of a value digests as the value does.
+    fn digest_bytes(&self) -> Vec<u8> {
+        self.encode()
     }
     fn mem_usage(&self) -> usize;
-    /// Called once the value is owned by the server (at `addr`), from RDB or `TXU._LOAD`.
-    fn on_attach(&self, _addr: usize) {}
     /// Called just before the server frees the value (possibly from a background thread).
     fn on_detach(&self, _addr: usize) {}
-}
-
-/// Where `rdb_load` is putting a value.
-pub struct LoadedFrom<'a> {
-    /// The key's name, where the server tells.
-    pub key: Option<&'a [u8]>,
-    /// The key's database, where the server tells.
-    pub db: Option<i32>,
-    /// The server is loading its dataset (RDB at startup, `DEBUG RELOAD`, a replica's full
-    /// sync): false for `RESTORE` and `MIGRATE`, which a client sent.
-    pub loading: bool,
-}
-
-/// Reads where the value `rdb` is loading goes.
-///
-/// # Safety
-/// `rdb` must be the IO handle of the `rdb_load` call in progress.
-unsafe fn loaded_from<'a>(rdb: *mut raw::RedisModuleIO) -> LoadedFrom<'a> {
-    let key = super::api!(RedisModule_GetKeyNameFromIO)
-        .map(|f| f(rdb))
-        .filter(|k| !k.is_null())
-        // SAFETY: the key name lives at least as long as the load in progress.
-        .map(|k| super::strings::Str::from_ptr(k.cast_mut()).bytes());
-    let db = super::api!(RedisModule_GetDbIdFromIO).map(|f| f(rdb));
-    let ctx = super::api!(RedisModule_GetContextFromIO).map_or(ptr::null_mut(), |f| f(rdb));
-    let loading = !ctx.is_null() && super::context::is_loading(ctx);
-    LoadedFrom { key, db, loading }
 }
 
 /// The registered type, set once at load.
@@ -132,53 +124,144 @@ pub fn create_type<T: ModuleValue>(ctx: CtxPtr, slot: &TypeSlot) -> Result<(), S
     Ok(())
 }
 
-fn log_io_warning(msg: &str) {
-    // No context in type callbacks: a NULL context logs as the module-less server log.
-    super::context::log_warning(ptr::null_mut(), msg);
+/// Logs about the value `rdb` is loading, as txu (`<txu>` in the server log): a warning while
+/// the server loads its dataset; otherwise (`RESTORE`, which replies the error to its client)
+/// at `verbose`, as the server logs a damaged `RESTORE` payload itself, so that clients cannot
+/// flood the log.
+fn log_io(rdb: *mut raw::RedisModuleIO, loading: bool, msg: &str) {
+    // One line: decoders' messages may hold line breaks (and a damaged key name anything).
+    let line: String = msg
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let Ok(text) = CString::new(line.as_str()) else {
+        return;
+    };
+    let level = if loading { c"warning" } else { c"verbose" };
+    match super::api!(RedisModule_LogIOError) {
+        // SAFETY: `rdb` is the IO context the server handed to `rdb_load`, alive for the
+        // call; format "%s" with one C string argument.
+        Some(log) => unsafe { log(rdb, level.as_ptr(), c"%s".as_ptr(), text.as_ptr()) },
+        // No context in type callbacks: a NULL context logs as the module-less server log.
+        None if loading => super::context::log_warning(ptr::null_mut(), &line),
+        None => {}
+    }
 }
 
+/// Where the value `rdb` is loading will live: (key, database), when the server says.
+fn io_location(rdb: *mut raw::RedisModuleIO) -> Option<(Vec<u8>, i32)> {
+    let (name, db) = (
+        super::api!(RedisModule_GetKeyNameFromIO)?,
+        super::api!(RedisModule_GetDbIdFromIO)?,
+    );
+    // SAFETY: `rdb` is alive for the `rdb_load` call; the key name belongs to the IO context
+    // and is copied here before the call returns.
+    unsafe {
+        let key = name(rdb);
+        if key.is_null() {
+            return None;
+        }
+        let key = Str::from_ptr(key.cast_mut()).bytes().to_vec();
+        Some((key, db(rdb)))
+    }
+}
+
+/// Whether the server is loading its dataset (RDB at start, `DEBUG RELOAD`, a replica's full
+/// sync, the AOF) rather than running a command such as `RESTORE`.
+fn io_loading(rdb: *mut raw::RedisModuleIO) -> bool {
+    let Some(get) = super::api!(RedisModule_GetContextFromIO) else {
+        return false;
+    };
+    // SAFETY: `rdb` is alive for the `rdb_load` call; the context it returns is owned by the
+    // IO context and only used for this call.
+    let ctx = unsafe { get(rdb) };
+    !ctx.is_null() && super::context::is_loading(ctx)
+}
+
+/// The string `rdb` is at, copied; `None` on a short read or a damaged string (the server
+/// reports those to us instead of aborting: see `handle_io_errors`).
+fn load_string(rdb: *mut raw::RedisModuleIO) -> Option<Vec<u8>> {
+    let (load, free_buf) = (
+        super::api!(RedisModule_LoadStringBuffer)?,
+        super::api!(RedisModule_Free)?,
+    );
+    let is_io_error = super::api!(RedisModule_IsIOError);
+    let mut len = 0usize;
+    // SAFETY: `rdb` is alive for the `rdb_load` call. A non-NULL result is a buffer of `len`
+    // bytes that we own: it is copied, then freed with the server's allocator.
+    unsafe {
+        let p = load(rdb, &mut len);
+        let failed = is_io_error.is_some_and(|f| f(rdb) != 0);
+        if p.is_null() {
+            return None;
+        }
+        let bytes = super::bytes_at(p, len).to_vec();
+        free_buf(p.cast());
+        (!failed).then_some(bytes)
+    }
+}
+
+/// Loads one value (RDB, `DEBUG RELOAD`, full sync, `RESTORE`). Every refusal returns NULL,
+/// which the server turns into `ERR Bad data format` for `RESTORE` and into a refusal to load
+/// for a file, after the log line written here.
 unsafe extern "C" fn rdb_load<T: ModuleValue>(
     rdb: *mut raw::RedisModuleIO,
     encver: c_int,
 ) -> *mut c_void {
     catch_unwind(AssertUnwindSafe(|| {
+        let at = io_location(rdb);
+        let refuse = |why: &str| {
+            let what = match &at {
+                Some((key, db)) => format!(
+                    "{} value of key '{}' (database {db})",
+                    T::NAME.to_string_lossy(),
+                    quote(key)
+                ),
+                None => format!("{} value", T::NAME.to_string_lossy()),
+            };
+            log_io(
+                rdb,
+                io_loading(rdb),
+                &format!("txu: refusing the {what}: {why}"),
+            );
+            ptr::null_mut()
+        };
         if encver != T::ENCVER {
-            log_io_warning(&format!(
-                "txu: refusing {} encoding version {encver} (this build knows {})",
-                T::NAME.to_string_lossy(),
+            return refuse(&format!(
+                "encoding version {encver} (this build knows {})",
                 T::ENCVER
             ));
-            return ptr::null_mut();
         }
-        let (Some(load), Some(free_buf)) =
-            (raw::RedisModule_LoadStringBuffer, raw::RedisModule_Free)
-        else {
-            return ptr::null_mut();
+        let Some(bytes) = load_string(rdb) else {
+            return refuse("short read (truncated or damaged data)");
         };
-        let mut len = 0usize;
-        let p = load(rdb, &mut len);
-        if p.is_null() || raw::RedisModule_IsIOError.is_some_and(|f| f(rdb) != 0) {
-            return ptr::null_mut();
-        }
-        let value = T::load(
-            std::slice::from_raw_parts(p.cast::<u8>(), len),
-            &loaded_from(rdb),
-        );
-        free_buf(p.cast());
-        match value {
-            Some(v) => {
-                let b = Box::into_raw(Box::new(v));
-                (*b).on_attach(b as usize);
-                b.cast()
+        let value = match T::decode(&bytes) {
+            Ok(v) => v,
+            Err(e) => return refuse(&e.to_string()),
+        };
+        let loading = io_loading(rdb);
+        let value = match &at {
+            Some((key, db)) if !value.belongs_at(key, *db) => {
+                if !loading {
+                    return refuse("it belongs under another key");
+                }
+                // A file holding it there (a renamed, moved or swapped key) still loads: the
+                // value is kept as inert data that txu ignores.
+                log_io(
+                    rdb,
+                    true,
+                    &format!(
+                        "txu: the {} value of key '{}' (database {db}) belongs under another \
+                         key; kept as inert data, txu ignores it",
+                        T::NAME.to_string_lossy(),
+                        quote(key)
+                    ),
+                );
+                value.settle(false)
             }
-            None => {
-                log_io_warning(&format!(
-                    "txu: corrupt {} value in RDB",
-                    T::NAME.to_string_lossy()
-                ));
-                ptr::null_mut()
-            }
-        }
+            _ => value.settle(loading),
+        };
+        Box::into_raw(Box::new(value)).cast()
     }))
     .unwrap_or(ptr::null_mut())
 }
@@ -204,7 +287,8 @@ unsafe extern "C" fn aof_rewrite<T: ModuleValue>(
         let Some(v) = value.cast::<T>().as_ref() else {
             return;
         };
-        let bytes = v.encode();
+        let db = super::api!(RedisModule_GetDbIdFromIO).map(|f| f(aof));
+        let bytes = v.encode_at(Str::from_ptr(key).bytes(), db);
         if let Some(emit) = raw::RedisModule_EmitAOF {
             // The key's expiry is written by the server after this command.
             emit(
@@ -236,7 +320,7 @@ unsafe extern "C" fn digest<T: ModuleValue>(md: *mut raw::RedisModuleDigest, val
         let Some(v) = value.cast::<T>().as_ref() else {
             return;
         };
-        let bytes = v.encode();
+        let bytes = v.digest_bytes();
         if let (Some(add), Some(end)) = (
             raw::RedisModule_DigestAddStringBuffer,
             raw::RedisModule_DigestEndSequence,
@@ -291,7 +375,6 @@ pub fn set_value<T: ModuleValue>(
             }
             return Err(TxuError::CannotStore("txu value"));
         }
-        (*b).on_attach(b as usize);
         if expire_at_ms > 0 {
             if let Some(f) = raw::RedisModule_SetAbsExpire {
                 f(k, expire_at_ms);

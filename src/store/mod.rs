@@ -28,8 +28,8 @@ fn split_inert(bytes: &[u8]) -> (bool, &[u8]) {
 pub mod tasklist;
 pub mod undolog;
 
-use crate::error::TxuError;
-use crate::ffi::types::{self, ModuleValue};
+use crate::error::{quote, TxuError};
+use crate::ffi::types::{self, ModuleValue, TypeSlot};
 use crate::ffi::{call, context, keys, CtxPtr, Str};
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -150,7 +150,8 @@ pub fn call_internal(ctx: CtxPtr, cmd: &CStr, args: &[&[u8]]) -> Result<(), TxuE
     r
 }
 
-/// Applies a `TXU._LOAD` on this server: decodes `payload` and stores it under `key`.
+/// Applies a `TXU._LOAD` on this server: decodes `payload` and stores it under `key`, in the
+/// selected database, if that is where the value belongs. Nothing changes on an error.
 pub fn apply_load(
     ctx: CtxPtr,
     kind: &[u8],
@@ -158,17 +159,26 @@ pub fn apply_load(
     payload: &[u8],
     expire_at_ms: i64,
 ) -> Result<(), TxuError> {
+    fn load<T: ModuleValue>(
+        ctx: CtxPtr,
+        slot: &TypeSlot,
+        key: Str<'_>,
+        payload: &[u8],
+        expire_at_ms: i64,
+    ) -> Result<(), TxuError> {
+        let value = T::decode(payload).map_err(|_| TxuError::CorruptPayload)?;
+        let db = keys::selected_db(ctx);
+        if !value.belongs_at(key.bytes(), db) {
+            return Err(TxuError::MisplacedValue {
+                key: quote(key.bytes()),
+                db,
+            });
+        }
+        types::set_value(ctx, slot, key, value.settle(true), expire_at_ms)
+    }
     match kind {
-        b"undo" => {
-            let value = undolog::loaded(payload, key.bytes(), keys::selected_db(ctx))
-                .ok_or(TxuError::CorruptPayload)?;
-            types::set_value(ctx, &undolog::TYPE, key, value, expire_at_ms)
-        }
-        b"tasks" => {
-            let value = tasklist::loaded(payload, key.bytes(), keys::selected_db(ctx))
-                .ok_or(TxuError::CorruptPayload)?;
-            types::set_value(ctx, &tasklist::TYPE, key, value, expire_at_ms)
-        }
+        b"undo" => load::<undolog::LogValue>(ctx, &undolog::TYPE, key, payload, expire_at_ms),
+        b"tasks" => load::<tasklist::StoredTasks>(ctx, &tasklist::TYPE, key, payload, expire_at_ms),
         _ => Err(TxuError::UnknownValueKind),
     }
 }

@@ -4,8 +4,9 @@
 //! hold the same list; RDB and AOF rewrites store the whole list. Nothing a client does to the
 //! key loses a task (see [`StoredTasks`]).
 
+use crate::codec::DecodeError;
 use crate::error::TxuError;
-use crate::ffi::types::{self, LoadedFrom, ModuleValue, TypeSlot};
+use crate::ffi::types::{self, ModuleValue, TypeSlot};
 use crate::ffi::{keys, CtxPtr, OwnedStr};
 use crate::tasks::list::{Task, TaskList};
 use crate::tasks::ErrorClass;
@@ -25,25 +26,14 @@ pub const TASK_COMMAND: &CStr = c"txu._task";
 /// module's list at that moment, so the list persists and replicates like data. Deleting,
 /// evicting, expiring, renaming or moving the key, or swapping its database, frees or moves a
 /// handle and loses no task: the list stays in the module and the primary writes the key back
-/// at the next tick (see [`ensure_saved`]). Any other value of the type — a copy `RESTORE`d by
-/// a client, a renamed or moved key when it is loaded again — is `Inert`: it holds its own
-/// list, which nothing reads.
+/// at the next tick (see [`ensure_saved`]). Any other value of the type — what a client
+/// `RESTORE`s, a renamed or moved key when it is loaded again — is `Inert`: it holds its own
+/// list, which nothing reads, and its payload says so wherever it goes.
 pub enum StoredTasks {
     Live,
     Inert(Box<TaskList>),
-}
-
-impl StoredTasks {
-    /// The value for `key` in database `db` holding `list`: a live handle (and `list`
-    /// becomes the module's list) if that is the list's own key.
-    fn placed(list: TaskList, key: &[u8], db: i32) -> StoredTasks {
-        if key == KEY && db == DB {
-            install(list);
-            StoredTasks::Live
-        } else {
-            StoredTasks::Inert(Box::new(list))
-        }
-    }
+    /// Decoded, not yet placed (see `settle`).
+    Fresh(Box<TaskList>),
 }
 
 impl ModuleValue for StoredTasks {
@@ -55,26 +45,55 @@ impl ModuleValue for StoredTasks {
     fn encode(&self) -> Vec<u8> {
         match self {
             StoredTasks::Live => LIST.lock().encode(),
-            StoredTasks::Inert(l) => super::inert_payload(l.encode()),
+            StoredTasks::Inert(l) | StoredTasks::Fresh(l) => super::inert_payload(l.encode()),
         }
     }
 
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let (_, bytes) = super::split_inert(bytes);
-        TaskList::decode(bytes)
-            .ok()
-            .map(|l| StoredTasks::Inert(Box::new(l)))
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let (inert, bytes) = super::split_inert(bytes);
+        let list = Box::new(TaskList::decode(bytes)?);
+        Ok(if inert {
+            StoredTasks::Inert(list)
+        } else {
+            StoredTasks::Fresh(list)
+        })
     }
 
-    /// Only the dataset the server loads (RDB, full sync) brings a list back, and only from
-    /// the list's own key: a `RESTORE` by a client never changes the tasks.
-    fn load(bytes: &[u8], from: &LoadedFrom<'_>) -> Option<Self> {
-        let (inert, bytes) = super::split_inert(bytes);
-        let list = TaskList::decode(bytes).ok()?;
-        Some(match (inert, from.loading, from.key, from.db) {
-            (false, true, Some(key), Some(db)) => StoredTasks::placed(list, key, db),
-            _ => StoredTasks::Inert(Box::new(list)),
-        })
+    /// The list lives at `txu:tasks` in database 0 only (an inert copy may be anywhere).
+    fn belongs_at(&self, key: &[u8], db: i32) -> bool {
+        matches!(self, StoredTasks::Inert(_)) || (key == KEY && db == DB)
+    }
+
+    /// Only the dataset the server loads, or txu's own `TXU._LOAD`, brings a list back. What
+    /// a client restores over the list's key never changes the tasks: it becomes a handle on
+    /// the module's list (its own content is dropped), so the key keeps persisting the list.
+    fn settle(self, authoritative: bool) -> Self {
+        match self {
+            StoredTasks::Fresh(list) => {
+                if authoritative {
+                    install(*list);
+                }
+                SAVED.store(true, Ordering::Relaxed);
+                StoredTasks::Live
+            }
+            other => other,
+        }
+    }
+
+    fn digest_bytes(&self) -> Vec<u8> {
+        match self {
+            StoredTasks::Live => LIST.lock().encode(),
+            StoredTasks::Inert(l) | StoredTasks::Fresh(l) => l.encode(),
+        }
+    }
+
+    /// A live handle away from the list's key (renamed, moved) is written as an inert copy.
+    fn encode_at(&self, key: &[u8], db: Option<i32>) -> Vec<u8> {
+        match self {
+            StoredTasks::Live if key == KEY && db.is_none_or(|d| d == DB) => self.encode(),
+            StoredTasks::Live => super::inert_payload(LIST.lock().encode()),
+            _ => self.encode(),
+        }
     }
 
     fn on_detach(&self, _addr: usize) {
@@ -98,7 +117,7 @@ impl ModuleValue for StoredTasks {
         };
         match self {
             StoredTasks::Live => size(&LIST.lock()),
-            StoredTasks::Inert(l) => size(l),
+            StoredTasks::Inert(l) | StoredTasks::Fresh(l) => size(l),
         }
     }
 }
@@ -170,10 +189,18 @@ impl Op {
         }
     }
 
-    /// Parses the arguments of `TXU._TASK` (after the command name).
+    /// Parses the arguments of `TXU._TASK` (after the command name): exactly what `to_args`
+    /// writes, or `None` (a damaged command, refused before anything changes).
     pub fn from_args(args: &[&[u8]]) -> Option<Op> {
         fn num<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
             std::str::from_utf8(b).ok()?.parse().ok()
+        }
+        fn flag(b: &[u8]) -> Option<bool> {
+            match b {
+                b"1" => Some(true),
+                b"0" => Some(false),
+                _ => None,
+            }
         }
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         match args {
@@ -182,7 +209,7 @@ impl Op {
             [op, id, tr, now, delay, dead_max, err] if op.eq_ignore_ascii_case(b"fail") => {
                 Some(Op::Fail {
                     id: text(id),
-                    transient: *tr == b"1",
+                    transient: flag(tr)?,
                     now_ms: num(now)?,
                     delay_ms: num(delay)?,
                     dead_max: num(dead_max)?,
@@ -371,18 +398,79 @@ pub fn ensure_saved(ctx: CtxPtr) -> Result<bool, TxuError> {
     keys::select_db(ctx, prev);
     r.map(|()| true)
 }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The value `TXU._LOAD tasks <key> <payload>` stores: a live handle under the list's own
-/// key (and the payload becomes the list), inert anywhere else or for an inert payload.
-pub fn loaded(payload: &[u8], key: &[u8], db: i32) -> Option<StoredTasks> {
-    let (inert, bytes) = super::split_inert(payload);
-    let list = TaskList::decode(bytes).ok()?;
-    if inert {
-        return Some(StoredTasks::Inert(Box::new(list)));
+    fn sample_task() -> Task {
+        Task {
+            id: "1-2".into(),
+            db: 0,
+            user: b"default".to_vec(),
+            commands: vec![vec![b"SET".to_vec(), b"k".to_vec(), b"1".to_vec()]],
+            keys: vec![b"k".to_vec()],
+            created_ms: 5,
+            attempts: 1,
+            max_attempts: 3,
+            next_attempt_ms: 7,
+            last_error: "NOREPLICAS x".into(),
+        }
     }
-    let v = StoredTasks::placed(list, key, db);
-    if matches!(v, StoredTasks::Live) {
-        SAVED.store(true, Ordering::Relaxed);
+
+    fn parse(args: &[&[u8]]) -> Option<Op> {
+        Op::from_args(args)
     }
-    Some(v)
+
+    #[test]
+    fn every_op_parses_back_from_its_arguments() {
+        let ops = [
+            Op::Push(sample_task()),
+            Op::Done("1-2".into()),
+            Op::Fail {
+                id: "1-2".into(),
+                transient: true,
+                now_ms: 9,
+                delay_ms: 100,
+                dead_max: 10,
+                error: "OOM x".into(),
+            },
+            Op::Retry {
+                id: "1-2".into(),
+                now_ms: 9,
+            },
+            Op::Drop("1-2".into()),
+        ];
+        for op in ops {
+            let args = op.to_args();
+            let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            let back = parse(&refs).map(|o| o.to_args());
+            assert_eq!(back, Some(args), "{op:?}");
+        }
+    }
+
+    #[test]
+    fn damaged_arguments_are_refused() {
+        let task = encode_task(&sample_task());
+        let cases: Vec<Vec<&[u8]>> = vec![
+            vec![],
+            vec![b"BOGUS", b"1-2"],
+            vec![b"DONE"],
+            vec![b"DONE", b"1-2", b"extra"],
+            vec![b"DROP"],
+            vec![b"PUSH"],
+            vec![b"PUSH", &task[..task.len() - 1]],
+            vec![b"PUSH", b""],
+            vec![b"RETRY", b"1-2", b"12x"],
+            vec![b"RETRY", b"1-2"],
+            vec![b"FAIL", b"1-2", b"1", b"9", b"100", b"10"],
+            vec![b"FAIL", b"1-2", b"yes", b"9", b"100", b"10", b"e"],
+            vec![b"FAIL", b"1-2", b"", b"9", b"100", b"10", b"e"],
+            vec![b"FAIL", b"1-2", b"1", b"soon", b"100", b"10", b"e"],
+            vec![b"FAIL", b"1-2", b"1", b"9", b"-1", b"10", b"e"],
+            vec![b"FAIL", b"1-2", b"1", b"9", b"100", b"\xff", b"e"],
+        ];
+        for args in cases {
+            assert!(parse(&args).is_none(), "{args:?}");
+        }
+    }
 }

@@ -12,8 +12,10 @@
 //! touched it: keyspace notifications mark a retained log as conflicted when one of its keys
 //! changes afterwards, and a pending rollback then leaves that key alone.
 
-use crate::ffi::types::{LoadedFrom, ModuleValue, TypeSlot};
+use crate::codec::DecodeError;
+use crate::ffi::types::{ModuleValue, TypeSlot};
 use crate::store::keyname;
+use crate::undo::log::UndoLog;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -86,12 +88,19 @@ impl StoredLog {
         crate::codec::encode(VERSION, self)
     }
 
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        if let Ok(v) = crate::codec::decode(VERSION, bytes) {
-            return Some(v);
-        }
-        let v: StoredLogV1 = crate::codec::decode(VERSION_1, bytes).ok()?;
-        Some(StoredLog {
+    /// Decodes a log (version 2, or 1); refuses one whose undo log (`log`) does not decode,
+    /// since it could never be applied.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let v = match bytes.first() {
+            Some(&VERSION_1) => Self::from_v1(crate::codec::decode(VERSION_1, bytes)?),
+            _ => crate::codec::decode(VERSION, bytes)?,
+        };
+        UndoLog::decode(&v.log).map_err(|e| DecodeError::Corrupt(format!("its undo log: {e}")))?;
+        Ok(v)
+    }
+
+    fn from_v1(v: StoredLogV1) -> Self {
+        StoredLog {
             txid: v.txid,
             key: v.key,
             db: v.db,
@@ -105,7 +114,7 @@ impl StoredLog {
             keys: v.keys,
             conflict: v.conflict,
             log: v.log,
-        })
+        }
     }
 
     fn bytes(&self) -> usize {
@@ -129,11 +138,14 @@ impl StoredLog {
 /// A log held by the module, shared by the index and the live handles under its key.
 type Cell = Arc<Mutex<StoredLog>>;
 
-/// A value of type `txu-undo1`: a live handle on a log the module holds, or (a `RESTORE`d
-/// copy, a renamed or moved key loaded again) an inert log nothing reads.
+/// A value of type `txu-undo1`: a live handle on a log the module holds, or an inert log
+/// nothing reads (what a client `RESTORE`s, a renamed or moved key loaded again; its payload
+/// says so wherever it goes).
 pub enum LogValue {
     Live(Cell),
     Inert(Box<StoredLog>),
+    /// Decoded, not yet placed (see `settle`).
+    Fresh(Box<StoredLog>),
 }
 
 impl ModuleValue for LogValue {
@@ -145,31 +157,75 @@ impl ModuleValue for LogValue {
     fn encode(&self) -> Vec<u8> {
         match self {
             LogValue::Live(c) => c.lock().encode(),
-            LogValue::Inert(v) => super::inert_payload(v.encode()),
+            LogValue::Inert(v) | LogValue::Fresh(v) => super::inert_payload(v.encode()),
         }
     }
 
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let (_, bytes) = super::split_inert(bytes);
-        StoredLog::decode(bytes).map(|v| LogValue::Inert(Box::new(v)))
+    /// Also refuses a log whose undo log (`log`) does not decode: it could never be applied.
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let (inert, bytes) = super::split_inert(bytes);
+        let v = Box::new(StoredLog::decode(bytes)?);
+        Ok(if inert {
+            LogValue::Inert(v)
+        } else {
+            LogValue::Fresh(v)
+        })
     }
 
-    /// Only the dataset the server loads brings a log back, and only from the log's own key:
-    /// a `RESTORE` by a client never adds, revives or changes a log (and its copy stays inert
-    /// wherever it is loaded later).
-    fn load(bytes: &[u8], from: &LoadedFrom<'_>) -> Option<Self> {
-        let (inert, bytes) = super::split_inert(bytes);
-        let v = StoredLog::decode(bytes)?;
-        Some(match (inert, from.loading, from.key, from.db) {
-            (false, true, Some(key), Some(db)) => placed(v, key, db),
-            _ => LogValue::Inert(Box::new(v)),
-        })
+    /// A log lives under the key and in the database it records (an inert copy anywhere).
+    fn belongs_at(&self, key: &[u8], db: i32) -> bool {
+        match self {
+            LogValue::Fresh(v) => v.belongs_at(key, db),
+            LogValue::Live(_) | LogValue::Inert(_) => true,
+        }
+    }
+
+    /// Only the dataset the server loads, or txu's own `TXU._LOAD`, brings a log back. What a
+    /// client restores never adds, revives or changes a log: over the key of a log the module
+    /// holds it becomes a handle on that log (its own content dropped), anywhere else inert.
+    fn settle(self, authoritative: bool) -> Self {
+        match self {
+            LogValue::Fresh(v) if authoritative => LogValue::Live(INDEX.lock().install(*v)),
+            LogValue::Fresh(v) => {
+                let idx = INDEX.lock();
+                match idx.by_txid.get(&v.txid) {
+                    Some(e) if e.cell.lock().belongs_at(&v.key, v.db) => {
+                        LogValue::Live(Arc::clone(&e.cell))
+                    }
+                    _ => LogValue::Inert(v),
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn digest_bytes(&self) -> Vec<u8> {
+        match self {
+            LogValue::Live(c) => c.lock().encode(),
+            LogValue::Inert(v) | LogValue::Fresh(v) => v.encode(),
+        }
+    }
+
+    /// A live handle away from its log's key (renamed, moved) is written as an inert copy.
+    fn encode_at(&self, key: &[u8], db: Option<i32>) -> Vec<u8> {
+        match self {
+            LogValue::Live(c) => {
+                let v = c.lock();
+                let home = v.key == key && db.is_none_or(|d| d == v.db);
+                if home {
+                    v.encode()
+                } else {
+                    super::inert_payload(v.encode())
+                }
+            }
+            _ => self.encode(),
+        }
     }
 
     fn mem_usage(&self) -> usize {
         match self {
             LogValue::Live(c) => c.lock().bytes(),
-            LogValue::Inert(v) => v.bytes(),
+            LogValue::Inert(v) | LogValue::Fresh(v) => v.bytes(),
         }
     }
 
@@ -187,27 +243,6 @@ impl ModuleValue for LogValue {
             }
         }
     }
-}
-
-/// The value for `key` in database `db` holding `v`: a live handle (and the module holds `v`)
-/// if that is the log's own key, inert anywhere else.
-fn placed(v: StoredLog, key: &[u8], db: i32) -> LogValue {
-    if v.belongs_at(key, db) {
-        LogValue::Live(INDEX.lock().install(v))
-    } else {
-        LogValue::Inert(Box::new(v))
-    }
-}
-
-/// The value `TXU._LOAD undo <key> <payload>` stores in database `db`.
-pub fn loaded(payload: &[u8], key: &[u8], db: i32) -> Option<LogValue> {
-    let (inert, bytes) = super::split_inert(payload);
-    let v = StoredLog::decode(bytes)?;
-    Some(if inert {
-        LogValue::Inert(Box::new(v))
-    } else {
-        placed(v, key, db)
-    })
 }
 
 struct Entry {
@@ -460,6 +495,12 @@ pub fn is_live_handle(txid: &str, v: &LogValue) -> bool {
 mod tests {
     use super::*;
 
+    /// What `TXU._LOAD` (or loading the dataset) does with `bytes` under `key` in `db`.
+    fn loaded(bytes: &[u8], key: &[u8], db: i32) -> Option<LogValue> {
+        let v = LogValue::decode(bytes).ok()?;
+        v.belongs_at(key, db).then(|| v.settle(true))
+    }
+
     fn sample() -> StoredLog {
         StoredLog {
             txid: "1-2".into(),
@@ -470,7 +511,7 @@ mod tests {
             pending: None,
             keys: vec![b"a".to_vec(), b"b\0".to_vec()],
             conflict: None,
-            log: vec![1, 0],
+            log: UndoLog::new().encode(),
         }
     }
 
@@ -478,16 +519,28 @@ mod tests {
     fn encoding_round_trips_and_refuses_garbage() {
         let v = sample();
         let bytes = v.encode();
-        assert_eq!(StoredLog::decode(&bytes), Some(v));
+        assert_eq!(StoredLog::decode(&bytes), Ok(v.clone()));
         for cut in 0..bytes.len() {
-            assert_eq!(StoredLog::decode(&bytes[..cut]), None, "truncated at {cut}");
+            assert!(
+                StoredLog::decode(&bytes[..cut]).is_err(),
+                "truncated at {cut}"
+            );
         }
         let mut other = bytes.clone();
         other[0] = 3;
-        assert_eq!(StoredLog::decode(&other), None, "unknown version");
+        assert_eq!(
+            StoredLog::decode(&other),
+            Err(DecodeError::UnknownVersion(3))
+        );
         let mut huge = vec![VERSION];
         huge.extend_from_slice(&[0xff; 16]);
-        assert_eq!(StoredLog::decode(&huge), None);
+        assert!(StoredLog::decode(&huge).is_err());
+        let mut bad_log = v.clone();
+        bad_log.log = vec![1, 0];
+        assert!(
+            StoredLog::decode(&bad_log.encode()).is_err(),
+            "an undo log that does not decode"
+        );
     }
 
     #[test]
@@ -513,7 +566,7 @@ mod tests {
             pending: Some((4, "ERR x")),
             keys: vec![b"k".to_vec()],
             conflict: Some(b"k".to_vec()),
-            log: vec![9],
+            log: UndoLog::new().encode(),
         };
         let v = StoredLog::decode(&crate::codec::encode(VERSION_1, &old)).expect("v1 loads");
         assert_eq!(v.txid, "7-1");
@@ -546,13 +599,26 @@ mod tests {
         // A copy elsewhere is inert and does not replace the log.
         let mut copy = sample();
         copy.txid = "idx-test".into();
-        let inert = loaded(&copy.encode(), b"elsewhere", 0).expect("decodes");
+        assert!(
+            loaded(&copy.encode(), b"elsewhere", 0).is_none(),
+            "misplaced"
+        );
+        // What a client restores over the log's key is a handle on the log the module holds.
+        let restored = LogValue::decode(&copy.encode())
+            .expect("decodes")
+            .settle(false);
+        assert!(is_live_handle("idx-test", &restored));
+        copy.key = b"elsewhere".to_vec();
+        let inert = LogValue::decode(&copy.encode())
+            .expect("decodes")
+            .settle(false);
         let again = loaded(&inert.encode(), &key, 0).expect("decodes");
         assert!(
             matches!(again, LogValue::Inert(_)),
             "an inert copy stays inert even under the log's own key"
         );
         assert!(!is_live_handle("idx-test", &inert));
+        assert!(!is_live_handle("idx-test", &again));
         assert!(is_live_handle("idx-test", &handle));
 
         // A pending rollback skips every key changed after it, once each.

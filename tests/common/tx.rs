@@ -176,6 +176,34 @@ pub fn txu_with(c: &mut RawConn, opts: &[&str], lines: &[impl AsRef<str>]) -> (S
     exec_tx(c, opts, &cmds)
 }
 
+/// `TXU.RUN <opts> <argc> <command...> ...` of `cmds`; returns the raw reply.
+pub fn run_frames<C, A>(c: &mut RawConn, opts: &[&str], cmds: &[C]) -> Vec<u8>
+where
+    C: AsRef<[A]>,
+    A: AsRef<[u8]>,
+{
+    let counts: Vec<String> = cmds
+        .iter()
+        .map(|cmd| cmd.as_ref().len().to_string())
+        .collect();
+    let mut args: Vec<&[u8]> = vec![b"TXU.RUN"];
+    args.extend(opts.iter().map(|o| o.as_bytes()));
+    for (cmd, n) in cmds.iter().zip(&counts) {
+        args.push(n.as_bytes());
+        args.extend(cmd.as_ref().iter().map(AsRef::as_ref));
+    }
+    c.cmd(&args)
+}
+
+/// `TXU.RUN` of whitespace-separated command lines; returns the raw reply.
+pub fn txu_run(c: &mut RawConn, lines: &[impl AsRef<str>]) -> Vec<u8> {
+    let cmds: Vec<Vec<&str>> = lines
+        .iter()
+        .map(|l| l.as_ref().split_whitespace().collect())
+        .collect();
+    run_frames(c, &[], &cmds)
+}
+
 /// A transaction of whitespace-separated command lines; returns the raw `TXU.EXEC` reply.
 #[track_caller]
 pub fn txu(c: &mut RawConn, lines: &[impl AsRef<str>]) -> Vec<u8> {
