@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod catalog;
+pub mod check;
 pub mod cluster;
 pub mod conflict;
 pub mod defer;
@@ -94,7 +95,64 @@ pub fn validate(ctx: CtxPtr, argv: &[Str<'_>], who: Acl) -> Result<Queued, TxuEr
         denyoom: info.traits.denyoom,
         write: info.traits.write,
         undo_own_failure: info.traits.module,
+        check: None,
     })
+}
+
+/// Whether `argv` is a `TXU.CHECK`.
+pub fn is_check(argv: &[Str<'_>]) -> bool {
+    argv.first()
+        .is_some_and(|n| n.bytes().eq_ignore_ascii_case(check::NAME))
+}
+
+/// Checks a command or a `TXU.CHECK` guard that would be command `position` (0-based) of a
+/// transaction whose queued commands are `earlier`, and builds its queue entry.
+pub fn validate_at(
+    ctx: CtxPtr,
+    argv: &[Str<'_>],
+    earlier: &[Queued],
+    who: Acl,
+) -> Result<Queued, TxuError> {
+    if !is_check(argv) {
+        return validate(ctx, argv, who);
+    }
+    let args: Vec<&[u8]> = argv.iter().skip(1).map(|a| a.bytes()).collect();
+    let checks: Vec<bool> = earlier.iter().map(|q| q.check.is_some()).collect();
+    let parsed = check::parse(&args, earlier.len(), &checks)?;
+    let mut owned = Vec::with_capacity(argv.len());
+    for &a in argv {
+        owned.push(OwnedStr::retain(a).ok_or_else(|| TxuError::Internal("null argument".into()))?);
+    }
+    Ok(Queued {
+        argv: owned,
+        cname: CString::from(c"txu.check"),
+        display: "TXU.CHECK".into(),
+        write_keys: Vec::new(),
+        keys: Vec::new(),
+        denyoom: false,
+        write: false,
+        undo_own_failure: false,
+        check: Some(parsed),
+    })
+}
+
+/// What one command of a transaction replied: the command's own reply, or a true check.
+pub enum Reply {
+    Call(CallReply),
+    CheckHeld,
+}
+
+/// A reply as a check sees it.
+fn seen(r: ReplyRef<'_>) -> check::Seen<'_> {
+    use check::Seen;
+    match r.kind() {
+        ReplyKind::String | ReplyKind::Error => Seen::Text(r.bytes()),
+        ReplyKind::Verbatim | ReplyKind::BigNumber => Seen::Text(r.text()),
+        ReplyKind::Integer => Seen::Int(r.integer()),
+        ReplyKind::Double => Seen::Double(r.double()),
+        ReplyKind::Null => Seen::Nil,
+        _ => Seen::Other,
+    }
 }
 
 /// Positions of the keys a command may change, whose pre-images must be taken. Write commands
@@ -168,7 +226,7 @@ fn key_write_flags(ctx: CtxPtr, argv: &[Str<'_>]) -> Option<Vec<(Vec<u8>, bool)>
 /// Runs a transaction's commands in order. On success, their replies in order (and, with
 /// `RETAIN`, the undo log stored). On the first error reply, every earlier write is undone and
 /// the error says which command failed and why.
-pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<CallReply>, TxuError> {
+pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<Reply>, TxuError> {
     // A read-only replica takes no writes, and keeps no task or undo log of its own (they
     // would live only here, and vanish at the next resync): refused before anything runs.
     if context::is_readonly_replica(ctx)
@@ -251,12 +309,31 @@ pub(crate) fn run_with<'a>(
     undo: &mut UndoLog,
     flags: &std::ffi::CStr,
     whole_only: bool,
-) -> Result<Vec<CallReply>, Failed<'a>> {
-    let mut replies = Vec::with_capacity(queued.len());
+) -> Result<Vec<Reply>, Failed<'a>> {
+    let mut replies: Vec<Reply> = Vec::with_capacity(queued.len());
     let mut args: Vec<Str<'_>> = Vec::new();
     for (i, q) in queued.iter().enumerate() {
         // A bug (a panic) in the middle of a transaction still rolls back what ran: the
         // command's step fails like a command that replied an error.
+        if let Some(c) = &q.check {
+            // A guard reads nothing and writes nothing: it looks at an earlier reply.
+            let target = replies.get(c.target).and_then(|r| match r {
+                Reply::Call(r) => Some(r),
+                Reply::CheckHeld => None,
+            });
+            let name = queued.get(c.target).map_or("?", |t| t.display.as_str());
+            let seen_now = target.map_or(check::Seen::Other, |r| seen(r.as_ref()));
+            if c.holds(&seen_now) {
+                replies.push(Reply::CheckHeld);
+                continue;
+            }
+            add(&STATS.commands_executed, i as u64 + 1);
+            return Err(Failed {
+                index: i + 1,
+                cmd: &q.display,
+                cause: c.failure(name, &seen_now),
+            });
+        }
         let step = catch_unwind(AssertUnwindSafe(|| {
             injected_panic(i + 1);
             let prepared = prepare(ctx, q, undo, whole_only).map_err(|e| e.to_string())?;
@@ -293,7 +370,7 @@ pub(crate) fn run_with<'a>(
             Err(TxuError::Panic.to_string())
         });
         match step {
-            Ok(reply) => replies.push(reply),
+            Ok(reply) => replies.push(Reply::Call(reply)),
             Err(cause) => {
                 add(&STATS.commands_executed, i as u64 + 1);
                 drop(replies);
