@@ -935,3 +935,54 @@ fn listpack_limits_changed_at_runtime_are_followed() {
     .encoded("h", &["listpack"]);
     check(&s, vec![grown]);
 }
+
+/// `calls` of `cmdstat_<name>` in `INFO commandstats` (0 before the first call).
+fn command_calls(c: &mut RawConn, name: &str) -> u64 {
+    let r = cmd(c, &["INFO", "commandstats"]);
+    let text = bulk_body(&r).map(show).unwrap_or_default();
+    let field = format!("cmdstat_{name}");
+    common::parse_info(&text).get(&field).map_or(0, |v| {
+        v.split(',')
+            .find_map(|p| p.strip_prefix("calls="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{field}: {v}"))
+    })
+}
+
+/// txu asks for a key's encoding only when the key API cannot rule out a compact one, and
+/// once per key and transaction: what counts is the key before the transaction, and a key it
+/// did not copy whole at its first write is undone element by element from then on.
+#[test]
+fn encodings_are_asked_once_per_key_and_never_for_big_keys() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let n = config(&s, "hash-max-listpack-entries") + 10;
+    // A small hash in a hashtable (one long value), and a big one.
+    let long = "v".repeat(100);
+    for a in [
+        vec![
+            "HSET".to_string(),
+            "small".into(),
+            "a".into(),
+            long,
+            "b".into(),
+            "1".into(),
+        ],
+        hset_n("big", n),
+    ] {
+        let r = cmd(&mut c, &as_strs(&a));
+        assert!(r.first() != Some(&b'-'), "{}", esc(&r));
+    }
+    let writes = [
+        "HSET small c 1",
+        "HSET small d 2",
+        "HINCRBY small b 1",
+        "HDEL small c",
+        "HSET big f1 x",
+        "HDEL big f2",
+    ];
+    let before = command_calls(&mut c, "object|encoding");
+    let r = txu(&mut c, &writes);
+    assert!(r.first() == Some(&b'*'), "{}", esc(&r));
+    assert_eq!(command_calls(&mut c, "object|encoding") - before, 1);
+}

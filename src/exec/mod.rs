@@ -471,8 +471,10 @@ fn snapshot(ctx: CtxPtr, key: &[u8]) -> Result<Option<Snapshot>, TxuError> {
 /// now — a listpack or an intset — whose element-level undo would not put their
 /// representation back (a field re-added at the end of a listpack, a converted intset left a
 /// hashtable): they are snapshotted whole instead, which is cheap since a compact encoding is
-/// small by construction. Keys that do not exist (undoing their elements deletes them) or that
-/// the log already restores in full need nothing.
+/// small by construction. Keys that do not exist (undoing their elements deletes them) need
+/// nothing, nor do keys the log already restores in full or already undoes element by element
+/// (their state before the transaction is what counts, and it was decided at their first
+/// write: see `UndoLog::has_elements`).
 ///
 /// The key API says whether a key exists, what it holds and how many elements (no command
 /// call); a key with more elements than a compact encoding of its type can hold
@@ -487,7 +489,7 @@ fn compact_keys(ctx: CtxPtr, keys: &[Vec<u8>], undo: &UndoLog) -> Result<Vec<Vec
     }
     let limits = compact_limits(ctx);
     for key in keys {
-        if undo.covers(key) {
+        if undo.covers(key) || undo.has_elements(key) {
             continue;
         }
         let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;

@@ -51,7 +51,7 @@ fn record(db: &mut Db, logs: &mut [&mut UndoLog], argv: &[Vec<u8>], skip_covered
     let compact: Vec<Vec<u8>> = plan
         .element_keys()
         .into_iter()
-        .filter(|k| !logs[0].covers(k))
+        .filter(|k| !logs[0].covers(k) && !logs[0].has_elements(k))
         .filter(|k| {
             let enc = db.call(&[b"OBJECT".to_vec(), b"ENCODING".to_vec(), k.clone()]);
             matches!(enc, Read::Bulk(e) if e == b"listpack" || e == b"intset")
@@ -366,6 +366,11 @@ fn random_transactions_roll_back_exactly() {
                 assert_eq!(
                     raw.covers(k.as_bytes()),
                     ckpt.covers(k.as_bytes()),
+                    "seed {seed}"
+                );
+                assert_eq!(
+                    raw.has_elements(k.as_bytes()),
+                    ckpt.has_elements(k.as_bytes()),
                     "seed {seed}"
                 );
             }
