@@ -1,9 +1,9 @@
 //! Rollback restores representation, not only contents: for a key held in a compact encoding
 //! (hash / set / sorted-set listpack, set intset, a small list, strings), `DUMP` after a
 //! rolled-back transaction equals `DUMP` before, byte for byte, and so do `OBJECT ENCODING` and
-//! `PEXPIRETIME`. Keys in a large encoding (hashtable, skiplist) get their contents, type,
-//! encoding and absolute expiry back (their internal order may differ: see the README, "How
-//! rollback works").
+//! `PEXPIRETIME`. The keys in a large encoding that some cases also touch (a hashtable, a
+//! quicklist of many nodes) are compared by contents, type, encoding and expiry: their
+//! internal order may differ (see the README, "How rollback works").
 //!
 //! Strings are DUMP-exact too, and keep their encoding except one: an `int` (or short `raw`)
 //! string comes back `embstr` (see `string_encoding_may_change`).
