@@ -238,6 +238,13 @@ fn apply_stored(ctx: CtxPtr, v: &StoredLog, always_store: bool) -> Result<(), Tx
 /// `TXU.ROLLBACK <txid> [FORCE]`: undoes a retained, committed transaction.
 pub fn rollback_committed(ctx: CtxPtr, txid: &str, force: bool) -> Result<(), TxuError> {
     let Some((log, prev)) = open_log(ctx, txid) else {
+        // Cluster: a log that moved away with its slot is the new owner's.
+        if let (Some(slot), Some(map)) = (undolog::moved_slot(txid), super::cluster::slot_map(ctx))
+        {
+            if let Some(e) = super::cluster::slot_refusal(&map, slot) {
+                return Err(e);
+            }
+        }
         return Err(TxuError::UnknownTransaction(quote(txid.as_bytes())));
     };
     let result = (|| {

@@ -132,6 +132,7 @@ pub fn ensure_logs_saved(ctx: CtxPtr, map: Option<&SlotMap>) -> Result<usize, Tx
             match m.state(keyname::slot_of(&key)) {
                 SlotState::Mine => {}
                 SlotState::Elsewhere(_) => {
+                    undolog::moved_away(&txid, keyname::slot_of(&key));
                     unlog(ctx, &txid)?;
                     continue;
                 }

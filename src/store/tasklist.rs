@@ -227,6 +227,9 @@ pub enum Op {
         now_ms: i64,
     },
     Drop(String),
+    /// Cluster: every task of a slot another node now serves is dropped here (they moved
+    /// with the slot's key).
+    DropSlot(u16),
 }
 
 /// Version byte of an encoded task in `TXU._TASK PUSH`.
@@ -272,6 +275,7 @@ impl Op {
                 now_ms.to_string().into_bytes(),
             ],
             Op::Drop(id) => vec![b"DROP".to_vec(), id.clone().into_bytes()],
+            Op::DropSlot(slot) => vec![b"DROPSLOT".to_vec(), slot.to_string().into_bytes()],
         }
     }
 
@@ -307,6 +311,9 @@ impl Op {
                 now_ms: num(now)?,
             }),
             [op, id] if op.eq_ignore_ascii_case(b"drop") => Some(Op::Drop(text(id))),
+            [op, slot] if op.eq_ignore_ascii_case(b"dropslot") => num::<u16>(slot)
+                .filter(|s| usize::from(*s) < crate::cluster::SLOTS)
+                .map(Op::DropSlot),
             _ => None,
         }
     }
@@ -336,6 +343,16 @@ impl Op {
             }
             Op::Retry { id, now_ms } => {
                 list.retry(id, *now_ms);
+            }
+            Op::DropSlot(slot) => {
+                let ids: Vec<String> = list
+                    .all()
+                    .filter(|t| task_slot(t) == *slot)
+                    .map(|t| t.id.clone())
+                    .collect();
+                for id in ids {
+                    list.drop_task(&id);
+                }
             }
             Op::Drop(id) => {
                 list.drop_task(id);
@@ -436,6 +453,7 @@ pub fn apply_here(ctx: CtxPtr, op: &Op) -> Result<(), TxuError> {
 fn op_slot(op: &Op) -> Option<u16> {
     let id = match op {
         Op::Push(t) => return Some(task_slot(t)),
+        Op::DropSlot(slot) => return Some(*slot),
         Op::Done(id) | Op::Drop(id) => id,
         Op::Fail { id, .. } | Op::Retry { id, .. } => id,
     };
@@ -530,15 +548,9 @@ pub fn ensure_saved(ctx: CtxPtr, map: Option<&SlotMap>) -> Result<usize, TxuErro
             match m.state(s) {
                 SlotState::Mine => {}
                 SlotState::Elsewhere(_) => {
-                    let ids: Vec<String> = with_list(|l| {
-                        l.all()
-                            .filter(|t| task_slot(t) == s)
-                            .map(|t| t.id.clone())
-                            .collect()
-                    });
-                    for id in ids {
-                        submit(ctx, &Op::Drop(id))?;
-                    }
+                    // One op for the whole slot: dropping task by task would write the rest
+                    // back under the slot's key, a key of a slot this node does not serve.
+                    submit(ctx, &Op::DropSlot(s))?;
                     continue;
                 }
                 SlotState::Migrating | SlotState::Importing | SlotState::Unassigned => continue,

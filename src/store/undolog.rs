@@ -313,6 +313,31 @@ impl Index {
     }
 }
 
+/// Logs whose slot moved to another node (cluster), by id, most recent last: the old owner
+/// can still send a client to the new one. Bounded.
+static MOVED: LazyLock<Mutex<std::collections::VecDeque<(String, u16)>>> =
+    LazyLock::new(|| Mutex::new(std::collections::VecDeque::new()));
+const MOVED_KEPT: usize = 10_000;
+
+/// Remembers that the log of `txid` moved away with `slot`.
+pub fn moved_away(txid: &str, slot: u16) {
+    let mut m = MOVED.lock();
+    if m.len() >= MOVED_KEPT {
+        m.pop_front();
+    }
+    m.push_back((txid.to_string(), slot));
+}
+
+/// The slot the log of `txid` moved away with, if it did.
+pub fn moved_slot(txid: &str) -> Option<u16> {
+    MOVED
+        .lock()
+        .iter()
+        .rev()
+        .find(|(t, _)| t == txid)
+        .map(|&(_, s)| s)
+}
+
 /// The log of `txid` is over (rolled back, or its retention ended): the module forgets it.
 pub fn forget(txid: &str) {
     INDEX.lock().forget(txid);
