@@ -77,6 +77,17 @@ pub enum TxuError {
     NoSuchTask(String),
     /// `TXU.QUEUE` while the server loads its dataset (the transaction is aborted).
     Loading,
+    /// Cluster: the slot is served by another node.
+    Moved {
+        slot: u16,
+        addr: String,
+    },
+    /// Cluster: the slot is moving between nodes; the client retries when it has moved.
+    TryAgain(u16),
+    /// Cluster: a transaction's keys are in more than one slot.
+    CrossSlot,
+    /// Cluster: nobody serves the slot.
+    ClusterDown(u16),
     /// A write, a `RETRY` or a `RETAIN` transaction on a read-only replica (the server's own
     /// text).
     ReadOnly,
@@ -195,6 +206,13 @@ impl fmt::Display for TxuError {
             ),
             TxuError::NoSuchTask(id) => write!(f, "ERR no deferred task '{id}'"),
             TxuError::Loading => f.write_str("LOADING Redis is loading the dataset in memory"),
+            TxuError::Moved { slot, addr } => write!(f, "MOVED {slot} {addr}"),
+            TxuError::TryAgain(slot) => write!(
+                f,
+                "TRYAGAIN slot {slot} is moving between nodes; retry when it has moved"
+            ),
+            TxuError::CrossSlot => f.write_str("CROSSSLOT Keys in request don't hash to the same slot"),
+            TxuError::ClusterDown(slot) => write!(f, "CLUSTERDOWN Hash slot {slot} not served"),
             TxuError::ReadOnly => {
                 f.write_str("READONLY You can't write against a read only replica.")
             }
@@ -333,6 +351,22 @@ mod tests {
             ),
             (TxuError::NoSuchTask(s("1-1")), "ERR no deferred task '1-1'"),
             (TxuError::Loading, "LOADING Redis is loading the dataset in memory"),
+            (
+                TxuError::Moved {
+                    slot: 12182,
+                    addr: s("127.0.0.1:7002"),
+                },
+                "MOVED 12182 127.0.0.1:7002",
+            ),
+            (
+                TxuError::TryAgain(7),
+                "TRYAGAIN slot 7 is moving between nodes; retry when it has moved",
+            ),
+            (
+                TxuError::CrossSlot,
+                "CROSSSLOT Keys in request don't hash to the same slot",
+            ),
+            (TxuError::ClusterDown(7), "CLUSTERDOWN Hash slot 7 not served"),
             (
                 TxuError::ReadOnly,
                 "READONLY You can't write against a read only replica.",

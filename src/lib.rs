@@ -6,6 +6,7 @@
 // Unit tests build without the registration below, so most FFI code is unused there.
 #![cfg_attr(test, allow(dead_code))]
 
+mod cluster;
 mod codec;
 mod commands;
 mod config;
@@ -84,9 +85,8 @@ mod module {
         events::on_flush_start(ctx, store::on_flush)?;
         events::on_module_change(ctx, exec::catalog::clear)?;
         events::on_keyspace(ctx, exec::conflict::key_changed)?;
-        if facts.filter_client_id {
-            commands::capture::register(ctx)?;
-        }
+        commands::capture::register(ctx, facts.filter_client_id, context::is_cluster(ctx))?;
+        store::set_cluster(context::is_cluster(ctx));
         if !runner::start(ctx) {
             return Err("failed to start the timer".into());
         }

@@ -31,6 +31,39 @@ fn defer_incr(con: &mut redis::Connection, c: &mut RawConn, key: &str) -> String
     id
 }
 
+/// `RESTORE <name> 0 <dump> REPLACE`.
+fn restore(con: &mut redis::Connection, name: &str, dump: &[u8]) -> redis::RedisResult<String> {
+    redis::cmd("RESTORE")
+        .arg(name)
+        .arg(0)
+        .arg(dump)
+        .arg("REPLACE")
+        .query::<String>(con)
+}
+
+/// Switches to `allkeys-random` with little room and writes 10 kB values until the INFO txu
+/// counter `restored` shows that eviction took one of txu's keys and txu wrote it back.
+fn evict_until_restored(s: &Server, restored: &str) {
+    let mut con = s.conn();
+    config_set(&mut con, "maxmemory-policy", "allkeys-random");
+    let used = s.info_u64("memory", "used_memory");
+    config_set(&mut con, "maxmemory", &(used + 300_000).to_string());
+    let value = "x".repeat(10_000);
+    let mut n = 0u64;
+    wait_until(&format!("{restored} after evictions"), DEADLINE, || {
+        for _ in 0..20 {
+            n += 1;
+            query(&mut con, &["SET", &format!("fill:{n}"), &value]);
+        }
+        s.info_u64("txu", restored) >= 1
+    });
+    assert!(
+        s.info_u64("stats", "evicted_keys") > 0,
+        "nothing was evicted"
+    );
+    config_set(&mut con, "maxmemory", "0");
+}
+
 fn type_of(con: &mut redis::Connection, key: &str) -> String {
     text(&query(con, &["TYPE", key]))
 }
@@ -112,20 +145,12 @@ fn client_commands_on_txu_tasks_lose_no_task() {
     let Value::BulkString(dump) = query(&mut con, &["DUMP", "txu:tasks"]) else {
         panic!("DUMP txu:tasks");
     };
-    let restore = |con: &mut redis::Connection, name: &str| {
-        redis::cmd("RESTORE")
-            .arg(name)
-            .arg(0)
-            .arg(&dump)
-            .arg("REPLACE")
-            .query::<String>(con)
-    };
     assert!(
-        restore(&mut con, "copy").is_err(),
+        restore(&mut con, "copy", &dump).is_err(),
         "a copy under another name"
     );
     assert_eq!(query(&mut con, &["EXISTS", "copy"]), Value::Int(0));
-    assert_eq!(restore(&mut con, "txu:tasks").as_deref(), Ok("OK"));
+    assert_eq!(restore(&mut con, "txu:tasks", &dump).as_deref(), Ok("OK"));
     assert_intact(&s, &mut c, &ids, "RESTORE of a copy over the key");
     // A TTL set by a client: the key expires, the list is written back without one.
     let restored = s.info_u64("txu", "txu_task_list_restored");
@@ -186,23 +211,7 @@ fn eviction_loses_no_task_whatever_the_policy() {
         .iter()
         .map(|k| defer_incr(&mut con, &mut c, k))
         .collect();
-    config_set(&mut con, "maxmemory-policy", "allkeys-random");
-    let used = s.info_u64("memory", "used_memory");
-    config_set(&mut con, "maxmemory", &(used + 300_000).to_string());
-    let value = "x".repeat(10_000);
-    let mut n = 0u64;
-    wait_until("txu:tasks evicted and written back", DEADLINE, || {
-        for _ in 0..20 {
-            n += 1;
-            query(&mut con, &["SET", &format!("fill:{n}"), &value]);
-        }
-        s.info_u64("txu", "txu_task_list_restored") >= 1
-    });
-    assert!(
-        s.info_u64("stats", "evicted_keys") > 0,
-        "nothing was evicted"
-    );
-    config_set(&mut con, "maxmemory", "0");
+    evict_until_restored(&s, "txu_task_list_restored");
     assert_intact(&s, &mut c, &ids, "evictions");
     query(&mut con, &["DEBUG", "RELOAD"]);
     assert_intact(&s, &mut c, &ids, "DEBUG RELOAD after evictions");
@@ -290,19 +299,11 @@ fn client_commands_on_an_undo_log_key_lose_no_log() {
     let Value::BulkString(dump) = query(&mut con, &["DUMP", &key]) else {
         panic!("DUMP {key}");
     };
-    let restore = |con: &mut redis::Connection, name: &str| {
-        redis::cmd("RESTORE")
-            .arg(name)
-            .arg(0)
-            .arg(&dump)
-            .arg("REPLACE")
-            .query::<String>(con)
-    };
     assert!(
-        restore(&mut con, "copy").is_err(),
+        restore(&mut con, "copy", &dump).is_err(),
         "a copy under another name"
     );
-    assert_eq!(restore(&mut con, &key).as_deref(), Ok("OK"));
+    assert_eq!(restore(&mut con, &key, &dump).as_deref(), Ok("OK"));
     assert_log_intact(&s, &txid, &key, retain, "RESTORE of a copy over the key");
 
     query(&mut con, &["DEBUG", "RELOAD"]);
@@ -317,7 +318,7 @@ fn client_commands_on_an_undo_log_key_lose_no_log() {
 
     // The log is over: a copy restored under its key never brings it back, not even after a
     // reload, and it cannot be undone twice.
-    assert_eq!(restore(&mut con, &key).as_deref(), Ok("OK"));
+    assert_eq!(restore(&mut con, &key, &dump).as_deref(), Ok("OK"));
     query(&mut con, &["SET", "k", "later"]);
     query(&mut con, &["DEBUG", "RELOAD"]);
     let e = String::from_utf8_lossy(&run(&mut c, &["TXU.ROLLBACK", &txid, "FORCE"])).into_owned();
@@ -334,19 +335,7 @@ fn eviction_loses_no_undo_log() {
     let (txid, r) = exec_tx(&mut s.raw(), &["RETAIN", "600000"], &[&["SET", "k", "new"]]);
     assert_eq!(r, b"*1\r\n+OK\r\n");
     let key = undo_key(&mut con, &txid);
-    config_set(&mut con, "maxmemory-policy", "allkeys-random");
-    let used = s.info_u64("memory", "used_memory");
-    config_set(&mut con, "maxmemory", &(used + 300_000).to_string());
-    let value = "x".repeat(10_000);
-    let mut n = 0u64;
-    wait_until("the undo log evicted and written back", DEADLINE, || {
-        for _ in 0..20 {
-            n += 1;
-            query(&mut con, &["SET", &format!("fill:{n}"), &value]);
-        }
-        s.info_u64("txu", "txu_undo_logs_restored") >= 1
-    });
-    config_set(&mut con, "maxmemory", "0");
+    evict_until_restored(&s, "txu_undo_logs_restored");
     // `k` itself may have been evicted: put the committed value back before undoing.
     query(&mut con, &["SET", "k", "new"]);
     assert_log_intact(&s, &txid, &key, 600_000, "evictions");

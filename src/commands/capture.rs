@@ -7,25 +7,44 @@
 //! other modules' calls, the replication stream and AOF loading come from clients that never
 //! capture, so they pass too.
 
-use crate::exec::txn;
+use crate::exec::{self, txn};
 use crate::ffi::{filter, CtxPtr};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Cluster mode: the filter also notes which command each client runs (see
+/// `exec::cluster::note_command`).
+static OBSERVE: AtomicBool = AtomicBool::new(false);
 
 /// Whether capture mode works on this server (the filter was registered at load).
 pub fn available() -> bool {
     ACTIVE.load(Ordering::Relaxed)
 }
 
-pub fn register(ctx: CtxPtr) -> Result<(), String> {
-    filter::register(ctx, queue_captured)?;
-    ACTIVE.store(true, Ordering::Relaxed);
+/// Registers the command filter: for capture mode where the server can tell clients apart,
+/// and in cluster mode to see slots move. Neither: no filter at all.
+pub fn register(ctx: CtxPtr, capture: bool, cluster: bool) -> Result<(), String> {
+    if !capture && !cluster {
+        return Ok(());
+    }
+    filter::register(ctx, on_command)?;
+    ACTIVE.store(capture, Ordering::Relaxed);
+    OBSERVE.store(cluster, Ordering::Relaxed);
     Ok(())
 }
 
-/// Called for every command the server receives: a capturing client's command becomes
-/// `TXU.QUEUE <command...>`.
+fn on_command(f: &filter::FilterCtx) {
+    if OBSERVE.load(Ordering::Relaxed) {
+        if let Some(name) = f.arg(0) {
+            exec::cluster::note_command(name);
+        }
+    }
+    if ACTIVE.load(Ordering::Relaxed) {
+        queue_captured(f);
+    }
+}
+
+/// A capturing client's command becomes `TXU.QUEUE <command...>`.
 fn queue_captured(f: &filter::FilterCtx) {
     // Fast path first: nobody capturing costs one atomic load.
     if !txn::anyone_capturing() {

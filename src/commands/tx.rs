@@ -99,6 +99,8 @@ pub fn run(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
         capture: false,
         retain_ms: frames.retain_ms,
         retry: frames.retry,
+        // The server routed TXU.RUN by its keys: they are in one slot served here.
+        slot: None,
     };
     match exec::run(ctx, &tx) {
         Ok(replies) => {
@@ -149,6 +151,13 @@ pub fn queue(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     if queued.write && context::is_readonly_replica(ctx) {
         return refuse(TxuError::ReadOnly);
     }
+    // Cluster: one slot per transaction, served here (the server does not route TXU.QUEUE).
+    let tx_slot = txn::with(client, |tx| tx.slot).flatten();
+    let slot = match exec::cluster::check_queued(ctx, tx_slot, &queued) {
+        Ok(s) => s,
+        Err(e) => return refuse(e),
+    };
+    txn::with(client, |tx| tx.slot = slot);
     let max = config::max_queued();
     let outcome = txn::with(client, |tx| {
         if i64::try_from(tx.accepted).unwrap_or(i64::MAX) >= max {
@@ -187,6 +196,9 @@ pub fn exec(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     if tx.aborted {
         add(&STATS.aborted, 1);
         return reply_err(ctx, &TxuError::ExecAbort);
+    }
+    if let Err(e) = exec::cluster::check_exec(ctx, tx.slot) {
+        return reply_err(ctx, &e);
     }
     match exec::run(ctx, &tx) {
         Ok(replies) => {

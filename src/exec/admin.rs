@@ -1,11 +1,11 @@
 //! What the operator commands (TXU.STATUS, TXU.TASKS, TXU.RETRY, TXU.DROP) ask of the
 //! failed-task list and the retained undo logs.
 
-use super::defer::key_name;
 use crate::error::{quote, TxuError};
 use crate::ffi::acl::{may_access_keys, KeyAccess};
 use crate::ffi::{context, CtxPtr};
 use crate::store::{tasklist, undolog};
+use crate::tasks::list::key_name;
 use crate::tasks::list::{Status, Task};
 
 /// Whether the caller's ACL lets it `access` every key of `task`.

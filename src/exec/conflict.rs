@@ -54,9 +54,14 @@ fn apply(ctx: CtxPtr, txid: &str, key: &[u8]) {
     }
 }
 
-/// A key changed (keyspace notification).
-pub fn key_changed(ctx: CtxPtr, key: &[u8]) {
+/// A key changed (keyspace notification `event`).
+pub fn key_changed(ctx: CtxPtr, event: &[u8], key: &[u8]) {
     if context::is_loading(ctx) || !context::is_primary(ctx) {
+        return;
+    }
+    // Moving a slot deletes its keys here (MIGRATE) or creates them there (RESTORE-ASKING):
+    // nobody changed them.
+    if super::cluster::moving_keys(event) {
         return;
     }
     // Something happened to a key of txu's own (renamed, moved, deleted...): check that every

@@ -3,6 +3,7 @@
 //! again by the timer, oldest first, never overtaking an earlier task on the same key.
 
 use super::txn::{Queued, Tx};
+use crate::cluster::SlotMap;
 use crate::config;
 use crate::error::TxuError;
 use crate::ffi::{acl, context, CtxPtr};
@@ -10,25 +11,12 @@ use crate::stats::{add, STATS};
 use crate::store::tasklist::{self, Op};
 use crate::tasks::backoff::{next_delay_ms, SplitMix64};
 use crate::tasks::classify;
-use crate::tasks::list::Task;
+use crate::tasks::list::{key_id, key_name, Task};
 use parking_lot::Mutex;
 use std::sync::LazyLock;
 
 static RNG: LazyLock<Mutex<SplitMix64>> =
     LazyLock::new(|| Mutex::new(SplitMix64::from_clock(0x0074_7875)));
-
-/// A key as the task list knows it: database and name (the same name in two databases is two
-/// keys).
-fn key_id(db: i32, key: &[u8]) -> Vec<u8> {
-    let mut v = db.to_be_bytes().to_vec();
-    v.extend_from_slice(key);
-    v
-}
-
-/// The key name of a task key (`key_id` without its database).
-pub fn key_name(id: &[u8]) -> &[u8] {
-    id.get(4..).unwrap_or_default()
-}
 
 fn tx_keys(db: i32, queued: &[Queued]) -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = Vec::new();
@@ -141,8 +129,9 @@ pub fn is_transient(cause: &str) -> bool {
 /// What happened to a task the timer ran (a `TXU._TASK` op).
 pub type TaskOutcome = Op;
 
-/// Up to `budget` pending tasks due at `now`, oldest first.
-pub fn due_tasks(now: i64, budget: usize) -> Vec<Task> {
+/// Up to `budget` pending tasks due at `now`, oldest first; in a cluster only those of slots
+/// this node serves and is not moving (`map`).
+pub fn due_tasks(now: i64, budget: usize, map: Option<&SlotMap>) -> Vec<Task> {
     if !tasklist::has_pending() {
         return Vec::new();
     }
@@ -150,6 +139,7 @@ pub fn due_tasks(now: i64, budget: usize) -> Vec<Task> {
         l.due(now, budget)
             .iter()
             .filter_map(|id| l.get(id).map(|(t, _)| t.clone()))
+            .filter(|t| map.is_none_or(|m| m.state(tasklist::task_slot(t)).is_stably_mine()))
             .collect()
     })
 }
@@ -161,11 +151,11 @@ pub fn record(ctx: CtxPtr, outcome: &TaskOutcome) -> Result<(), TxuError> {
 
 /// Primary, from the timer: writes the task list back under its key if the key lost it (see
 /// `store::tasklist::ensure_saved`), and says so in the log.
-pub fn keep_list_saved(ctx: CtxPtr) {
-    match tasklist::ensure_saved(ctx) {
-        Ok(false) => {}
-        Ok(true) => {
-            add(&STATS.task_list_restored, 1);
+pub fn keep_list_saved(ctx: CtxPtr, map: Option<&SlotMap>) {
+    match tasklist::ensure_saved(ctx, map) {
+        Ok(0) => {}
+        Ok(n) => {
+            add(&STATS.task_list_restored, n as u64);
             context::log_warning(
             ctx,
             "txu: the key txu:tasks no longer held the failed-task list (deleted, evicted, renamed, moved or overwritten); wrote the list back from the module",

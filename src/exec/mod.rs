@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod catalog;
+pub mod cluster;
 pub mod conflict;
 pub mod defer;
 pub mod policy;

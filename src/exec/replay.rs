@@ -36,12 +36,16 @@ pub fn task(ctx: CtxPtr, args: &[&[u8]]) -> Result<(), TxuError> {
 /// `txid`, changed afterwards. A `txid` that is not a transaction id (`<ms>-<seq>`) is a
 /// damaged command; a well-formed id txu does not hold is a no-op (the log may be gone).
 pub fn conflict(txid: &[u8], key: &[u8]) -> Result<(), TxuError> {
-    let txid = std::str::from_utf8(txid)
+    undolog::mark_conflict(txid_arg(txid, "TXU._CONFLICT")?, key);
+    Ok(())
+}
+
+/// A transaction id argument of the internal command `cmd`, or a damaged command.
+fn txid_arg<'a>(txid: &'a [u8], cmd: &'static str) -> Result<&'a str, TxuError> {
+    std::str::from_utf8(txid)
         .ok()
         .filter(|t| is_txid(t))
-        .ok_or(TxuError::MalformedInternal("TXU._CONFLICT"))?;
-    undolog::mark_conflict(txid, key);
-    Ok(())
+        .ok_or(TxuError::MalformedInternal(cmd))
 }
 
 /// `<unix-ms>-<n>`, both decimal `u64` (see `exec::txn::next_id`).
@@ -56,11 +60,7 @@ fn is_txid(t: &str) -> bool {
 /// `TXU._UNLOG <txid>`: the undo log of `txid` ends (rolled back, or retention over). A
 /// `txid` that is not a transaction id is a damaged command.
 pub fn unlog(ctx: CtxPtr, txid: &[u8]) -> Result<(), TxuError> {
-    let txid = std::str::from_utf8(txid)
-        .ok()
-        .filter(|t| is_txid(t))
-        .ok_or(TxuError::MalformedInternal("TXU._UNLOG"))?;
-    store::apply_unlog(ctx, txid);
+    store::apply_unlog(ctx, txid_arg(txid, "TXU._UNLOG")?);
     Ok(())
 }
 

@@ -241,6 +241,14 @@ pub fn rollback_committed(ctx: CtxPtr, txid: &str, force: bool) -> Result<(), Tx
         return Err(TxuError::UnknownTransaction(quote(txid.as_bytes())));
     };
     let result = (|| {
+        // Cluster: the log lives with its slot; on the move or moved away, the client retries
+        // (the slot's new owner holds it).
+        if let Some(map) = super::cluster::slot_map(ctx) {
+            let slot = crate::store::keyname::slot_of(&log.key);
+            if let Some(e) = super::cluster::slot_refusal(&map, slot) {
+                return Err(e);
+            }
+        }
         // Retention over: the timer is about to end the log.
         if log.is_over(context::now_ms()) {
             return Err(TxuError::UnknownTransaction(quote(txid.as_bytes())));
@@ -317,8 +325,8 @@ pub fn end_expired(ctx: CtxPtr) {
 }
 
 /// Timer: writes back the undo logs whose keys lost them, and says so in the log.
-pub fn keep_logs_saved(ctx: CtxPtr) {
-    match store::ensure_logs_saved(ctx) {
+pub fn keep_logs_saved(ctx: CtxPtr, map: Option<&crate::cluster::SlotMap>) {
+    match store::ensure_logs_saved(ctx, map) {
         Ok(0) => {}
         Ok(n) => {
             add(&STATS.undo_logs_restored, n as u64);

@@ -43,6 +43,8 @@ pub struct Tx {
     pub retain_ms: Option<i64>,
     /// `TXU.BEGIN RETRY [<n>]`: defer on a transient failure, with this many attempts.
     pub retry: Option<u32>,
+    /// Cluster: the one slot of the transaction's keys (set by its first keyed command).
+    pub slot: Option<u16>,
 }
 
 static OPEN: LazyLock<Mutex<HashMap<u64, Tx>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -74,6 +76,7 @@ pub fn open(
             capture,
             retain_ms,
             retry,
+            slot: None,
         },
     );
     if capture {

@@ -30,6 +30,11 @@ pub fn is_loading(ctx: CtxPtr) -> bool {
     flags(ctx).contains(ContextFlags::LOADING)
 }
 
+/// The server runs in cluster mode.
+pub fn is_cluster(ctx: CtxPtr) -> bool {
+    flags(ctx).contains(ContextFlags::CLUSTER)
+}
+
 /// A replica that refuses writes from clients (`replica-read-only yes`).
 pub fn is_readonly_replica(ctx: CtxPtr) -> bool {
     flags(ctx).contains(ContextFlags::SLAVE | ContextFlags::READONLY)

@@ -12,7 +12,10 @@ use std::time::Duration;
 static ON_DISCONNECT: OnceLock<fn(u64)> = OnceLock::new();
 static ON_FLUSH: OnceLock<fn(i32)> = OnceLock::new();
 static ON_MODULE_CHANGE: OnceLock<fn()> = OnceLock::new();
-static ON_KEYSPACE: OnceLock<fn(CtxPtr, &[u8])> = OnceLock::new();
+/// A keyspace notification: `(ctx, event, key)`.
+pub type KeyspaceFn = fn(CtxPtr, &[u8], &[u8]);
+
+static ON_KEYSPACE: OnceLock<KeyspaceFn> = OnceLock::new();
 
 type EventFn = unsafe extern "C" fn(CtxPtr, raw::RedisModuleEvent, u64, *mut c_void);
 
@@ -48,8 +51,8 @@ pub fn on_module_change(ctx: CtxPtr, f: fn()) -> Result<(), String> {
     subscribe(ctx, raw::REDISMODULE_EVENT_MODULE_CHANGE, module_change)
 }
 
-/// `f(ctx, key)` for every keyspace notification.
-pub fn on_keyspace(ctx: CtxPtr, f: fn(CtxPtr, &[u8])) -> Result<(), String> {
+/// `f(ctx, event, key)` for every keyspace notification (`event` as `del`, `restore`, ...).
+pub fn on_keyspace(ctx: CtxPtr, f: KeyspaceFn) -> Result<(), String> {
     let _ = ON_KEYSPACE.set(f);
     let sub = super::api!(RedisModule_SubscribeToKeyspaceEvents)
         .ok_or("SubscribeToKeyspaceEvents missing")?;
@@ -114,14 +117,22 @@ unsafe extern "C" fn module_change(
 unsafe extern "C" fn keyspace(
     ctx: CtxPtr,
     _type: c_int,
-    _event: *const c_char,
+    event: *const c_char,
     key: StrPtr,
 ) -> c_int {
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the key string is alive for the duration of the notification.
-        let key = unsafe { Str::from_ptr(key) };
+        // SAFETY: the key string and the event name are alive for the duration of the
+        // notification; the event name is a NUL-terminated C string.
+        let (key, event) = unsafe {
+            let event = if event.is_null() {
+                &[][..]
+            } else {
+                std::ffi::CStr::from_ptr(event).to_bytes()
+            };
+            (Str::from_ptr(key), event)
+        };
         if let Some(f) = ON_KEYSPACE.get() {
-            f(ctx, key.bytes());
+            f(ctx, event, key.bytes());
         }
     }));
     0

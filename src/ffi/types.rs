@@ -178,6 +178,16 @@ fn io_loading(rdb: *mut raw::RedisModuleIO) -> bool {
     !ctx.is_null() && super::context::is_loading(ctx)
 }
 
+/// Whether this server is a replica (the value comes from its primary's stream).
+fn io_replica(rdb: *mut raw::RedisModuleIO) -> bool {
+    let Some(get) = super::api!(RedisModule_GetContextFromIO) else {
+        return false;
+    };
+    // SAFETY: as in `io_loading`.
+    let ctx = unsafe { get(rdb) };
+    !ctx.is_null() && !super::context::is_primary(ctx)
+}
+
 /// The string `rdb` is at, copied; `None` on a short read or a damaged string (the server
 /// reports those to us instead of aborting: see `handle_io_errors`).
 fn load_string(rdb: *mut raw::RedisModuleIO) -> Option<Vec<u8>> {
@@ -259,7 +269,8 @@ unsafe extern "C" fn rdb_load<T: ModuleValue>(
                 );
                 value.settle(false)
             }
-            _ => value.settle(loading),
+            // On a replica, what arrives is its primary's (a client cannot write there).
+            _ => value.settle(loading || io_replica(rdb)),
         };
         Box::into_raw(Box::new(value)).cast()
     }))

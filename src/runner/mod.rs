@@ -5,7 +5,7 @@
 mod retry;
 
 use crate::config;
-use crate::exec::{defer, rollback};
+use crate::exec::{cluster, defer, rollback};
 use crate::ffi::{context, events, CtxPtr};
 use crate::stats::STATS;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,11 +36,13 @@ fn tick(ctx: CtxPtr) {
     {
         rollback::request_log_check();
     }
-    defer::keep_list_saved(ctx);
-    rollback::keep_logs_saved(ctx);
+    // Cluster: which slots this node serves now (tasks and logs of other slots moved away).
+    let map = cluster::slot_map(ctx);
+    defer::keep_list_saved(ctx, map.as_ref());
+    rollback::keep_logs_saved(ctx, map.as_ref());
     rollback::end_expired(ctx);
     rollback::retry_pending(ctx);
-    let ran = retry::run_due(ctx);
+    let ran = retry::run_due(ctx, map.as_ref());
     if ran > 0 {
         let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         STATS.tick_last_us.store(us, Ordering::Relaxed);

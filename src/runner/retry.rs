@@ -1,6 +1,7 @@
 //! Runs the deferred tasks that are due: each as its own atomic transaction with rollback, as
 //! the user who submitted it, oldest first, within a time budget per tick.
 
+use crate::cluster::SlotMap;
 use crate::config;
 use crate::error::{quote, TxuError};
 use crate::exec::defer::{self, delay_ms, is_transient, TaskOutcome};
@@ -16,9 +17,9 @@ use crate::undo::log::UndoLog;
 const TASK_FLAGS: &std::ffi::CStr = c"v!ES";
 
 /// Runs the tasks that are due (at most `txu.tick-budget`). Returns how many ran.
-pub fn run_due(ctx: CtxPtr) -> usize {
+pub fn run_due(ctx: CtxPtr, map: Option<&SlotMap>) -> usize {
     let budget = usize::try_from(config::tick_budget()).unwrap_or(1);
-    let due = defer::due_tasks(context::now_ms(), budget);
+    let due = defer::due_tasks(context::now_ms(), budget, map);
     let started = std::time::Instant::now();
     let mut ran = 0;
     for task in &due {

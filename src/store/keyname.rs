@@ -25,6 +25,11 @@ pub fn crc16(data: &[u8]) -> u16 {
 }
 
 /// The cluster slot of `key`, honouring a non-empty `{hash tag}`.
+/// The cluster slot of `key`, as a slot number.
+pub fn slot_of(key: &[u8]) -> u16 {
+    u16::try_from(key_slot(key)).unwrap_or(0)
+}
+
 pub fn key_slot(key: &[u8]) -> usize {
     let part = match key.iter().position(|&b| b == b'{') {
         Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {

@@ -4,6 +4,7 @@
 //! replicas and the AOF all build it the same way; `aof_rewrite` emits the same command.
 
 pub mod keyname;
+pub mod migration;
 
 /// First byte of the payload of an inert copy (see `tasklist::StoredTasks`,
 /// `undolog::LogValue`): it stays inert wherever it is loaded, so a copy a client restored
@@ -28,6 +29,7 @@ fn split_inert(bytes: &[u8]) -> (bool, &[u8]) {
 pub mod tasklist;
 pub mod undolog;
 
+use crate::cluster::{SlotMap, SlotState};
 use crate::error::{quote, TxuError};
 use crate::ffi::types::{self, ModuleValue, TypeSlot};
 use crate::ffi::{call, context, keys, CtxPtr, Str};
@@ -36,6 +38,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `TXU._LOAD <kind> <key> <payload> <expire-at-ms|0>`: the only way txu values are written.
 pub const LOAD_COMMAND: &CStr = c"txu._load";
+
+/// Cluster mode: tasks are kept per slot (see `tasklist`).
+pub fn set_cluster(on: bool) {
+    tasklist::set_cluster(on);
+}
 
 /// Registers txu's data types (load time only).
 pub fn register_types(ctx: CtxPtr) -> Result<(), String> {
@@ -112,13 +119,29 @@ pub fn apply_unlog(ctx: CtxPtr, txid: &str) {
 }
 
 /// Primary, from the timer: writes back every undo log whose key no longer holds its live
-/// handle (when a check is due). Returns how many it wrote.
-pub fn ensure_logs_saved(ctx: CtxPtr) -> Result<usize, TxuError> {
+/// handle (when a check is due). In a cluster, the logs of a slot another node now serves
+/// have moved with it: they end here (`TXU._UNLOG`); slots on the move are left alone.
+/// Returns how many it wrote.
+pub fn ensure_logs_saved(ctx: CtxPtr, map: Option<&SlotMap>) -> Result<usize, TxuError> {
     if !undolog::check_due() {
         return Ok(0);
     }
     let mut written = 0;
     for (txid, db, key) in undolog::locations() {
+        if let Some(m) = map {
+            match m.state(keyname::slot_of(&key)) {
+                SlotState::Mine => {}
+                SlotState::Elsewhere(_) => {
+                    unlog(ctx, &txid)?;
+                    continue;
+                }
+                SlotState::Migrating | SlotState::Importing | SlotState::Unassigned => {
+                    // Look again at the next tick.
+                    undolog::request_check();
+                    continue;
+                }
+            }
+        }
         let Some(prev) = keys::select_db(ctx, db) else {
             continue;
         };

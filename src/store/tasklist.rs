@@ -4,11 +4,13 @@
 //! hold the same list; RDB and AOF rewrites store the whole list. Nothing a client does to the
 //! key loses a task (see [`StoredTasks`]).
 
+use super::keyname::{self, slot_of};
+use crate::cluster::{SlotMap, SlotState};
 use crate::codec::DecodeError;
 use crate::error::TxuError;
 use crate::ffi::types::{self, ModuleValue, TypeSlot};
 use crate::ffi::{keys, CtxPtr, OwnedStr};
-use crate::tasks::list::{Task, TaskList};
+use crate::tasks::list::{key_name, Task, TaskList};
 use crate::tasks::ErrorClass;
 use parking_lot::Mutex;
 use std::ffi::{c_int, CStr};
@@ -30,10 +32,55 @@ pub const TASK_COMMAND: &CStr = c"txu._task";
 /// `RESTORE`s, a renamed or moved key when it is loaded again — is `Inert`: it holds its own
 /// list, which nothing reads, and its payload says so wherever it goes.
 pub enum StoredTasks {
-    Live,
+    /// A handle on the module's list: all of it, or in cluster mode the tasks of one slot.
+    Live(Option<u16>),
     Inert(Box<TaskList>),
     /// Decoded, not yet placed (see `settle`).
     Fresh(Box<TaskList>),
+}
+
+/// In cluster mode each slot's tasks are kept under a key of their own, in that slot, so they
+/// move with the slot (`MIGRATE`) and no node holds a key of a slot it does not serve.
+static CLUSTER: AtomicBool = AtomicBool::new(false);
+
+pub fn set_cluster(on: bool) {
+    CLUSTER.store(on, Ordering::Relaxed);
+}
+
+fn cluster() -> bool {
+    CLUSTER.load(Ordering::Relaxed)
+}
+
+/// The slot a task belongs to: that of its keys (one slot per transaction in a cluster), or
+/// of its id for a task without keys.
+pub fn task_slot(t: &Task) -> u16 {
+    t.keys
+        .first()
+        .map_or_else(|| slot_of(t.id.as_bytes()), |k| slot_of(key_name(k)))
+}
+
+/// The key that persists the tasks of `slot` (cluster mode), or the whole list.
+pub fn key_for(slot: Option<u16>) -> Vec<u8> {
+    match slot {
+        None => KEY.to_vec(),
+        Some(s) => format!("txu:tasks:{{{}}}", keyname::tag_for_slot(usize::from(s))).into_bytes(),
+    }
+}
+
+/// What a handle persists.
+fn encode_part(slot: Option<u16>) -> Vec<u8> {
+    let l = LIST.lock();
+    match slot {
+        None => l.encode(),
+        Some(s) => l.encode_where(|t| task_slot(t) == s),
+    }
+}
+
+/// The slot all of `list`'s tasks belong to, if they share one.
+fn common_slot(list: &TaskList) -> Option<u16> {
+    let mut slots = list.all().map(task_slot);
+    let first = slots.next()?;
+    slots.all(|s| s == first).then_some(first)
 }
 
 impl ModuleValue for StoredTasks {
@@ -44,7 +91,7 @@ impl ModuleValue for StoredTasks {
 
     fn encode(&self) -> Vec<u8> {
         match self {
-            StoredTasks::Live => LIST.lock().encode(),
+            StoredTasks::Live(slot) => encode_part(*slot),
             StoredTasks::Inert(l) | StoredTasks::Fresh(l) => super::inert_payload(l.encode()),
         }
     }
@@ -59,53 +106,83 @@ impl ModuleValue for StoredTasks {
         })
     }
 
-    /// The list lives at `txu:tasks` in database 0 only (an inert copy may be anywhere).
+    /// The list lives at `txu:tasks` in database 0; in cluster mode each slot's tasks under
+    /// that slot's key. An inert copy may be anywhere.
     fn belongs_at(&self, key: &[u8], db: i32) -> bool {
-        matches!(self, StoredTasks::Inert(_)) || (key == KEY && db == DB)
+        let StoredTasks::Fresh(list) = self else {
+            return true;
+        };
+        if db != DB {
+            return false;
+        }
+        if !cluster() {
+            return key == KEY;
+        }
+        let slot = slot_of(key);
+        key == key_for(Some(slot)).as_slice() && list.all().all(|t| task_slot(t) == slot)
     }
 
-    /// Only the dataset the server loads, or txu's own `TXU._LOAD`, brings a list back. What
-    /// a client restores over the list's key never changes the tasks: it becomes a handle on
-    /// the module's list (its own content is dropped), so the key keeps persisting the list.
+    /// Only the dataset the server loads, txu's own `TXU._LOAD`, or a slot moving here
+    /// (`RESTORE-ASKING`) brings tasks in. What a client restores over the list's key never
+    /// changes the tasks: it becomes a handle on the module's list (its content dropped).
     fn settle(self, authoritative: bool) -> Self {
-        match self {
-            StoredTasks::Fresh(list) => {
-                if authoritative {
-                    install(*list);
-                }
-                SAVED.store(true, Ordering::Relaxed);
-                StoredTasks::Live
+        let StoredTasks::Fresh(list) = self else {
+            return self;
+        };
+        let authoritative = authoritative
+            || super::migration::current() == super::migration::Command::RestoreAsking;
+        if !cluster() {
+            if authoritative {
+                install(*list);
             }
-            other => other,
+            SAVED.store(true, Ordering::Relaxed);
+            return StoredTasks::Live(None);
+        }
+        match common_slot(&list) {
+            Some(slot) => {
+                if authoritative {
+                    let mut l = LIST.lock();
+                    l.absorb(*list);
+                    publish(&l);
+                }
+                StoredTasks::Live(Some(slot))
+            }
+            None => StoredTasks::Inert(list),
         }
     }
 
     fn digest_bytes(&self) -> Vec<u8> {
         match self {
-            StoredTasks::Live => LIST.lock().encode(),
+            StoredTasks::Live(slot) => encode_part(*slot),
             StoredTasks::Inert(l) | StoredTasks::Fresh(l) => l.encode(),
         }
     }
 
-    /// A live handle away from the list's key (renamed, moved) is written as an inert copy.
+    /// A live handle away from its key (renamed, moved) is written as an inert copy.
     fn encode_at(&self, key: &[u8], db: Option<i32>) -> Vec<u8> {
         match self {
-            StoredTasks::Live if key == KEY && db.is_none_or(|d| d == DB) => self.encode(),
-            StoredTasks::Live => super::inert_payload(LIST.lock().encode()),
+            StoredTasks::Live(slot) => {
+                let home = key == key_for(*slot).as_slice() && db.is_none_or(|d| d == DB);
+                let bytes = encode_part(*slot);
+                if home {
+                    bytes
+                } else {
+                    super::inert_payload(bytes)
+                }
+            }
             _ => self.encode(),
         }
     }
 
     fn on_detach(&self, _addr: usize) {
-        if matches!(self, StoredTasks::Live) {
+        if matches!(self, StoredTasks::Live(_)) {
             SAVED.store(false, Ordering::Relaxed);
         }
     }
 
     fn mem_usage(&self) -> usize {
         let size = |l: &TaskList| -> usize {
-            l.pending()
-                .chain(l.dead())
+            l.all()
                 .map(|t| {
                     std::mem::size_of::<Task>()
                         + t.id.len()
@@ -116,7 +193,16 @@ impl ModuleValue for StoredTasks {
                 .sum()
         };
         match self {
-            StoredTasks::Live => size(&LIST.lock()),
+            StoredTasks::Live(None) => size(&LIST.lock()),
+            StoredTasks::Live(Some(s)) => {
+                let l = LIST.lock();
+                let part: usize = l
+                    .all()
+                    .filter(|t| task_slot(t) == *s)
+                    .map(|t| std::mem::size_of::<Task>() + t.id.len() + t.last_error.len())
+                    .sum();
+                part
+            }
             StoredTasks::Inert(l) | StoredTasks::Fresh(l) => size(l),
         }
     }
@@ -326,14 +412,34 @@ pub fn counts(now_ms: i64) -> Counts {
 }
 
 /// Applies `op` to the list (the body of `TXU._TASK`, on the primary, on replicas and from
-/// the AOF alike), and makes sure the list's key holds it.
+/// the AOF alike), and makes sure the key persisting the list (cluster: the op's slot) holds
+/// it, or, for a slot left without tasks, is gone.
 pub fn apply_here(ctx: CtxPtr, op: &Op) -> Result<(), TxuError> {
+    let slot = cluster().then(|| op_slot(op)).flatten();
     with_list(|l| {
         op.apply(l);
         publish(l);
     });
-    place_handle(ctx);
+    if !cluster() {
+        place_handle(ctx, None);
+    } else if let Some(s) = slot {
+        if with_list(|l| l.all().any(|t| task_slot(t) == s)) {
+            place_handle(ctx, Some(s));
+        } else {
+            remove_handle(ctx, s);
+        }
+    }
     Ok(())
+}
+
+/// The slot of the task `op` is about (before it is applied).
+fn op_slot(op: &Op) -> Option<u16> {
+    let id = match op {
+        Op::Push(t) => return Some(task_slot(t)),
+        Op::Done(id) | Op::Drop(id) => id,
+        Op::Fail { id, .. } | Op::Retry { id, .. } => id,
+    };
+    with_list(|l| l.get(id).map(|(t, _)| task_slot(t)))
 }
 
 /// Runs `op` through `TXU._TASK` with replication on (primary side).
@@ -348,129 +454,109 @@ pub fn with_list<R>(f: impl FnOnce(&mut TaskList) -> R) -> R {
     f(&mut LIST.lock())
 }
 
-/// Whether the list's key holds a live handle, read in database 0.
-fn handle_in_place(ctx: CtxPtr) -> Option<bool> {
+/// Whether the key of `slot` (or of the whole list) holds a live handle for it, read in
+/// database 0.
+fn handle_in_place(ctx: CtxPtr, slot: Option<u16>) -> Option<bool> {
     let prev = keys::select_db(ctx, DB)?;
-    let key = OwnedStr::create(KEY);
+    let key = OwnedStr::create(&key_for(slot));
     let live = key.and_then(|k| {
-        types::with_value(ctx, &TYPE, k.as_str(), |v: &mut StoredTasks| {
-            matches!(v, StoredTasks::Live)
-        })
+        types::with_value(
+            ctx,
+            &TYPE,
+            k.as_str(),
+            |v: &mut StoredTasks| matches!(v, StoredTasks::Live(s) if *s == slot),
+        )
     });
     keys::select_db(ctx, prev);
     Some(live.unwrap_or(false))
 }
 
-/// Puts a live handle under the list's key on this server if none is there and the name is
-/// free (`TXU._TASK` does it on every server alike, so it needs no replication).
-fn place_handle(ctx: CtxPtr) {
-    if SAVED.load(Ordering::Relaxed) {
+/// Puts a live handle under the key of `slot` (or of the whole list) on this server if
+/// none is there and the name is free (`TXU._TASK` does it on every server alike, so it needs
+/// no replication).
+fn place_handle(ctx: CtxPtr, slot: Option<u16>) {
+    if slot.is_none() && SAVED.load(Ordering::Relaxed) {
         return;
     }
     let Some(prev) = keys::select_db(ctx, DB) else {
         return;
     };
-    if let Some(k) = OwnedStr::create(KEY) {
+    if let Some(k) = OwnedStr::create(&key_for(slot)) {
         let free = keys::key_expiry(ctx, k.as_str()).is_none();
-        if free && types::set_value(ctx, &TYPE, k.as_str(), StoredTasks::Live, 0).is_ok() {
+        if free && types::set_value(ctx, &TYPE, k.as_str(), StoredTasks::Live(slot), 0).is_ok() {
             SAVED.store(true, Ordering::Relaxed);
         }
     }
     keys::select_db(ctx, prev);
 }
 
-/// Primary, from the timer: if the list has tasks and its key does not hold a live handle
-/// (deleted, evicted, expired, renamed, moved, swapped to another database, replaced by a
-/// `RESTORE` or by a client's write), writes the list back under its key with `TXU._LOAD`,
-/// replicated, replacing whatever is there. Returns whether it wrote.
-pub fn ensure_saved(ctx: CtxPtr) -> Result<bool, TxuError> {
-    let empty = with_list(|l| l.pending_len() == 0 && l.dead_len() == 0);
-    if empty || handle_in_place(ctx) != Some(false) {
-        return Ok(false);
+/// Deletes the key of a slot that has no tasks left (this server only, as `place_handle`).
+fn remove_handle(ctx: CtxPtr, slot: u16) {
+    let Some(prev) = keys::select_db(ctx, DB) else {
+        return;
+    };
+    let key = key_for(Some(slot));
+    if let Some(k) = OwnedStr::create(&key) {
+        if types::with_value(ctx, &TYPE, k.as_str(), |_: &mut StoredTasks| ()).is_some() {
+            let _ = crate::ffi::call::call_ok(ctx, c"DEL", c"vE", &[&key]);
+        }
     }
-    let payload = with_list(|l| l.encode());
-    let prev = keys::select_db(ctx, DB).ok_or(TxuError::NoDatabase(DB))?;
-    let r = super::call_internal(
-        ctx,
-        super::LOAD_COMMAND,
-        &[StoredTasks::KIND.to_bytes(), KEY, &payload, b"0"],
-    );
     keys::select_db(ctx, prev);
-    r.map(|()| true)
 }
-#[cfg(test)]
-mod tests {
-    use super::*;
 
-    fn sample_task() -> Task {
-        Task {
-            id: "1-2".into(),
-            db: 0,
-            user: b"default".to_vec(),
-            commands: vec![vec![b"SET".to_vec(), b"k".to_vec(), b"1".to_vec()]],
-            keys: vec![b"k".to_vec()],
-            created_ms: 5,
-            attempts: 1,
-            max_attempts: 3,
-            next_attempt_ms: 7,
-            last_error: "NOREPLICAS x".into(),
+/// Primary, from the timer: writes the list back under its key (cluster: each slot's tasks
+/// under its slot's key) wherever the key does not hold a live handle — deleted, evicted,
+/// expired, renamed, moved, swapped to another database, replaced by a `RESTORE` or a
+/// client's write — with `TXU._LOAD`, replicated, replacing whatever is there. In a cluster,
+/// the tasks of a slot another node now serves have moved with it: they are dropped here.
+/// Slots on the move are left alone. Returns how many keys it wrote.
+pub fn ensure_saved(ctx: CtxPtr, map: Option<&SlotMap>) -> Result<usize, TxuError> {
+    let (cluster_map, slots): (Option<&SlotMap>, Vec<Option<u16>>) = match (cluster(), map) {
+        (true, Some(m)) => {
+            let mut slots: Vec<u16> = with_list(|l| l.all().map(task_slot).collect());
+            slots.sort_unstable();
+            slots.dedup();
+            (Some(m), slots.into_iter().map(Some).collect())
         }
-    }
-
-    fn parse(args: &[&[u8]]) -> Option<Op> {
-        Op::from_args(args)
-    }
-
-    #[test]
-    fn every_op_parses_back_from_its_arguments() {
-        let ops = [
-            Op::Push(sample_task()),
-            Op::Done("1-2".into()),
-            Op::Fail {
-                id: "1-2".into(),
-                transient: true,
-                now_ms: 9,
-                delay_ms: 100,
-                dead_max: 10,
-                error: "OOM x".into(),
-            },
-            Op::Retry {
-                id: "1-2".into(),
-                now_ms: 9,
-            },
-            Op::Drop("1-2".into()),
-        ];
-        for op in ops {
-            let args = op.to_args();
-            let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-            let back = parse(&refs).map(|o| o.to_args());
-            assert_eq!(back, Some(args), "{op:?}");
+        (true, None) => return Ok(0),
+        (false, _) => {
+            let empty = with_list(|l| l.pending_len() == 0 && l.dead_len() == 0);
+            (None, if empty { Vec::new() } else { vec![None] })
         }
-    }
-
-    #[test]
-    fn damaged_arguments_are_refused() {
-        let task = encode_task(&sample_task());
-        let cases: Vec<Vec<&[u8]>> = vec![
-            vec![],
-            vec![b"BOGUS", b"1-2"],
-            vec![b"DONE"],
-            vec![b"DONE", b"1-2", b"extra"],
-            vec![b"DROP"],
-            vec![b"PUSH"],
-            vec![b"PUSH", &task[..task.len() - 1]],
-            vec![b"PUSH", b""],
-            vec![b"RETRY", b"1-2", b"12x"],
-            vec![b"RETRY", b"1-2"],
-            vec![b"FAIL", b"1-2", b"1", b"9", b"100", b"10"],
-            vec![b"FAIL", b"1-2", b"yes", b"9", b"100", b"10", b"e"],
-            vec![b"FAIL", b"1-2", b"", b"9", b"100", b"10", b"e"],
-            vec![b"FAIL", b"1-2", b"1", b"soon", b"100", b"10", b"e"],
-            vec![b"FAIL", b"1-2", b"1", b"9", b"-1", b"10", b"e"],
-            vec![b"FAIL", b"1-2", b"1", b"9", b"100", b"\xff", b"e"],
-        ];
-        for args in cases {
-            assert!(parse(&args).is_none(), "{args:?}");
+    };
+    let mut written = 0;
+    for slot in slots {
+        if let (Some(m), Some(s)) = (cluster_map, slot) {
+            match m.state(s) {
+                SlotState::Mine => {}
+                SlotState::Elsewhere(_) => {
+                    let ids: Vec<String> = with_list(|l| {
+                        l.all()
+                            .filter(|t| task_slot(t) == s)
+                            .map(|t| t.id.clone())
+                            .collect()
+                    });
+                    for id in ids {
+                        submit(ctx, &Op::Drop(id))?;
+                    }
+                    continue;
+                }
+                SlotState::Migrating | SlotState::Importing | SlotState::Unassigned => continue,
+            }
         }
+        if handle_in_place(ctx, slot) != Some(false) {
+            continue;
+        }
+        let payload = encode_part(slot);
+        let prev = keys::select_db(ctx, DB).ok_or(TxuError::NoDatabase(DB))?;
+        let r = super::call_internal(
+            ctx,
+            super::LOAD_COMMAND,
+            &[StoredTasks::KIND.to_bytes(), &key_for(slot), &payload, b"0"],
+        );
+        keys::select_db(ctx, prev);
+        r?;
+        written += 1;
     }
+    Ok(written)
 }

@@ -180,10 +180,14 @@ impl ModuleValue for LogValue {
         }
     }
 
-    /// Only the dataset the server loads, or txu's own `TXU._LOAD`, brings a log back. What a
-    /// client restores never adds, revives or changes a log: over the key of a log the module
+    /// Only the dataset the server loads, txu's own `TXU._LOAD`, or a slot moving here
+    /// (`RESTORE-ASKING`) brings a log in. What a client restores never adds, revives or
+    /// changes a log: over the key of a log the module
     /// holds it becomes a handle on that log (its own content dropped), anywhere else inert.
     fn settle(self, authoritative: bool) -> Self {
+        // A slot moving here brings its logs (cluster resharding).
+        let authoritative = authoritative
+            || super::migration::current() == super::migration::Command::RestoreAsking;
         match self {
             LogValue::Fresh(v) if authoritative => LogValue::Live(INDEX.lock().install(*v)),
             LogValue::Fresh(v) => {

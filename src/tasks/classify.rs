@@ -21,7 +21,7 @@ impl ErrorClass {
 }
 
 /// The error codes that defer a transaction. The one place this list lives.
-pub const TRANSIENT_CODES: [&str; 9] = [
+pub const TRANSIENT_CODES: [&str; 11] = [
     "OOM",         // over maxmemory (noeviction)
     "BUSY",        // a script or function is running too long
     "LOADING",     // the dataset is still loading
@@ -31,6 +31,15 @@ pub const TRANSIENT_CODES: [&str; 9] = [
     "NOREPLICAS",  // min-replicas-to-write not met
     "TRYAGAIN",    // cluster: keys of a slot being migrated
     "CLUSTERDOWN", // cluster: slot not served
+    "MOVED",       // cluster: the slot moved (the task moves with it)
+    "ASK",         // cluster: the slot is being migrated
+];
+
+/// Errors of the module call API in a cluster that carry no code of their own: the cluster is
+/// down, or the key's slot is not served here (it moved). Recognised by their whole text.
+const TRANSIENT_TEXTS: [&[u8]; 2] = [
+    b"ERR Can not execute a command ",
+    b"ERR Attempted to access a non local key in a cluster node",
 ];
 
 /// The error code of an error text: its first word, without a leading `-`.
@@ -44,10 +53,51 @@ pub fn error_code(error: &[u8]) -> &[u8] {
 /// Classifies an error reply's text, e.g. `OOM command not allowed when used memory > ...`.
 pub fn classify(error: &[u8]) -> ErrorClass {
     let code = error_code(error);
-    if TRANSIENT_CODES.iter().any(|c| c.as_bytes() == code) {
+    let text = error.strip_prefix(b"-").unwrap_or(error);
+    let cluster_down =
+        |t: &[u8]| t.starts_with(TRANSIENT_TEXTS[0]) && t.ends_with(b"while the cluster is down");
+    if TRANSIENT_CODES.iter().any(|c| c.as_bytes() == code)
+        || cluster_down(text)
+        || text.starts_with(TRANSIENT_TEXTS[1])
+    {
         ErrorClass::Transient
     } else {
         ErrorClass::Permanent
+    }
+}
+
+#[cfg(test)]
+mod cluster_tests {
+    use super::*;
+
+    #[test]
+    fn cluster_errors_of_the_call_api_are_transient_by_their_text() {
+        for e in [
+            &b"ERR Can not execute a command 'rpush' while the cluster is down"[..],
+            b"-ERR Can not execute a command 'set' while the cluster is down",
+            b"ERR Attempted to access a non local key in a cluster node",
+            b"MOVED 12182 127.0.0.1:7001",
+            b"ASK 12182 127.0.0.1:7001",
+        ] {
+            assert_eq!(
+                classify(e),
+                ErrorClass::Transient,
+                "{}",
+                String::from_utf8_lossy(e)
+            );
+        }
+        for e in [
+            &b"ERR Can not execute a command 'set'"[..],
+            b"ERR value is not an integer or out of range",
+            b"MOVEDX 1 a:1",
+        ] {
+            assert_eq!(
+                classify(e),
+                ErrorClass::Permanent,
+                "{}",
+                String::from_utf8_lossy(e)
+            );
+        }
     }
 }
 
@@ -103,8 +153,6 @@ mod tests {
             b"ERR unknown command",
             b"EXECABORT Transaction discarded because of previous errors.",
             b"NOSCRIPT No matching script.",
-            b"MOVED 3999 127.0.0.1:6381",
-            b"ASK 3999 127.0.0.1:6381",
             b"CROSSSLOT Keys in request don't hash to the same slot",
             b"NOAUTH Authentication required.",
             b"OOMX",

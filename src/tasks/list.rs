@@ -92,6 +92,19 @@ enum Loc {
     Dead(u64),
 }
 
+/// A key as the task list knows it: database and name (the same name in two databases is two
+/// keys).
+pub fn key_id(db: i32, key: &[u8]) -> Vec<u8> {
+    let mut v = db.to_be_bytes().to_vec();
+    v.extend_from_slice(key);
+    v
+}
+
+/// The key name of a task key (`key_id` without its database).
+pub fn key_name(id: &[u8]) -> &[u8] {
+    id.get(4..).unwrap_or_default()
+}
+
 /// The list. Sequence numbers order tasks; they are internal and rebuilt on decode.
 #[derive(Clone, Debug)]
 pub struct TaskList {
@@ -402,6 +415,44 @@ impl TaskList {
         self.by_created.clear();
         self.done.clear();
         self.done_set.clear();
+    }
+
+    /// The encoding (see [`encode`](Self::encode)) of the tasks `keep` selects, pending and
+    /// dead, in their order; no done ids. Decoded, it is the list of just those tasks.
+    pub fn encode_where(&self, keep: impl Fn(&Task) -> bool) -> Vec<u8> {
+        crate::codec::encode(
+            VERSION,
+            &SnapshotRef {
+                pending: self.pending.values().filter(|t| keep(t)).collect(),
+                dead: self.dead.values().filter(|t| keep(t)).collect(),
+                done: Vec::new(),
+                dead_max: u64::try_from(self.dead_max).unwrap_or(u64::MAX),
+                dropped_by_bound: 0,
+            },
+        )
+    }
+
+    /// Adds the tasks of `other` this list does not know (by id), pending ones after this
+    /// list's pending ones in their order, dead ones after its dead ones; and its done ids.
+    pub fn absorb(&mut self, other: TaskList) {
+        for (_, t) in other.pending {
+            if !self.ids.contains_key(&t.id) {
+                self.insert_pending(t);
+            }
+        }
+        for (_, t) in other.dead {
+            if !self.ids.contains_key(&t.id) {
+                self.insert_dead(t);
+            }
+        }
+        for id in other.done {
+            self.remember_done(id);
+        }
+    }
+
+    /// Every task, pending then dead.
+    pub fn all(&self) -> impl Iterator<Item = &Task> {
+        self.pending.values().chain(self.dead.values())
     }
 
     /// Version byte [`VERSION`] followed by the bincode encoding (see `codec`) of the
