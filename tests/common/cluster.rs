@@ -1011,18 +1011,28 @@ impl Cluster {
         (out.status.success(), text)
     }
 
-    /// Asserts `redis-cli --cluster check` is clean: success, all nodes agree, all slots
-    /// covered, no `[WARNING]` (open slots are one), no `[ERR]`. Returns its output.
-    #[track_caller]
-    pub fn assert_check_clean(&self) -> String {
+    /// `redis-cli --cluster check` when it is clean (success, all nodes agree, all slots
+    /// covered, no `[WARNING]` — open slots are one — and no `[ERR]`), else `Err`; either way
+    /// its output.
+    pub fn check_clean(&self) -> Result<String, String> {
         let (ok, text) = self.check();
         let clean = ok
             && text.contains("[OK] All nodes agree about slots configuration.")
             && text.contains("[OK] All 16384 slots covered.")
             && !text.contains("[WARNING]")
             && !text.contains("[ERR]");
-        assert!(clean, "redis-cli --cluster check is not clean:\n{text}");
-        text
+        if clean {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    }
+
+    /// Asserts [`Cluster::check_clean`]; returns the output.
+    #[track_caller]
+    pub fn assert_check_clean(&self) -> String {
+        self.check_clean()
+            .unwrap_or_else(|text| panic!("redis-cli --cluster check is not clean:\n{text}"))
     }
 
     /// `redis-cli -c -p <port of node i> --no-raw` fed `lines` on stdin (one command each, as
