@@ -28,6 +28,8 @@ pub enum TxuError {
     NoPerm(String),
     TooMany(i64),
     ExecAbort,
+    /// A `TXU.CHECK` that does not parse or names no earlier command.
+    BadCheck(String),
     /// `TXU.RUN`: command `index` (1-based) did not validate; nothing ran.
     RunAbort {
         index: usize,
@@ -167,6 +169,7 @@ impl fmt::Display for TxuError {
                 "ERR too many commands in this transaction (txu.max-queued is {max})"
             ),
             TxuError::ExecAbort => f.write_str(EXECABORT),
+            TxuError::BadCheck(why) => write!(f, "ERR TXU.CHECK {why}"),
             TxuError::RunAbort { index, cmd, cause } => write!(
                 f,
                 "EXECABORT Transaction discarded because of an error in command {index} ({cmd}): {cause}"
@@ -287,6 +290,7 @@ mod tests {
                 "ERR too many commands in this transaction (txu.max-queued is 5)",
             ),
             (TxuError::ExecAbort, EXECABORT),
+            (TxuError::BadCheck(s("needs a value")), "ERR TXU.CHECK needs a value"),
             (
                 TxuError::RunAbort {
                     index: 2,

@@ -63,6 +63,13 @@ pub const COMMANDS: &[Spec] = &[
         complexity: c"O(N) in the number of arguments",
     },
     Spec {
+        name: c"txu.check",
+        handler: command_entry!(tx::check),
+        flags: c"deny-script fast allow-loading allow-stale",
+        summary: c"Queues a guard on an earlier command's reply: a false check rolls back all",
+        complexity: c"O(1)",
+    },
+    Spec {
         name: c"txu.exec",
         handler: command_entry!(tx::exec),
         flags: c"deny-script may-replicate",

@@ -81,7 +81,7 @@ pub fn run(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
         if i64::try_from(i).unwrap_or(i64::MAX) >= max {
             return abort(TxuError::TooMany(max));
         }
-        let q = match exec::validate(ctx, cmd, exec::Acl::Caller) {
+        let q = match exec::validate_at(ctx, cmd, &queued, exec::Acl::Caller) {
             Ok(q) => q,
             Err(e) => return abort(e),
         };
@@ -115,13 +115,21 @@ pub fn run(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     }
 }
 
-/// The replies of a transaction's commands, as an array, each exactly as the command sent it.
-fn reply_all(ctx: CtxPtr, replies: &[crate::ffi::CallReply]) -> c_int {
+/// The replies of a transaction's commands, as an array, each exactly as the command sent it
+/// (`OK` for a check that held).
+fn reply_all(ctx: CtxPtr, replies: &[exec::Reply]) -> c_int {
     reply::array(ctx, replies.len());
     for r in replies {
-        if !reply::call_reply(ctx, r) {
-            // Never leave the array short: the client would wait forever.
-            reply::null(ctx);
+        match r {
+            exec::Reply::Call(r) => {
+                if !reply::call_reply(ctx, r) {
+                    // Never leave the array short: the client would wait forever.
+                    reply::null(ctx);
+                }
+            }
+            exec::Reply::CheckHeld => {
+                reply::ok(ctx);
+            }
         }
     }
     0
@@ -141,8 +149,17 @@ pub fn queue(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     if context::is_loading(ctx) {
         return refuse(TxuError::Loading);
     }
-    // Validation makes server calls; the registry lock is not held across them.
-    let checked = exec::validate(ctx, argv.get(1..).unwrap_or(&[]), exec::Acl::Caller);
+    let cmd = argv.get(1..).unwrap_or(&[]);
+    let checked = if exec::is_check(cmd) {
+        // A guard is placed among the commands queued so far.
+        txn::with(client, |tx| {
+            exec::validate_at(ctx, cmd, &tx.queued, exec::Acl::Caller)
+        })
+        .unwrap_or(Err(TxuError::NoTransaction("TXU.QUEUE")))
+    } else {
+        // Validation makes server calls; the registry lock is not held across them.
+        exec::validate(ctx, cmd, exec::Acl::Caller)
+    };
     let queued = match checked {
         Ok(q) => q,
         Err(e) => return refuse(e),
@@ -182,6 +199,19 @@ pub fn queue(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
         }
         None => reply_err(ctx, &TxuError::NoTransaction("TXU.QUEUE")),
     }
+}
+
+/// `TXU.CHECK <k> <op> [<value>]` sent directly, on a connection with an open transaction →
+/// `QUEUED` (as `TXU.QUEUE TXU.CHECK ...`).
+pub fn check(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
+    if !txn::is_open(context::client_id(ctx)) {
+        return reply_err(ctx, &TxuError::NoTransaction("TXU.CHECK"));
+    }
+    // `argv` is the check itself: queue it as `TXU.QUEUE` would.
+    let mut with_queue: Vec<Str<'_>> = Vec::with_capacity(argv.len() + 1);
+    with_queue.extend(argv.first().copied());
+    with_queue.extend_from_slice(argv);
+    queue(ctx, &with_queue)
 }
 
 /// `TXU.EXEC` → array of the queued commands' replies, or a `ROLLBACK ...` error.

@@ -26,6 +26,8 @@ pub struct Queued {
     /// Undo this command's own pre-images if it fails. Core commands change nothing when they
     /// fail, so undoing them would only write; other modules' commands may fail half-way.
     pub undo_own_failure: bool,
+    /// `TXU.CHECK`: a guard on an earlier command's reply instead of a command to run.
+    pub check: Option<super::check::Check>,
 }
 
 /// A transaction opened by `TXU.BEGIN` and not yet ended.

@@ -135,3 +135,48 @@ pub const KEY_READ: u32 = raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY
 /// Key-spec flags of a key a command may read and change.
 pub const KEY_READ_WRITE: u32 =
     raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_ACCESS | raw::REDISMODULE_CMD_KEY_UPDATE;
+
+/// A key's type, as the key API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    String,
+    List,
+    Hash,
+    Set,
+    ZSet,
+    /// A stream or another module's type.
+    Other,
+}
+
+/// The type and length (elements of a collection, bytes of a string) of a key that exists,
+/// read without touching its LRU/LFU or calling a command; `None` when it does not exist.
+pub fn key_info(ctx: CtxPtr, key: Str<'_>) -> Option<(KeyKind, usize)> {
+    let open = super::api!(RedisModule_OpenKey)?;
+    // SAFETY: OpenKey/KeyType/ValueLength/CloseKey on a key we open and close here; `key` is
+    // alive (borrowed).
+    unsafe {
+        let k = open(
+            ctx,
+            key.as_ptr(),
+            (raw::REDISMODULE_READ | raw::REDISMODULE_OPEN_KEY_NOTOUCH) as c_int,
+        );
+        if k.is_null() {
+            return None;
+        }
+        let t = raw::RedisModule_KeyType.map_or(0, |f| f(k));
+        let len = raw::RedisModule_ValueLength.map_or(0, |f| f(k));
+        if let Some(close) = raw::RedisModule_CloseKey {
+            close(k.cast());
+        }
+        let kind = match t as isize {
+            raw::REDISMODULE_KEYTYPE_EMPTY => return None,
+            raw::REDISMODULE_KEYTYPE_STRING => KeyKind::String,
+            raw::REDISMODULE_KEYTYPE_LIST => KeyKind::List,
+            raw::REDISMODULE_KEYTYPE_HASH => KeyKind::Hash,
+            raw::REDISMODULE_KEYTYPE_SET => KeyKind::Set,
+            raw::REDISMODULE_KEYTYPE_ZSET => KeyKind::ZSet,
+            _ => KeyKind::Other,
+        };
+        Some((kind, len))
+    }
+}

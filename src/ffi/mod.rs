@@ -14,7 +14,8 @@
 //! - `strings`: borrowed ([`Str`]) and owned ([`OwnedStr`]) Redis strings
 //! - `call`: calling commands and reading their replies
 //! - `reply`: replying to the current client
-//! - `keys`: databases, key expiry, a command's key positions
+//! - `keys`: databases, key expiry, type and length, a command's key positions
+//! - `configs`: server configs read with `CONFIG GET`, and whether one changed since
 //! - `acl`: users and permission checks
 //! - `context`: client id, role and state flags, clock, memory, logging, server facts
 //! - `events`: server events, keyspace notifications, timers
@@ -24,6 +25,7 @@
 
 pub mod acl;
 pub mod call;
+pub mod configs;
 pub mod context;
 pub mod events;
 pub mod filter;

@@ -5,7 +5,7 @@ use crate::cluster::SlotMap;
 use crate::config;
 use crate::error::{quote, TxuError};
 use crate::exec::defer::{self, delay_ms, is_transient, TaskOutcome};
-use crate::exec::{rollback, run_with, validate, Acl, Failed};
+use crate::exec::{rollback, run_with, validate_at, Acl, Failed};
 use crate::ffi::{acl, context, keys, CtxPtr, OwnedStr, Str};
 use crate::stats::{add, STATS};
 use crate::tasks::list::Task;
@@ -82,7 +82,8 @@ fn run_task_in_db(ctx: CtxPtr, task: &Task) -> Result<(), TxuError> {
             });
             return Err(TxuError::NoPerm(why));
         }
-        queued.push(validate(ctx, &argv, Acl::Skip)?);
+        let q = validate_at(ctx, &argv, &queued, Acl::Skip)?;
+        queued.push(q);
     }
     // The OOM state `M` would read is sampled at the last client command; read it now.
     if queued.iter().any(|q| q.denyoom) && context::used_memory_ratio() > 1.0 {

@@ -21,6 +21,15 @@
 //! and `push` does not store later entries of that key (they would meet the key as that
 //! skipped command left it, possibly of another type).
 //!
+//! ## Keys undone element by element
+//! `has_elements(key)` says whether the log holds an element-level entry of a collection for
+//! the key since its last rename. The executor wrote that entry because the key was absent or
+//! in a large encoding when the transaction first wrote it element by element (a compact key
+//! is copied whole instead): what rollback must give back for it is then its contents, not a
+//! representation, and later writes need not ask for its encoding again. A rename is a
+//! barrier: the key then holds another value. Compaction keeps the first element-level entry
+//! of each run, so it does not change the answer.
+//!
 //! ## Compaction ("checkpoint")
 //! Keeps, for each thing the transaction touched, only its earliest pre-image: rolling back to
 //! it undoes every later change of the same thing. An entry is dropped when, for its key and
@@ -59,6 +68,9 @@ pub struct UndoLog {
     /// Keys some entry writes (recomputed).
     #[serde(skip)]
     seen: HashSet<Vec<u8>>,
+    /// Keys with an element-level entry since their last rename (recomputed).
+    #[serde(skip)]
+    elements: HashSet<Vec<u8>>,
 }
 
 pub use crate::codec::DecodeError;
@@ -99,12 +111,17 @@ impl UndoLog {
         };
         self.pushed = self.pushed.saturating_add(1);
         self.since_compaction = self.since_compaction.saturating_add(1);
-        Self::track(&mut self.covered, &mut self.seen, &e);
+        Self::track(&mut self.covered, &mut self.seen, &mut self.elements, &e);
         self.entries.push(e);
         true
     }
 
-    fn track(covered: &mut HashSet<Vec<u8>>, seen: &mut HashSet<Vec<u8>>, e: &UndoEntry) {
+    fn track(
+        covered: &mut HashSet<Vec<u8>>,
+        seen: &mut HashSet<Vec<u8>>,
+        elements: &mut HashSet<Vec<u8>>,
+        e: &UndoEntry,
+    ) {
         for k in e.keys() {
             if !seen.contains(k) {
                 seen.insert(k.to_vec());
@@ -114,9 +131,16 @@ impl UndoLog {
             UndoEntry::Rename { from, to } => {
                 covered.remove(from);
                 covered.remove(to);
+                elements.remove(from);
+                elements.remove(to);
             }
             e if e.is_full_restore() && !covered.contains(e.key()) => {
                 covered.insert(e.key().to_vec());
+            }
+            e if matches!(e.slot().0, Kind::Hash | Kind::Set | Kind::ZSet | Kind::List)
+                && !elements.contains(e.key()) =>
+            {
+                elements.insert(e.key().to_vec());
             }
             _ => {}
         }
@@ -165,6 +189,13 @@ impl UndoLog {
     /// command that only writes covered keys (and renames nothing) needs no undo entries.
     pub fn covers(&self, key: &[u8]) -> bool {
         self.covered.contains(key)
+    }
+
+    /// Whether an element-level entry of a collection (a hash field, a set or sorted-set
+    /// member, a list step) is logged for `key` since its last rename (see the module
+    /// documentation).
+    pub fn has_elements(&self, key: &[u8]) -> bool {
+        self.elements.contains(key)
     }
 
     #[cfg(test)]
@@ -297,15 +328,17 @@ impl UndoLog {
         log
     }
 
-    /// Recomputes the derived fields (covered and seen keys) from the entries.
+    /// Recomputes the derived fields (covered, seen and element-level keys) from the entries.
     fn rebuild(&mut self) {
         let mut covered = HashSet::new();
         let mut seen = HashSet::new();
+        let mut elements = HashSet::new();
         for e in &self.entries {
-            Self::track(&mut covered, &mut seen, e);
+            Self::track(&mut covered, &mut seen, &mut elements, e);
         }
         self.covered = covered;
         self.seen = seen;
+        self.elements = elements;
     }
 
     /// `VERSION`, then the log in bincode (see `codec`).

@@ -9,7 +9,9 @@
 //! - `log`: a transaction's entries, checkpoint compaction (one entry per touched element,
 //!   holding the earliest pre-image) and the versioned encoding.
 //! - `model` (tests only): an in-memory keyspace that answers the recipes' reads and runs
-//!   the compensations, so that `tests` can check that rollback restores a keyspace exactly.
+//!   the compensations, so that `tests` can check that rollback restores a keyspace exactly;
+//!   it holds small collections in compact encodings whose order counts, as the server does,
+//!   so that exactness includes the representation of compact keys.
 
 pub mod entry;
 pub mod log;

@@ -328,3 +328,39 @@ fn random_and_mutated_bytes_never_panic() {
     assert!(UndoLog::decode(&huge).is_err());
     assert!(accepted < 20_000);
 }
+
+#[test]
+fn element_level_keys_are_tracked_until_a_rename() {
+    let mut log = UndoLog::new();
+    log.push(e_ttl("h", Some(5)));
+    assert!(!log.has_elements(b"h"), "an expiry alone decides nothing");
+    log.push(e_hash("h", "f", Some("1")));
+    log.push(UndoEntry::ListPop {
+        key: "l".into(),
+        left: true,
+        count: 1,
+    });
+    log.push(UndoEntry::Whole {
+        key: "w".into(),
+        before: None,
+    });
+    assert!(log.has_elements(b"h") && log.has_elements(b"l"));
+    assert!(!log.has_elements(b"w") && log.covers(b"w"));
+    // A rename: both names hold other values now.
+    log.push(UndoEntry::Rename {
+        from: "h".into(),
+        to: "l".into(),
+    });
+    assert!(!log.has_elements(b"h") && !log.has_elements(b"l"));
+    // Derived again after truncation, compaction and decoding.
+    let mut log = UndoLog::new();
+    log.push(e_hash("h", "f", Some("1")));
+    log.push(e_hash("h", "f", Some("2")));
+    log.push(e_hash("g", "f", None));
+    log.compact();
+    assert!(log.has_elements(b"h") && log.has_elements(b"g"));
+    let decoded = UndoLog::decode(&log.encode()).unwrap();
+    assert!(decoded.has_elements(b"h") && decoded.has_elements(b"g"));
+    log.truncate(1);
+    assert!(log.has_elements(b"h") && !log.has_elements(b"g"));
+}

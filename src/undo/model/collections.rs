@@ -8,7 +8,7 @@ impl Db {
         let Some(z) = self.zset(k, false)? else {
             return Ok(vec![]);
         };
-        let mut all = sorted(z);
+        let mut all = sorted(z.scores());
         if max {
             all.reverse();
         }
@@ -63,7 +63,7 @@ impl Db {
                     return Ok(Read::Int(0));
                 };
                 Ok(Read::Int(
-                    argv[2..].iter().filter(|f| h.remove(*f).is_some()).count() as i64,
+                    argv[2..].iter().filter(|f| h.remove(f).is_some()).count() as i64,
                 ))
             }
             "hincrby" => {
@@ -92,7 +92,7 @@ impl Db {
                     return Ok(Read::Int(0));
                 };
                 Ok(Read::Int(
-                    argv[2..].iter().filter(|m| s.remove(*m)).count() as i64
+                    argv[2..].iter().filter(|m| s.remove(m)).count() as i64
                 ))
             }
             "smove" => {
@@ -204,7 +204,7 @@ impl Db {
                     return Ok(Read::Int(0));
                 };
                 Ok(Read::Int(
-                    argv[2..].iter().filter(|m| z.remove(*m).is_some()).count() as i64,
+                    argv[2..].iter().filter(|m| z.remove(m).is_some()).count() as i64,
                 ))
             }
             "zpopmin" | "zpopmax" => {
@@ -230,7 +230,7 @@ impl Db {
                 let Some(z) = self.zset(a(1)?, false)? else {
                     return Ok(Read::Int(0));
                 };
-                let all = sorted(z);
+                let all = sorted(z.scores());
                 let gone: Vec<Vec<u8>> = if name == "zremrangebyrank" {
                     match range(int(a(2)?)?, int(a(3)?)?, all.len()) {
                         None => vec![],

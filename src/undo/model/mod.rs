@@ -7,19 +7,13 @@
 //! `collections`.
 
 mod collections;
+mod encoding;
+
+pub use encoding::{Hash, List, Set, Val, ZSet};
 
 use crate::undo::recipe::Read;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Val {
-    Str(Vec<u8>),
-    Hash(BTreeMap<Vec<u8>, Vec<u8>>),
-    Set(BTreeSet<Vec<u8>>),
-    ZSet(BTreeMap<Vec<u8>, f64>),
-    List(VecDeque<Vec<u8>>),
-}
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Obj {
@@ -41,8 +35,39 @@ impl PartialEq for Db {
     }
 }
 
+impl Db {
+    /// Whether this keyspace is what rolling back must give back for `before`: the same keys
+    /// and expiries, each compact value in the very same representation, each large one with
+    /// the same contents (see [`Val::restores`]). The first difference otherwise.
+    pub fn restores(&self, before: &Db) -> Result<(), String> {
+        let names = |d: &Db| d.keys.keys().cloned().collect::<Vec<_>>();
+        if names(self) != names(before) {
+            return Err(format!(
+                "keys {:?}, were {:?}",
+                names(self)
+                    .iter()
+                    .map(|k| show(std::slice::from_ref(k)))
+                    .collect::<Vec<_>>(),
+                names(before)
+                    .iter()
+                    .map(|k| show(std::slice::from_ref(k)))
+                    .collect::<Vec<_>>()
+            ));
+        }
+        for (k, b) in &before.keys {
+            let a = &self.keys[k];
+            if a.exp != b.exp || !a.val.restores(&b.val) {
+                return Err(format!(
+                    "{}: {a:?}, was {b:?}",
+                    show(std::slice::from_ref(k))
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 type R = Result<Read, String>;
-type Fields = BTreeMap<Vec<u8>, Vec<u8>>;
 
 const WT: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
@@ -138,8 +163,11 @@ impl Db {
         self.keys.retain(|_, o| o.exp.is_none_or(|t| t > now));
     }
 
-    /// Redis deletes collections that become empty.
+    /// Redis deletes collections that become empty, and converts lists that grew or shrank.
     fn tidy(&mut self) {
+        for o in self.keys.values_mut() {
+            o.val.settle();
+        }
         self.keys.retain(|_, o| match &o.val {
             Val::Str(_) => true,
             Val::Hash(h) => !h.is_empty(),
@@ -226,33 +254,29 @@ impl Db {
         Ok(self.keys.get_mut(k).map(|o| &mut o.val))
     }
 
-    fn hash(&mut self, k: &[u8], create: bool) -> Result<Option<&mut Fields>, String> {
-        Ok(match self.coll(k, Val::Hash(BTreeMap::new()), create)? {
+    fn hash(&mut self, k: &[u8], create: bool) -> Result<Option<&mut Hash>, String> {
+        Ok(match self.coll(k, Val::Hash(Hash::default()), create)? {
             Some(Val::Hash(h)) => Some(h),
             _ => None,
         })
     }
 
-    fn set(&mut self, k: &[u8], create: bool) -> Result<Option<&mut BTreeSet<Vec<u8>>>, String> {
-        Ok(match self.coll(k, Val::Set(BTreeSet::new()), create)? {
+    fn set(&mut self, k: &[u8], create: bool) -> Result<Option<&mut Set>, String> {
+        Ok(match self.coll(k, Val::Set(Set::default()), create)? {
             Some(Val::Set(s)) => Some(s),
             _ => None,
         })
     }
 
-    fn zset(
-        &mut self,
-        k: &[u8],
-        create: bool,
-    ) -> Result<Option<&mut BTreeMap<Vec<u8>, f64>>, String> {
-        Ok(match self.coll(k, Val::ZSet(BTreeMap::new()), create)? {
+    fn zset(&mut self, k: &[u8], create: bool) -> Result<Option<&mut ZSet>, String> {
+        Ok(match self.coll(k, Val::ZSet(ZSet::default()), create)? {
             Some(Val::ZSet(z)) => Some(z),
             _ => None,
         })
     }
 
-    fn list(&mut self, k: &[u8], create: bool) -> Result<Option<&mut VecDeque<Vec<u8>>>, String> {
-        Ok(match self.coll(k, Val::List(VecDeque::new()), create)? {
+    fn list(&mut self, k: &[u8], create: bool) -> Result<Option<&mut List>, String> {
+        Ok(match self.coll(k, Val::List(List::default()), create)? {
             Some(Val::List(l)) => Some(l),
             _ => None,
         })
@@ -286,6 +310,13 @@ impl Db {
                 None => Read::Nil,
                 Some(o) => Read::Bulk(bincode::serialize(&o.val).unwrap()),
             }),
+            "object" => {
+                assert_eq!(lower(a(1)?), "encoding");
+                Ok(self
+                    .keys
+                    .get(a(2)?)
+                    .map_or(Read::Nil, |o| bulk(o.val.encoding().as_bytes())))
+            }
             "hmget" => {
                 let h = self.hash(a(1)?, false)?.cloned().unwrap_or_default();
                 Ok(Read::Array(
@@ -339,7 +370,7 @@ impl Db {
             "zrange" => {
                 assert!(argv.iter().any(|x| lower(x) == "withscores"));
                 let z = self.zset(a(1)?, false)?.cloned().unwrap_or_default();
-                let all = sorted(&z);
+                let all = sorted(z.scores());
                 let picked: Vec<(Vec<u8>, f64)> = if argv.iter().any(|x| lower(x) == "byscore") {
                     let (min, max) = (score_bound(a(2)?)?, score_bound(a(3)?)?);
                     all.into_iter()
@@ -559,8 +590,9 @@ impl Db {
                 if self.keys.contains_key(k) && !replace {
                     return Err("BUSYKEY Target key name already exists.".into());
                 }
-                let val: Val = bincode::deserialize(payload)
+                let mut val: Val = bincode::deserialize(payload)
                     .map_err(|_| "ERR DUMP payload version or checksum are wrong".to_string())?;
+                val.reencode();
                 let exp = match (ttl, abs) {
                     (0, _) => None,
                     (t, true) => Some(t),

@@ -89,6 +89,12 @@ impl HashRecipe {
         Some((t, vals))
     }
 
+    /// The hash: a field put back with `HSET` goes to the end of a listpack, and a value that
+    /// converted it to a hashtable leaves the hashtable behind.
+    pub(super) fn element_keys(&self) -> Vec<&[u8]> {
+        vec![&self.key]
+    }
+
     pub(super) fn bad_keys<'a>(&'a self, reads: &[Read]) -> Vec<&'a [u8]> {
         bad_unless(self.before(reads).is_some(), [self.key.as_slice()])
     }

@@ -286,6 +286,19 @@ impl ListRecipe {
         )
     }
 
+    /// Every key: a push that made a listpack too big for one converts it to a quicklist, and
+    /// popping the elements back leaves the quicklist (it turns back only at half the size).
+    pub(super) fn element_keys(&self) -> Vec<&[u8]> {
+        match self {
+            ListRecipe::Push { key, .. }
+            | ListRecipe::Pop { key, .. }
+            | ListRecipe::Set { key, .. } => vec![key],
+            ListRecipe::Trim(t) => vec![&t.key],
+            ListRecipe::Move { src, dst, .. } => vec![src, dst],
+            ListRecipe::MPop { keys, .. } => keys.iter().map(|(k, _)| k.as_slice()).collect(),
+        }
+    }
+
     pub(super) fn bad_keys<'a>(&'a self, reads: &[Read]) -> Vec<&'a [u8]> {
         match self {
             ListRecipe::Push { key, ttl, .. } | ListRecipe::Pop { key, ttl, .. } => {
@@ -361,28 +374,33 @@ impl ListRecipe {
                 src_ttl,
                 dst_ttl,
             } => {
-                if seen.is_whole(src) || seen.is_whole(dst) {
-                    return;
-                }
                 let (Some(st), Some(dt), Some(Read::Bulk(e))) =
                     (ttl_at(reads, *src_ttl), ttl_at(reads, *dst_ttl), reply)
                 else {
                     return;
                 };
-                expiry(src, st, out);
-                if src != dst {
+                // Either key may be whole (a compact one): the other gets its entries.
+                let (src_whole, dst_whole) = (seen.is_whole(src), seen.is_whole(dst));
+                if !src_whole {
+                    expiry(src, st, out);
+                }
+                if src != dst && !dst_whole {
                     expiry(dst, dt, out);
                 }
-                out.push(UndoEntry::ListPush {
-                    key: src.clone(),
-                    left: *from_left,
-                    elems: vec![e.clone()],
-                });
-                out.push(UndoEntry::ListPop {
-                    key: dst.clone(),
-                    left: *to_left,
-                    count: 1,
-                });
+                if !src_whole {
+                    out.push(UndoEntry::ListPush {
+                        key: src.clone(),
+                        left: *from_left,
+                        elems: vec![e.clone()],
+                    });
+                }
+                if !dst_whole {
+                    out.push(UndoEntry::ListPop {
+                        key: dst.clone(),
+                        left: *to_left,
+                        count: 1,
+                    });
+                }
             }
             ListRecipe::MPop { keys, left } => {
                 let Some((key, ttl, elems)) = mpop_reply(reply, keys) else {

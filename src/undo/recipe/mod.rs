@@ -3,7 +3,11 @@
 //! Pure: no Redis types; the executor runs the reads and the command.
 //!
 //! The executor, for each queued write:
-//! 1. `plan()` the command, run `reads()` (unreplicated) and convert each reply to a [`Read`];
+//! 1. `plan()` the command; of its `element_keys()`, the keys of collections it would undo
+//!    element by element, pass those held in a compact encoding now (listpack, intset) to
+//!    `with_whole()`: putting elements back restores contents, not a listpack's order or an
+//!    intset that a write converted, while a compact key is small enough to copy whole;
+//!    then run `reads()` (unreplicated) and convert each reply to a [`Read`];
 //! 2. take a `DUMP` snapshot of every key in `whole_keys(&reads)`;
 //! 3. run the command; if it succeeded, convert its reply to a [`Read`] when `needs_reply()`;
 //! 4. push `entries(&reads, snapshots, reply)` onto the undo log.
@@ -179,6 +183,45 @@ impl Plan {
         self.recipe.needs_reply()
     }
 
+    /// Keys of a hash, set, sorted set or list that the plan undoes element by element. Such an
+    /// undo restores the elements, not the representation of a compact encoding (a listpack,
+    /// an intset): a field put back goes to the end of a listpack, a member that converted an
+    /// intset leaves a listpack or hashtable behind. The executor finds out which of these keys
+    /// are compact now and passes them to [`Plan::with_whole`].
+    pub fn element_keys(&self) -> Vec<Vec<u8>> {
+        let whole: HashSet<&[u8]> = self.always_whole.iter().map(Vec::as_slice).collect();
+        let mut out = KeyList::default();
+        for k in self.recipe.element_keys() {
+            if !whole.contains(k) {
+                out.add(k);
+            }
+        }
+        out.list
+    }
+
+    /// The plan with `keys` snapshotted whole as well (`DUMP`, put back byte for byte): the
+    /// executor passes the keys of [`Plan::element_keys`] held in a compact encoding, so small
+    /// keys come back exactly as they were while big ones keep their element-level undo. When
+    /// every key of the command is then whole, the plan reads nothing.
+    pub fn with_whole(mut self, keys: &[Vec<u8>]) -> Plan {
+        if keys.is_empty() {
+            return self;
+        }
+        let mut whole = KeyList::default();
+        for k in self.always_whole.iter().chain(keys) {
+            whole.add(k);
+        }
+        if self.keys.iter().all(|k| whole.contains(k)) && !self.recipe.renames() {
+            let mut all = KeyList::default();
+            for k in &self.keys {
+                all.add(k);
+            }
+            return Plan::whole(all);
+        }
+        self.always_whole = whole.list;
+        self
+    }
+
     /// Every key the command may write.
     pub fn keys(&self) -> &[Vec<u8>] {
         &self.keys
@@ -332,6 +375,19 @@ impl Recipe {
     /// Whether the entries may include a rename (see `Plan::is_barrier_free`).
     fn renames(&self) -> bool {
         matches!(self, Recipe::Key(r) if r.renames())
+    }
+
+    /// Keys that `entries` undoes element by element in a collection (see
+    /// [`Plan::element_keys`]); none for strings (their undo puts the whole value back) and
+    /// key-space commands (an expiry or a rename does not touch the value).
+    fn element_keys(&self) -> Vec<&[u8]> {
+        match self {
+            Recipe::Nothing | Recipe::Str(_) | Recipe::Key(_) => vec![],
+            Recipe::Hash(r) => r.element_keys(),
+            Recipe::Set(r) => r.element_keys(),
+            Recipe::ZSet(r) => r.element_keys(),
+            Recipe::List(r) => r.element_keys(),
+        }
     }
 
     /// Keys whose reads do not allow an element-level undo.

@@ -143,6 +143,16 @@ impl SetRecipe {
         matches!(self, SetRecipe::Pop { .. })
     }
 
+    /// Every key: a member put back with `SADD` goes to the end of a listpack, and one that
+    /// converted an intset (a string, or one member too many) leaves the new encoding behind.
+    pub(super) fn element_keys(&self) -> Vec<&[u8]> {
+        match self {
+            SetRecipe::Members(m) => vec![&m.key],
+            SetRecipe::Move { src, dst, .. } => vec![src, dst],
+            SetRecipe::Pop { key, .. } => vec![key],
+        }
+    }
+
     pub(super) fn bad_keys<'a>(&'a self, reads: &[Read]) -> Vec<&'a [u8]> {
         match self {
             SetRecipe::Members(m) => bad_unless(m.before(reads).is_some(), [m.key.as_slice()]),
@@ -182,23 +192,28 @@ impl SetRecipe {
                 dst_has,
                 dst_ttl,
             } => {
-                if seen.is_whole(src) || seen.is_whole(dst) {
-                    return;
-                }
                 let (Some((st, true)), Some((dt, dhas))) = (
                     member_flag(reads, *src_has, *src_ttl),
                     member_flag(reads, *dst_has, *dst_ttl),
                 ) else {
                     return;
                 };
-                expiry(src, st, out);
-                expiry(dst, dt, out);
-                out.push(UndoEntry::SetMember {
-                    key: src.clone(),
-                    member: member.clone(),
-                    present: true,
-                });
-                if !dhas {
+                // Either key may be whole (a compact one): the other gets its entries.
+                let (src_whole, dst_whole) = (seen.is_whole(src), seen.is_whole(dst));
+                if !src_whole {
+                    expiry(src, st, out);
+                }
+                if !dst_whole {
+                    expiry(dst, dt, out);
+                }
+                if !src_whole {
+                    out.push(UndoEntry::SetMember {
+                        key: src.clone(),
+                        member: member.clone(),
+                        present: true,
+                    });
+                }
+                if !dhas && !dst_whole {
                     out.push(UndoEntry::SetMember {
                         key: dst.clone(),
                         member: member.clone(),

@@ -372,3 +372,122 @@ fn junk_never_panics() {
         }
     }
 }
+
+#[test]
+fn compact_keys_go_whole_and_the_others_keep_their_elements() {
+    use crate::undo::entry::Snapshot;
+    let whole = |key: &str, before: Option<Snapshot>| UndoEntry::Whole {
+        key: k(key),
+        before,
+    };
+    let snap = Snapshot {
+        payload: vec![1],
+        expire_at_ms: None,
+    };
+
+    // One key, compact: no reads at all, a whole-key copy.
+    let p = plan_of("HDEL h a", &[1]);
+    assert_eq!(p.element_keys(), vec![k("h")]);
+    let p = p.with_whole(&[k("h")]);
+    assert!(p.reads().is_empty());
+    assert_eq!(p.whole_keys(&[]), vec![k("h")]);
+    assert_eq!(
+        p.entries(&[], vec![(k("h"), Some(snap.clone()))], None),
+        [whole("h", Some(snap.clone()))]
+    );
+    // Nothing compact: the plan is unchanged.
+    let p = plan_of("ZADD z 1 m", &[1]).with_whole(&[]);
+    assert_eq!(reads_of(&p), ["ZMSCORE z m", "PEXPIRETIME z"]);
+
+    // Strings and key-space commands keep their value whole or untouched: none; nor do keys
+    // that are whole anyway.
+    for (cmd, keys) in [
+        ("SET k v", &[1][..]),
+        ("INCR k", &[1]),
+        ("EXPIRE k 10", &[1]),
+        ("RENAME a b", &[1, 2]),
+        ("DEL a b", &[1, 2]),
+        ("LINSERT l BEFORE a b", &[1]),
+    ] {
+        assert!(plan_of(cmd, keys).element_keys().is_empty(), "{cmd}");
+    }
+    for (cmd, keys, want) in [
+        ("SADD s a", &[1][..], &["s"][..]),
+        ("SMOVE a b m", &[1, 2], &["a", "b"]),
+        ("SPOP s 2", &[1], &["s"]),
+        ("ZREMRANGEBYRANK z 0 1", &[1], &["z"]),
+        ("ZMPOP 2 a b MIN", &[2, 3], &["a", "b"]),
+        ("LPUSH l a", &[1], &["l"]),
+        ("LTRIM l 1 2", &[1], &["l"]),
+        ("LMOVE a b LEFT RIGHT", &[1, 2], &["a", "b"]),
+        ("HINCRBY h f 1", &[1], &["h"]),
+    ] {
+        let want: Vec<Vec<u8>> = want.iter().map(|w| k(w)).collect();
+        assert_eq!(plan_of(cmd, keys).element_keys(), want, "{cmd}");
+    }
+
+    // Two keys, one compact: the other keeps its element-level entries.
+    let smove = || plan_of("SMOVE a b m", &[1, 2]);
+    let reads = [Read::Int(1), Read::Int(-1), Read::Int(0), Read::Int(5)];
+    let p = smove().with_whole(&[k("a")]);
+    assert_eq!(p.whole_keys(&reads), vec![k("a")]);
+    assert_eq!(
+        p.entries(&reads, vec![(k("a"), Some(snap.clone()))], None),
+        [
+            whole("a", Some(snap.clone())),
+            ttl("b", Some(5)),
+            UndoEntry::SetMember {
+                key: k("b"),
+                member: k("m"),
+                present: false
+            }
+        ]
+    );
+    let p = smove().with_whole(&[k("b")]);
+    assert_eq!(
+        p.entries(&reads, vec![(k("b"), None)], None),
+        [
+            whole("b", None),
+            ttl("a", None),
+            UndoEntry::SetMember {
+                key: k("a"),
+                member: k("m"),
+                present: true
+            }
+        ]
+    );
+    assert!(smove().with_whole(&[k("a"), k("b")]).reads().is_empty());
+
+    let lmove = || plan_of("LMOVE a b LEFT RIGHT", &[1, 2]);
+    let reads = [Read::Int(-1), Read::Int(4)];
+    let e = lmove()
+        .with_whole(&[k("b")])
+        .entries(&reads, vec![(k("b"), None)], Some(&bulk("e")));
+    assert_eq!(
+        e,
+        [
+            whole("b", None),
+            ttl("a", None),
+            UndoEntry::ListPush {
+                key: k("a"),
+                left: true,
+                elems: vec![k("e")]
+            }
+        ]
+    );
+    let e = lmove()
+        .with_whole(&[k("a")])
+        .entries(&reads, vec![(k("a"), None)], Some(&bulk("e")));
+    assert_eq!(
+        e,
+        [
+            whole("a", None),
+            ttl("b", Some(4)),
+            UndoEntry::ListPop {
+                key: k("b"),
+                left: false,
+                count: 1
+            }
+        ]
+    );
+}

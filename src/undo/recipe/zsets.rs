@@ -249,6 +249,16 @@ impl ZSetRecipe {
         matches!(self, ZSetRecipe::Pop { .. } | ZSetRecipe::MPop { .. })
     }
 
+    /// Every key: a member that converted a listpack to a skiplist (one member too many, or
+    /// too long) leaves the skiplist behind when it is removed again.
+    pub(super) fn element_keys(&self) -> Vec<&[u8]> {
+        match self {
+            ZSetRecipe::Members(m) => vec![&m.key],
+            ZSetRecipe::Pop { key, .. } | ZSetRecipe::RemRange { key, .. } => vec![key],
+            ZSetRecipe::MPop { keys } => keys.iter().map(|(k, _)| k.as_slice()).collect(),
+        }
+    }
+
     pub(super) fn bad_keys<'a>(&'a self, reads: &[Read]) -> Vec<&'a [u8]> {
         match self {
             ZSetRecipe::Members(m) => bad_unless(m.before(reads).is_some(), [m.key.as_slice()]),
