@@ -12,6 +12,7 @@
 //! - [`mix`]: the transaction mix of tests/replication.rs and tests/persistence.rs.
 #![allow(dead_code, unused_imports)]
 
+pub mod cluster;
 pub mod dump;
 pub mod mix;
 pub mod query;
