@@ -1094,3 +1094,35 @@ fn node_restarts_keep_tasks_and_logs_and_delete_nothing() {
     assert_eq!(get(&c, b, &k).as_deref(), Some("old"));
     assert_tidy(&c, "at the end");
 }
+
+/// README's `redis-cli -c` session, replayed on a real cluster from the node serving slot 0:
+/// the same replies, and the same redirect (to whichever node serves the slot here).
+#[test]
+fn the_readme_cluster_transcript_replays_exactly() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md is readable");
+    let start = readme
+        .find("<!-- cluster transcript")
+        .expect("README.md has a cluster transcript");
+    let rest = &readme[start..];
+    let body = &rest[rest.find("```text\n").expect("a text block") + 8..];
+    let body = &body[..body.find("```").expect("the block is closed")];
+    let (mut commands, mut want) = (Vec::new(), String::new());
+    for line in body.lines() {
+        match line.split_once("> ") {
+            Some((prompt, cmd)) if prompt.starts_with("127.0.0.1:") => commands.push(cmd),
+            _ => {
+                want.push_str(line);
+                want.push('\n');
+            }
+        }
+    }
+    assert!(commands.len() >= 5, "the transcript is suspiciously short");
+    let c = Cluster::start(3, 0);
+    let first = c.owner(0);
+    let owner = c.owner(key_slot(b"{user1}"));
+    assert_ne!(first, owner, "slot 0 and {{user1}} are on different nodes");
+    let got = c.cli(first, &commands);
+    let want = want.replace("127.0.0.1:7002", &c.addr(owner));
+    assert_eq!(got, want);
+}
