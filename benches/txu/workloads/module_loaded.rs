@@ -1,4 +1,5 @@
-//! Plain SET throughput on a server with the module loaded vs one without it.
+//! Plain SET on a server with the module loaded vs one without it: server CPU per SET and
+//! throughput.
 
 use super::VALUE;
 use crate::client::Expect;
@@ -6,6 +7,7 @@ use crate::measure::{throughput_outcome, Ctx};
 use crate::report::Outcome;
 use crate::resp::push_command;
 use crate::server::Server;
+use crate::stats::paired_ratio;
 
 /// Plain SET on a server with the module loaded vs one without it (both servers
 /// run side by side).
@@ -18,9 +20,11 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         ctx.variant("without module", &bare, vec![Expect::ok()], build)?,
         ctx.variant("module loaded", ctx.server, vec![Expect::ok()], build)?,
     ];
-    let (mut out, _) =
+    let (mut out, m) =
         throughput_outcome(ctx, "module-loaded", "plain SET", "ops/s", &mut variants)?;
-    out.notes
-        .push("two servers of the same binary, measured alternately".into());
+    out.target("module/set", paired_ratio(&m.cpu[0], &m.cpu[1]));
+    out.notes.push(
+        "two servers of the same binary, measured alternately; cpu = each server's own".into(),
+    );
     Ok(out)
 }
