@@ -57,8 +57,12 @@ test-matrix: setup build build-faults
 	echo "=== test-matrix summary"; printf "%s" "$$summary"; \
 	exit $$failed
 
+# The bench loads the bench-loop build (the release module plus TXU._LOOP, the ceiling it
+# measures txu against) from its own target dir, unless TXU_MODULE is given.
 bench: setup build
-	cargo bench --bench txu -- $(BENCH_ARGS)
+	cargo build --release --features bench-loop --target-dir $(abspath $(CARGO_TARGET_DIR))/bench-loop
+	TXU_MODULE=$(if $(filter file,$(origin TXU_MODULE)),$(abspath $(CARGO_TARGET_DIR))/bench-loop/release/libtxu.so,$(TXU_MODULE)) \
+	  cargo bench --bench txu -- $(BENCH_ARGS)
 
 fmt:
 	cargo fmt

@@ -1,22 +1,29 @@
 //! `make bench` (`cargo bench --bench txu -- [--quick] [options] [workload ...]`; `--help` lists
 //! the options).
 //!
-//! Starts its own server with the release module loaded (persistence off, free port: the test
+//! Starts its own server with the module loaded (persistence off, free port: the test
 //! harness's `tests/common/server.rs`), runs the workloads in [`workloads::WORKLOADS`] (one
 //! module each under `workloads/`) with a pipelining client (`measure.rs`, over the tests' RESP
-//! code in `tests/common/resp.rs`), prints a table, writes the same numbers to
-//! `target/bench/latest.json` (`report.rs`), and stops the server. `TXU_SERVER=/path/to/server`
-//! measures another server binary, `TXU_MODULE` another module build.
+//! code in `tests/common/resp.rs`), prints a table and the targets table, writes the same
+//! numbers to `target/bench/latest.json` (`report.rs`) and a chart of them to
+//! `target/bench/latest.svg` (`chart.rs`), and stops the server. `TXU_SERVER=/path/to/server`
+//! measures another server binary, `TXU_MODULE` another module build. `make bench` loads the
+//! `bench-loop` build (`target/bench-loop`): the release module plus `TXU._LOOP`, the bare
+//! call-API loop that is the ceiling variant of the throughput workloads (skipped, with a note,
+//! on a module without it).
 //!
 //! Method: every workload runs its variants interleaved (A B, then B A, ...) for several rounds
 //! against the same server in this one process. After the minimum number of rounds it stops as
 //! soon as the per-round ratios variant/baseline agree (median absolute deviation within a
 //! tolerance), or at the maximum number of rounds. It reports the median over rounds of each
-//! variant, the ratio (median over rounds of variant/baseline in the same round: other work on
-//! the machine comes and goes, and this pairs numbers measured seconds apart), and the number of
-//! rounds. Throughput rounds run for a fixed time and count completed transactions; every reply
-//! is checked (a transaction that did not do its writes must not make a run look fast), and any
-//! unexpected reply fails the run.
+//! variant, the ratio (median over rounds of the ratio in the same round: other work on the
+//! machine comes and goes, and this pairs numbers measured seconds apart), and the number of
+//! rounds. Throughput rounds ("batches") run for a fixed time and count completed transactions;
+//! every reply is checked (a transaction that did not do its writes must not make a run look
+//! fast), and any unexpected reply fails the run. Each batch starts from an emptied server
+//! (`FLUSHALL`, `MEMORY PURGE`) and reads `INFO cpu` before and after: the server's CPU time
+//! (user + system, all its threads) per transaction is what the throughput ratios are made of,
+//! because the client shares the machine and throughput alone mixes in its cost.
 //!
 //! The workloads of deferred tasks and undo logs (`drain`, `recovery`, `compaction`,
 //! `preimage-bytes`) have no baseline variant to interleave with: they report what they observe
@@ -33,6 +40,7 @@ mod resp;
 #[path = "../../tests/common/server.rs"]
 mod server;
 
+mod chart;
 mod client;
 mod measure;
 mod report;
@@ -42,7 +50,9 @@ mod workloads;
 use clap::Parser;
 use client::{check_reply, connect, Expect};
 use measure::{Ctx, Opts, FULL, QUICK};
-use report::{json, table, ClientSettings, Header, Machine, ServerInfo};
+use report::{
+    json, table, target_results, targets_table, ClientSettings, Header, Machine, ServerInfo,
+};
 use server::Server;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -183,6 +193,12 @@ fn smoke(server: &Server) -> Result<(), String> {
     check_reply(&Expect::ok(), &r, "TXU.ROLLBACK")
 }
 
+/// True when the module has `TXU._LOOP` (a `bench-loop` build): the ceiling variants run.
+fn has_loop(server: &Server) -> Result<bool, String> {
+    let mut c = connect(server.port())?;
+    Ok(c.call(&[b"TXU._LOOP", b"1", b"PING"])? == b"*1\r\n+PONG\r\n")
+}
+
 fn run(opts: &Opts) -> Result<(), String> {
     let started = Instant::now();
     let selected: Vec<&Workload> = WORKLOADS
@@ -199,6 +215,7 @@ fn run(opts: &Opts) -> Result<(), String> {
     warn_if_stale(&module);
     let server = Server::start();
     smoke(&server)?;
+    let ceiling = has_loop(&server)?;
     let info: HashMap<String, String> = server.info("server");
     let version = match (info.get("valkey_version"), info.get("redis_version")) {
         (Some(v), _) => format!("valkey {v}"),
@@ -232,16 +249,24 @@ fn run(opts: &Opts) -> Result<(), String> {
         },
     };
     let head = format!(
-        "txu bench ({} mode): server {} ({}), module {}\nmachine: {} CPUs, {}, load average \
+        "txu bench ({} mode): server {} ({}), module {}{}\nmachine: {} CPUs, {}, load average \
          {} at start; client: {} connections, {} threads, {} tx in flight per connection, {} s \
-         per round, {}..{} rounds (stop when per-round ratios agree within {:.0}%)\nratio = \
-         median over rounds of variant / baseline (first row of the workload, same round, same \
-         metric): above 1 is faster for /s units, slower for times; spread = (max - min) / \
-         median over rounds",
+         per round, {}..{} rounds (stop when per-round ratios agree within {:.0}%)\ncpu us/tx = \
+         the server's CPU time (INFO cpu user + sys) over a batch / transactions, each batch on \
+         an emptied server; ratio = median over rounds of the same-round ratio to the baseline \
+         (first row of the workload): where there is a cpu us/tx, baseline cpu / variant cpu \
+         (above 1 = costs the server less), tput = variant tx/s / baseline tx/s; elsewhere \
+         variant / baseline of the value (above 1 is faster for /s units, slower for times); \
+         spread = (max - min) / median over rounds of what the ratio is made of",
         header.mode,
         header.server.binary,
         header.server.version,
         module.display(),
+        if ceiling {
+            " (with TXU._LOOP: ceiling variants run)"
+        } else {
+            " (no TXU._LOOP: no ceiling variants)"
+        },
         header.machine.nproc,
         header.machine.cpu,
         header.loadavg_start,
@@ -258,6 +283,7 @@ fn run(opts: &Opts) -> Result<(), String> {
         opts,
         mode: opts.mode,
         server: &server,
+        ceiling,
     };
     let mut outcomes = Vec::new();
     for (i, w) in selected.iter().enumerate() {
@@ -283,16 +309,27 @@ fn run(opts: &Opts) -> Result<(), String> {
     let total = started.elapsed().as_secs_f64();
     println!("\n{head}\n");
     print!("{}", table(&outcomes));
-    println!(
-        "total time {total:.1} s; load average {} at the end",
-        loadavg()
-    );
+    let targets = target_results(&outcomes);
+    println!("\ntargets (reported, never asserted; x = ratio of server CPU per transaction):");
+    print!("{}", targets_table(&targets));
+    let load_end = loadavg();
+    println!("total time {total:.1} s; load average {load_end} at the end");
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     let path = dir.join("latest.json");
-    std::fs::write(&path, json(&header, &outcomes, total, loadavg()))
-        .map_err(|e| format!("write {}: {e}", path.display()))?;
+    std::fs::write(
+        &path,
+        json(&header, &outcomes, &targets, total, load_end.clone()),
+    )
+    .map_err(|e| format!("write {}: {e}", path.display()))?;
     println!("wrote {}", path.display());
+    let svg = dir.join("latest.svg");
+    let caption = format!(
+        "txu bench, {} mode, {}: {} CPUs, load average {} -> {load_end}",
+        header.mode, header.server.version, header.machine.nproc, header.loadavg_start
+    );
+    chart::draw(&svg, &caption, &outcomes, &targets)?;
+    println!("wrote {}", svg.display());
     Ok(())
 }
 

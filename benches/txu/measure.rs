@@ -1,8 +1,9 @@
 //! How workloads are measured: the modes, interleaved rounds until the ratios settle, and the
 //! pipelining throughput driver (connections spread over threads, a batch of transactions in
-//! flight on each, every reply checked).
+//! flight on each, every reply checked), with the server's own CPU time (`INFO cpu`) around
+//! each batch.
 
-use crate::client::{connect, Expect};
+use crate::client::{check_reply, connect, Commands, Expect};
 use crate::report::{fmt_num, Outcome, Row};
 use crate::resp::{esc, RawConn};
 use crate::server::Server;
@@ -92,6 +93,8 @@ pub struct Ctx<'a> {
     pub mode: Mode,
     /// The server with the module loaded.
     pub server: &'a Server,
+    /// The module has `TXU._LOOP` (a `bench-loop` build): the ceiling variants run.
+    pub ceiling: bool,
 }
 
 impl Ctx<'_> {
@@ -123,19 +126,46 @@ impl Ctx<'_> {
             });
             conns.push(connect(server.port())?);
         }
-        Ok(TVariant { name, plans, conns })
+        Ok(TVariant {
+            name,
+            plans,
+            conns,
+            ctl: connect(server.port())?,
+        })
     }
 }
 
+/// The server's CPU time so far, user + system, all its threads (`INFO cpu`), in seconds.
+pub fn server_cpu_secs(c: &mut RawConn) -> Result<f64, String> {
+    let info = c.info("cpu")?;
+    let field = |k: &str| {
+        info.get(k)
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| format!("INFO cpu has no {k}"))
+    };
+    Ok(field("used_cpu_user")? + field("used_cpu_sys")?)
+}
+
+/// Empties the server (`FLUSHALL`) and hands the freed memory back (`MEMORY PURGE`), so that
+/// the next batch starts from the same state whichever variant ran before, and jemalloc's
+/// background purging of the last batch's memory is not charged to it.
+pub fn empty_server(c: &mut RawConn) -> Result<(), String> {
+    check_reply(&Expect::ok(), &c.call(&[b"FLUSHALL"])?, "FLUSHALL")?;
+    // Not every allocator has it (an error is fine): only the state matters.
+    c.call(&[b"MEMORY", b"PURGE"])?;
+    Ok(())
+}
+
 /// Runs `run(variant)` for every variant, interleaved, round after round; `run` returns the
-/// variant's metrics for one round (the first one decides when to stop). Even rounds run the
-/// variants in reverse order (A B, B A, A B, ...), so a steady drift of the machine's speed
-/// does not always favour the same variant. Returns `[variant][round][metric]`.
+/// variant's metrics for one round (the first one decides when to stop; `units` names them
+/// in the progress lines). Even rounds run the variants in reverse order (A B, B A, A B, ...),
+/// so a steady drift of the machine's speed does not always favour the same variant. Returns
+/// `[variant][round][metric]`.
 pub fn interleave(
     ctx: &Ctx,
     id: &str,
     names: &[&str],
-    unit: &str,
+    units: &[&str],
     mut run: impl FnMut(usize) -> Result<Vec<f64>, String>,
 ) -> Result<Vec<Vec<Vec<f64>>>, String> {
     let mut out: Vec<Vec<Vec<f64>>> = vec![Vec::new(); names.len()];
@@ -151,7 +181,10 @@ pub fn interleave(
         }
         let mut line = format!("  {id} round {round}:");
         for ((name, metrics), all) in names.iter().zip(this).zip(out.iter_mut()) {
-            let _ = write!(line, "  {name} {} {unit}", fmt_num(metrics[0]));
+            let _ = write!(line, "  {name}");
+            for (m, unit) in metrics.iter().zip(units) {
+                let _ = write!(line, " {} {unit}", fmt_num(*m));
+            }
             all.push(metrics);
         }
         eprintln!("{line}");
@@ -182,6 +215,8 @@ pub struct TVariant {
     name: &'static str,
     plans: Vec<Plan>,
     conns: Vec<RawConn>,
+    /// One more connection to the variant's server: `FLUSHALL` and `INFO cpu` around batches.
+    ctl: RawConn,
 }
 
 /// One connection's cycle of prebuilt transactions.
@@ -193,54 +228,87 @@ pub struct Plan {
     expect: Vec<Expect>,
 }
 
-/// Warms up, then measures every variant's tx/s in interleaved rounds.
-/// Returns the number of rounds and `[variant][round]` tx/s.
+/// What the throughput rounds measured, `[variant][round]`.
+pub struct Measured {
+    pub rounds: usize,
+    /// Server CPU time per transaction, microseconds.
+    pub cpu: Vec<Vec<f64>>,
+    /// Transactions per second.
+    pub tput: Vec<Vec<f64>>,
+}
+
+/// Warms up, then measures every variant's server CPU per transaction and tx/s in interleaved
+/// rounds, each batch on an emptied server. The CPU ratios decide when to stop.
 pub fn measure_throughput(
     ctx: &Ctx,
     id: &str,
     variants: &mut [TVariant],
-) -> Result<(usize, Vec<Vec<f64>>), String> {
+) -> Result<Measured, String> {
     let (depth, threads) = (ctx.opts.depth, ctx.opts.threads);
     for v in variants.iter_mut() {
         throughput(v, depth, threads, ctx.mode.warmup)?;
     }
     let names: Vec<&str> = variants.iter().map(|v| v.name).collect();
-    let per = interleave(ctx, id, &names, "tx/s", |i| {
-        Ok(vec![throughput(
-            &mut variants[i],
-            depth,
-            threads,
-            ctx.mode.round,
-        )?])
+    let per = interleave(ctx, id, &names, &["cpu-us/tx", "tx/s"], |i| {
+        let b = throughput(&mut variants[i], depth, threads, ctx.mode.round)?;
+        Ok(vec![b.cpu_us_per_tx, b.tx_per_s])
     })?;
-    Ok((per[0].len(), firsts(&per)))
+    let pick = |m: usize| -> Vec<Vec<f64>> {
+        per.iter()
+            .map(|v| v.iter().map(|r| r[m]).collect())
+            .collect()
+    };
+    Ok(Measured {
+        rounds: per[0].len(),
+        cpu: pick(0),
+        tput: pick(1),
+    })
 }
 
 /// [`measure_throughput`], and the workload's [`Outcome`] with one row per variant (`unit`,
-/// ratio to the first variant) titled `<what>, <--clients> clients`. Also returns
-/// `[variant][round]`, for rows of the workload's own.
+/// server CPU per transaction, ratios to the first variant) titled `<what>, <--clients>
+/// clients`. Also returns what was measured, for rows and targets of the workload's own.
 pub fn throughput_outcome(
     ctx: &Ctx,
     id: &'static str,
     what: &str,
     unit: &'static str,
     variants: &mut [TVariant],
-) -> Result<(Outcome, Vec<Vec<f64>>), String> {
-    let (rounds, per) = measure_throughput(ctx, id, variants)?;
-    let mut out = Outcome::new(id, format!("{what}, {} clients", ctx.opts.clients), rounds);
-    for (v, p) in variants.iter().zip(&per) {
-        out.rows.push(Row::measured(v.name, unit, p, &per[0]));
+) -> Result<(Outcome, Measured), String> {
+    let m = measure_throughput(ctx, id, variants)?;
+    let mut out = Outcome::new(
+        id,
+        format!("{what}, {} clients", ctx.opts.clients),
+        m.rounds,
+    );
+    for (i, v) in variants.iter().enumerate() {
+        out.rows.push(Row::throughput(
+            v.name,
+            unit,
+            (&m.tput[i], &m.cpu[i]),
+            (&m.tput[0], &m.cpu[0]),
+        ));
     }
-    Ok((out, per))
+    Ok((out, m))
 }
 
-/// Completed transactions per second of one variant over `duration`.
+/// What one batch of a throughput variant measured.
+pub struct Batch {
+    pub tx_per_s: f64,
+    /// The server's CPU time (user + system, `INFO cpu`) over the batch / transactions.
+    pub cpu_us_per_tx: f64,
+}
+
+/// One batch of a variant over `duration`, on an emptied server: completed transactions per
+/// second, and the server's CPU time per transaction.
 pub fn throughput(
     v: &mut TVariant,
     depth: usize,
     threads: usize,
     duration: Duration,
-) -> Result<f64, String> {
+) -> Result<Batch, String> {
+    empty_server(&mut v.ctl)?;
+    let cpu_before = server_cpu_secs(&mut v.ctl)?;
     let per_thread = v.conns.len().div_ceil(threads.max(1)).max(1);
     let start = Instant::now();
     let deadline = start + duration;
@@ -259,6 +327,7 @@ pub fn throughput(
             })
             .collect()
     });
+    let cpu_after = server_cpu_secs(&mut v.ctl)?;
     let (mut done, mut errors, mut first_error, mut end) = (0u64, 0u64, None, start);
     for r in results {
         let d = r?;
@@ -274,7 +343,10 @@ pub fn throughput(
             first_error.unwrap_or_default()
         ));
     }
-    Ok(done as f64 / (end - start).as_secs_f64())
+    Ok(Batch {
+        tx_per_s: done as f64 / (end - start).as_secs_f64(),
+        cpu_us_per_tx: (cpu_after - cpu_before) * 1e6 / done.max(1) as f64,
+    })
 }
 
 pub struct Driven {

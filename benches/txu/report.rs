@@ -5,14 +5,24 @@ use crate::stats::{median, paired_ratio};
 use serde::{Serialize, Serializer};
 use std::fmt::Write as _;
 
+#[derive(Default)]
 pub struct Row {
     pub variant: String,
     /// Median over rounds (or a derived number); `None` for a ratio-only row.
     pub value: Option<f64>,
     pub unit: &'static str,
-    /// This row / the workload's baseline (1.00 on the baseline itself).
+    /// The server's CPU time per transaction (or per command measured), microseconds: median
+    /// over rounds.
+    pub cpu_us: Option<f64>,
+    /// This row against the workload's baseline (1.00 on the baseline itself): for rows with
+    /// [`Row::cpu_us`] from a throughput workload, baseline CPU / this row's CPU (above 1 =
+    /// cheaper); otherwise this row / the baseline.
     pub ratio: Option<f64>,
+    /// Throughput workloads: this row's tx/s / the baseline's (paired by round).
+    pub tput_ratio: Option<f64>,
     pub per_round: Vec<f64>,
+    /// [`Row::cpu_us`] per round.
+    pub cpu_per_round: Vec<f64>,
 }
 
 impl Row {
@@ -24,16 +34,36 @@ impl Row {
             unit,
             ratio: Some(paired_ratio(per_round, baseline)),
             per_round: per_round.to_vec(),
+            ..Row::default()
+        }
+    }
+
+    /// A throughput variant: `(tx/s, CPU us/tx)` per round of it and of the baseline. Its
+    /// ratio is the baseline's CPU / its CPU, paired by round (above 1: it costs the server
+    /// less per transaction); its throughput ratio is its tx/s / the baseline's.
+    pub fn throughput(
+        variant: &str,
+        unit: &'static str,
+        (tput, cpu): (&[f64], &[f64]),
+        (base_tput, base_cpu): (&[f64], &[f64]),
+    ) -> Row {
+        Row {
+            variant: variant.into(),
+            value: Some(median(tput)),
+            unit,
+            cpu_us: Some(median(cpu)),
+            ratio: Some(paired_ratio(base_cpu, cpu)),
+            tput_ratio: Some(paired_ratio(tput, base_tput)),
+            per_round: tput.to_vec(),
+            cpu_per_round: cpu.to_vec(),
         }
     }
 
     pub fn ratio(variant: &str, ratio: f64) -> Row {
         Row {
             variant: variant.into(),
-            value: None,
-            unit: "",
             ratio: Some(ratio),
-            per_round: Vec::new(),
+            ..Row::default()
         }
     }
 
@@ -42,19 +72,24 @@ impl Row {
             variant: variant.into(),
             value: Some(value),
             unit,
-            ratio: None,
-            per_round: Vec::new(),
+            ..Row::default()
         }
     }
 
-    /// (max - min) / median over rounds.
+    /// (max - min) / median over rounds of what the ratio is computed from: the CPU time when
+    /// the row has one, else the value.
     pub fn spread(&self) -> Option<f64> {
-        if self.per_round.len() < 2 {
+        let v = if self.cpu_per_round.is_empty() {
+            &self.per_round
+        } else {
+            &self.cpu_per_round
+        };
+        if v.len() < 2 {
             return None;
         }
-        let max = self.per_round.iter().copied().fold(f64::MIN, f64::max);
-        let min = self.per_round.iter().copied().fold(f64::MAX, f64::min);
-        Some((max - min) / median(&self.per_round))
+        let max = v.iter().copied().fold(f64::MIN, f64::max);
+        let min = v.iter().copied().fold(f64::MAX, f64::min);
+        Some((max - min) / median(v))
     }
 }
 
@@ -68,6 +103,9 @@ pub struct Outcome {
     pub seconds: f64,
     pub notes: Vec<String>,
     pub rows: Vec<Row>,
+    /// Today's value of each [`TARGETS`] entry this workload measures, by target id.
+    #[serde(skip)]
+    pub targets: Vec<(&'static str, f64)>,
 }
 
 impl Outcome {
@@ -79,7 +117,14 @@ impl Outcome {
             rows: Vec::new(),
             notes: Vec::new(),
             seconds: 0.0,
+            targets: Vec::new(),
         }
+    }
+
+    /// Records today's value of target `id` (one of [`TARGETS`]).
+    pub fn target(&mut self, id: &'static str, value: f64) {
+        debug_assert!(TARGETS.iter().any(|t| t.id == id), "unknown target {id}");
+        self.targets.push((id, value));
     }
 }
 
@@ -100,11 +145,28 @@ pub fn fmt_num(v: f64) -> String {
 
 pub fn table(outcomes: &[Outcome]) -> String {
     let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "{:<30} {:<24} {:>10}  {:<6} {:>6} {:>6} {:>7}",
-        "workload", "variant", "median", "unit", "ratio", "rounds", "spread"
+    let line = |t: &mut String, cells: [&str; 9]| {
+        let [w, v, m, u, c, r, x, n, s] = cells;
+        let _ = writeln!(
+            t,
+            "{w:<30} {v:<24} {m:>10}  {u:<7} {c:>9} {r:>6} {x:>6} {n:>6} {s:>7}"
+        );
+    };
+    line(
+        &mut t,
+        [
+            "workload",
+            "variant",
+            "median",
+            "unit",
+            "cpu us/tx",
+            "ratio",
+            "tput",
+            "rounds",
+            "spread",
+        ],
     );
+    let ratio = |x: Option<f64>| x.map(|x| format!("{x:.2}")).unwrap_or_default();
     for o in outcomes {
         for (i, r) in o.rows.iter().enumerate() {
             let (title, rounds) = if i == 0 {
@@ -112,18 +174,21 @@ pub fn table(outcomes: &[Outcome]) -> String {
             } else {
                 ("", String::new())
             };
-            let _ = writeln!(
-                t,
-                "{:<30} {:<24} {:>10}  {:<6} {:>6} {:>6} {:>7}",
-                title,
-                r.variant,
-                r.value.map(fmt_num).unwrap_or_default(),
-                r.unit,
-                r.ratio.map(|x| format!("{x:.2}")).unwrap_or_default(),
-                rounds,
-                r.spread()
-                    .map(|s| format!("{:.1}%", s * 100.0))
-                    .unwrap_or_default()
+            line(
+                &mut t,
+                [
+                    title,
+                    &r.variant,
+                    &r.value.map(fmt_num).unwrap_or_default(),
+                    r.unit,
+                    &r.cpu_us.map(fmt_num).unwrap_or_default(),
+                    &ratio(r.ratio),
+                    &ratio(r.tput_ratio),
+                    &rounds,
+                    &r.spread()
+                        .map(|s| format!("{:.1}%", s * 100.0))
+                        .unwrap_or_default(),
+                ],
             );
         }
         for n in &o.notes {
@@ -131,6 +196,250 @@ pub fn table(outcomes: &[Outcome]) -> String {
         }
     }
     t
+}
+
+/// A number the targets are compared with: today's value is printed next to the
+/// "must reach" and "goal" values (reported, never asserted).
+pub struct Target {
+    pub id: &'static str,
+    pub what: &'static str,
+    /// What the value is.
+    pub how: &'static str,
+    pub unit: &'static str,
+    pub must: Option<f64>,
+    pub goal: Option<f64>,
+    /// The value must stay at or below the bounds (else at or above).
+    pub lower_is_better: bool,
+}
+
+const fn target(
+    id: &'static str,
+    what: &'static str,
+    how: &'static str,
+    unit: &'static str,
+    bounds: Option<(f64, f64)>,
+    lower_is_better: bool,
+) -> Target {
+    let (must, goal) = match bounds {
+        Some((m, g)) => (Some(m), Some(g)),
+        None => (None, None),
+    };
+    Target {
+        id,
+        what,
+        how,
+        unit,
+        must,
+        goal,
+        lower_is_better,
+    }
+}
+
+/// The targets, in the order printed. Ratios of server CPU time per transaction are written
+/// so that above 1 means txu's variant costs the server less than the other one.
+pub const TARGETS: &[Target] = &[
+    target(
+        "ten-set/txu",
+        "10-SET TXU.BEGIN/QUEUE/EXEC vs MULTI/EXEC",
+        "cpu multi / cpu txu",
+        "x",
+        Some((0.35, 0.6)),
+        false,
+    ),
+    target(
+        "ten-set/run",
+        "10-SET TXU.RUN vs MULTI/EXEC",
+        "cpu multi / cpu txu.run",
+        "x",
+        Some((0.45, 0.58)),
+        false,
+    ),
+    target(
+        "ten-set/lua-undo",
+        "10-SET Lua-with-manual-undo vs TXU.RUN",
+        "cpu lua-undo / cpu txu.run",
+        "x",
+        Some((1.3, 1.45)),
+        false,
+    ),
+    target(
+        "ten-set/eval",
+        "10-SET plain EVAL vs TXU.RUN",
+        "cpu eval / cpu txu.run",
+        "x",
+        Some((0.7, 0.85)),
+        false,
+    ),
+    target(
+        "mixed/run",
+        "mixed 10 writes TXU.RUN vs MULTI/EXEC",
+        "cpu multi / cpu txu.run",
+        "x",
+        Some((0.35, 0.55)),
+        false,
+    ),
+    target(
+        "single/run",
+        "single TXU.RUN 3 SET k v vs MULTI/SET/EXEC",
+        "cpu multi / cpu txu.run",
+        "x",
+        Some((0.6, 0.7)),
+        false,
+    ),
+    target(
+        "rollback",
+        "rollback of 1,000 writes vs commit",
+        "cpu of EXEC rollback / commit",
+        "x",
+        Some((1.0, 0.7)),
+        true,
+    ),
+    target(
+        "drain/tick",
+        "drain: longest tick",
+        "txu_tick_max_us, largest round",
+        "ms",
+        Some((1.0, 0.5)),
+        true,
+    ),
+    target(
+        "drain/ping",
+        "drain: PING p99 during drain vs idle",
+        "p99 drain / p99 empty server",
+        "x",
+        Some((2.0, 1.2)),
+        true,
+    ),
+    target(
+        "module/set",
+        "plain SET with the module loaded vs not",
+        "cpu without / cpu with",
+        "x",
+        Some((0.98, 1.0)),
+        false,
+    ),
+    target(
+        "ten-set/ceiling",
+        "10-SET TXU.RUN vs the bare call-API loop",
+        "cpu loop / cpu txu.run",
+        "x",
+        None,
+        false,
+    ),
+    target(
+        "ten-set/loop",
+        "10-SET bare call-API loop vs MULTI/EXEC",
+        "cpu multi / cpu loop",
+        "x",
+        None,
+        false,
+    ),
+    target(
+        "mixed/ceiling",
+        "mixed TXU.RUN vs the bare call-API loop",
+        "cpu loop / cpu txu.run",
+        "x",
+        None,
+        false,
+    ),
+    target(
+        "single/ceiling",
+        "single TXU.RUN vs the bare call-API loop",
+        "cpu loop / cpu txu.run",
+        "x",
+        None,
+        false,
+    ),
+];
+
+/// Today's value of a target, and whether it reaches its bounds.
+#[derive(Serialize)]
+pub struct TargetResult {
+    pub id: &'static str,
+    pub what: &'static str,
+    pub how: &'static str,
+    pub unit: &'static str,
+    pub must: Option<f64>,
+    pub goal: Option<f64>,
+    pub lower_is_better: bool,
+    /// `None` when the workload did not run (or cannot measure it with this build).
+    pub value: Option<f64>,
+    /// "goal met", "must met", "NOT met", "not run", or "" for a number without bounds.
+    pub status: &'static str,
+}
+
+/// Every target with today's value from `outcomes`.
+pub fn target_results(outcomes: &[Outcome]) -> Vec<TargetResult> {
+    TARGETS
+        .iter()
+        .map(|t| {
+            let value = outcomes
+                .iter()
+                .flat_map(|o| &o.targets)
+                .find(|(id, _)| *id == t.id)
+                .map(|(_, v)| *v)
+                .filter(|v| v.is_finite());
+            let reaches = |bound: Option<f64>, v: f64| {
+                bound.is_some_and(|b| if t.lower_is_better { v <= b } else { v >= b })
+            };
+            let status = match value {
+                None => "not run",
+                Some(_) if t.must.is_none() => "",
+                Some(v) if reaches(t.goal, v) => "goal met",
+                Some(v) if reaches(t.must, v) => "must met",
+                Some(_) => "NOT met",
+            };
+            TargetResult {
+                id: t.id,
+                what: t.what,
+                how: t.how,
+                unit: t.unit,
+                must: t.must,
+                goal: t.goal,
+                lower_is_better: t.lower_is_better,
+                value,
+                status,
+            }
+        })
+        .collect()
+}
+
+/// The targets table: today's value next to the "must reach" and "goal" values.
+pub fn targets_table(results: &[TargetResult]) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "{:<44} {:<31} {:>7} {:>8} {:>8}  status",
+        "target", "measured as", "today", "must", "goal"
+    );
+    for r in results {
+        let cmp = if r.lower_is_better { "<=" } else { ">=" };
+        let bound = |b: Option<f64>| {
+            b.map(|b| format!("{cmp}{b:.2}{}", unit_suffix(r.unit)))
+                .unwrap_or_else(|| "-".into())
+        };
+        let _ = writeln!(
+            t,
+            "{:<44} {:<31} {:>7} {:>8} {:>8}  {}",
+            r.what,
+            r.how,
+            r.value
+                .map(|v| format!("{v:.2}{}", unit_suffix(r.unit)))
+                .unwrap_or_else(|| "-".into()),
+            bound(r.must),
+            bound(r.goal),
+            r.status
+        );
+    }
+    t
+}
+
+fn unit_suffix(unit: &str) -> &str {
+    if unit == "x" {
+        ""
+    } else {
+        unit
+    }
 }
 
 impl Serialize for Row {
@@ -141,17 +450,23 @@ impl Serialize for Row {
             variant: &'a str,
             median: Option<f64>,
             unit: &'a str,
+            cpu_us_per_tx: Option<f64>,
             ratio: Option<f64>,
+            throughput_ratio: Option<f64>,
             spread: Option<f64>,
             per_round: &'a [f64],
+            cpu_per_round: &'a [f64],
         }
         Json {
             variant: &self.variant,
             median: self.value,
             unit: self.unit,
+            cpu_us_per_tx: self.cpu_us,
             ratio: self.ratio,
+            throughput_ratio: self.tput_ratio,
             spread: self.spread(),
             per_round: &self.per_round,
+            cpu_per_round: &self.cpu_per_round,
         }
         .serialize(s)
     }
@@ -193,9 +508,15 @@ pub struct Header {
     pub client: ClientSettings,
 }
 
-/// `target/bench/latest.json`: the header, the load average at the start and at the end, and
-/// every workload's outcome. Numbers that are not finite are `null`.
-pub fn json(header: &Header, outcomes: &[Outcome], total_secs: f64, loadavg_end: String) -> String {
+/// `target/bench/latest.json`: the header, the load average at the start and at the end,
+/// every workload's outcome, and the targets. Numbers that are not finite are `null`.
+pub fn json(
+    header: &Header,
+    outcomes: &[Outcome],
+    targets: &[TargetResult],
+    total_secs: f64,
+    loadavg_end: String,
+) -> String {
     #[derive(Serialize)]
     struct LoadAvg<'a> {
         start: &'a str,
@@ -211,6 +532,7 @@ pub fn json(header: &Header, outcomes: &[Outcome], total_secs: f64, loadavg_end:
         machine: &'a Machine,
         client: &'a ClientSettings,
         workloads: &'a [Outcome],
+        targets: &'a [TargetResult],
     }
     let report = Report {
         mode: header.mode,
@@ -224,6 +546,7 @@ pub fn json(header: &Header, outcomes: &[Outcome], total_secs: f64, loadavg_end:
         machine: &header.machine,
         client: &header.client,
         workloads: outcomes,
+        targets,
     };
     let mut j = serde_json::to_string_pretty(&report).expect("the report serializes");
     j.push('\n');

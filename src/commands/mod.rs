@@ -8,8 +8,12 @@
 //! - `internal`: TXU._LOAD, TXU._TASK, TXU._CONFLICT, TXU._UNLOG (replication and AOF only)
 //! - `capture`: the command filter of `TXU.BEGIN CAPTURE`
 //! - `faults`: TXU._FAULT (test builds only)
+//! - `bench_loop`: TXU._LOOP, the bare call-API loop `make bench` measures against (builds
+//!   with the `bench-loop` feature only)
 //! - `options`: argument parsing of TXU.BEGIN
 
+#[cfg(feature = "bench-loop")]
+mod bench_loop;
 pub mod capture;
 #[cfg(feature = "test-faults")]
 mod faults;
@@ -91,6 +95,14 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"admin",
         summary: c"Test builds only: inject faults",
         complexity: c"O(1)",
+    },
+    #[cfg(feature = "bench-loop")]
+    Spec {
+        name: bench_loop::LOOP_COMMAND,
+        handler: command_entry!(bench_loop::run_loop),
+        flags: c"deny-script may-replicate",
+        summary: c"Bench builds only: runs TXU.RUN's commands through the call API, nothing else",
+        complexity: c"The sum of the commands",
     },
     Spec {
         name: c"txu.status",

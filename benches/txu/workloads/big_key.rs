@@ -76,7 +76,9 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     probe(0, false)?;
     probe(1, false)?;
     let names = ["multi/exec", "txu"];
-    let per = interleave(ctx, "big-key", &names, "us (p50)", |v| probe(v, true))?;
+    let per = interleave(ctx, "big-key", &names, &["us p50", "us p99"], |v| {
+        probe(v, true)
+    })?;
     let rounds = per[0].len();
     let pct = |v: usize, p: f64| {
         let mut s = all[v].clone();
@@ -99,6 +101,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
             unit: "us",
             ratio: base.map(|b| value / b),
             per_round,
+            ..Row::default()
         }
     };
     out.rows.push(row(

@@ -41,6 +41,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         unit,
         ratio,
         per_round,
+        ..Row::default()
     };
     type Column<'a> = (&'a str, &'a dyn Fn(&DrainRound) -> f64, &'static str);
     let before_ticks: [Column; 6] = [
@@ -93,6 +94,8 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     let p99_idle = paired_ratio(&col(&|r| r.drain.p99), &col(&|r| r.idle.p99));
     let p99_empty = paired_ratio(&col(&|r| r.drain.p99), &col(&|r| r.empty.p99));
     out.rows.push(Row::ratio("p99 drain/fault-on", p99_idle));
+    out.target("drain/tick", largest / 1000.0);
+    out.target("drain/ping", p99_empty);
     let pings = |f: &dyn Fn(&DrainRound) -> usize| all.iter().map(f).sum::<usize>();
     let samples = |f: &dyn Fn(&DrainRound) -> usize| all.iter().map(f).sum::<usize>();
     out.notes.push(format!(
@@ -136,12 +139,11 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
              out their backoff"
         ));
     }
-    out.notes.push(format!(
-        "target: no tick over 1 ms: {} (largest {largest:.0} us); PING p99 during drain <= 1.2x \
-         idle: {} ({p99_empty:.2}x empty; {p99_idle:.2}x fault-on)",
-        if largest <= 1000.0 { "met" } else { "NOT met" },
-        if p99_empty <= 1.2 { "met" } else { "NOT met" },
-    ));
+    out.notes.push(
+        "targets table: longest tick = tick max, drain; PING p99 during drain vs idle = drain / \
+         empty (vs fault-on, where the timer already retries the tasks, see p99 drain/fault-on)"
+            .into(),
+    );
     Ok(out)
 }
 

@@ -1,4 +1,5 @@
-//! The workloads, one module each, and the table of them the driver runs.
+//! The workloads, one module each, the table of them the driver runs, and the requests they
+//! share.
 
 use crate::measure::Ctx;
 use crate::report::Outcome;
@@ -33,23 +34,27 @@ pub struct Workload {
 ///
 /// Each is a module here with a `run`: it gets a [`Ctx`] (options, mode, the server with the
 /// module loaded; the server is flushed before each workload) and returns an [`Outcome`]: rows
-/// for the table and the JSON. Use [`crate::measure::measure_throughput`] for "N clients,
-/// pipelined, tx/s" workloads and [`crate::measure::interleave`] for anything else measured in
-/// rounds.
+/// for the table and the JSON, and today's value of the [`crate::report::TARGETS`] it measures
+/// ([`Outcome::target`]). Use [`crate::measure::throughput_outcome`] for "N clients, pipelined,
+/// server CPU per tx and tx/s" workloads and [`crate::measure::interleave`] for anything else
+/// measured in rounds.
 pub const WORKLOADS: &[Workload] = &[
     Workload {
         id: "ten-set",
-        about: "MULTI/EXEC vs TXU vs EVAL, 10 SETs of 100 bytes per transaction, tx/s",
+        about: "10 SETs of 100 bytes per transaction: MULTI/EXEC vs TXU.BEGIN/QUEUE/EXEC vs \
+                TXU.RUN vs EVALSHA (plain, and with a Lua undo) vs the ceiling, server CPU/tx",
         run: ten_set::run,
     },
     Workload {
         id: "mixed",
-        about: "10 writes over string/hash/list/set/zset per transaction, MULTI/EXEC vs TXU, tx/s",
+        about: "10 writes over string/hash/list/set/zset per transaction, MULTI/EXEC vs \
+                TXU.BEGIN/QUEUE/EXEC vs TXU.RUN vs the ceiling, server CPU/tx",
         run: mixed::run,
     },
     Workload {
         id: "rollback",
-        about: "TXU.EXEC latency of 1,000 writes: rolled back (last command fails) vs committed",
+        about: "TXU.EXEC of 1,000 writes: rolled back (last command fails) vs committed, \
+                server CPU and latency of the EXEC",
         run: rollback::run,
     },
     Workload {
@@ -59,12 +64,13 @@ pub const WORKLOADS: &[Workload] = &[
     },
     Workload {
         id: "single",
-        about: "single-command transactions vs MULTI/SET/EXEC vs plain SET, ops/s and extra us",
+        about: "single-command transactions (TXU.BEGIN/QUEUE/EXEC, TXU.RUN) vs MULTI/SET/EXEC \
+                vs plain SET vs the ceiling, server CPU/tx and extra us",
         run: single::run,
     },
     Workload {
         id: "module-loaded",
-        about: "plain SET throughput, server with the module vs server without it",
+        about: "plain SET, server with the module vs server without it, server CPU/op",
         run: module_loaded::run,
     },
     Workload {
@@ -136,3 +142,35 @@ pub fn push_txu_exec<A: AsRef<[u8]>>(out: &mut Vec<u8>, opts: &[&[u8]], cmds: &[
     push_txu_queue(out, opts, cmds);
     push_command(out, &[b"TXU.EXEC"]);
 }
+
+/// `<head> <argc> <command> [arg ...] ...` of `cmds`, appended to `out`: the frames of
+/// `TXU.RUN` (and of the ceiling's `TXU._LOOP`).
+fn push_frames<A: AsRef<[u8]>>(out: &mut Vec<u8>, head: &[&[u8]], cmds: &[Vec<A>]) {
+    let counts: Vec<Vec<u8>> = cmds
+        .iter()
+        .map(|c| c.len().to_string().into_bytes())
+        .collect();
+    let mut args: Vec<&[u8]> = head.to_vec();
+    for (cmd, n) in cmds.iter().zip(&counts) {
+        args.push(n);
+        args.extend(cmd.iter().map(AsRef::as_ref));
+    }
+    push_command(out, &args);
+}
+
+/// A whole transaction of `cmds` in one `TXU.RUN <opts>`, appended to `out`.
+pub fn push_txu_run<A: AsRef<[u8]>>(out: &mut Vec<u8>, opts: &[&[u8]], cmds: &[Vec<A>]) {
+    let mut head: Vec<&[u8]> = vec![b"TXU.RUN"];
+    head.extend_from_slice(opts);
+    push_frames(out, &head, cmds);
+}
+
+/// `cmds` in one `TXU._LOOP` (the ceiling: the same commands through the call API and nothing
+/// else; `bench-loop` builds only), appended to `out`.
+pub fn push_loop<A: AsRef<[u8]>>(out: &mut Vec<u8>, cmds: &[Vec<A>]) {
+    push_frames(out, &[b"TXU._LOOP"], cmds);
+}
+
+/// The note of a throughput workload that could not run its ceiling variant.
+pub const NO_CEILING: &str = "no ceiling variant: the module has no TXU._LOOP (build it with \
+                              --features bench-loop, as `make bench` does)";

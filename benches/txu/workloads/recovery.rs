@@ -111,6 +111,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         unit: "ms",
         ratio: Some(v / base),
         per_round: per_round.to_vec(),
+        ..Row::default()
     };
     out.rows.push(row("txu.backoff-base-ms", base, &[]));
     out.rows.push(row("delay median", median(&delays), &delays));

@@ -1,19 +1,22 @@
-//! Latency of one `TXU.EXEC` of 1,000 writes: rolled back (the last command fails) vs committed,
-//! and MULTI/EXEC committing the same writes.
+//! One `TXU.EXEC` of 1,000 writes: rolled back (the last command fails) vs committed, and
+//! MULTI/EXEC committing the same writes: the server's CPU time of the EXEC (`INFO cpu` just
+//! before and after it) and its latency.
 
 use super::{push_multi, push_txu_queue};
 use crate::client::{check_reply, connect, Commands, Expect};
-use crate::measure::{firsts, interleave, Ctx};
+use crate::measure::{interleave, server_cpu_secs, Ctx};
 use crate::report::{Outcome, Row};
 use crate::resp::{encode_command, esc, push_command};
 use crate::stats::{median, paired_ratio};
 use std::time::Instant;
 
-/// Latency of one `TXU.EXEC` of 1,000 writes that rolls back (999 SETs on existing
-/// keys, then INCR on a non-integer) vs the same writes committed (INCR on an integer).
+/// One `TXU.EXEC` of 1,000 writes that rolls back (999 SETs on existing keys, then INCR on a
+/// non-integer) vs the same writes committed (INCR on an integer): server CPU and latency.
 pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     const SETS: usize = 999;
     let mut con = connect(ctx.server.port())?;
+    // INFO cpu on a connection of its own: on `con` it would be queued inside the MULTI.
+    let mut ctl = connect(ctx.server.port())?;
     let keys: Vec<Vec<u8>> = (0..SETS)
         .map(|i| format!("w3:k:{i}").into_bytes())
         .collect();
@@ -57,15 +60,17 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     let names = ["txu commit", "txu rollback", "multi/exec commit"];
     let mut probe = |variant: usize| -> Result<Vec<f64>, String> {
         let (body, first, exec) = &bodies[variant];
-        let mut ms = Vec::with_capacity(samples);
+        let (mut ms, mut cpu) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
         for _ in 0..samples {
             con.write(body)?;
             con.expect_replies(&[first.clone(), Expect::queued()], SETS + 2)?;
+            let cpu_before = server_cpu_secs(&mut ctl)?;
             let start = Instant::now();
             con.write(exec)?;
             let r = con.next_reply()?;
             ms.push(start.elapsed().as_secs_f64() * 1e3);
             check_reply(&exec_expect[variant], con.reply(r), "EXEC")?;
+            cpu.push((server_cpu_secs(&mut ctl)? - cpu_before) * 1e6);
             if variant == 1 {
                 // A rollback that did not restore the keys must not look fast.
                 let got = con.call(&[b"GET", &keys[SETS / 2]])?;
@@ -75,30 +80,40 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
                 }
             }
         }
-        Ok(vec![median(&ms)])
+        Ok(vec![median(&cpu), median(&ms)])
     };
     for v in 0..names.len() {
         probe(v)?; // warm-up
     }
-    let per = interleave(ctx, "rollback", &names, "ms", &mut probe)?;
-    let m = firsts(&per);
-    let mut out = Outcome::new(
-        "rollback",
-        "1,000-write tx, EXEC latency".into(),
-        m[0].len(),
-    );
-    out.rows
-        .push(Row::measured("txu commit", "ms", &m[0], &m[0]));
-    out.rows
-        .push(Row::measured("txu rollback", "ms", &m[1], &m[0]));
-    let mut multi = Row::measured("multi/exec commit", "ms", &m[2], &m[0]);
-    multi.ratio = None;
-    out.rows.push(multi);
-    out.rows
-        .push(Row::ratio("txu commit/multi", paired_ratio(&m[0], &m[2])));
+    let per = interleave(ctx, "rollback", &names, &["cpu-us", "ms"], &mut probe)?;
+    let pick = |v: usize, m: usize| per[v].iter().map(|r| r[m]).collect::<Vec<f64>>();
+    let (cpu, ms): (Vec<_>, Vec<_>) = (0..names.len()).map(|v| (pick(v, 0), pick(v, 1))).unzip();
+    let mut out = Outcome::new("rollback", "1,000-write tx, one EXEC".into(), per[0].len());
+    for (v, name) in names.iter().enumerate() {
+        out.rows.push(Row {
+            variant: (*name).into(),
+            value: Some(median(&ms[v])),
+            unit: "ms",
+            cpu_us: Some(median(&cpu[v])),
+            ratio: (v < 2).then(|| paired_ratio(&cpu[v], &cpu[0])),
+            per_round: ms[v].clone(),
+            cpu_per_round: cpu[v].clone(),
+            ..Row::default()
+        });
+    }
+    out.rows.push(Row::ratio(
+        "latency rollback/commit",
+        paired_ratio(&ms[1], &ms[0]),
+    ));
+    out.rows.push(Row::ratio(
+        "cpu txu commit/multi",
+        paired_ratio(&cpu[0], &cpu[2]),
+    ));
+    out.target("rollback", paired_ratio(&cpu[1], &cpu[0]));
     out.notes.push(format!(
-        "time of the EXEC alone (queueing excluded), median of {samples} per variant and round; \
-         txu rollback ratio = rollback/commit"
+        "the EXEC alone (queueing excluded), median of {samples} per variant and round: cpu = \
+         the server's CPU time between an INFO cpu just before the EXEC and one just after it; \
+         ms = its latency; ratio = cpu / cpu of txu commit (above 1: costlier)"
     ));
     Ok(out)
 }
