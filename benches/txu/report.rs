@@ -257,7 +257,7 @@ pub const TARGETS: &[Target] = &[
     target(
         "ten-set/lua-undo",
         "10-SET Lua-with-manual-undo vs TXU.RUN",
-        "cpu lua-undo / cpu txu.run",
+        "cpu lua-undo evalsha / txu.run",
         "x",
         Some((1.3, 1.45)),
         false,
@@ -265,7 +265,7 @@ pub const TARGETS: &[Target] = &[
     target(
         "ten-set/eval",
         "10-SET plain EVAL vs TXU.RUN",
-        "cpu eval / cpu txu.run",
+        "cpu evalsha / cpu txu.run",
         "x",
         Some((0.7, 0.85)),
         false,
