@@ -5,6 +5,7 @@ pub mod admin;
 pub mod catalog;
 pub mod check;
 pub mod cluster;
+mod compact;
 pub mod conflict;
 pub mod defer;
 pub mod policy;
@@ -14,19 +15,14 @@ pub mod txn;
 
 use crate::config;
 use crate::error::{quote, TxuError};
-use crate::ffi::keys::KeyKind;
-use crate::ffi::{
-    acl, call, configs, context, keys, CallReply, CtxPtr, OwnedStr, ReplyKind, ReplyRef, Str,
-};
+use crate::ffi::{acl, call, context, keys, CallReply, CtxPtr, OwnedStr, ReplyKind, ReplyRef, Str};
 use crate::stats::{add, STATS};
 use crate::undo::entry::{Snapshot, UndoEntry};
 use crate::undo::log::UndoLog;
 use crate::undo::recipe::{self, Read};
 use catalog::{CmdInfo, KeyWrites};
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Mutex, PoisonError};
 use txn::{Queued, Tx};
 
 /// Whose ACL `validate` checks.
@@ -443,7 +439,7 @@ fn prepare(
     if plan.is_barrier_free() && plan.keys().iter().all(|k| undo.covers(k)) {
         return Ok(None);
     }
-    let compact = compact_keys(ctx, &plan.element_keys(), undo)?;
+    let compact = compact::compact_keys(ctx, &plan.element_keys(), undo)?;
     let plan = plan.with_whole(&compact);
     let mut reads = Vec::with_capacity(plan.reads().len());
     for r in plan.reads() {
@@ -545,163 +541,6 @@ fn snapshot(ctx: CtxPtr, key: &[u8]) -> Result<Option<Snapshot>, TxuError> {
     })
 }
 
-/// The keys of `keys` (a plan's [`recipe::Plan::element_keys`]) held in a compact encoding
-/// now — a listpack or an intset — whose element-level undo would not put their
-/// representation back (a field re-added at the end of a listpack, a converted intset left a
-/// hashtable): they are snapshotted whole instead, which is cheap since a compact encoding is
-/// small by construction. Keys that do not exist (undoing their elements deletes them) need
-/// nothing, nor do keys the log already restores in full or already undoes element by element
-/// (their state before the transaction is what counts, and it was decided at their first
-/// write: see `UndoLog::has_elements`).
-///
-/// The key API says whether a key exists, what it holds and how many elements (no command
-/// call); a key with more elements than a compact encoding of its type can hold
-/// ([`compact_limits`]) is not compact, so a write to a big key costs no more than that.
-/// For the others `OBJECT ENCODING` (O(1), no LRU/LFU touch) answers: a small key may still
-/// be in a large encoding (one long value makes a hash a hashtable), and copying it whole
-/// would cost as much as its values.
-fn compact_keys(ctx: CtxPtr, keys: &[Vec<u8>], undo: &UndoLog) -> Result<Vec<Vec<u8>>, TxuError> {
-    let mut out = Vec::new();
-    if keys.is_empty() {
-        return Ok(out);
-    }
-    let limits = compact_limits(ctx);
-    for key in keys {
-        if undo.covers(key) || undo.has_elements(key) {
-            continue;
-        }
-        let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
-        let may_be_compact = match keys::key_info(ctx, k.as_str()) {
-            Some((KeyKind::Hash, n)) => n <= limits.hash,
-            Some((KeyKind::Set, n)) => n <= limits.set,
-            Some((KeyKind::ZSet, n)) => n <= limits.zset,
-            Some((KeyKind::List, n)) => n <= limits.list,
-            _ => false,
-        };
-        if may_be_compact && is_compact(ctx, key)? {
-            out.push(key.clone());
-        }
-    }
-    Ok(out)
-}
-
-/// Whether `OBJECT ENCODING key` names a compact encoding (`listpackex`: a listpack hash
-/// whose fields have TTLs, Redis >= 7.4).
-fn is_compact(ctx: CtxPtr, key: &[u8]) -> Result<bool, TxuError> {
-    let r = call::call_plain(ctx, c"OBJECT", &[b"ENCODING", key])?;
-    let r = r.as_ref();
-    Ok(r.kind() == ReplyKind::String
-        && matches!(
-            r.bytes(),
-            b"listpack" | b"listpackex" | b"intset" | b"ziplist"
-        ))
-}
-
-/// The most elements a key of each collection type can hold in a compact encoding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct CompactLimits {
-    hash: usize,
-    set: usize,
-    zset: usize,
-    list: usize,
-}
-
-impl CompactLimits {
-    /// Nothing known: every collection may be compact (`OBJECT ENCODING` decides).
-    const UNKNOWN: CompactLimits = CompactLimits {
-        hash: usize::MAX,
-        set: usize::MAX,
-        zset: usize::MAX,
-        list: usize::MAX,
-    };
-}
-
-/// The configs that bound compact encodings (the `ziplist` names are aliases on every server
-/// txu supports).
-const LIMIT_CONFIGS: [&[u8]; 5] = [
-    b"hash-max-listpack-entries",
-    b"set-max-intset-entries",
-    b"set-max-listpack-entries",
-    b"zset-max-listpack-entries",
-    b"list-max-listpack-size",
-];
-
-/// [`CompactLimits`] from the values of [`LIMIT_CONFIGS`]. A set is an intset up to
-/// `set-max-intset-entries` members, or (Redis >= 7.2, Valkey) a listpack up to
-/// `set-max-listpack-entries`. A list is a listpack (Redis >= 7.2, Valkey: `listpack_lists`)
-/// up to `list-max-listpack-size` elements when that is positive, else up to 4 kB << (-n - 1)
-/// bytes, that is at most half as many elements (an element takes 2 bytes or more).
-fn limits_from(configs: &HashMap<Vec<u8>, i64>, listpack_lists: bool) -> CompactLimits {
-    // A config the server does not report bounds nothing (`OBJECT ENCODING` decides); a
-    // negative value allows no compact key.
-    let get = |name: &[u8]| configs.get(name).map(|&v| usize::try_from(v).unwrap_or(0));
-    let list = match configs.get(&b"list-max-listpack-size"[..]) {
-        _ if !listpack_lists => 0,
-        Some(&n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
-        Some(&n) => {
-            let shift =
-                u32::try_from(n.saturating_neg().saturating_sub(1).clamp(0, 4)).unwrap_or(4);
-            (4096usize << shift) / 2
-        }
-        None => usize::MAX,
-    };
-    CompactLimits {
-        hash: get(b"hash-max-listpack-entries").unwrap_or(usize::MAX),
-        // Redis 7.0 has no set listpacks (and no such config).
-        set: get(b"set-max-intset-entries")
-            .unwrap_or(usize::MAX)
-            .max(get(b"set-max-listpack-entries").unwrap_or(0)),
-        zset: get(b"zset-max-listpack-entries").unwrap_or(usize::MAX),
-        list,
-    }
-}
-
-/// The most elements a compact key can have, from the server's configs: read when first
-/// needed and again after any `CONFIG SET` (the server's config-change event). A key may
-/// still be compact with more elements, if its config was lowered after it grew: such a key
-/// keeps its element-level undo, since `RESTORE` would not give it back its encoding either
-/// (the server converts what it restores to the configs in force). When changes cannot be
-/// watched, or the configs cannot be read, nothing is assumed.
-fn compact_limits(ctx: CtxPtr) -> CompactLimits {
-    static LIMITS: Mutex<Option<CompactLimits>> = Mutex::new(None);
-    // Watch first: a change after the read below is then seen.
-    if !configs::watch(ctx) {
-        return CompactLimits::UNKNOWN;
-    }
-    let mut cached = LIMITS.lock().unwrap_or_else(PoisonError::into_inner);
-    let changed = configs::take_changed();
-    match *cached {
-        Some(l) if !changed => l,
-        _ => match configs::numbers(ctx, &LIMIT_CONFIGS) {
-            Ok(c) => {
-                let l = limits_from(&c, listpack_lists(ctx));
-                *cached = Some(l);
-                l
-            }
-            // Read again next time.
-            Err(_) => {
-                *cached = None;
-                CompactLimits::UNKNOWN
-            }
-        },
-    }
-}
-
-/// Whether lists can be listpacks: Redis >= 7.2 and Valkey (on Redis 7.0 every list is a
-/// quicklist, whose element-level undo keeps its representation). Probed once.
-fn listpack_lists(ctx: CtxPtr) -> bool {
-    static LISTPACK_LISTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *LISTPACK_LISTS.get_or_init(|| {
-        let facts = context::server_facts(ctx);
-        let mut v = facts
-            .version
-            .split('.')
-            .map(|p| p.parse::<u32>().unwrap_or(0));
-        let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
-        facts.name != "redis" || (major, minor) >= (7, 2)
-    })
-}
-
 /// Optional server abilities the recipes use, probed once.
 fn features(ctx: CtxPtr) -> recipe::Features {
     static HASH_FIELD_TTL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -768,56 +607,5 @@ pub fn declare_keys(ctx: CtxPtr, argv: &[Str<'_>], commands: &[std::ops::Range<u
             };
             keys::declare_key(ctx, range.start + pos, flags);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn configs(pairs: &[(&str, i64)]) -> HashMap<Vec<u8>, i64> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), *v))
-            .collect()
-    }
-
-    #[test]
-    fn compact_limits_follow_the_configs() {
-        let c = configs(&[
-            ("hash-max-listpack-entries", 128),
-            ("set-max-intset-entries", 512),
-            ("set-max-listpack-entries", 128),
-            ("zset-max-listpack-entries", 64),
-            ("list-max-listpack-size", -2),
-        ]);
-        assert_eq!(
-            limits_from(&c, true),
-            CompactLimits {
-                hash: 128,
-                set: 512,
-                zset: 64,
-                // 8 kB of at least 2 bytes per element.
-                list: 4096,
-            }
-        );
-        // Redis 7.0: no listpack lists, no set listpacks.
-        let mut old = c.clone();
-        old.remove(&b"set-max-listpack-entries"[..]);
-        let l = limits_from(&old, false);
-        assert_eq!((l.set, l.list), (512, 0));
-        // A count, the smallest and largest sizes, and nonsense.
-        for (fill, list) in [(100, 100), (-1, 2048), (-5, 32768), (-9, 32768), (0, 2048)] {
-            let mut c = c.clone();
-            c.insert(b"list-max-listpack-size".to_vec(), fill);
-            assert_eq!(limits_from(&c, true).list, list, "{fill}");
-        }
-        let mut neg = c.clone();
-        neg.insert(b"hash-max-listpack-entries".to_vec(), -3);
-        assert_eq!(limits_from(&neg, true).hash, 0);
-        // Configs the server does not report: no key is assumed too long.
-        let none = limits_from(&HashMap::new(), true);
-        assert_eq!(none, CompactLimits::UNKNOWN);
-        assert_eq!(limits_from(&HashMap::new(), false).list, 0);
     }
 }
