@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::cluster::key_slot;
+
 use common::{
     array_items, assert_rolled_back, begin, begin_with, bulk_body, encode_command, error_text,
     exec_tx, queue, rewrite_aof, run, run_err, run_text, show, wait_replica_synced, wait_until,
@@ -189,34 +191,6 @@ fn seed_and_retain(s: &Server, c: &mut RawConn, prefixes: &[&str]) -> Retained {
 }
 
 // ----- hidden keys -----------------------------------------------------------------------------
-
-/// CRC16-XMODEM, as Redis Cluster uses for key slots.
-fn crc16(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in data {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
-/// The cluster slot of `key` (`CLUSTER KEYSLOT`), honouring a non-empty `{hash tag}`.
-fn key_slot(key: &[u8]) -> u16 {
-    let part = match key.iter().position(|&b| b == b'{') {
-        Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
-            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
-            _ => key,
-        },
-        None => key,
-    };
-    crc16(part) & 16383
-}
 
 /// Every `txu:undo:*` key of the connection's database.
 fn undo_keys(c: &mut RawConn) -> Vec<String> {

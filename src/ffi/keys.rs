@@ -37,9 +37,29 @@ pub fn selected_db(ctx: CtxPtr) -> i32 {
 /// Existence and absolute expiry of a key, read without touching its LRU/LFU.
 /// `None`: key absent. `Some(None)`: no expiry. `Some(Some(ms))`: expires at `ms`.
 pub fn key_expiry(ctx: CtxPtr, key: Str<'_>) -> Option<Option<i64>> {
+    let (t, exp) = peek(ctx, key, |k| {
+        // SAFETY: `k` is the open key `peek` lends.
+        unsafe { raw::RedisModule_GetAbsExpire.map_or(-1, |f| f(k)) }
+    })?;
+    if t == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
+        None
+    } else if exp < 0 {
+        Some(None)
+    } else {
+        Some(Some(exp))
+    }
+}
+
+/// Opens `key` for reading without touching its LRU/LFU, and returns its type with what `f`
+/// reads from it; the key is closed before returning.
+fn peek<R>(
+    ctx: CtxPtr,
+    key: Str<'_>,
+    f: impl FnOnce(*mut raw::RedisModuleKey) -> R,
+) -> Option<(c_int, R)> {
     let open = super::api!(RedisModule_OpenKey)?;
-    // SAFETY: OpenKey/KeyType/GetAbsExpire/CloseKey on a key we open and close here; `key` is
-    // alive (borrowed).
+    // SAFETY: OpenKey/KeyType/CloseKey on a key we open and close here; `key` is alive
+    // (borrowed); `f` only reads the key while it is open.
     unsafe {
         let k = open(
             ctx,
@@ -49,18 +69,12 @@ pub fn key_expiry(ctx: CtxPtr, key: Str<'_>) -> Option<Option<i64>> {
         if k.is_null() {
             return None;
         }
-        let t = raw::RedisModule_KeyType.map_or(0, |f| f(k));
-        let exp = raw::RedisModule_GetAbsExpire.map_or(-1, |f| f(k));
+        let t = raw::RedisModule_KeyType.map_or(0, |g| g(k));
+        let out = f(k);
         if let Some(close) = raw::RedisModule_CloseKey {
             close(k.cast());
         }
-        if t == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
-            None
-        } else if exp < 0 {
-            Some(None)
-        } else {
-            Some(Some(exp))
-        }
+        Some((t, out))
     }
 }
 
@@ -151,32 +165,18 @@ pub enum KeyKind {
 /// The type and length (elements of a collection, bytes of a string) of a key that exists,
 /// read without touching its LRU/LFU or calling a command; `None` when it does not exist.
 pub fn key_info(ctx: CtxPtr, key: Str<'_>) -> Option<(KeyKind, usize)> {
-    let open = super::api!(RedisModule_OpenKey)?;
-    // SAFETY: OpenKey/KeyType/ValueLength/CloseKey on a key we open and close here; `key` is
-    // alive (borrowed).
-    unsafe {
-        let k = open(
-            ctx,
-            key.as_ptr(),
-            (raw::REDISMODULE_READ | raw::REDISMODULE_OPEN_KEY_NOTOUCH) as c_int,
-        );
-        if k.is_null() {
-            return None;
-        }
-        let t = raw::RedisModule_KeyType.map_or(0, |f| f(k));
-        let len = raw::RedisModule_ValueLength.map_or(0, |f| f(k));
-        if let Some(close) = raw::RedisModule_CloseKey {
-            close(k.cast());
-        }
-        let kind = match t as isize {
-            raw::REDISMODULE_KEYTYPE_EMPTY => return None,
-            raw::REDISMODULE_KEYTYPE_STRING => KeyKind::String,
-            raw::REDISMODULE_KEYTYPE_LIST => KeyKind::List,
-            raw::REDISMODULE_KEYTYPE_HASH => KeyKind::Hash,
-            raw::REDISMODULE_KEYTYPE_SET => KeyKind::Set,
-            raw::REDISMODULE_KEYTYPE_ZSET => KeyKind::ZSet,
-            _ => KeyKind::Other,
-        };
-        Some((kind, len))
-    }
+    let (t, len) = peek(ctx, key, |k| {
+        // SAFETY: `k` is the open key `peek` lends.
+        unsafe { raw::RedisModule_ValueLength.map_or(0, |f| f(k)) }
+    })?;
+    let kind = match t as isize {
+        raw::REDISMODULE_KEYTYPE_EMPTY => return None,
+        raw::REDISMODULE_KEYTYPE_STRING => KeyKind::String,
+        raw::REDISMODULE_KEYTYPE_LIST => KeyKind::List,
+        raw::REDISMODULE_KEYTYPE_HASH => KeyKind::Hash,
+        raw::REDISMODULE_KEYTYPE_SET => KeyKind::Set,
+        raw::REDISMODULE_KEYTYPE_ZSET => KeyKind::ZSet,
+        _ => KeyKind::Other,
+    };
+    Some((kind, len))
 }
