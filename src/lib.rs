@@ -85,8 +85,9 @@ mod module {
         events::on_flush_start(ctx, store::on_flush)?;
         events::on_module_change(ctx, exec::catalog::clear)?;
         events::on_keyspace(ctx, exec::conflict::key_changed)?;
-        commands::capture::register(ctx, facts.filter_client_id, context::is_cluster(ctx))?;
-        store::set_cluster(context::is_cluster(ctx));
+        let cluster = context::is_cluster(ctx);
+        store::set_cluster(cluster);
+        commands::capture::register(ctx, facts.filter_client_id, cluster)?;
         if !runner::start(ctx) {
             return Err("failed to start the timer".into());
         }

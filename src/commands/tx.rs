@@ -169,12 +169,14 @@ pub fn queue(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
         return refuse(TxuError::ReadOnly);
     }
     // Cluster: one slot per transaction, served here (the server does not route TXU.QUEUE).
-    let tx_slot = txn::with(client, |tx| tx.slot).flatten();
-    let slot = match exec::cluster::check_queued(ctx, tx_slot, &queued) {
-        Ok(s) => s,
-        Err(e) => return refuse(e),
-    };
-    txn::with(client, |tx| tx.slot = slot);
+    if exec::cluster::enabled() {
+        let tx_slot = txn::with(client, |tx| tx.slot).flatten();
+        let slot = match exec::cluster::check_queued(ctx, tx_slot, &queued) {
+            Ok(s) => s,
+            Err(e) => return refuse(e),
+        };
+        txn::with(client, |tx| tx.slot = slot);
+    }
     let max = config::max_queued();
     let outcome = txn::with(client, |tx| {
         if i64::try_from(tx.accepted).unwrap_or(i64::MAX) >= max {

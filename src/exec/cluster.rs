@@ -6,13 +6,18 @@
 use super::txn::Queued;
 use crate::cluster::{SlotMap, SlotState};
 use crate::error::TxuError;
-use crate::ffi::{call, context, CtxPtr};
+use crate::ffi::{call, CtxPtr};
 use crate::store::keyname::slot_of;
 use crate::store::migration;
 
+/// Whether the server runs in cluster mode (read once at load: no call on the hot path).
+pub fn enabled() -> bool {
+    crate::store::cluster_mode()
+}
+
 /// The slot map as this node sees it now (`CLUSTER NODES`); `None` outside cluster mode.
 pub fn slot_map(ctx: CtxPtr) -> Option<SlotMap> {
-    if !context::is_cluster(ctx) {
+    if !enabled() {
         return None;
     }
     let r = call::call_plain(ctx, c"CLUSTER", &[b"NODES"]).ok()?;
@@ -53,7 +58,7 @@ pub fn check_queued(
     tx_slot: Option<u16>,
     q: &Queued,
 ) -> Result<Option<u16>, TxuError> {
-    if !context::is_cluster(ctx) {
+    if !enabled() {
         return Ok(None);
     }
     let Some(slot) = command_slot(q)? else {
@@ -73,10 +78,13 @@ pub fn check_queued(
 /// `TXU.EXEC` in cluster mode: the slot may have started moving, or moved, since the commands
 /// were queued; then nothing runs and the client retries.
 pub fn check_exec(ctx: CtxPtr, tx_slot: Option<u16>) -> Result<(), TxuError> {
-    let (Some(slot), Some(map)) = (tx_slot, slot_map(ctx)) else {
+    // Only a transaction with keys has a slot: the map is read only then.
+    let Some(slot) = tx_slot else {
         return Ok(());
     };
-    slot_refusal(&map, slot).map_or(Ok(()), Err)
+    slot_map(ctx)
+        .and_then(|map| slot_refusal(&map, slot))
+        .map_or(Ok(()), Err)
 }
 
 /// Notes the name of the command a client is about to run (from the command filter, cluster

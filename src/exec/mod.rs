@@ -230,8 +230,8 @@ fn key_write_flags(ctx: CtxPtr, argv: &[Str<'_>]) -> Option<Vec<(Vec<u8>, bool)>
 pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<Reply>, TxuError> {
     // A read-only replica takes no writes, and keeps no task or undo log of its own (they
     // would live only here, and vanish at the next resync): refused before anything runs.
-    if context::is_readonly_replica(ctx)
-        && (tx.retry.is_some() || tx.retain_ms.is_some() || tx.queued.iter().any(|q| q.write))
+    if (tx.retry.is_some() || tx.retain_ms.is_some() || tx.queued.iter().any(|q| q.write))
+        && context::is_readonly_replica(ctx)
     {
         return Err(TxuError::ReadOnly);
     }

@@ -39,9 +39,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// `TXU._LOAD <kind> <key> <payload> <expire-at-ms|0>`: the only way txu values are written.
 pub const LOAD_COMMAND: &CStr = c"txu._load";
 
-/// Cluster mode: tasks are kept per slot (see `tasklist`).
+/// Cluster mode (read once at load): tasks are kept per slot (see `tasklist`).
 pub fn set_cluster(on: bool) {
     tasklist::set_cluster(on);
+}
+
+/// Whether the server runs in cluster mode (as `set_cluster` was told at load).
+pub fn cluster_mode() -> bool {
+    tasklist::cluster()
 }
 
 /// Registers txu's data types (load time only).

@@ -47,7 +47,7 @@ pub fn set_cluster(on: bool) {
     CLUSTER.store(on, Ordering::Relaxed);
 }
 
-fn cluster() -> bool {
+pub fn cluster() -> bool {
     CLUSTER.load(Ordering::Relaxed)
 }
 
@@ -65,6 +65,15 @@ pub fn key_for(slot: Option<u16>) -> Vec<u8> {
         None => KEY.to_vec(),
         Some(s) => format!("txu:tasks:{{{}}}", keyname::tag_for_slot(usize::from(s))).into_bytes(),
     }
+}
+
+/// Bytes a task holds.
+fn task_size(t: &Task) -> usize {
+    std::mem::size_of::<Task>()
+        + t.id.len()
+        + t.last_error.len()
+        + t.commands.iter().flatten().map(Vec::len).sum::<usize>()
+        + t.keys.iter().map(Vec::len).sum::<usize>()
 }
 
 /// What a handle persists.
@@ -181,29 +190,15 @@ impl ModuleValue for StoredTasks {
     }
 
     fn mem_usage(&self) -> usize {
-        let size = |l: &TaskList| -> usize {
-            l.all()
-                .map(|t| {
-                    std::mem::size_of::<Task>()
-                        + t.id.len()
-                        + t.last_error.len()
-                        + t.commands.iter().flatten().map(Vec::len).sum::<usize>()
-                        + t.keys.iter().map(Vec::len).sum::<usize>()
-                })
-                .sum()
-        };
         match self {
-            StoredTasks::Live(None) => size(&LIST.lock()),
-            StoredTasks::Live(Some(s)) => {
-                let l = LIST.lock();
-                let part: usize = l
-                    .all()
-                    .filter(|t| task_slot(t) == *s)
-                    .map(|t| std::mem::size_of::<Task>() + t.id.len() + t.last_error.len())
-                    .sum();
-                part
-            }
-            StoredTasks::Inert(l) | StoredTasks::Fresh(l) => size(l),
+            StoredTasks::Live(None) => LIST.lock().all().map(task_size).sum(),
+            StoredTasks::Live(Some(s)) => LIST
+                .lock()
+                .all()
+                .filter(|t| task_slot(t) == *s)
+                .map(task_size)
+                .sum(),
+            StoredTasks::Inert(l) | StoredTasks::Fresh(l) => l.all().map(task_size).sum(),
         }
     }
 }
