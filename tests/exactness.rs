@@ -791,6 +791,26 @@ fn strings_roll_back_byte_exact() {
         raw(case("SET", &[], &["r"], &["SET r short"])).setup_args(set_raw.clone()),
         raw(case("APPEND", &[], &["r"], &["APPEND r tail"])).setup_args(set_raw.clone()),
         raw(case("DEL", &[], &["r"], &["DEL r"])).setup_args(set_raw),
+        // Either side of the longest compact string (44 bytes): txu reads a longer one
+        // through the key API, a shorter one with GET, and neither changes it.
+        emb(case(
+            "44 bytes with a TTL, SET",
+            &[format!("SET e {} PX 5000000", "e".repeat(44)).as_str()],
+            &["e"],
+            &["SET e x"],
+        )),
+        raw(case(
+            "45 bytes with a TTL, SET",
+            &[format!("SET r {} PX 5000000", "r".repeat(45)).as_str()],
+            &["r"],
+            &["SET r x"],
+        )),
+        raw(case(
+            "45 bytes with a TTL, SETRANGE then GETEX PERSIST",
+            &[format!("SET r {} PX 5000000", "r".repeat(45)).as_str()],
+            &["r"],
+            &["SETRANGE r 0 1", "GETEX r PERSIST"],
+        )),
         // A short raw string: DUMP-exact; it comes back embstr (`string_encoding_may_change`).
         raw(case(
             "short raw, SET",
@@ -800,6 +820,45 @@ fn strings_roll_back_byte_exact() {
         )),
     ];
     check(&s, cases);
+}
+
+/// Reading a string's pre-image changes nothing about it: a committed write that leaves the
+/// value alone (`SETNX`, `SET NX`, `GETEX` without options on an existing key) keeps its
+/// `DUMP`, encoding and expiry, whatever the string's length (the key API reads long strings,
+/// `GET` short ones), in `TXU.RUN` and in `TXU.EXEC`.
+#[test]
+fn reading_a_string_pre_image_leaves_the_string_as_it_was() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let values = [
+        ("int", "12345".to_string()),
+        ("embstr", "e".repeat(44)),
+        ("raw", "r".repeat(45)),
+        ("raw", "r".repeat(100)),
+    ];
+    for (encoding, value) in &values {
+        for ttl in [false, true] {
+            let key = format!("pre:{}:{ttl}", value.len());
+            let mut set = vec!["SET", key.as_str(), value.as_str()];
+            if ttl {
+                set.extend(["PX", "5000000"]);
+            }
+            assert_eq!(show(&cmd(&mut c, &set)), "+OK\r\n");
+            let before = rep(&mut c, &key);
+            assert_eq!(before.encoding.as_deref(), Some(*encoding), "{key}");
+            let k = key.as_str();
+            let replies = [
+                cmd(&mut c, &["TXU.RUN", "3", "SETNX", k, "x"]),
+                cmd(&mut c, &["TXU.RUN", "4", "SET", k, "x", "NX"]),
+                cmd(&mut c, &["TXU.RUN", "2", "GETEX", k]),
+                common::exec_tx(&mut c, &[], &[words(&format!("SETNX {k} y"))]).1,
+            ];
+            for r in &replies {
+                assert!(r.first() == Some(&b'*'), "{key}: {}", esc(r));
+            }
+            assert_eq!(rep(&mut c, &key), before, "{key}: changed by a no-op write");
+        }
+    }
 }
 
 // ----- several keys --------------------------------------------------------------------------

@@ -4,7 +4,7 @@ use super::{capture, options};
 use crate::config;
 use crate::error::{quote, TxuError};
 use crate::exec::{self, rollback, txn};
-use crate::ffi::{context, keys, reply, CtxPtr, Str};
+use crate::ffi::{acl, context, keys, reply, CtxPtr, Str};
 use crate::stats::{add, STATS};
 use std::ffi::c_int;
 
@@ -63,6 +63,9 @@ pub fn run(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     }
     let max = config::max_queued();
     let mut queued = Vec::with_capacity(frames.commands.len());
+    // One user lookup for every command's ACL check.
+    let user = acl::UserHandle::current(ctx);
+    let who = user.as_ref().map_or(exec::Acl::Caller, exec::Acl::User);
     for (i, range) in frames.commands.iter().enumerate() {
         let cmd = argv.get(shift(range)).unwrap_or(&[]);
         let abort = |cause: TxuError| {
@@ -81,7 +84,7 @@ pub fn run(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
         if i64::try_from(i).unwrap_or(i64::MAX) >= max {
             return abort(TxuError::TooMany(max));
         }
-        let q = match exec::validate_at(ctx, cmd, &queued, exec::Acl::Caller) {
+        let q = match exec::validate_at(ctx, cmd, &queued, who) {
             Ok(q) => q,
             Err(e) => return abort(e),
         };
@@ -90,6 +93,7 @@ pub fn run(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
         }
         queued.push(q);
     }
+    drop(user);
     add(&STATS.commands_queued, queued.len() as u64);
     let tx = txn::Tx {
         id: txn::next_id(context::now_ms()),

@@ -4,8 +4,10 @@
 
 use crate::exec::policy::Traits;
 use crate::ffi::{call, CtxPtr, ReplyKind, ReplyRef};
+use crate::undo::recipe;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::ffi::{CStr, CString};
 use std::sync::{Arc, LazyLock};
 
 /// What a command's key specs say about writing its keys.
@@ -36,7 +38,12 @@ pub struct CmdInfo {
     /// Full lowercase name, `container|sub` for subcommands.
     pub name: String,
     /// Upper-case name for messages (`SET`, `CONFIG GET`).
-    pub display: String,
+    pub display: Arc<str>,
+    /// The name to call the command by (`RedisModule_Call`): the top-level command's, for a
+    /// subcommand too. Shared by every queued command of this name.
+    pub cname: Arc<CStr>,
+    /// A string command writing its first argument only (see `recipe::writes_first_key`).
+    pub string_key: bool,
     pub arity: i64,
     pub traits: Traits,
     pub key_writes: KeyWrites,
@@ -58,30 +65,60 @@ impl CmdInfo {
 static CACHE: LazyLock<Mutex<HashMap<Vec<u8>, Arc<CmdInfo>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
+/// Longest command name looked up without an allocation.
+const SHORT_NAME: usize = 32;
+
+/// `name` in lowercase, in `buf` when it fits (no allocation on the common path).
+fn lowercase<'b>(name: &[u8], buf: &'b mut [u8; SHORT_NAME], spill: &'b mut Vec<u8>) -> &'b [u8] {
+    match buf.get_mut(..name.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(name);
+            dst.make_ascii_lowercase();
+            dst
+        }
+        None => {
+            *spill = name.to_ascii_lowercase();
+            spill
+        }
+    }
+}
+
 /// Looks up the command `name` (any case). `None`: the server does not know it.
 pub fn lookup(ctx: CtxPtr, name: &[u8]) -> Option<Arc<CmdInfo>> {
-    let lower = name.to_ascii_lowercase();
-    if CACHE.lock().is_empty() {
-        warm(ctx);
-    }
-    if let Some(i) = CACHE.lock().get(&lower) {
-        return Some(i.clone());
+    let (mut buf, mut spill) = ([0u8; SHORT_NAME], Vec::new());
+    let lower = lowercase(name, &mut buf, &mut spill);
+    {
+        let cache = CACHE.lock();
+        if let Some(i) = cache.get(lower) {
+            return Some(i.clone());
+        }
+        if cache.is_empty() {
+            drop(cache);
+            warm(ctx);
+            if let Some(i) = CACHE.lock().get(lower) {
+                return Some(i.clone());
+            }
+        }
     }
     // A NUL can never be part of a command name, and the C API would cut the name there.
     if lower.is_empty() || lower.contains(&0) || lower.contains(&b'|') {
         return None;
     }
-    let reply = call::call_plain(ctx, c"COMMAND", &[b"INFO", &lower]).ok()?;
+    let reply = call::call_plain(ctx, c"COMMAND", &[b"INFO", lower]).ok()?;
     let entry = reply.as_ref().elem(0)?;
-    let info = Arc::new(parse_entry(entry)?);
-    CACHE.lock().insert(lower, info.clone());
+    let info = Arc::new(parse_entry(entry, None)?);
+    CACHE.lock().insert(lower.to_vec(), info.clone());
     Some(info)
 }
 
 /// What the cache knows of `name`, without asking the server (for contexts where calling a
 /// command is not allowed, such as a keys-position request).
 pub fn cached(name: &[u8]) -> Option<Arc<CmdInfo>> {
-    CACHE.lock().get(&name.to_ascii_lowercase()).cloned()
+    let (mut buf, mut spill) = ([0u8; SHORT_NAME], Vec::new());
+    CACHE
+        .lock()
+        .get(lowercase(name, &mut buf, &mut spill))
+        .cloned()
 }
 
 /// Fills the cache with every command the server has (`COMMAND INFO` without names): one call,
@@ -93,7 +130,7 @@ pub fn warm(ctx: CtxPtr) {
     let r = reply.as_ref();
     let mut cache = CACHE.lock();
     for i in 0..r.len() {
-        if let Some(info) = r.elem(i).and_then(parse_entry) {
+        if let Some(info) = r.elem(i).and_then(|e| parse_entry(e, None)) {
             cache.insert(info.name.as_bytes().to_vec(), Arc::new(info));
         }
     }
@@ -105,11 +142,17 @@ pub fn clear() {
     CACHE.lock().clear();
 }
 
-fn parse_entry(e: ReplyRef<'_>) -> Option<CmdInfo> {
+/// One `COMMAND INFO` entry; `top`: the containing command's call name, for a subcommand.
+fn parse_entry(e: ReplyRef<'_>, top: Option<&Arc<CStr>>) -> Option<CmdInfo> {
     if e.kind() != ReplyKind::Array {
         return None;
     }
     let name = String::from_utf8_lossy(e.elem(0)?.bytes()).to_ascii_lowercase();
+    let cname: Arc<CStr> = match top {
+        Some(t) => t.clone(),
+        // A NUL can never be part of a command name.
+        None => Arc::from(CString::new(name.as_bytes()).ok()?),
+    };
     let arity = e.elem(1)?.integer();
     let flags = e.elem(2)?;
     let traits =
@@ -118,7 +161,7 @@ fn parse_entry(e: ReplyRef<'_>) -> Option<CmdInfo> {
     let mut subcommands = HashMap::new();
     if let Some(subs) = e.elem(9) {
         for i in 0..subs.len() {
-            if let Some(sub) = subs.elem(i).and_then(parse_entry) {
+            if let Some(sub) = subs.elem(i).and_then(|e| parse_entry(e, Some(&cname))) {
                 // "config|get" → key "get"
                 let short = sub
                     .name
@@ -132,7 +175,9 @@ fn parse_entry(e: ReplyRef<'_>) -> Option<CmdInfo> {
         }
     }
     Some(CmdInfo {
-        display: name.to_ascii_uppercase().replace('|', " "),
+        display: Arc::from(name.to_ascii_uppercase().replace('|', " ")),
+        string_key: recipe::writes_first_key(name.as_bytes()),
+        cname,
         name,
         arity,
         traits,

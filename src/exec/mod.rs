@@ -21,15 +21,19 @@ use crate::undo::entry::{Snapshot, UndoEntry};
 use crate::undo::log::UndoLog;
 use crate::undo::recipe::{self, Read};
 use catalog::{CmdInfo, KeyWrites};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use txn::{Queued, Tx};
 
 /// Whose ACL `validate` checks.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Acl {
+#[derive(Clone, Copy)]
+pub enum Acl<'u> {
     /// The client running the command (`TXU.QUEUE`).
     Caller,
+    /// The client running the command, whose user was looked up once for several commands
+    /// (`TXU.RUN`).
+    User(&'u acl::UserHandle),
     /// Nobody: the caller checks a stored user itself (the timer has no client, and asking the
     /// server for the current user there crashes Redis 7.0).
     Skip,
@@ -37,7 +41,7 @@ pub enum Acl {
 
 /// Checks a command before it is queued (`argv[0]` is its name) and builds its queue entry.
 /// Nothing runs; the only server calls are `COMMAND INFO` (cached), key lookups and ACL checks.
-pub fn validate(ctx: CtxPtr, argv: &[Str<'_>], who: Acl) -> Result<Queued, TxuError> {
+pub fn validate(ctx: CtxPtr, argv: &[Str<'_>], who: Acl<'_>) -> Result<Queued, TxuError> {
     let Some(&name_arg) = argv.first() else {
         return Err(TxuError::WrongArity("txu.queue".into()));
     };
@@ -66,11 +70,16 @@ pub fn validate(ctx: CtxPtr, argv: &[Str<'_>], who: Acl) -> Result<Queued, TxuEr
     let args: Vec<&[u8]> = argv.iter().skip(1).map(|a| a.bytes()).collect();
     policy::check(&top.name, &info.traits, &args, keys.len()).map_err(|r| {
         TxuError::NotAllowed {
-            cmd: info.display.clone(),
+            cmd: info.display.to_string(),
             reason: r.reason(),
         }
     })?;
-    if who == Acl::Caller && acl::allows(ctx, argv) == Some(false) {
+    let allowed = match who {
+        Acl::Caller => acl::allows(ctx, argv),
+        Acl::User(u) => u.allows(argv),
+        Acl::Skip => None,
+    };
+    if allowed == Some(false) {
         let why = acl::dryrun_reason(ctx, argv).unwrap_or_else(|| {
             format!(
                 "this user has no permissions to run the '{}' command or to access one of its keys",
@@ -86,11 +95,12 @@ pub fn validate(ctx: CtxPtr, argv: &[Str<'_>], who: Acl) -> Result<Queued, TxuEr
     for &a in argv {
         owned.push(OwnedStr::retain(a).ok_or_else(|| TxuError::Internal("null argument".into()))?);
     }
-    let cname = CString::new(name).map_err(|_| TxuError::UnknownCommand(quote(name)))?;
+    let string_key = info.string_key && write_keys == [1];
     Ok(Queued {
         argv: owned,
-        cname,
+        cname: top.cname.clone(),
         display: info.display.clone(),
+        string_key,
         write_keys,
         keys: all_keys,
         denyoom: info.traits.denyoom,
@@ -112,7 +122,7 @@ pub fn validate_at(
     ctx: CtxPtr,
     argv: &[Str<'_>],
     earlier: &[Queued],
-    who: Acl,
+    who: Acl<'_>,
 ) -> Result<Queued, TxuError> {
     if !is_check(argv) {
         return validate(ctx, argv, who);
@@ -124,10 +134,13 @@ pub fn validate_at(
     for &a in argv {
         owned.push(OwnedStr::retain(a).ok_or_else(|| TxuError::Internal("null argument".into()))?);
     }
+    static CHECK_NAMES: std::sync::LazyLock<(Arc<CStr>, Arc<str>)> =
+        std::sync::LazyLock::new(|| (Arc::from(c"txu.check"), Arc::from("TXU.CHECK")));
     Ok(Queued {
         argv: owned,
-        cname: CString::from(c"txu.check"),
-        display: "TXU.CHECK".into(),
+        cname: CHECK_NAMES.0.clone(),
+        display: CHECK_NAMES.1.clone(),
+        string_key: false,
         write_keys: Vec::new(),
         keys: Vec::new(),
         denyoom: false,
@@ -313,6 +326,9 @@ pub(crate) fn run_with<'a>(
 ) -> Result<Vec<Reply>, Failed<'a>> {
     let mut replies: Vec<Reply> = Vec::with_capacity(queued.len());
     let mut args: Vec<Str<'_>> = Vec::new();
+    // One clock read per transaction: the server itself freezes its clock for the commands a
+    // module calls within one command (expiry decisions use the time the command started).
+    let now = context::now_ms();
     for (i, q) in queued.iter().enumerate() {
         // A bug (a panic) in the middle of a transaction still rolls back what ran: the
         // command's step fails like a command that replied an error.
@@ -322,7 +338,7 @@ pub(crate) fn run_with<'a>(
                 Reply::Call(r) => Some(r),
                 Reply::CheckHeld => None,
             });
-            let name = queued.get(c.target).map_or("?", |t| t.display.as_str());
+            let name = queued.get(c.target).map_or("?", |t| &*t.display);
             let seen_now = target.map_or(check::Seen::Other, |r| seen(r.as_ref()));
             if c.holds(&seen_now) {
                 replies.push(Reply::CheckHeld);
@@ -337,7 +353,7 @@ pub(crate) fn run_with<'a>(
         }
         let step = catch_unwind(AssertUnwindSafe(|| {
             injected_panic(i + 1);
-            let prepared = prepare(ctx, q, undo, whole_only).map_err(|e| e.to_string())?;
+            let prepared = prepare(ctx, q, undo, whole_only, now).map_err(|e| e.to_string())?;
             args.clear();
             args.extend(q.argv.iter().skip(1).map(OwnedStr::as_str));
             let reply = call::call_argv(ctx, &q.cname, flags, &args).map_err(|e| e.to_string())?;
@@ -346,17 +362,13 @@ pub(crate) fn run_with<'a>(
                 // (on a read-only replica, diverge). Other modules' commands may fail half-way.
                 if q.undo_own_failure {
                     if let Some(p) = prepared {
-                        record(undo, p.plan.entries(&p.reads, p.wholes, None));
+                        p.record(undo, None);
                     }
                 }
                 return Err(e);
             }
             if let Some(p) = prepared {
-                let reply_read = p.plan.needs_reply().then(|| to_read(reply.as_ref()));
-                record(
-                    undo,
-                    p.plan.entries(&p.reads, p.wholes, reply_read.as_ref()),
-                );
+                p.record(undo, Some(reply.as_ref()));
             }
             Ok(reply)
         }))
@@ -412,29 +424,79 @@ fn injected_panic(_command: usize) {
     }
 }
 
-/// What was read before a write: its recipe, the reads' replies and whole-key snapshots.
-struct Prepared {
-    plan: recipe::Plan,
-    reads: Vec<Read>,
-    wholes: Vec<(Vec<u8>, Option<Snapshot>)>,
+/// What was read before a write.
+enum Prepared {
+    /// A string command's one key (`Queued::string_key`): its value and expiry, read through
+    /// the key API; exactly what its recipe (`GET` + `PEXPIRETIME`) would have recorded.
+    Str {
+        key: Vec<u8>,
+        before: Option<(Vec<u8>, Option<i64>)>,
+    },
+    /// The command's recipe, the reads' replies and whole-key snapshots.
+    Planned {
+        plan: recipe::Plan,
+        reads: Vec<Read>,
+        wholes: Vec<(Vec<u8>, Option<Snapshot>)>,
+    },
+}
+
+impl Prepared {
+    /// Records the command's undo entries; `reply`: its reply when it succeeded.
+    fn record(self, undo: &mut UndoLog, reply: Option<ReplyRef<'_>>) {
+        match self {
+            Prepared::Str { key, before } => {
+                record(undo, std::iter::once(UndoEntry::Str { key, before }));
+            }
+            Prepared::Planned {
+                plan,
+                reads,
+                wholes,
+            } => {
+                let reply_read = reply.filter(|_| plan.needs_reply()).map(to_read);
+                record(undo, plan.entries(&reads, wholes, reply_read.as_ref()));
+            }
+        }
+    }
 }
 
 /// Reads what the command is about to change ("the read that matches the write"). Nothing for
-/// a read, or when the undo log already restores every key the command writes.
+/// a read, or when the undo log already restores every key the command writes. `now`: the
+/// server's time (ms) when the transaction started.
 fn prepare(
     ctx: CtxPtr,
     q: &Queued,
     undo: &UndoLog,
     whole_only: bool,
+    now: i64,
 ) -> Result<Option<Prepared>, TxuError> {
     if q.write_keys.is_empty() {
         return Ok(None);
+    }
+    if q.string_key && !whole_only {
+        if let Some(arg) = q.argv.get(1) {
+            let key = arg.as_bytes();
+            if undo.covers(key) {
+                return Ok(None);
+            }
+            let before = match keys::peek_string(ctx, arg.as_str()) {
+                keys::StrPeek::Absent => Some(None),
+                keys::StrPeek::Value(v, exp) => Some(Some((v, exp))),
+                // A short string or another type: the recipe's reads below.
+                keys::StrPeek::Unknown => None,
+            };
+            if let Some(before) = before {
+                return Ok(Some(Prepared::Str {
+                    key: key.to_vec(),
+                    before,
+                }));
+            }
+        }
     }
     let argv: Vec<&[u8]> = q.argv.iter().map(OwnedStr::as_bytes).collect();
     let plan = if whole_only {
         recipe::plan_whole(&argv, &q.write_keys)
     } else {
-        recipe::plan_with(&argv, &q.write_keys, context::now_ms(), features(ctx))
+        recipe::plan_with(&argv, &q.write_keys, now, features(ctx))
     };
     if plan.is_barrier_free() && plan.keys().iter().all(|k| undo.covers(k)) {
         return Ok(None);
@@ -450,7 +512,7 @@ fn prepare(
         let snap = snapshot(ctx, &k)?;
         wholes.push((k, snap));
     }
-    Ok(Some(Prepared {
+    Ok(Some(Prepared::Planned {
         plan,
         reads,
         wholes,
@@ -458,7 +520,7 @@ fn prepare(
 }
 
 /// Appends a command's entries; every `txu.checkpoint-every` entries, compacts the log.
-fn record(undo: &mut UndoLog, entries: Vec<UndoEntry>) {
+fn record(undo: &mut UndoLog, entries: impl IntoIterator<Item = UndoEntry>) {
     for e in entries {
         // Bytes of keys and values held (the entry's own size aside).
         let w = e.weight().saturating_sub(std::mem::size_of::<UndoEntry>());
@@ -480,14 +542,24 @@ fn read(ctx: CtxPtr, cmd: &[Vec<u8>]) -> Result<Read, TxuError> {
     let Some((name, args)) = cmd.split_first() else {
         return Ok(Read::Nil);
     };
-    // The most common read, answered from the key API without a command call.
-    if let ([key], true) = (args, name.eq_ignore_ascii_case(b"PEXPIRETIME")) {
-        let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
-        return Ok(Read::Int(match keys::key_expiry(ctx, k.as_str()) {
-            None => -2,
-            Some(None) => -1,
-            Some(Some(ms)) => ms,
-        }));
+    // The most common reads, answered from the key API without a command call.
+    if let [key] = args {
+        if name.eq_ignore_ascii_case(b"PEXPIRETIME") {
+            let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
+            return Ok(Read::Int(match keys::key_expiry(ctx, k.as_str()) {
+                None => -2,
+                Some(None) => -1,
+                Some(Some(ms)) => ms,
+            }));
+        }
+        if name.eq_ignore_ascii_case(b"GET") {
+            let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
+            match keys::peek_string(ctx, k.as_str()) {
+                keys::StrPeek::Absent => return Ok(Read::Nil),
+                keys::StrPeek::Value(v, _) => return Ok(Read::Bulk(v)),
+                keys::StrPeek::Unknown => {}
+            }
+        }
     }
     let cname =
         CString::new(name.clone()).map_err(|_| TxuError::Internal("bad pre-image read".into()))?;

@@ -3,8 +3,9 @@
 use crate::ffi::OwnedStr;
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
-use std::ffi::CString;
+use std::ffi::CStr;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::sync::LazyLock;
 
 /// A validated command waiting for `TXU.EXEC`.
@@ -12,9 +13,12 @@ pub struct Queued {
     /// The command exactly as the client sent it; `argv[0]` is the command name.
     pub argv: Vec<OwnedStr>,
     /// The command name as a C string, for `RedisModule_Call`.
-    pub cname: CString,
+    pub cname: Arc<CStr>,
     /// Upper-case name for error messages (`SET`, `CONFIG|GET`).
-    pub display: String,
+    pub display: Arc<str>,
+    /// A string command writing only its first argument (`SET`, `INCR`...): the executor reads
+    /// that key's pre-image itself (see `catalog::CmdInfo::string_key`).
+    pub string_key: bool,
     /// Positions in `argv` of the keys whose pre-images must be taken (empty for reads).
     pub write_keys: Vec<usize>,
     /// Positions in `argv` of all the command's keys (read or written), for task ordering.

@@ -21,6 +21,42 @@ pub fn allows(ctx: CtxPtr, argv: &[Str<'_>]) -> Option<bool> {
     allows_user(&user, argv)
 }
 
+/// The current client's ACL user, looked up once for the checks of several commands (the
+/// commands of one `TXU.RUN`), and released when dropped.
+pub struct UserHandle(*mut raw::RedisModuleUser);
+
+impl UserHandle {
+    /// The current client's user; `None` if the server lacks the API or there is no current
+    /// user (then the exec-time `C` flag still enforces the ACL).
+    pub fn current(ctx: CtxPtr) -> Option<UserHandle> {
+        let user = current_user(ctx)?;
+        let get = super::api!(RedisModule_GetModuleUserFromUserName)?;
+        super::api!(RedisModule_ACLCheckCommandPermissions)?;
+        super::api!(RedisModule_FreeModuleUser)?;
+        // SAFETY: the name is a live string; the returned module user is released in `drop`.
+        let u = unsafe { get(user.as_str().as_ptr()) };
+        (!u.is_null()).then_some(UserHandle(u))
+    }
+
+    /// Whether this user may run `argv` (command and keys).
+    pub fn allows(&self, argv: &[Str<'_>]) -> Option<bool> {
+        let argc = c_int::try_from(argv.len()).ok()?;
+        let check = super::api!(RedisModule_ACLCheckCommandPermissions)?;
+        // SAFETY: the handle is alive (it lives within one command: nothing runs in between
+        // that could delete the ACL user); `argv` holds `argc` live strings.
+        Some(unsafe { check(self.0, ptrs(argv), argc) } == raw::REDISMODULE_OK as c_int)
+    }
+}
+
+impl Drop for UserHandle {
+    fn drop(&mut self) {
+        if let Some(free) = super::api!(RedisModule_FreeModuleUser) {
+            // SAFETY: made by GetModuleUserFromUserName in `current`, freed once.
+            unsafe { free(self.0) };
+        }
+    }
+}
+
 /// Whether the ACL user named `user` may run `argv`. `Some(false)` if the user is gone.
 pub fn allows_user(user: &OwnedStr, argv: &[Str<'_>]) -> Option<bool> {
     let argc = c_int::try_from(argv.len()).ok()?;

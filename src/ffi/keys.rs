@@ -50,6 +50,61 @@ pub fn key_expiry(ctx: CtxPtr, key: Str<'_>) -> Option<Option<i64>> {
     }
 }
 
+/// The longest string a server may hold in a compact encoding (an integer, or an "embstr" of
+/// at most 44 bytes on Redis 7.0, 8.2 and Valkey 8.1). Only longer strings are read through
+/// `RedisModule_StringDMA`: for a compact one, DMA converts the value to a plain string first,
+/// which would change the key's encoding.
+pub const COMPACT_STRING_MAX: usize = 44;
+
+/// A string key as the key API sees it, for its pre-image.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StrPeek {
+    /// The key does not exist.
+    Absent,
+    /// A string of more than [`COMPACT_STRING_MAX`] bytes, and its absolute expiry.
+    Value(Vec<u8>, Option<i64>),
+    /// Another type, or a string that may be compactly encoded: ask the server (`GET`).
+    Unknown,
+}
+
+/// Reads a string key's value and expiry without a command call and without changing the key
+/// (no LRU/LFU touch, no re-encoding): only when that is certain, else [`StrPeek::Unknown`].
+pub fn peek_string(ctx: CtxPtr, key: Str<'_>) -> StrPeek {
+    let read = |k: *mut raw::RedisModuleKey| -> StrPeek {
+        // SAFETY: `k` is the open key `peek` lends; StringDMA in read mode on a string in the
+        // plain (raw) encoding returns a pointer into the value without changing it (strings
+        // longer than COMPACT_STRING_MAX are never compact); the bytes are copied before the
+        // key is closed.
+        unsafe {
+            let (Some(kind), Some(length), Some(dma)) = (
+                raw::RedisModule_KeyType,
+                raw::RedisModule_ValueLength,
+                raw::RedisModule_StringDMA,
+            ) else {
+                return StrPeek::Unknown;
+            };
+            match kind(k) as isize {
+                raw::REDISMODULE_KEYTYPE_EMPTY => return StrPeek::Absent,
+                raw::REDISMODULE_KEYTYPE_STRING => {}
+                _ => return StrPeek::Unknown,
+            }
+            if length(k) <= COMPACT_STRING_MAX {
+                return StrPeek::Unknown;
+            }
+            let mut len: usize = 0;
+            let p = dma(k, &mut len, raw::REDISMODULE_READ as c_int);
+            if p.is_null() {
+                return StrPeek::Unknown;
+            }
+            let value = std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec();
+            let exp = raw::RedisModule_GetAbsExpire.map_or(-1, |f| f(k));
+            StrPeek::Value(value, (exp >= 0).then_some(exp))
+        }
+    };
+    // Read mode opens nothing for a key that does not exist.
+    peek(ctx, key, read).map_or(StrPeek::Absent, |(_, r)| r)
+}
+
 /// Opens `key` for reading without touching its LRU/LFU, and returns its type with what `f`
 /// reads from it; the key is closed before returning.
 fn peek<R>(

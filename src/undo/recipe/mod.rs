@@ -44,6 +44,8 @@ mod keys;
 mod lists;
 mod sets;
 mod strings;
+
+pub use strings::writes_first_key;
 mod zsets;
 
 use super::entry::{Snapshot, UndoEntry};

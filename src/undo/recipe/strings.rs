@@ -17,12 +17,36 @@ struct StrKey {
     ttl: usize,
 }
 
+/// Whether `name` (lowercase) is a string command that writes one key, its first argument,
+/// whose whole undo is that key's value and expiry before it (`UndoEntry::Str`). The executor
+/// may then read the pre-image itself ([`crate::undo::recipe::Plan`] would plan exactly
+/// `GET key` + `PEXPIRETIME key`) when the server reports that key, and only it, as written.
+pub fn writes_first_key(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"set"
+            | b"setnx"
+            | b"setex"
+            | b"psetex"
+            | b"getset"
+            | b"getdel"
+            | b"getex"
+            | b"append"
+            | b"setrange"
+            | b"incr"
+            | b"decr"
+            | b"incrby"
+            | b"decrby"
+            | b"incrbyfloat"
+            | b"setbit"
+            | b"bitfield"
+    )
+}
+
 pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Recipe> {
     let argc = argv.len();
     let keys: Vec<&[u8]> = match name {
-        b"set" | b"setnx" | b"setex" | b"psetex" | b"getset" | b"getdel" | b"getex" | b"append"
-        | b"setrange" | b"incr" | b"decr" | b"incrby" | b"decrby" | b"incrbyfloat" | b"setbit"
-        | b"bitfield" => vec![argv.get(1).copied()?],
+        n if writes_first_key(n) => vec![argv.get(1).copied()?],
         b"mset" | b"msetnx" => {
             if argc < 3 || argc.is_multiple_of(2) {
                 return None;
@@ -88,6 +112,49 @@ mod tests {
     use super::super::tests::{bulk, k, plan_of, wrongtype, NOW};
     use crate::undo::entry::{Snapshot, UndoEntry};
     use crate::undo::recipe::Read;
+
+    #[test]
+    fn first_key_commands_plan_get_and_expiry_of_that_key() {
+        use crate::undo::recipe::writes_first_key;
+        for name in [
+            "SET",
+            "SETNX",
+            "SETEX",
+            "PSETEX",
+            "GETSET",
+            "GETDEL",
+            "GETEX",
+            "APPEND",
+            "SETRANGE",
+            "INCR",
+            "DECR",
+            "INCRBY",
+            "DECRBY",
+            "INCRBYFLOAT",
+            "SETBIT",
+            "BITFIELD",
+        ] {
+            assert!(
+                writes_first_key(name.to_ascii_lowercase().as_bytes()),
+                "{name}"
+            );
+            let p = plan_of(&format!("{name} k 1 2"), &[1]);
+            assert_eq!(
+                p.reads(),
+                [vec![k("GET"), k("k")], vec![k("PEXPIRETIME"), k("k")]],
+                "{name}"
+            );
+            assert_eq!(p.keys(), [k("k")], "{name}");
+            assert!(p.is_barrier_free() && !p.needs_reply(), "{name}");
+            assert!(
+                p.whole_keys(&[Read::Nil, Read::Int(-2)]).is_empty(),
+                "{name}"
+            );
+        }
+        for name in ["mset", "msetnx", "bitop", "get", "hset", "del"] {
+            assert!(!writes_first_key(name.as_bytes()), "{name}");
+        }
+    }
 
     #[test]
     fn strings_restore_value_and_deadline() {
