@@ -44,6 +44,7 @@
 //! Renames are never dropped, nor a key's first entry. Surviving entries keep their order.
 
 use super::entry::{Kind, UndoEntry};
+use super::keymap::KeyMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -62,15 +63,18 @@ pub struct UndoLog {
     removed: u64,
     /// Entries pushed since the last compaction.
     since_compaction: u64,
-    /// Keys fully restored by an entry with no later rename of the key (recomputed).
+    /// Every key some entry writes, and what the entries say of it (recomputed).
     #[serde(skip)]
-    covered: HashSet<Vec<u8>>,
-    /// Keys some entry writes (recomputed).
-    #[serde(skip)]
-    seen: HashSet<Vec<u8>>,
-    /// Keys with an element-level entry since their last rename (recomputed).
-    #[serde(skip)]
-    elements: HashSet<Vec<u8>>,
+    keys: KeyMap<Tracked>,
+}
+
+/// What the log knows of a key some entry writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Tracked {
+    /// Fully restored by an entry with no later rename of the key.
+    covered: bool,
+    /// An element-level entry since the key's last rename.
+    elements: bool,
 }
 
 pub use crate::codec::DecodeError;
@@ -85,15 +89,17 @@ impl UndoLog {
     /// already has an entry (only a key's first entry restores its deadline), and a later
     /// `Whole` or `Str` is stored without its deadline. Returns whether the entry was stored.
     pub fn push(&mut self, e: UndoEntry) -> bool {
-        if !matches!(e, UndoEntry::Rename { .. }) && self.covered.contains(e.key()) {
+        let known = self.keys.get(e.key()).copied();
+        if !matches!(e, UndoEntry::Rename { .. }) && known.is_some_and(|t| t.covered) {
             return false;
         }
+        let seen = known.is_some();
         let e = match e {
-            UndoEntry::Expiry { key, .. } if self.seen.contains(&key) => return false,
+            UndoEntry::Expiry { .. } if seen => return false,
             UndoEntry::Whole {
                 key,
                 before: Some(mut s),
-            } if self.seen.contains(&key) => {
+            } if seen => {
                 s.expire_at_ms = None;
                 UndoEntry::Whole {
                     key,
@@ -103,7 +109,7 @@ impl UndoLog {
             UndoEntry::Str {
                 key,
                 before: Some((v, Some(_))),
-            } if self.seen.contains(&key) => UndoEntry::Str {
+            } if seen => UndoEntry::Str {
                 key,
                 before: Some((v, None)),
             },
@@ -111,38 +117,31 @@ impl UndoLog {
         };
         self.pushed = self.pushed.saturating_add(1);
         self.since_compaction = self.since_compaction.saturating_add(1);
-        Self::track(&mut self.covered, &mut self.seen, &mut self.elements, &e);
+        Self::track(&mut self.keys, &e);
         self.entries.push(e);
         true
     }
 
-    fn track(
-        covered: &mut HashSet<Vec<u8>>,
-        seen: &mut HashSet<Vec<u8>>,
-        elements: &mut HashSet<Vec<u8>>,
-        e: &UndoEntry,
-    ) {
-        for k in e.keys() {
-            if !seen.contains(k) {
-                seen.insert(k.to_vec());
-            }
-        }
+    fn track(keys: &mut KeyMap<Tracked>, e: &UndoEntry) {
         match e {
             UndoEntry::Rename { from, to } => {
-                covered.remove(from);
-                covered.remove(to);
-                elements.remove(from);
-                elements.remove(to);
+                // A barrier: the names now hold other values.
+                for k in [from, to] {
+                    keys.upsert(k, Tracked::default, |t| *t = Tracked::default());
+                }
             }
-            e if e.is_full_restore() && !covered.contains(e.key()) => {
-                covered.insert(e.key().to_vec());
+            e => {
+                let full = e.is_full_restore();
+                let elements =
+                    matches!(e.slot().0, Kind::Hash | Kind::Set | Kind::ZSet | Kind::List);
+                keys.upsert(e.key(), Tracked::default, |t| {
+                    if full {
+                        t.covered = true;
+                    } else if elements {
+                        t.elements = true;
+                    }
+                });
             }
-            e if matches!(e.slot().0, Kind::Hash | Kind::Set | Kind::ZSet | Kind::List)
-                && !elements.contains(e.key()) =>
-            {
-                elements.insert(e.key().to_vec());
-            }
-            _ => {}
         }
     }
 
@@ -188,14 +187,14 @@ impl UndoLog {
     /// it: rollback then puts the key back whatever happens to it afterwards, so a later
     /// command that only writes covered keys (and renames nothing) needs no undo entries.
     pub fn covers(&self, key: &[u8]) -> bool {
-        self.covered.contains(key)
+        self.keys.get(key).is_some_and(|t| t.covered)
     }
 
     /// Whether an element-level entry of a collection (a hash field, a set or sorted-set
     /// member, a list step) is logged for `key` since its last rename (see the module
     /// documentation).
     pub fn has_elements(&self, key: &[u8]) -> bool {
-        self.elements.contains(key)
+        self.keys.get(key).is_some_and(|t| t.elements)
     }
 
     #[cfg(test)]
@@ -330,15 +329,11 @@ impl UndoLog {
 
     /// Recomputes the derived fields (covered, seen and element-level keys) from the entries.
     fn rebuild(&mut self) {
-        let mut covered = HashSet::new();
-        let mut seen = HashSet::new();
-        let mut elements = HashSet::new();
+        let mut keys = KeyMap::default();
         for e in &self.entries {
-            Self::track(&mut covered, &mut seen, &mut elements, e);
+            Self::track(&mut keys, e);
         }
-        self.covered = covered;
-        self.seen = seen;
-        self.elements = elements;
+        self.keys = keys;
     }
 
     /// `VERSION`, then the log in bincode (see `codec`).

@@ -6,6 +6,8 @@
 //!   `SADD` adds...) and how their replies become undo entries; anything without a recipe
 //!   (streams, HyperLogLog, other modules' types) falls back to a whole-key copy.
 //! - `entry`: one undo step and the compensating command that performs it.
+//! - `keymap`: a map from key names for the few keys of a typical transaction (no hashing
+//!   up to 16 keys).
 //! - `log`: a transaction's entries, checkpoint compaction (one entry per touched element,
 //!   holding the earliest pre-image) and the versioned encoding.
 //! - `model` (tests only): an in-memory keyspace that answers the recipes' reads and runs
@@ -14,6 +16,7 @@
 //!   so that exactness includes the representation of compact keys.
 
 pub mod entry;
+pub mod keymap;
 pub mod log;
 pub mod recipe;
 

@@ -49,6 +49,7 @@ pub use strings::writes_first_key;
 mod zsets;
 
 use super::entry::{Snapshot, UndoEntry};
+use super::keymap::SMALL;
 use std::collections::{HashMap, HashSet};
 
 /// A reply, RESP2 or RESP3 (maps flattened to arrays, sets to arrays, by the executor).
@@ -264,26 +265,41 @@ impl Plan {
     }
 }
 
-/// Distinct byte strings in first-seen order.
+/// Distinct byte strings in first-seen order: searched in order while there are few of them
+/// (most commands name one or two keys), through a set once there are more than
+/// `keymap::SMALL`.
 #[derive(Debug, Default, Clone)]
 struct KeyList {
     list: Vec<Vec<u8>>,
-    set: HashSet<Vec<u8>>,
+    set: Option<HashSet<Vec<u8>>>,
 }
 
 impl KeyList {
     /// Adds `k` unless present; whether it was added.
     fn add(&mut self, k: &[u8]) -> bool {
-        if self.set.contains(k) {
+        if self.contains(k) {
             return false;
         }
-        self.set.insert(k.to_vec());
+        match &mut self.set {
+            Some(set) => {
+                set.insert(k.to_vec());
+            }
+            None if self.list.len() >= SMALL => {
+                let mut set: HashSet<Vec<u8>> = self.list.iter().cloned().collect();
+                set.insert(k.to_vec());
+                self.set = Some(set);
+            }
+            None => {}
+        }
         self.list.push(k.to_vec());
         true
     }
 
     fn contains(&self, k: &[u8]) -> bool {
-        self.set.contains(k)
+        match &self.set {
+            Some(set) => set.contains(k),
+            None => self.list.iter().any(|x| x.as_slice() == k),
+        }
     }
 }
 

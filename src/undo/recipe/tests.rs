@@ -491,3 +491,19 @@ fn compact_keys_go_whole_and_the_others_keep_their_elements() {
         ]
     );
 }
+
+#[test]
+fn key_lists_keep_first_seen_order_across_the_switch_to_a_set() {
+    use super::KeyList;
+    let n = crate::undo::keymap::SMALL * 3;
+    let mut l = KeyList::default();
+    for round in 0..2 {
+        for i in 0..n {
+            assert_eq!(l.add(format!("k{i}").as_bytes()), round == 0, "k{i}");
+        }
+    }
+    assert!(l.set.is_some());
+    let want: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i}").into_bytes()).collect();
+    assert_eq!(l.list, want);
+    assert!(l.contains(b"k0") && !l.contains(b"k-none"));
+}
