@@ -536,11 +536,14 @@ fn small_sets_of_strings_roll_back_byte_exact() {
             &["ss", "sd"],
             &["SMOVE sd ss p"],
         )),
+        // The last SREM makes the committed writes change the set for sure: on Redis 7.0 a
+        // member removed and added back may land where it was in the hashtable (its order
+        // depends on the server's random hash seed).
         lp(case(
             "SREM then SADD back",
             &[ss],
             &["ss"],
-            &["SREM ss a", "SADD ss a"],
+            &["SREM ss a", "SADD ss a", "SREM ss b"],
         )),
         lp(case(
             "SREM every member",

@@ -1025,6 +1025,53 @@ fn committed_transaction_equals_direct_execution() {
 
 /// A transaction that writes one key five times takes one pre-image (the failing command here
 /// is a read, which takes none).
+/// A key the transaction creates costs one pre-image ("it did not exist"), whatever writes it
+/// and however often: undoing the transaction deletes it. A key that exists goes through its
+/// type's recipe as before.
+#[test]
+fn created_keys_take_one_pre_image_each() {
+    let s = Server::start();
+    let mut con = s.conn();
+    query_line(&mut con, "SET bad x");
+    query_line(&mut con, "HSET old f 1");
+    let before_digest = s.digest();
+    let mut raw = s.raw();
+    let lines = [
+        "HSET new:h f v",
+        "HSET new:h g w",
+        "HINCRBY new:h n 1",
+        "LPUSH new:l a",
+        "RPUSH new:l b",
+        "SADD new:s m",
+        "ZADD new:z 1 m",
+        "XADD new:x * f v",
+        "INCR new:n",
+        "HSET old f 2",
+        "INCR bad",
+    ];
+    for form in ["TXU.EXEC", "TXU.RUN"] {
+        let n0 = preimages_captured(&s);
+        let reply = if form == "TXU.RUN" {
+            txu_run(&mut raw, &lines)
+        } else {
+            txu(&mut raw, &lines)
+        };
+        assert_rolled_back(&reply, lines.len(), "INCR");
+        // new:h, new:l, new:s, new:z, new:x, new:n once each; old is copied whole (a small
+        // hash): 7.
+        assert_eq!(preimages_captured(&s) - n0, 7, "{form}: pre-images");
+        assert_eq!(s.digest(), before_digest, "{form}");
+        for key in ["new:h", "new:l", "new:s", "new:z", "new:x", "new:n"] {
+            assert_eq!(
+                int(&query_line(&mut con, &format!("EXISTS {key}"))),
+                0,
+                "{form}: {key} must be gone"
+            );
+        }
+        assert_eq!(text(&query_line(&mut con, "HGET old f")), "1", "{form}");
+    }
+}
+
 #[test]
 fn one_preimage_per_key_however_often_it_is_written() {
     let s = Server::start();

@@ -27,6 +27,7 @@ pub fn compact_keys(
     ctx: CtxPtr,
     keys: &[Vec<u8>],
     undo: &UndoLog,
+    facts: &super::Facts<'_>,
 ) -> Result<Vec<Vec<u8>>, TxuError> {
     let mut out = Vec::new();
     if keys.is_empty() {
@@ -37,8 +38,15 @@ pub fn compact_keys(
         if undo.covers(key) || undo.has_elements(key) {
             continue;
         }
-        let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
-        let may_be_compact = match keys::key_info(ctx, k.as_str()) {
+        // Looked up already when the command's keys were, else now.
+        let info = match super::fact(facts, key) {
+            Some(f) => f.map(|f| (f.kind, f.len)),
+            None => {
+                let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
+                keys::key_info(ctx, k.as_str())
+            }
+        };
+        let may_be_compact = match info {
             Some((KeyKind::Hash, n)) => n <= limits.hash,
             Some((KeyKind::Set, n)) => n <= limits.set,
             Some((KeyKind::ZSet, n)) => n <= limits.zset,

@@ -432,6 +432,8 @@ enum Prepared {
         key: Vec<u8>,
         before: Option<(Vec<u8>, Option<i64>)>,
     },
+    /// Keys that did not exist (see `absent_keys`).
+    Absent(Vec<Vec<u8>>),
     /// The command's recipe, the reads' replies and whole-key snapshots.
     Planned {
         plan: recipe::Plan,
@@ -446,6 +448,12 @@ impl Prepared {
         match self {
             Prepared::Str { key, before } => {
                 record(undo, std::iter::once(UndoEntry::Str { key, before }));
+            }
+            Prepared::Absent(keys) => {
+                let entries = keys
+                    .into_iter()
+                    .map(|key| UndoEntry::Whole { key, before: None });
+                record(undo, entries);
             }
             Prepared::Planned {
                 plan,
@@ -492,6 +500,13 @@ fn prepare(
             }
         }
     }
+    let facts = key_facts(ctx, q, undo);
+    // Keys that do not exist: undoing the command deletes them, whatever it does.
+    let renames = matches!(q.cname.to_bytes(), b"rename" | b"renamenx");
+    if !renames && !facts.is_empty() && facts.iter().all(|(_, f)| f.is_none()) {
+        let keys = facts.iter().map(|(k, _)| k.to_vec()).collect();
+        return Ok(Some(Prepared::Absent(keys)));
+    }
     let argv: Vec<&[u8]> = q.argv.iter().map(OwnedStr::as_bytes).collect();
     let plan = if whole_only {
         recipe::plan_whole(&argv, &q.write_keys)
@@ -501,15 +516,15 @@ fn prepare(
     if plan.is_barrier_free() && plan.keys().iter().all(|k| undo.covers(k)) {
         return Ok(None);
     }
-    let compact = compact::compact_keys(ctx, &plan.element_keys(), undo)?;
+    let compact = compact::compact_keys(ctx, &plan.element_keys(), undo, &facts)?;
     let plan = plan.with_whole(&compact);
     let mut reads = Vec::with_capacity(plan.reads().len());
     for r in plan.reads() {
-        reads.push(read(ctx, r)?);
+        reads.push(read(ctx, r, &facts)?);
     }
     let mut wholes = Vec::new();
     for k in plan.whole_keys(&reads) {
-        let snap = snapshot(ctx, &k)?;
+        let snap = snapshot(ctx, &k, &facts)?;
         wholes.push((k, snap));
     }
     Ok(Some(Prepared::Planned {
@@ -517,6 +532,34 @@ fn prepare(
         reads,
         wholes,
     }))
+}
+
+/// One key lookup per key the command may write that the log does not already restore in
+/// full: whether it exists, and its type, length and expiry (`keys::KeyFacts`), which the
+/// compact-encoding check and the `PEXPIRETIME` reads then use instead of looking again.
+/// Nothing the command's preparation does changes them (the server's clock stands still
+/// within a command).
+fn key_facts<'q>(ctx: CtxPtr, q: &'q Queued, undo: &UndoLog) -> Facts<'q> {
+    let mut facts: Facts<'q> = Vec::with_capacity(q.write_keys.len());
+    for &p in &q.write_keys {
+        let Some(arg) = q.argv.get(p) else {
+            continue;
+        };
+        let key = arg.as_bytes();
+        if undo.covers(key) || facts.iter().any(|(k, _)| *k == key) {
+            continue;
+        }
+        facts.push((key, keys::key_facts(ctx, arg.as_str())));
+    }
+    facts
+}
+
+/// Keys and what one lookup said of each (`None`: absent).
+pub(crate) type Facts<'a> = Vec<(&'a [u8], Option<keys::KeyFacts>)>;
+
+/// What `facts` says of `key`, if it holds the key: `Some(None)` absent.
+fn fact<'f>(facts: &'f Facts<'_>, key: &[u8]) -> Option<&'f Option<keys::KeyFacts>> {
+    facts.iter().find(|(k, _)| *k == key).map(|(_, f)| f)
 }
 
 /// Appends a command's entries; every `txu.checkpoint-every` entries, compacts the log.
@@ -537,14 +580,21 @@ fn record(undo: &mut UndoLog, entries: impl IntoIterator<Item = UndoEntry>) {
     }
 }
 
-/// Runs a pre-image read (unreplicated, RESP2) and converts its reply.
-fn read(ctx: CtxPtr, cmd: &[Vec<u8>]) -> Result<Read, TxuError> {
+/// Runs a pre-image read (unreplicated, RESP2) and converts its reply. `facts`: what the
+/// command's key lookups found.
+fn read(ctx: CtxPtr, cmd: &[Vec<u8>], facts: &Facts<'_>) -> Result<Read, TxuError> {
     let Some((name, args)) = cmd.split_first() else {
         return Ok(Read::Nil);
     };
     // The most common reads, answered from the key API without a command call.
     if let [key] = args {
         if name.eq_ignore_ascii_case(b"PEXPIRETIME") {
+            if let Some(f) = fact(facts, key) {
+                return Ok(Read::Int(match f {
+                    None => -2,
+                    Some(f) => f.expire_at_ms.unwrap_or(-1),
+                }));
+            }
             let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
             return Ok(Read::Int(match keys::key_expiry(ctx, k.as_str()) {
                 None => -2,
@@ -602,9 +652,14 @@ fn to_read(r: ReplyRef<'_>) -> Read {
 }
 
 /// The whole value of `key` (DUMP) and its absolute expiry; `None` if it does not exist.
-fn snapshot(ctx: CtxPtr, key: &[u8]) -> Result<Option<Snapshot>, TxuError> {
+/// `facts`: what the command's key lookups found.
+fn snapshot(ctx: CtxPtr, key: &[u8], facts: &Facts<'_>) -> Result<Option<Snapshot>, TxuError> {
     let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
-    Ok(match keys::key_expiry(ctx, k.as_str()) {
+    let expiry = match fact(facts, key) {
+        Some(f) => f.map(|f| f.expire_at_ms),
+        None => keys::key_expiry(ctx, k.as_str()),
+    };
+    Ok(match expiry {
         None => None,
         Some(expire_at_ms) => call::dump(ctx, k.as_str())?.map(|payload| Snapshot {
             payload,

@@ -50,6 +50,47 @@ pub fn key_expiry(ctx: CtxPtr, key: Str<'_>) -> Option<Option<i64>> {
     }
 }
 
+/// What one lookup of an existing key tells: its type, length (elements of a collection,
+/// bytes of a string) and absolute expiry (`None`: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyFacts {
+    pub kind: KeyKind,
+    pub len: usize,
+    pub expire_at_ms: Option<i64>,
+}
+
+/// [`KeyFacts`] of `key`, read without touching its LRU/LFU; `None` when it does not exist
+/// (an expired key does not).
+pub fn key_facts(ctx: CtxPtr, key: Str<'_>) -> Option<KeyFacts> {
+    let (t, (len, exp)) = peek(ctx, key, |k| {
+        // SAFETY: `k` is the open key `peek` lends.
+        unsafe {
+            (
+                raw::RedisModule_ValueLength.map_or(0, |f| f(k)),
+                raw::RedisModule_GetAbsExpire.map_or(-1, |f| f(k)),
+            )
+        }
+    })?;
+    Some(KeyFacts {
+        kind: kind_of(t)?,
+        len,
+        expire_at_ms: (exp >= 0).then_some(exp),
+    })
+}
+
+/// The kind of a `RedisModule_KeyType`; `None` for an empty key.
+fn kind_of(t: c_int) -> Option<KeyKind> {
+    Some(match t as isize {
+        raw::REDISMODULE_KEYTYPE_EMPTY => return None,
+        raw::REDISMODULE_KEYTYPE_STRING => KeyKind::String,
+        raw::REDISMODULE_KEYTYPE_LIST => KeyKind::List,
+        raw::REDISMODULE_KEYTYPE_HASH => KeyKind::Hash,
+        raw::REDISMODULE_KEYTYPE_SET => KeyKind::Set,
+        raw::REDISMODULE_KEYTYPE_ZSET => KeyKind::ZSet,
+        _ => KeyKind::Other,
+    })
+}
+
 /// The longest string a server may hold in a compact encoding (an integer, or an "embstr" of
 /// at most 44 bytes on Redis 7.0, 8.2 and Valkey 8.1). Only longer strings are read through
 /// `RedisModule_StringDMA`: for a compact one, DMA converts the value to a plain string first,
@@ -224,14 +265,5 @@ pub fn key_info(ctx: CtxPtr, key: Str<'_>) -> Option<(KeyKind, usize)> {
         // SAFETY: `k` is the open key `peek` lends.
         unsafe { raw::RedisModule_ValueLength.map_or(0, |f| f(k)) }
     })?;
-    let kind = match t as isize {
-        raw::REDISMODULE_KEYTYPE_EMPTY => return None,
-        raw::REDISMODULE_KEYTYPE_STRING => KeyKind::String,
-        raw::REDISMODULE_KEYTYPE_LIST => KeyKind::List,
-        raw::REDISMODULE_KEYTYPE_HASH => KeyKind::Hash,
-        raw::REDISMODULE_KEYTYPE_SET => KeyKind::Set,
-        raw::REDISMODULE_KEYTYPE_ZSET => KeyKind::ZSet,
-        _ => KeyKind::Other,
-    };
-    Some((kind, len))
+    Some((kind_of(t)?, len))
 }
