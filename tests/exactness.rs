@@ -768,6 +768,18 @@ fn strings_roll_back_byte_exact() {
             &["n"],
             &["DECR n"],
         )),
+        int(case(
+            "INCRBY, DECRBY with a TTL",
+            &["SET n -17 PX 5000000"],
+            &["n"],
+            &["INCRBY n 40", "DECRBY n -3", "INCR n"],
+        )),
+        int(case(
+            "DECRBY to the smallest integer",
+            &["SET n -9223372036854775807"],
+            &["n"],
+            &["DECRBY n 1"],
+        )),
         emb(case("SET", &["SET e hello"], &["e"], &["SET e 42"])),
         emb(case("APPEND", &["SET e hello"], &["e"], &["APPEND e !"])),
         emb(case(
@@ -1035,7 +1047,10 @@ fn encodings_are_asked_once_per_key_and_never_for_big_keys() {
         let r = cmd(&mut c, &as_strs(&a));
         assert!(r.first() != Some(&b'-'), "{}", esc(&r));
     }
+    // A write that changes nothing (HDEL of a field that is not there) records nothing: the
+    // hash is still large, and is not asked about again.
     let writes = [
+        "HDEL small nothing",
         "HSET small c 1",
         "HSET small d 2",
         "HINCRBY small b 1",
@@ -1047,4 +1062,16 @@ fn encodings_are_asked_once_per_key_and_never_for_big_keys() {
     let r = txu(&mut c, &writes);
     assert!(r.first() == Some(&b'*'), "{}", esc(&r));
     assert_eq!(command_calls(&mut c, "object|encoding") - before, 1);
+    // A rename in between: the name may hold another value, it is asked again.
+    let r = cmd(&mut c, &["SET", "other", "x"]);
+    assert!(r.first() != Some(&b'-'), "{}", esc(&r));
+    let writes = [
+        "HDEL small nothing",
+        "RENAME other o2",
+        "HDEL small nothing",
+    ];
+    let before = command_calls(&mut c, "object|encoding");
+    let r = txu(&mut c, &writes);
+    assert!(r.first() == Some(&b'*'), "{}", esc(&r));
+    assert_eq!(command_calls(&mut c, "object|encoding") - before, 2);
 }

@@ -23,11 +23,18 @@ use std::sync::{Mutex, PoisonError};
 /// For the others `OBJECT ENCODING` (O(1), no LRU/LFU touch) answers: a small key may still
 /// be in a large encoding (one long value makes a hash a hashtable), and copying it whole
 /// would cost as much as its values.
+///
+/// `large`: keys of this transaction that `OBJECT ENCODING` found in a large encoding and that
+/// nothing changed since (the write that asked changed nothing, `SADD` of a member already
+/// there): any later change to such a key is logged (so the log covers it or undoes it element
+/// by element) before its encoding could change, so it is not asked again. Keys found large are
+/// added; the executor clears the list at a rename.
 pub fn compact_keys(
     ctx: CtxPtr,
     keys: &[Vec<u8>],
     undo: &UndoLog,
     facts: &super::Facts<'_>,
+    large: &mut Vec<Vec<u8>>,
 ) -> Result<Vec<Vec<u8>>, TxuError> {
     let mut out = Vec::new();
     if keys.is_empty() {
@@ -35,7 +42,7 @@ pub fn compact_keys(
     }
     let limits = compact_limits(ctx);
     for key in keys {
-        if undo.covers(key) || undo.has_elements(key) {
+        if undo.covers(key) || undo.has_elements(key) || large.contains(key) {
             continue;
         }
         // Looked up already when the command's keys were, else now.
@@ -53,8 +60,12 @@ pub fn compact_keys(
             Some((KeyKind::List, n)) => n <= limits.list,
             _ => false,
         };
-        if may_be_compact && is_compact(ctx, key)? {
-            out.push(key.clone());
+        if may_be_compact {
+            if is_compact(ctx, key)? {
+                out.push(key.clone());
+            } else {
+                large.push(key.clone());
+            }
         }
     }
     Ok(out)

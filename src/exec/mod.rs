@@ -329,6 +329,8 @@ pub(crate) fn run_with<'a>(
     // One clock read per transaction: the server itself freezes its clock for the commands a
     // module calls within one command (expiry decisions use the time the command started).
     let now = context::now_ms();
+    // Keys found in a large encoding and unchanged since (see `compact::compact_keys`).
+    let mut large: Vec<Vec<u8>> = Vec::new();
     for (i, q) in queued.iter().enumerate() {
         // A bug (a panic) in the middle of a transaction still rolls back what ran: the
         // command's step fails like a command that replied an error.
@@ -353,7 +355,12 @@ pub(crate) fn run_with<'a>(
         }
         let step = catch_unwind(AssertUnwindSafe(|| {
             injected_panic(i + 1);
-            let prepared = prepare(ctx, q, undo, whole_only, now).map_err(|e| e.to_string())?;
+            if matches!(q.cname.to_bytes(), b"rename" | b"renamenx") {
+                // The names now hold other values.
+                large.clear();
+            }
+            let prepared =
+                prepare(ctx, q, undo, whole_only, now, &mut large).map_err(|e| e.to_string())?;
             args.clear();
             args.extend(q.argv.iter().skip(1).map(OwnedStr::as_str));
             let reply = call::call_argv(ctx, &q.cname, flags, &args).map_err(|e| e.to_string())?;
@@ -432,7 +439,15 @@ enum Prepared {
         key: Vec<u8>,
         before: Option<(Vec<u8>, Option<i64>)>,
     },
-    /// Keys that did not exist (see `absent_keys`).
+    /// `INCR`, `DECR`, `INCRBY`, `DECRBY` on a short string (the key API cannot read it without
+    /// changing its encoding): the value before is the reply minus `delta`, in the decimal
+    /// form the command requires of it (it fails on anything else, and then changed nothing).
+    Counter {
+        key: Vec<u8>,
+        expire: Option<i64>,
+        delta: i64,
+    },
+    /// Keys that did not exist (see `key_facts`).
     Absent(Vec<Vec<u8>>),
     /// The command's recipe, the reads' replies and whole-key snapshots.
     Planned {
@@ -448,6 +463,16 @@ impl Prepared {
         match self {
             Prepared::Str { key, before } => {
                 record(undo, std::iter::once(UndoEntry::Str { key, before }));
+            }
+            Prepared::Counter { key, expire, delta } => {
+                let now = reply
+                    .filter(|r| r.kind() == ReplyKind::Integer)
+                    .map(|r| r.integer());
+                // The command succeeded: `now - delta` was its value (it cannot overflow).
+                if let Some(before) = now.and_then(|n| n.checked_sub(delta)) {
+                    let before = Some((before.to_string().into_bytes(), expire));
+                    record(undo, std::iter::once(UndoEntry::Str { key, before }));
+                }
             }
             Prepared::Absent(keys) => {
                 let entries = keys
@@ -476,6 +501,7 @@ fn prepare(
     undo: &UndoLog,
     whole_only: bool,
     now: i64,
+    large: &mut Vec<Vec<u8>>,
 ) -> Result<Option<Prepared>, TxuError> {
     if q.write_keys.is_empty() {
         return Ok(None);
@@ -489,7 +515,17 @@ fn prepare(
             let before = match keys::peek_string(ctx, arg.as_str()) {
                 keys::StrPeek::Absent => Some(None),
                 keys::StrPeek::Value(v, exp) => Some(Some((v, exp))),
-                // A short string or another type: the recipe's reads below.
+                keys::StrPeek::Short(expire) => {
+                    if let Some(delta) = counter_delta(q) {
+                        return Ok(Some(Prepared::Counter {
+                            key: key.to_vec(),
+                            expire,
+                            delta,
+                        }));
+                    }
+                    // The recipe's reads below.
+                    None
+                }
                 keys::StrPeek::Unknown => None,
             };
             if let Some(before) = before {
@@ -516,7 +552,7 @@ fn prepare(
     if plan.is_barrier_free() && plan.keys().iter().all(|k| undo.covers(k)) {
         return Ok(None);
     }
-    let compact = compact::compact_keys(ctx, &plan.element_keys(), undo, &facts)?;
+    let compact = compact::compact_keys(ctx, &plan.element_keys(), undo, &facts, large)?;
     let plan = plan.with_whole(&compact);
     let mut reads = Vec::with_capacity(plan.reads().len());
     for r in plan.reads() {
@@ -532,6 +568,24 @@ fn prepare(
         reads,
         wholes,
     }))
+}
+
+/// What `INCR`, `DECR`, `INCRBY` or `DECRBY` adds to its key, when its argument is in the only
+/// form the command accepts (a canonical decimal; `None` for other commands, or else).
+fn counter_delta(q: &Queued) -> Option<i64> {
+    let arg = |i: usize| {
+        let b = q.argv.get(i)?.as_bytes();
+        let s = std::str::from_utf8(b).ok()?;
+        let n: i64 = s.parse().ok()?;
+        (n.to_string() == s).then_some(n)
+    };
+    match (q.cname.to_bytes(), q.argv.len()) {
+        (b"incr", 2) => Some(1),
+        (b"decr", 2) => Some(-1),
+        (b"incrby", 3) => arg(2),
+        (b"decrby", 3) => arg(2)?.checked_neg(),
+        _ => None,
+    }
 }
 
 /// One key lookup per key the command may write that the log does not already restore in
@@ -602,12 +656,21 @@ fn read(ctx: CtxPtr, cmd: &[Vec<u8>], facts: &Facts<'_>) -> Result<Read, TxuErro
                 Some(Some(ms)) => ms,
             }));
         }
+        if name.eq_ignore_ascii_case(b"LLEN") {
+            match fact(facts, key) {
+                Some(None) => return Ok(Read::Int(0)),
+                Some(Some(f)) if f.kind == keys::KeyKind::List => {
+                    return Ok(Read::Int(i64::try_from(f.len).unwrap_or(i64::MAX)));
+                }
+                _ => {}
+            }
+        }
         if name.eq_ignore_ascii_case(b"GET") {
             let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
             match keys::peek_string(ctx, k.as_str()) {
                 keys::StrPeek::Absent => return Ok(Read::Nil),
                 keys::StrPeek::Value(v, _) => return Ok(Read::Bulk(v)),
-                keys::StrPeek::Unknown => {}
+                keys::StrPeek::Short(_) | keys::StrPeek::Unknown => {}
             }
         }
     }

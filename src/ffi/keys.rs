@@ -104,7 +104,10 @@ pub enum StrPeek {
     Absent,
     /// A string of more than [`COMPACT_STRING_MAX`] bytes, and its absolute expiry.
     Value(Vec<u8>, Option<i64>),
-    /// Another type, or a string that may be compactly encoded: ask the server (`GET`).
+    /// A string that may be compactly encoded (its bytes are not read), and its absolute
+    /// expiry: ask the server (`GET`) for its value.
+    Short(Option<i64>),
+    /// Another type.
     Unknown,
 }
 
@@ -129,8 +132,10 @@ pub fn peek_string(ctx: CtxPtr, key: Str<'_>) -> StrPeek {
                 raw::REDISMODULE_KEYTYPE_STRING => {}
                 _ => return StrPeek::Unknown,
             }
+            let exp = raw::RedisModule_GetAbsExpire.map_or(-1, |f| f(k));
+            let exp = (exp >= 0).then_some(exp);
             if length(k) <= COMPACT_STRING_MAX {
-                return StrPeek::Unknown;
+                return StrPeek::Short(exp);
             }
             let mut len: usize = 0;
             let p = dma(k, &mut len, raw::REDISMODULE_READ as c_int);
@@ -138,8 +143,7 @@ pub fn peek_string(ctx: CtxPtr, key: Str<'_>) -> StrPeek {
                 return StrPeek::Unknown;
             }
             let value = std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec();
-            let exp = raw::RedisModule_GetAbsExpire.map_or(-1, |f| f(k));
-            StrPeek::Value(value, (exp >= 0).then_some(exp))
+            StrPeek::Value(value, exp)
         }
     };
     // Read mode opens nothing for a key that does not exist.

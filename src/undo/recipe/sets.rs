@@ -1,6 +1,7 @@
-//! Sets: SADD and SREM read the membership of the members they touch (`SMISMEMBER`), SMOVE
-//! the member's membership in both sets (`SISMEMBER`), SPOP takes the members from its reply.
-//! Each member that changes gets a `SetMember` entry.
+//! Sets: SADD and SREM read the membership of the members they touch (`SMISMEMBER`) — of one
+//! member, their reply says whether it changed, so they read nothing but the key's expiry —
+//! SMOVE the member's membership in both sets (`SISMEMBER`), SPOP takes the members from its
+//! reply. Each member that changes gets a `SetMember` entry.
 
 use super::{
     bad_unless, distinct, expiry, per_element, pop_key, popped, tail, ttl_at, with_expiry, Builder,
@@ -28,13 +29,14 @@ pub(super) enum SetRecipe {
     },
 }
 
-/// SADD (`add`) / SREM: `SMISMEMBER` of the members.
+/// SADD (`add`) / SREM: `SMISMEMBER` of the members, or (`flags` `None`) of one member, the
+/// command's reply (how many members it added or removed: 1 or 0).
 #[derive(Debug, Clone)]
 pub(super) struct Membership {
     key: Vec<u8>,
     add: bool,
     members: Vec<Vec<u8>>,
-    flags: usize,
+    flags: Option<usize>,
     ttl: usize,
 }
 
@@ -49,7 +51,7 @@ pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Reci
             }
             let members = distinct(tail(argv, 2));
             let key = b.key(k);
-            let flags = b.read_with(b"SMISMEMBER", k, &members);
+            let flags = (members.len() > 1).then(|| b.read_with(b"SMISMEMBER", k, &members));
             let ttl = b.ttl(k);
             SetRecipe::Members(Membership {
                 key,
@@ -94,20 +96,33 @@ pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Reci
 }
 
 impl Membership {
-    /// Whether each member was in the set before the command, validated.
-    fn before(&self, reads: &[Read]) -> Option<(Ttl, Vec<bool>)> {
+    /// Whether each member was in the set before the command, validated. Of one member, from
+    /// the command's `reply` (`None` before the command ran: only the expiry is checked).
+    fn before(&self, reads: &[Read], reply: Option<&Read>) -> Option<(Ttl, Vec<bool>)> {
         let flag = |r: &Read| match r {
             Read::Int(0) => Some(false),
             Read::Int(1) => Some(true),
             _ => None,
         };
         let n = self.members.len();
-        per_element(reads, self.flags, n, self.ttl, flag, |&present| present)
+        let Some(flags) = self.flags else {
+            let t = ttl_at(reads, self.ttl)?;
+            let Some(reply) = reply else {
+                return Some((t, Vec::new()));
+            };
+            // SADD added the member (1): it was absent; SREM removed it (1): it was there.
+            let present = flag(reply)? != self.add;
+            if present && !t.exists() {
+                return None;
+            }
+            return Some((t, vec![present]));
+        };
+        per_element(reads, flags, n, self.ttl, flag, |&present| present)
     }
 
     /// A `SetMember` entry per member the command adds (SADD) or removes (SREM).
-    fn entries(&self, reads: &[Read], out: &mut Vec<UndoEntry>) {
-        let Some((t, present)) = self.before(reads) else {
+    fn entries(&self, reads: &[Read], reply: Option<&Read>, out: &mut Vec<UndoEntry>) {
+        let Some((t, present)) = self.before(reads, reply) else {
             return;
         };
         let changed: Vec<UndoEntry> = self
@@ -140,7 +155,11 @@ fn member_flag(reads: &[Read], i: usize, ttl: usize) -> Option<(Ttl, bool)> {
 
 impl SetRecipe {
     pub(super) fn needs_reply(&self) -> bool {
-        matches!(self, SetRecipe::Pop { .. })
+        match self {
+            SetRecipe::Pop { .. } => true,
+            SetRecipe::Members(m) => m.flags.is_none(),
+            SetRecipe::Move { .. } => false,
+        }
     }
 
     /// Every key: a member put back with `SADD` goes to the end of a listpack, and one that
@@ -155,7 +174,9 @@ impl SetRecipe {
 
     pub(super) fn bad_keys<'a>(&'a self, reads: &[Read]) -> Vec<&'a [u8]> {
         match self {
-            SetRecipe::Members(m) => bad_unless(m.before(reads).is_some(), [m.key.as_slice()]),
+            SetRecipe::Members(m) => {
+                bad_unless(m.before(reads, None).is_some(), [m.key.as_slice()])
+            }
             SetRecipe::Move {
                 src,
                 dst,
@@ -180,7 +201,7 @@ impl SetRecipe {
         match self {
             SetRecipe::Members(m) => {
                 if !seen.is_whole(&m.key) {
-                    m.entries(reads, out);
+                    m.entries(reads, reply, out);
                 }
             }
             SetRecipe::Move {
@@ -247,6 +268,53 @@ mod tests {
     use super::super::tests::{arr, bulk, k, plan_of, ttl, wrongtype};
     use crate::undo::entry::UndoEntry;
     use crate::undo::recipe::Read;
+
+    #[test]
+    fn one_member_changes_are_read_from_the_reply() {
+        for (cmd, present) in [("SADD s m", false), ("SREM s m", true)] {
+            let p = plan_of(cmd, &[1]);
+            assert_eq!(p.reads(), [vec![k("PEXPIRETIME"), k("s")]], "{cmd}");
+            assert!(p.needs_reply(), "{cmd}");
+            assert!(p.whole_keys(&[Read::Int(-1)]).is_empty(), "{cmd}");
+            assert_eq!(p.whole_keys(&[bulk("?")]), vec![k("s")], "{cmd}");
+            // Changed (1): one entry after the expiry; unchanged (0): none.
+            let e = p.entries(&[Read::Int(7)], vec![], Some(&Read::Int(1)));
+            assert_eq!(
+                e,
+                [
+                    ttl("s", Some(7)),
+                    UndoEntry::SetMember {
+                        key: k("s"),
+                        member: k("m"),
+                        present
+                    }
+                ],
+                "{cmd}"
+            );
+            assert!(p
+                .entries(&[Read::Int(7)], vec![], Some(&Read::Int(0)))
+                .is_empty());
+            // A reply that is not 0 or 1 is not trusted.
+            assert!(p
+                .entries(&[Read::Int(7)], vec![], Some(&Read::Int(2)))
+                .is_empty());
+        }
+        // SADD creating the set: no expiry entry, the member goes again.
+        let p = plan_of("SADD s m", &[1]);
+        assert_eq!(
+            p.entries(&[Read::Int(-2)], vec![], Some(&Read::Int(1))),
+            [UndoEntry::SetMember {
+                key: k("s"),
+                member: k("m"),
+                present: false
+            }]
+        );
+        // SREM cannot have removed a member from a set that did not exist.
+        let p = plan_of("SREM s m", &[1]);
+        assert!(p
+            .entries(&[Read::Int(-2)], vec![], Some(&Read::Int(1)))
+            .is_empty());
+    }
 
     #[test]
     fn sets_record_membership_changes() {
