@@ -556,7 +556,7 @@ mod tests {
                 None => assert!(c[0] != "DEL" && !(c[0] == "SET" && c.len() == 3), "{c:?}"),
             }
         }
-        assert_eq!(batched, 6);
+        assert_eq!(batched, 5);
     }
 
     #[test]
