@@ -6,6 +6,7 @@ use crate::error::{quote, TxuError};
 use crate::ffi::{acl, call, context, keys, CtxPtr, OwnedStr};
 use crate::stats::{add, STATS};
 use crate::store::{self, undolog, undolog::StoredLog};
+use crate::undo::entry::Batchable;
 use crate::undo::log::UndoLog;
 
 /// Where a sequence of compensating writes stopped.
@@ -54,29 +55,163 @@ fn apply_one(ctx: CtxPtr, cmd: &[Vec<u8>]) -> Result<(), TxuError> {
     let cname = std::ffi::CString::new(name.clone())
         .map_err(|_| TxuError::Internal("bad undo command".into()))?;
     let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-    call::call_ok(ctx, &cname, c"v!E", &args)
+    call::call_ok(ctx, &cname, UNDO_FLAGS, &args)
 }
 
-/// Applies `cmds` in order, each tried `txu.rollback-attempts` times. Stops at the first one
-/// that still fails: later writes may depend on it (list positions, renames).
-pub fn apply_commands(ctx: CtxPtr, cmds: &[Vec<Vec<u8>>]) -> Result<(), Stuck> {
-    let attempts = config::rollback_attempts();
-    for (at, cmd) in cmds.iter().enumerate() {
-        let mut last = Ok(());
-        for _ in 0..attempts {
-            last = apply_one(ctx, cmd);
-            if last.is_ok() {
-                break;
+/// Call flags of every compensating write: replicated (`!`), errors as replies (`E`); no OOM
+/// or ACL check (a rollback must not be refused for those).
+const UNDO_FLAGS: &std::ffi::CStr = c"v!E";
+
+/// Most keys one batched command writes (a longer run becomes several commands), and most
+/// value bytes one `MSET` carries, so that no single replicated command grows unbounded.
+const BATCH_KEYS: usize = 1024;
+const BATCH_BYTES: usize = 8 << 20;
+
+/// A run of consecutive compensations of one batchable kind, not yet applied: each with its
+/// index in the sequence and the attempts it has left (injected faults may have used some).
+#[derive(Default)]
+struct Batch<'a> {
+    /// `true`: `SET`s (one `MSET`); `false`: `DEL`s.
+    sets: bool,
+    items: Vec<(usize, Batchable<'a>, i64)>,
+    bytes: usize,
+}
+
+impl<'a> Batch<'a> {
+    fn fits(&self, b: &Batchable<'a>) -> bool {
+        let (sets, len) = match b {
+            Batchable::Set { value, .. } => (true, value.len()),
+            Batchable::Del { .. } => (false, 0),
+        };
+        self.items.is_empty()
+            || (self.sets == sets
+                && self.items.len() < BATCH_KEYS
+                && self.bytes.saturating_add(len) <= BATCH_BYTES)
+    }
+
+    fn push(&mut self, at: usize, b: Batchable<'a>, tries: i64) {
+        if let Batchable::Set { value, .. } = b {
+            self.bytes = self.bytes.saturating_add(value.len());
+        }
+        self.sets = matches!(b, Batchable::Set { .. });
+        self.items.push((at, b, tries));
+    }
+
+    /// Applies the run: one `MSET k1 v1 ...` or `DEL k1 ...` (a run of one is the plain
+    /// `SET`/`DEL` the entry names). Those commands do per key exactly what the single
+    /// commands do, in the same order, and fail only as a whole, before writing anything
+    /// (the server's own checks: arity, cluster routing); then each compensation is tried
+    /// on its own, as if unbatched, to find the first one that really fails.
+    fn flush(&mut self, ctx: CtxPtr) -> Result<(), Stuck> {
+        let items = std::mem::take(&mut self.items);
+        self.bytes = 0;
+        if items.is_empty() {
+            return Ok(());
+        }
+        let name = match (self.sets, items.len()) {
+            (true, 1) => c"SET",
+            (true, _) => c"MSET",
+            (false, _) => c"DEL",
+        };
+        let mut args: Vec<&[u8]> = Vec::with_capacity(items.len() * if self.sets { 2 } else { 1 });
+        for (_, b, _) in &items {
+            match *b {
+                Batchable::Set { key, value } => {
+                    args.push(key);
+                    args.push(value);
+                }
+                Batchable::Del { key } => args.push(key),
             }
         }
-        if let Err(e) = last {
-            return Err(Stuck {
-                at,
-                error: e.to_string(),
-            });
+        if call::call_ok(ctx, name, UNDO_FLAGS, &args).is_ok() {
+            return Ok(());
+        }
+        for (at, b, tries) in items {
+            let mut last = Ok(());
+            for _ in 0..tries {
+                last = match b {
+                    Batchable::Set { key, value } => {
+                        call::call_ok(ctx, c"SET", UNDO_FLAGS, &[key, value])
+                    }
+                    Batchable::Del { key } => call::call_ok(ctx, c"DEL", UNDO_FLAGS, &[key]),
+                };
+                if last.is_ok() {
+                    break;
+                }
+            }
+            if let Err(e) = last {
+                return Err(Stuck {
+                    at,
+                    error: e.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies the compensations of `log` in order (newest entry first), each tried
+/// `txu.rollback-attempts` times. Stops at the first one that still fails: later writes may
+/// depend on it (list positions, renames).
+///
+/// Runs of plain `SET key value` and of `DEL key` compensations are each applied as one
+/// `MSET` / `DEL` with several keys (outside cluster mode, where a multi-key command would
+/// meet cross-slot checks the single ones do not): same writes, same order, same keyspace
+/// events and modified-key signals, same change count; replicas and the AOF get the
+/// multi-key command. Injected faults (test builds) still count per compensation and per
+/// attempt, before its batch runs.
+pub fn apply_log(ctx: CtxPtr, log: &UndoLog) -> Result<(), Stuck> {
+    let attempts = config::rollback_attempts();
+    let batching = !store::cluster_mode();
+    let mut batch = Batch::default();
+    for (at, entry) in log.newest_first().enumerate() {
+        match entry.batchable().filter(|_| batching) {
+            Some(b) => {
+                let mut tries = attempts;
+                let mut fault = None;
+                while tries > 0 {
+                    match injected_fault() {
+                        Some(e) => {
+                            fault = Some(e);
+                            tries -= 1;
+                        }
+                        None => break,
+                    }
+                }
+                if tries == 0 {
+                    batch.flush(ctx)?;
+                    return Err(Stuck {
+                        at,
+                        error: fault.map(|e| e.to_string()).unwrap_or_default(),
+                    });
+                }
+                if !batch.fits(&b) {
+                    batch.flush(ctx)?;
+                }
+                batch.push(at, b, tries);
+            }
+            None => {
+                batch.flush(ctx)?;
+                apply_attempts(ctx, at, &entry.compensation(), attempts)?;
+            }
         }
     }
-    Ok(())
+    batch.flush(ctx)
+}
+
+/// Runs one compensating command, tried `attempts` times.
+fn apply_attempts(ctx: CtxPtr, at: usize, cmd: &[Vec<u8>], attempts: i64) -> Result<(), Stuck> {
+    let mut last = Ok(());
+    for _ in 0..attempts {
+        last = apply_one(ctx, cmd);
+        if last.is_ok() {
+            break;
+        }
+    }
+    last.map_err(|e| Stuck {
+        at,
+        error: e.to_string(),
+    })
 }
 
 /// What a finished `TXU.EXEC` needs to know to store an undo log.
@@ -123,8 +258,7 @@ pub fn after_failure(
     cmd: &str,
     cause: String,
 ) -> TxuError {
-    let cmds = undo.compensations();
-    let stuck = match apply_commands(ctx, &cmds) {
+    let stuck = match apply_log(ctx, undo) {
         Ok(()) => {
             add(&STATS.rolled_back, 1);
             return TxuError::RolledBack {
@@ -136,10 +270,11 @@ pub fn after_failure(
         Err(s) => s,
     };
     add(&STATS.rollback_failures, 1);
-    let first_key = cmds
-        .get(stuck.at)
-        .and_then(|c| c.get(1))
-        .cloned()
+    // Argument 1 of every compensation is the entry's key.
+    let first_key = undo
+        .newest_first()
+        .nth(stuck.at)
+        .map(|e| e.key().to_vec())
         .unwrap_or_default();
     let pending = undolog::Pending {
         attempts: 1,
@@ -204,7 +339,7 @@ fn apply_stored(ctx: CtxPtr, v: &StoredLog, always_store: bool) -> Result<(), Tx
         .map(|p| p.skipped.clone())
         .unwrap_or_default();
     log.drop_keys(&skipped);
-    let Err(stuck) = apply_commands(ctx, &log.compensations()) else {
+    let Err(stuck) = apply_log(ctx, &log) else {
         if !skipped.is_empty() {
             let names: Vec<String> = skipped.iter().map(|k| quote(k)).collect();
             context::log_warning(

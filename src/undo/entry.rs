@@ -105,6 +105,19 @@ pub fn format_score(s: f64) -> Vec<u8> {
     format!("{s}").into_bytes()
 }
 
+/// A compensation that runs as one part of a multi-key command together with its
+/// neighbours of the same kind (see `UndoEntry::batchable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batchable<'a> {
+    /// `SET key value` with no expiry: a run of these is `MSET k1 v1 k2 v2 ...`, which
+    /// does for each key, in order, exactly what `SET` does (overwrite whatever the key
+    /// holds, drop its expiry, signal the key, fire `set`, count one change).
+    Set { key: &'a [u8], value: &'a [u8] },
+    /// `DEL key`: a run of these is `DEL k1 k2 ...`, which deletes each key in order exactly
+    /// as `DEL key` does (and does nothing for a key that is absent).
+    Del { key: &'a [u8] },
+}
+
 impl UndoEntry {
     /// The compensating command: its arguments, name first (uppercase).
     pub fn compensation(&self) -> Vec<Vec<u8>> {
@@ -170,6 +183,28 @@ impl UndoEntry {
             }
             UndoEntry::ListSet { key, index, value } => cmd(&[b"LSET", key, &num(index), value]),
             UndoEntry::Rename { from, to } => cmd(&[b"RENAME", to, from]),
+        }
+    }
+
+    /// The compensation as a batchable write, when it is a plain `SET key value` or a
+    /// `DEL key` (exactly what `compensation` gives for it); `None` otherwise.
+    pub fn batchable(&self) -> Option<Batchable<'_>> {
+        match self {
+            UndoEntry::Whole { key, before } => match before {
+                None => Some(Batchable::Del { key }),
+                Some(Snapshot {
+                    expire_at_ms: Some(t),
+                    ..
+                }) if *t <= 0 => Some(Batchable::Del { key }),
+                Some(_) => None,
+            },
+            UndoEntry::Str { key, before } => match before {
+                None => Some(Batchable::Del { key }),
+                Some((_, Some(t))) if *t <= 0 => Some(Batchable::Del { key }),
+                Some((value, None)) => Some(Batchable::Set { key, value }),
+                Some((_, Some(_))) => None,
+            },
+            _ => None,
         }
     }
 
@@ -453,6 +488,75 @@ mod tests {
             assert!(e.is_well_formed());
             assert!(e.weight() >= std::mem::size_of::<UndoEntry>());
         }
+    }
+
+    #[test]
+    fn batchable_matches_the_compensation() {
+        let snap = |t| Snapshot {
+            payload: vec![1],
+            expire_at_ms: t,
+        };
+        let cases = vec![
+            UndoEntry::Str {
+                key: k("s"),
+                before: Some((k("v"), None)),
+            },
+            UndoEntry::Str {
+                key: k("s"),
+                before: Some((k("v"), Some(5))),
+            },
+            UndoEntry::Str {
+                key: k("s"),
+                before: Some((k("v"), Some(0))),
+            },
+            UndoEntry::Str {
+                key: k("s"),
+                before: None,
+            },
+            UndoEntry::Whole {
+                key: k("w"),
+                before: None,
+            },
+            UndoEntry::Whole {
+                key: k("w"),
+                before: Some(snap(Some(-1))),
+            },
+            UndoEntry::Whole {
+                key: k("w"),
+                before: Some(snap(None)),
+            },
+            UndoEntry::HashField {
+                key: k("h"),
+                field: k("f"),
+                before: None,
+            },
+            UndoEntry::Expiry {
+                key: k("k"),
+                expire_at_ms: None,
+            },
+        ];
+        let mut batched = 0;
+        for e in cases {
+            let c = strs(&e.compensation());
+            match e.batchable() {
+                Some(Batchable::Set { key, value }) => {
+                    batched += 1;
+                    assert_eq!(
+                        c,
+                        [&b"SET"[..], key, value].map(|a| String::from_utf8_lossy(a).into_owned())
+                    );
+                }
+                Some(Batchable::Del { key }) => {
+                    batched += 1;
+                    assert_eq!(
+                        c,
+                        [&b"DEL"[..], key].map(|a| String::from_utf8_lossy(a).into_owned())
+                    );
+                }
+                None => assert!(c[0] != "DEL" && !(c[0] == "SET" && c.len() == 3), "{c:?}"),
+            }
+        }
+        assert_eq!(batched, 5);
     }
 
     #[test]

@@ -242,11 +242,14 @@ impl UndoLog {
 
     /// The compensating commands (name first), in the order to run them: newest entry first.
     pub fn compensations(&self) -> Vec<Vec<Vec<u8>>> {
-        self.entries
-            .iter()
-            .rev()
-            .map(UndoEntry::compensation)
-            .collect()
+        self.newest_first().map(UndoEntry::compensation).collect()
+    }
+
+    /// The entries in the order rollback runs their compensations (newest first), without
+    /// building the commands: rollback builds only those it cannot batch
+    /// (`UndoEntry::batchable`).
+    pub fn newest_first(&self) -> impl ExactSizeIterator<Item = &UndoEntry> + '_ {
+        self.entries.iter().rev()
     }
 
     /// Checkpoint: drops every entry that an earlier one makes unnecessary (see the module
