@@ -674,6 +674,18 @@ fn read(ctx: CtxPtr, cmd: &[Vec<u8>], facts: &Facts<'_>) -> Result<Read, TxuErro
             }
         }
     }
+    // HMGET of an existing hash, through the key API (servers without field TTLs).
+    if let (Some((key, fields)), true) = (args.split_first(), name.eq_ignore_ascii_case(b"HMGET")) {
+        let is_hash = matches!(fact(facts, key), Some(Some(f)) if f.kind == keys::KeyKind::Hash);
+        if is_hash && !features(ctx).hash_field_ttl {
+            let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
+            let fields: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
+            if let Some(values) = keys::hash_get(ctx, k.as_str(), &fields) {
+                let value = |v: Option<Vec<u8>>| v.map_or(Read::Nil, Read::Bulk);
+                return Ok(Read::Array(values.into_iter().map(value).collect()));
+            }
+        }
+    }
     let cname =
         CString::new(name.clone()).map_err(|_| TxuError::Internal("bad pre-image read".into()))?;
     let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();

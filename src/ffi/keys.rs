@@ -91,6 +91,43 @@ fn kind_of(t: c_int) -> Option<KeyKind> {
     })
 }
 
+/// The values of `fields` in the hash `key` (`None`: no such field), as `HMGET` would reply,
+/// read through the key API without touching the key's LRU/LFU. `None` when the key is not a
+/// hash (or an API is missing): ask the server. Only for servers without field TTLs, whose
+/// expired fields the key API and `HMGET` might see differently.
+pub fn hash_get(ctx: CtxPtr, key: Str<'_>, fields: &[&[u8]]) -> Option<Vec<Option<Vec<u8>>>> {
+    let names = super::strings::OwnedStr::create_all(fields)?;
+    let get = super::api!(RedisModule_HashGet)?;
+    let (t, values) = peek(ctx, key, |k| {
+        let mut out = Vec::with_capacity(names.len());
+        for name in &names {
+            let mut value: super::StrPtr = ptr::null_mut();
+            // SAFETY: `k` is the open key `peek` lends; HashGet reads the field name and
+            // stores a new string we own (NULL when the field is absent) in `value`; the
+            // argument list ends with NULL as the API requires.
+            let ok = unsafe {
+                get(
+                    k,
+                    raw::REDISMODULE_HASH_NONE as c_int,
+                    name.as_str().as_ptr(),
+                    &mut value as *mut super::StrPtr,
+                    ptr::null_mut::<std::ffi::c_void>(),
+                )
+            };
+            if ok != raw::REDISMODULE_OK as c_int {
+                return None;
+            }
+            // SAFETY: `value` is NULL or a string whose reference HashGet gave us.
+            let owned = unsafe { super::strings::OwnedStr::from_owned_ptr(value) };
+            out.push(owned.map(|v| v.as_bytes().to_vec()));
+        }
+        Some(out)
+    })?;
+    (kind_of(t) == Some(KeyKind::Hash))
+        .then_some(values)
+        .flatten()
+}
+
 /// The longest string a server may hold in a compact encoding (an integer, or an "embstr" of
 /// at most 44 bytes on Redis 7.0, 8.2 and Valkey 8.1). Only longer strings are read through
 /// `RedisModule_StringDMA`: for a compact one, DMA converts the value to a plain string first,
