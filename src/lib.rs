@@ -113,7 +113,7 @@ mod module {
     redis_module! {
         name: "txu",
         version: 1,
-        allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+        allocator: (crate::ffi::alloc::PooledAlloc, crate::ffi::alloc::PooledAlloc::new()),
         data_types: [],
         init: init,
     }

@@ -24,6 +24,7 @@
 //! - `register`: commands, ACL categories, command docs, configs, INFO
 
 pub mod acl;
+pub mod alloc;
 pub mod call;
 pub mod configs;
 pub mod context;

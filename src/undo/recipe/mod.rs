@@ -99,12 +99,23 @@ pub fn plan(argv: &[&[u8]], key_positions: &[usize], now_ms: i64) -> Plan {
 /// server's time just before planning (it decides whether an absolute expiry deletes the key).
 pub fn plan_with(argv: &[&[u8]], key_positions: &[usize], now_ms: i64, features: Features) -> Plan {
     let written = written(argv, key_positions);
-    let name = argv
-        .first()
-        .map(|n| n.to_ascii_lowercase())
-        .unwrap_or_default();
+    // Command names are short: lowercased on the stack.
+    let mut buf = [0u8; 32];
+    let first = argv.first().copied().unwrap_or_default();
+    let spill;
+    let name: &[u8] = match buf.get_mut(..first.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(first);
+            dst.make_ascii_lowercase();
+            dst
+        }
+        None => {
+            spill = first.to_ascii_lowercase();
+            &spill
+        }
+    };
     let mut b = Builder::default();
-    let recipe = build(&name, argv, now_ms, features, &mut b);
+    let recipe = build(name, argv, now_ms, features, &mut b);
     match recipe {
         Some(recipe) if b.keys.list.iter().all(|k| written.contains(k)) => {
             let mut always_whole = b.whole;
@@ -247,18 +258,19 @@ impl Plan {
         reply: Option<&Read>,
     ) -> Vec<UndoEntry> {
         let whole = self.whole_keys(reads);
-        let mut snaps: HashMap<Vec<u8>, Option<Snapshot>> = wholes.into_iter().collect();
         let mut out = Vec::new();
-        for k in &whole {
-            if let Some((key, before)) = snaps.remove_entry(k) {
-                out.push(UndoEntry::Whole { key, before });
+        if !wholes.is_empty() {
+            let mut snaps: HashMap<Vec<u8>, Option<Snapshot>> = wholes.into_iter().collect();
+            for k in &whole {
+                if let Some((key, before)) = snaps.remove_entry(k) {
+                    out.push(UndoEntry::Whole { key, before });
+                }
             }
         }
-        let whole: HashSet<Vec<u8>> = whole.into_iter().collect();
         let seen = Observed {
             reads,
             reply,
-            whole: &whole,
+            whole: SliceSet::new(&whole),
         };
         self.recipe.entries(&seen, &mut out);
         out
@@ -442,7 +454,27 @@ struct Observed<'a> {
     /// The command's own reply (when the plan `needs_reply`).
     reply: Option<&'a Read>,
     /// Keys snapshotted whole: their `Whole` entry undoes everything, so the recipe adds none.
-    whole: &'a HashSet<Vec<u8>>,
+    whole: SliceSet<'a>,
+}
+
+/// Membership in a few byte strings: searched in order, through a set when there are many.
+struct SliceSet<'a> {
+    items: &'a [Vec<u8>],
+    set: Option<HashSet<&'a [u8]>>,
+}
+
+impl<'a> SliceSet<'a> {
+    fn new(items: &'a [Vec<u8>]) -> Self {
+        let set = (items.len() > SMALL).then(|| items.iter().map(Vec::as_slice).collect());
+        SliceSet { items, set }
+    }
+
+    fn contains(&self, k: &[u8]) -> bool {
+        match &self.set {
+            Some(set) => set.contains(k),
+            None => self.items.iter().any(|x| x.as_slice() == k),
+        }
+    }
 }
 
 impl Observed<'_> {
