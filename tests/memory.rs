@@ -16,13 +16,29 @@ fn batch(round: usize, n: usize) -> Vec<u8> {
         let mut args: Vec<String> = vec!["TXU.RUN".into()];
         for i in 0..10 {
             let key = format!("m:{}:{}", (round * n + t) % 500, i);
-            let value = if i % 2 == 0 { long.clone() } else { t.to_string() };
+            let value = if i % 2 == 0 {
+                long.clone()
+            } else {
+                t.to_string()
+            };
             args.extend(["3".into(), "SET".into(), key, value]);
         }
-        args.extend(["4".into(), "HSET".into(), format!("m:h:{t}"), "f".into(), long.clone()]);
+        args.extend([
+            "4".into(),
+            "HSET".into(),
+            format!("m:h:{t}"),
+            "f".into(),
+            long.clone(),
+        ]);
         if t % 2 == 1 {
             // Fails: the transaction rolls back.
-            args.extend(["4".into(), "HINCRBY".into(), format!("m:h:{t}"), "f".into(), "1".into()]);
+            args.extend([
+                "4".into(),
+                "HINCRBY".into(),
+                format!("m:h:{t}"),
+                "f".into(),
+                "1".into(),
+            ]);
         }
         let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
         out.extend(encode_command(&refs));
@@ -46,7 +62,10 @@ fn transactions_give_their_memory_back() {
     let before = used(&s);
     for round in 2..12 {
         let replies = s.raw_roundtrip_n(&batch(round, n), n);
-        assert!(replies.starts_with(b"*11\r\n"), "a committed transaction first");
+        assert!(
+            replies.starts_with(b"*11\r\n"),
+            "a committed transaction first"
+        );
     }
     let after = used(&s);
     let grown = after.saturating_sub(before);
