@@ -74,9 +74,26 @@ fn class_of(layout: Layout) -> Option<usize> {
     if layout.align() > 16 {
         return None;
     }
-    let size = layout.size().max(1);
-    CLASSES.iter().position(|&c| c >= size)
+    // Sizes in steps of 16 bytes map to their class through a table built at compile time.
+    let step = layout.size().saturating_sub(1) / 16;
+    BY_STEP.get(step).map(|&i| usize::from(i))
 }
+
+/// `BY_STEP[(size - 1) / 16]`: the index of the smallest class holding `size` bytes.
+const BY_STEP: [u8; 32] = {
+    let mut t = [0u8; 32];
+    let mut step = 0;
+    while step < 32 {
+        let size = (step + 1) * 16;
+        let mut i = 0;
+        while CLASSES[i] < size {
+            i += 1;
+        }
+        t[step] = i as u8;
+        step += 1;
+    }
+    t
+};
 
 /// `RedisModule_Alloc`; aborts when the server has not provided it (nothing can be allocated
 /// then, not even a panic message).
@@ -174,6 +191,11 @@ mod tests {
         // Larger blocks and stricter alignments go to Redis directly.
         assert_eq!(class(513, 8), None);
         assert_eq!(class(64, 32), None);
+        // The table agrees with a search of the classes for every size.
+        for size in 0..=512 {
+            let want = CLASSES.iter().position(|&c| c >= size.max(1));
+            assert_eq!(Layout::from_size_align(size, 8).ok().and_then(class_of), want);
+        }
         // Every class holds the free-list link and keeps 16-byte alignment.
         assert!(CLASSES.iter().all(|&c| c >= 16 && c % 16 == 0));
         assert!(CLASSES.windows(2).all(|w| w[0] < w[1]));
