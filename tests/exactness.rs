@@ -1134,3 +1134,38 @@ fn large_hash_pre_images_read_through_the_key_api() {
         assert_eq!(asked, 0, "HMGET called: the key API should have answered");
     }
 }
+
+/// `LTRIM` of a few elements reads them through the key API (no `LRANGE` call), more than 16
+/// with `LRANGE`; either way the list comes back with the same contents.
+#[test]
+fn short_list_pre_images_read_through_the_key_api() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let r = cmd(&mut c, &["SET", FAIL_KEY, "x"]);
+    assert!(r.first() != Some(&b'-'), "{}", esc(&r));
+    // Long elements: a quicklist on every server, whose element-level undo txu keeps.
+    let long = "e".repeat(3000);
+    for (trim, lranges) in [("LTRIM l 2 -4", 0), ("LTRIM l 0 -21", 1)] {
+        let r = cmd(&mut c, &["DEL", "l"]);
+        assert!(r.first() == Some(&b':'), "{}", esc(&r));
+        for i in 0..40 {
+            let v = format!("{i}{long}");
+            let r = cmd(&mut c, &["RPUSH", "l", &v]);
+            assert!(r.first() == Some(&b':'), "{}", esc(&r));
+        }
+        let enc = simple_or_bulk(&cmd(&mut c, &["OBJECT", "ENCODING", "l"]));
+        assert_eq!(enc.as_deref(), Some("quicklist"));
+        let before = rep(&mut c, "l");
+        let calls = command_calls(&mut c, "lrange");
+        let lines = vec![words(trim), vec!["INCR".to_string(), FAIL_KEY.to_string()]];
+        let reply = common::exec_tx(&mut c, &[], &lines).1;
+        assert!(
+            show(&reply).starts_with("-ROLLBACK command 2 (INCR) failed: "),
+            "{trim}: {}",
+            esc(&reply)
+        );
+        // (Before `rep`, which reads the list with LRANGE.)
+        assert_eq!(command_calls(&mut c, "lrange") - calls, lranges, "{trim}");
+        assert_eq!(difference(&before, &rep(&mut c, "l"), true), None, "{trim}");
+    }
+}

@@ -634,6 +634,9 @@ fn record(undo: &mut UndoLog, entries: impl IntoIterator<Item = UndoEntry>) {
     }
 }
 
+/// Most list elements a pre-image read fetches one by one through the key API.
+const SHORT_RANGE: usize = 16;
+
 /// Runs a pre-image read (unreplicated, RESP2) and converts its reply. `facts`: what the
 /// command's key lookups found.
 fn read(ctx: CtxPtr, cmd: &[Vec<u8>], facts: &Facts<'_>) -> Result<Read, TxuError> {
@@ -671,6 +674,17 @@ fn read(ctx: CtxPtr, cmd: &[Vec<u8>], facts: &Facts<'_>) -> Result<Read, TxuErro
                 keys::StrPeek::Absent => return Ok(Read::Nil),
                 keys::StrPeek::Value(v, _) => return Ok(Read::Bulk(v)),
                 keys::StrPeek::Short(_) | keys::StrPeek::Unknown => {}
+            }
+        }
+    }
+    // A short LRANGE of an existing list, through the key API.
+    if let ([key, start, stop], true) = (args, name.eq_ignore_ascii_case(b"LRANGE")) {
+        let is_list = matches!(fact(facts, key), Some(Some(f)) if f.kind == keys::KeyKind::List);
+        let num = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<i64>().ok();
+        if let (true, Some(start), Some(stop)) = (is_list, num(start), num(stop)) {
+            let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
+            if let Some(items) = keys::list_range(ctx, k.as_str(), start, stop, SHORT_RANGE) {
+                return Ok(Read::Array(items.into_iter().map(Read::Bulk).collect()));
             }
         }
     }

@@ -194,7 +194,10 @@ mod tests {
         // The table agrees with a search of the classes for every size.
         for size in 0..=512 {
             let want = CLASSES.iter().position(|&c| c >= size.max(1));
-            assert_eq!(Layout::from_size_align(size, 8).ok().and_then(class_of), want);
+            assert_eq!(
+                Layout::from_size_align(size, 8).ok().and_then(class_of),
+                want
+            );
         }
         // Every class holds the free-list link and keeps 16-byte alignment.
         assert!(CLASSES.iter().all(|&c| c >= 16 && c % 16 == 0));

@@ -128,6 +128,56 @@ pub fn hash_get(ctx: CtxPtr, key: Str<'_>, fields: &[&[u8]]) -> Option<Vec<Optio
         .flatten()
 }
 
+/// `LRANGE key start stop` of a list, read through the key API (`RedisModule_ListGet`)
+/// without touching its LRU/LFU, when the range holds at most `max` elements; `None` when the
+/// key is not a list, the range is longer, or an API is missing: ask the server.
+pub fn list_range(
+    ctx: CtxPtr,
+    key: Str<'_>,
+    start: i64,
+    stop: i64,
+    max: usize,
+) -> Option<Vec<Vec<u8>>> {
+    let (get, length) = (
+        super::api!(RedisModule_ListGet)?,
+        super::api!(RedisModule_ValueLength)?,
+    );
+    let (t, items) = peek(ctx, key, |k| {
+        // SAFETY: `k` is the open key `peek` lends.
+        let len = i64::try_from(unsafe { length(k) }).ok()?;
+        // LRANGE's rules: negative indexes count from the end; the range is clamped.
+        let from = if start < 0 {
+            len.saturating_add(start).max(0)
+        } else {
+            start
+        };
+        let to = if stop < 0 {
+            len.saturating_add(stop)
+        } else {
+            stop.min(len - 1)
+        };
+        if from > to || from >= len {
+            return Some(Vec::new());
+        }
+        let count = usize::try_from(to - from + 1).ok()?;
+        if count > max {
+            return None;
+        }
+        let mut out = Vec::with_capacity(count);
+        for i in from..=to {
+            let index = std::ffi::c_long::try_from(i).ok()?;
+            // SAFETY: ListGet returns a new string we own (NULL on error), `index` is in
+            // range of the list open in `k`.
+            let s = unsafe { super::strings::OwnedStr::from_owned_ptr(get(k, index)) }?;
+            out.push(s.as_bytes().to_vec());
+        }
+        Some(out)
+    })?;
+    (kind_of(t) == Some(KeyKind::List))
+        .then_some(items)
+        .flatten()
+}
+
 /// The longest string a server may hold in a compact encoding (an integer, or an "embstr" of
 /// at most 44 bytes on Redis 7.0, 8.2 and Valkey 8.1). Only longer strings are read through
 /// `RedisModule_StringDMA`: for a compact one, DMA converts the value to a plain string first,
