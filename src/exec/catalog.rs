@@ -47,6 +47,10 @@ pub struct CmdInfo {
     pub arity: i64,
     pub traits: Traits,
     pub key_writes: KeyWrites,
+    /// The command's one key is always the argument at this position (a single key spec:
+    /// begin_search index, find_keys range with lastkey 0, keystep 1, limit 0; not
+    /// `movablekeys`): what `RedisModule_GetCommandKeysWithFlags` would answer, without asking.
+    pub fixed_key: Option<usize>,
     pub subcommands: HashMap<Vec<u8>, Arc<CmdInfo>>,
 }
 
@@ -158,6 +162,12 @@ fn parse_entry(e: ReplyRef<'_>, top: Option<&Arc<CStr>>) -> Option<CmdInfo> {
     let traits =
         Traits::from_flags((0..flags.len()).filter_map(|i| flags.elem(i).map(|f| f.bytes())));
     let key_writes = e.elem(8).map_or(KeyWrites::All, parse_key_specs);
+    let movable =
+        (0..flags.len()).any(|i| flags.elem(i).is_some_and(|f| f.bytes() == b"movablekeys"));
+    let fixed_key = e
+        .elem(8)
+        .filter(|_| !movable)
+        .and_then(|specs| fixed_key_of(&name, specs));
     let mut subcommands = HashMap::new();
     if let Some(subs) = e.elem(9) {
         for i in 0..subs.len() {
@@ -182,8 +192,47 @@ fn parse_entry(e: ReplyRef<'_>, top: Option<&Arc<CStr>>) -> Option<CmdInfo> {
         arity,
         traits,
         key_writes,
+        fixed_key,
         subcommands,
     })
+}
+
+/// The value after `name` in a flat name/value array.
+fn field<'a>(map: ReplyRef<'a>, name: &[u8]) -> Option<ReplyRef<'a>> {
+    (0..map.len())
+        .step_by(2)
+        .find(|&j| map.elem(j).is_some_and(|k| k.bytes() == name))
+        .and_then(|j| map.elem(j + 1))
+}
+
+/// The position of the one key of command `name` whose key specs are a single plain spec
+/// (see `CmdInfo::fixed_key`); `None` for anything else. A spec with variable flags is plain
+/// only for `SET`, whose key is written with or without `GET` (the server's flags then differ,
+/// RW or OW, but both say "written", all txu asks); for `BITFIELD`, `SORT` and the like they
+/// say whether the key is written at all, so the server is asked.
+fn fixed_key_of(name: &str, specs: ReplyRef<'_>) -> Option<usize> {
+    if specs.kind() != ReplyKind::Array || specs.len() != 1 {
+        return None;
+    }
+    let spec = specs.elem(0)?;
+    let flags = field(spec, b"flags")?;
+    let has =
+        |flag: &[u8]| (0..flags.len()).any(|i| flags.elem(i).is_some_and(|f| f.bytes() == flag));
+    if has(b"incomplete") || (has(b"variable_flags") && name != "set") {
+        return None;
+    }
+    let begin = field(spec, b"begin_search")?;
+    let find = field(spec, b"find_keys")?;
+    if field(begin, b"type")?.bytes() != b"index" || field(find, b"type")?.bytes() != b"range" {
+        return None;
+    }
+    let index = field(field(begin, b"spec")?, b"index")?;
+    let range = field(find, b"spec")?;
+    let int = |name: &[u8]| field(range, name).map(|v| v.integer());
+    if (int(b"lastkey")?, int(b"keystep")?, int(b"limit")?) != (0, 1, 0) {
+        return None;
+    }
+    usize::try_from(index.integer()).ok().filter(|&i| i >= 1)
 }
 
 /// Classifies a command's key specs (each a flat array of name/value pairs).

@@ -66,7 +66,11 @@ pub fn validate(ctx: CtxPtr, argv: &[Str<'_>], who: Acl<'_>) -> Result<Queued, T
         return Err(TxuError::WrongArity(info.name.clone()));
     }
     // The command exists and its arity is right: the server's key lookup cannot refuse it.
-    let keys = keys::command_keys(ctx, argv);
+    let keys = match info.fixed_key {
+        // One key at a fixed place: what the server would say (with no flags, as it does).
+        Some(p) if p < argv.len() => vec![(p, 0)],
+        _ => keys::command_keys(ctx, argv),
+    };
     let args: Vec<&[u8]> = argv.iter().skip(1).map(|a| a.bytes()).collect();
     policy::check(&top.name, &info.traits, &args, keys.len()).map_err(|r| {
         TxuError::NotAllowed {
