@@ -401,6 +401,11 @@ pub fn has_pending() -> bool {
     PENDING.load(Ordering::Relaxed) != 0
 }
 
+/// Whether the list holds any task, pending or dead (cheap: no lock).
+pub fn holds_any() -> bool {
+    PENDING.load(Ordering::Relaxed) != 0 || DEAD.load(Ordering::Relaxed) != 0
+}
+
 pub struct Counts {
     pub pending: u64,
     pub dead: u64,
@@ -453,6 +458,23 @@ fn op_slot(op: &Op) -> Option<u16> {
         Op::Fail { id, .. } | Op::Retry { id, .. } => id,
     };
     with_list(|l| l.get(id).map(|(t, _)| task_slot(t)))
+}
+
+/// Applies `op` here and propagates it as `TXU._TASK` to replicas and the AOF, in the same
+/// place of the stream as `submit` would, without a call through the call API (the timer
+/// records one op per task it runs: this halves the call-API round trips of a task run).
+/// Primary side, from the timer.
+pub fn apply_and_replicate(ctx: CtxPtr, op: &Op) -> Result<(), TxuError> {
+    apply_here(ctx, op)?;
+    let args = op.to_args();
+    let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    if crate::ffi::call::replicate(ctx, TASK_COMMAND, &refs) {
+        Ok(())
+    } else {
+        Err(TxuError::Internal(
+            "TXU._TASK could not be propagated".into(),
+        ))
+    }
 }
 
 /// Runs `op` through `TXU._TASK` with replication on (primary side).

@@ -29,7 +29,7 @@
 
 use super::classify::ErrorClass;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// How many ids of succeeded tasks `status` remembers.
 pub const DONE_MAX: usize = 10_000;
@@ -105,6 +105,24 @@ pub fn key_name(id: &[u8]) -> &[u8] {
     id.get(4..).unwrap_or_default()
 }
 
+/// A done id as `done_set` orders it: by a fixed 64-bit hash first, so a search compares
+/// integers (ids share long prefixes, which makes comparing them as strings slow), then by
+/// the id itself, so two ids with the same hash stay apart.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct DoneKey(u64, String);
+
+impl DoneKey {
+    fn of(id: &str) -> DoneKey {
+        use std::hash::{Hash, Hasher};
+        // Fixed keys: the same id always hashes the same (nothing depends on the order, but
+        // it keeps runs reproducible).
+        #[allow(deprecated)]
+        let mut h = std::hash::SipHasher::new();
+        id.hash(&mut h);
+        DoneKey(h.finish(), id.to_string())
+    }
+}
+
 /// The list. Sequence numbers order tasks; they are internal and rebuilt on decode.
 #[derive(Clone, Debug)]
 pub struct TaskList {
@@ -122,7 +140,11 @@ pub struct TaskList {
     /// Pending tasks by (created_ms, seq).
     by_created: BTreeSet<(i64, u64)>,
     done: VecDeque<String>,
-    done_set: HashSet<String>,
+    /// The same ids, for lookups, under a 64-bit hash of each (see [`DoneKey`]). Ordered, not
+    /// a hash table: it fills up while the timer drains the list, and a hash table growing
+    /// past a threshold rehashes every id at once, inside one tick (over a millisecond at a
+    /// few thousand ids).
+    done_set: BTreeSet<DoneKey>,
     dead_max: usize,
     dropped_by_bound: u64,
 }
@@ -145,7 +167,7 @@ impl TaskList {
             heads_by_time: BTreeSet::new(),
             by_created: BTreeSet::new(),
             done: VecDeque::new(),
-            done_set: HashSet::new(),
+            done_set: BTreeSet::new(),
             dead_max: DEFAULT_DEAD_MAX,
             dropped_by_bound: 0,
         }
@@ -156,7 +178,7 @@ impl TaskList {
         if self.ids.contains_key(&t.id) {
             return;
         }
-        if self.done_set.remove(&t.id) {
+        if self.done_set.remove(&DoneKey::of(&t.id)) {
             self.done.retain(|d| d != &t.id);
         }
         self.insert_pending(t);
@@ -195,12 +217,34 @@ impl TaskList {
     /// Bounded work: it looks at the oldest heads in order, and if that window holds fewer than
     /// `budget` due ones, at the heads that have been due the longest (so a long run of
     /// not-yet-due heads never starves later unrelated tasks).
+    #[cfg(test)]
     pub fn due(&self, now_ms: i64, budget: usize) -> Vec<String> {
         self.due_examined(now_ms, budget).0
     }
 
+    /// The tasks [`due`](Self::due) names, borrowed (no id copied, no lookup by id).
+    pub fn due_tasks(&self, now_ms: i64, budget: usize) -> Vec<&Task> {
+        self.due_seqs(now_ms, budget)
+            .0
+            .iter()
+            .filter_map(|s| self.pending.get(s))
+            .collect()
+    }
+
     /// [`due`](Self::due), plus how many index entries it examined.
+    #[cfg(test)]
     pub fn due_examined(&self, now_ms: i64, budget: usize) -> (Vec<String>, usize) {
+        let (picked, examined) = self.due_seqs(now_ms, budget);
+        let ids = picked
+            .iter()
+            .filter_map(|s| self.pending.get(s).map(|t| t.id.clone()))
+            .collect();
+        (ids, examined)
+    }
+
+    /// Sequence numbers of the due tasks (see [`due`](Self::due)), in order, and how many
+    /// index entries were examined.
+    fn due_seqs(&self, now_ms: i64, budget: usize) -> (Vec<u64>, usize) {
         if budget == 0 {
             return (Vec::new(), 0);
         }
@@ -242,11 +286,7 @@ impl TaskList {
             examined += second;
             picked.sort_unstable();
         }
-        let ids = picked
-            .iter()
-            .filter_map(|s| self.pending.get(s).map(|t| t.id.clone()))
-            .collect();
-        (ids, examined)
+        (picked, examined)
     }
 
     pub fn get(&self, id: &str) -> Option<(&Task, State)> {
@@ -386,7 +426,7 @@ impl TaskList {
                 attempts: t.attempts,
                 last_error: t.last_error.clone(),
             },
-            None if self.done_set.contains(id) => Status::Done,
+            None if self.done_set.contains(&DoneKey::of(id)) => Status::Done,
             None => Status::Unknown,
         }
     }
@@ -570,7 +610,7 @@ impl TaskList {
     }
 
     fn remember_done(&mut self, id: String) {
-        if !self.done_set.insert(id.clone()) {
+        if !self.done_set.insert(DoneKey::of(&id)) {
             return;
         }
         self.done.push_back(id);
@@ -578,7 +618,7 @@ impl TaskList {
             let Some(old) = self.done.pop_front() else {
                 break;
             };
-            self.done_set.remove(&old);
+            self.done_set.remove(&DoneKey::of(&old));
         }
     }
 

@@ -1,5 +1,6 @@
 use super::*;
 use crate::tasks::backoff::SplitMix64;
+use std::collections::HashSet;
 
 fn task(id: &str, keys: &[&str]) -> Task {
     Task {
@@ -667,5 +668,26 @@ fn random_operations_match_the_naive_model() {
             d.check();
             d.pending().eq(l.pending()) && d.dead().eq(l.dead()) && d.due(50, 5) == l.due(50, 5)
         }));
+    }
+}
+
+#[test]
+fn due_tasks_borrows_exactly_the_tasks_due_names() {
+    let mut rng = SplitMix64::new(7);
+    let mut l = TaskList::new();
+    for i in 0..200u64 {
+        let a = format!("k{}", rng.next_u64() % 40);
+        let b = format!("k{}", rng.next_u64() % 40);
+        let mut t = task(&format!("t{i}"), &[&a, &b]);
+        t.next_attempt_ms = i64::try_from(rng.next_u64() % 100).unwrap_or(0);
+        l.push(t);
+    }
+    for (now, budget) in [(0, 5), (50, 16), (99, 1), (100, 1000)] {
+        let ids: Vec<String> = l
+            .due_tasks(now, budget)
+            .iter()
+            .map(|t| t.id.clone())
+            .collect();
+        assert_eq!(ids, l.due(now, budget), "now {now}, budget {budget}");
     }
 }
