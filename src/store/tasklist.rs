@@ -45,6 +45,10 @@ static CLUSTER: AtomicBool = AtomicBool::new(false);
 
 pub fn set_cluster(on: bool) {
     CLUSTER.store(on, Ordering::Relaxed);
+    if on {
+        // Which slots hold tasks, kept with every change (the timer and every op ask).
+        LIST.lock().set_grouping(task_slot);
+    }
 }
 
 pub fn cluster() -> bool {
@@ -378,7 +382,10 @@ fn publish(l: &TaskList) {
 }
 
 /// Makes `list` the module's list (loading it from the dataset or a `TXU._LOAD`).
-fn install(list: TaskList) {
+fn install(mut list: TaskList) {
+    if cluster() {
+        list.set_grouping(task_slot);
+    }
     let mut l = LIST.lock();
     *l = list;
     publish(&l);
@@ -440,7 +447,7 @@ pub fn apply_here(ctx: CtxPtr, op: &Op) -> Result<(), TxuError> {
     if !cluster() {
         place_handle(ctx, None);
     } else if let Some(s) = slot {
-        if with_list(|l| l.all().any(|t| task_slot(t) == s)) {
+        if with_list(|l| l.group_len(s) > 0) {
             place_handle(ctx, Some(s));
         } else {
             remove_handle(ctx, s);
@@ -548,9 +555,8 @@ fn remove_handle(ctx: CtxPtr, slot: u16) {
 pub fn ensure_saved(ctx: CtxPtr, map: Option<&SlotMap>) -> Result<usize, TxuError> {
     let (cluster_map, slots): (Option<&SlotMap>, Vec<Option<u16>>) = match (cluster(), map) {
         (true, Some(m)) => {
-            let mut slots: Vec<u16> = with_list(|l| l.all().map(task_slot).collect());
-            slots.sort_unstable();
-            slots.dedup();
+            // The slots holding tasks, from the list's per-slot counts (not a walk over it).
+            let slots: Vec<u16> = with_list(|l| l.groups().collect());
             (Some(m), slots.into_iter().map(Some).collect())
         }
         (true, None) => return Ok(0),

@@ -147,6 +147,11 @@ pub struct TaskList {
     done_set: BTreeSet<DoneKey>,
     dead_max: usize,
     dropped_by_bound: u64,
+    /// An optional grouping of the tasks (the module groups them by cluster slot), and how
+    /// many tasks, pending or dead, each group holds: kept on every change, so which groups
+    /// hold tasks is known without a walk over the list. Not persisted.
+    group_of: Option<fn(&Task) -> u16>,
+    groups: BTreeMap<u16, usize>,
 }
 
 impl Default for TaskList {
@@ -170,6 +175,46 @@ impl TaskList {
             done_set: BTreeSet::new(),
             dead_max: DEFAULT_DEAD_MAX,
             dropped_by_bound: 0,
+            group_of: None,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// Groups the tasks by `f` from now on (counting the ones held now).
+    pub fn set_grouping(&mut self, f: fn(&Task) -> u16) {
+        self.group_of = Some(f);
+        self.groups.clear();
+        let gs: Vec<u16> = self.all().map(f).collect();
+        for g in gs {
+            *self.groups.entry(g).or_default() += 1;
+        }
+    }
+
+    /// The groups that hold tasks (pending or dead), in order (none without a grouping).
+    pub fn groups(&self) -> impl Iterator<Item = u16> + '_ {
+        self.groups.keys().copied()
+    }
+
+    /// How many tasks (pending or dead) group `g` holds.
+    pub fn group_len(&self, g: u16) -> usize {
+        self.groups.get(&g).copied().unwrap_or(0)
+    }
+
+    fn count_in(&mut self, t: &Task) {
+        if let Some(f) = self.group_of {
+            *self.groups.entry(f(t)).or_default() += 1;
+        }
+    }
+
+    fn count_out(&mut self, t: &Task) {
+        if let Some(f) = self.group_of {
+            let g = f(t);
+            if let Some(n) = self.groups.get_mut(&g) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.groups.remove(&g);
+                }
+            }
         }
     }
 
@@ -354,6 +399,7 @@ impl TaskList {
                 let Some(mut t) = self.dead.remove(&seq) else {
                     return false;
                 };
+                self.count_out(&t);
                 self.ids.remove(id);
                 t.attempts = 0;
                 t.next_attempt_ms = now_ms;
@@ -370,7 +416,13 @@ impl TaskList {
             Some(Loc::Pending(seq)) => self.remove_pending(seq).is_some(),
             Some(Loc::Dead(seq)) => {
                 self.ids.remove(id);
-                self.dead.remove(&seq).is_some()
+                match self.dead.remove(&seq) {
+                    Some(t) => {
+                        self.count_out(&t);
+                        true
+                    }
+                    None => false,
+                }
             }
             None => false,
         }
@@ -455,6 +507,7 @@ impl TaskList {
         self.by_created.clear();
         self.done.clear();
         self.done_set.clear();
+        self.groups.clear();
     }
 
     /// The encoding (see [`encode`](Self::encode)) of the tasks `keep` selects, pending and
@@ -536,12 +589,14 @@ impl TaskList {
         }
         self.by_created.insert((task.created_ms, seq));
         self.ids.insert(task.id.clone(), Loc::Pending(seq));
+        self.count_in(&task);
         self.pending.insert(seq, task);
         seq
     }
 
     fn remove_pending(&mut self, seq: u64) -> Option<Task> {
         let task = self.pending.remove(&seq)?;
+        self.count_out(&task);
         self.ids.remove(&task.id);
         if self.heads.remove(&seq) {
             self.heads_by_time.remove(&(task.next_attempt_ms, seq));
@@ -594,6 +649,7 @@ impl TaskList {
     }
 
     fn insert_dead(&mut self, task: Task) {
+        self.count_in(&task);
         let seq = self.alloc_seq();
         self.ids.insert(task.id.clone(), Loc::Dead(seq));
         self.dead.insert(seq, task);
@@ -604,6 +660,7 @@ impl TaskList {
             let Some((_, t)) = self.dead.pop_first() else {
                 break;
             };
+            self.count_out(&t);
             self.ids.remove(&t.id);
             self.dropped_by_bound = self.dropped_by_bound.saturating_add(1);
         }
