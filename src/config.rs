@@ -42,12 +42,13 @@ pub static ROLLBACK_ATTEMPTS: IntConfig = IntConfig::new("rollback-attempts", 3,
 pub static TICK_MS: IntConfig = IntConfig::new("tick-ms", 100, 1, 60_000);
 /// `txu.tick-budget`: most deferred tasks one timer tick runs.
 pub static TICK_BUDGET: IntConfig = IntConfig::new("tick-budget", 100, 1, 100_000);
-/// `txu.tick-time-us`: most time one timer tick (or one of its continuation slices) spends,
-/// measured on a monotonic clock; what is left of the tick's `txu.tick-budget` runs in a
-/// slice 1 ms later. Other clients wait while a tick runs, so this bounds the latency a
-/// tick adds to their commands; 100 µs with a 1 ms gap keeps the timer under ~10 % of the
-/// server's time while draining, and about 10 short tasks still fit in one slice.
-pub static TICK_TIME_US: IntConfig = IntConfig::new("tick-time-us", 100, 1, 1_000_000);
+/// `txu.tick-time-us`: most time one timer tick (or one of its continuation slices) spends
+/// running deferred tasks, measured on a monotonic clock; what is left of the tick's
+/// `txu.tick-budget` runs in slices at the next turns of the event loop, after the clients
+/// waiting meanwhile are served. A client's command waits for at most one slice (plus one
+/// task), so this bounds the latency the timer adds; `txu.tick-budget` per `txu.tick-ms`
+/// bounds the share of the server's time it takes. 50 µs: a few short tasks per slice.
+pub static TICK_TIME_US: IntConfig = IntConfig::new("tick-time-us", 50, 1, 1_000_000);
 /// `txu.max-attempts`: retries the timer makes of a deferred transaction before it moves to
 /// the dead list, unless `TXU.BEGIN RETRY <n>` says otherwise.
 pub static MAX_ATTEMPTS: IntConfig = IntConfig::new("max-attempts", 10, 1, 1_000_000);

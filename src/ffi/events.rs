@@ -20,7 +20,8 @@ static ON_KEYSPACE: OnceLock<KeyspaceFn> = OnceLock::new();
 /// Asked first on every notification, before anything is read: `false` returns at once.
 static KEYSPACE_WANTED: OnceLock<fn() -> bool> = OnceLock::new();
 /// A context of this module that outlives load time (detached, thread-safe), to subscribe
-/// to keyspace notifications when they are first needed. Used on the main thread only.
+/// to keyspace notifications when they are first needed and to create timers from the event
+/// loop ([`run_soon`]). Used on the main thread only.
 static MODULE_CTX: AtomicPtr<raw::RedisModuleCtx> = AtomicPtr::new(std::ptr::null_mut());
 /// Subscribed to keyspace notifications now.
 static SUBSCRIBED: AtomicBool = AtomicBool::new(false);
@@ -28,6 +29,8 @@ static SUBSCRIBED: AtomicBool = AtomicBool::new(false);
 /// transaction).
 static KEEP: AtomicBool = AtomicBool::new(false);
 static ON_ROLE_PRIMARY: OnceLock<fn()> = OnceLock::new();
+/// What [`run_soon`] runs.
+static SOON: OnceLock<fn(CtxPtr)> = OnceLock::new();
 static ON_LOADED: OnceLock<fn()> = OnceLock::new();
 
 type EventFn = unsafe extern "C" fn(CtxPtr, raw::RedisModuleEvent, u64, *mut c_void);
@@ -269,12 +272,41 @@ unsafe extern "C" fn keyspace(
     0
 }
 
+/// Runs `f` (always the same function) once with a timer context at the next turn of the event
+/// loop, after the server has served the clients whose requests are waiting. A timer created
+/// from a timer callback fires 1 ms later at the earliest (the server's timer handler rounds
+/// up); this one is created from the event loop instead (`EventLoopAddOneShot`), where a 0 ms
+/// timer fires at the next turn. `false` if the server cannot do that (the caller then uses
+/// a 1 ms timer).
+pub fn run_soon(f: fn(CtxPtr)) -> bool {
+    let _ = SOON.set(f);
+    let Some(add) = super::api!(RedisModule_EventLoopAddOneShot) else {
+        return false;
+    };
+    if MODULE_CTX.load(Ordering::Relaxed).is_null() {
+        return false;
+    }
+    // SAFETY: main thread; the callback takes no data (null).
+    unsafe { add(Some(soon), std::ptr::null_mut()) == raw::REDISMODULE_OK as c_int }
+}
+
+unsafe extern "C" fn soon(_data: *mut c_void) {
+    let _ = catch_unwind(|| {
+        let ctx = MODULE_CTX.load(Ordering::Relaxed);
+        if let (false, Some(f)) = (ctx.is_null(), SOON.get()) {
+            // From the event loop, not from the timer handler: a 0 ms timer fires at the next
+            // turn of the loop, with a timer context (replication as from any timer).
+            create_timer(ctx, 0, *f);
+        }
+    });
+}
+
 /// Runs `f(ctx)` once, `after_ms` from now, with a timer context (the crate's timer API).
 pub fn create_timer(ctx: CtxPtr, after_ms: i64, f: fn(CtxPtr)) -> bool {
     if super::api!(RedisModule_CreateTimer).is_none() {
         return false;
     }
-    let ms = u64::try_from(after_ms.max(1)).unwrap_or(1);
+    let ms = u64::try_from(after_ms.max(0)).unwrap_or(0);
     Context::new(ctx).create_timer(
         Duration::from_millis(ms),
         |c: &Context, f: fn(CtxPtr)| {

@@ -5,10 +5,12 @@
 //! Other clients wait while a tick runs, so a tick does bounded work: its housekeeping
 //! costs what is due (each step checks a flag or an index first), and it runs tasks for at
 //! most `txu.tick-time-us` (a monotonic clock, checked before each task). When time runs out
-//! with due tasks left and some of the tick's `txu.tick-budget` unspent, a *slice* 1 ms later
-//! carries on with what is left of the budget, and so on until the budget is spent, nothing
-//! is due, or the next tick starts (with a fresh budget). So the budget still bounds the tasks
-//! per `txu.tick-ms`, and the server serves its clients between slices.
+//! with due tasks left and some of the tick's `txu.tick-budget` unspent, a *slice* carries on
+//! with what is left of the budget at the next turn of the event loop — after the server has
+//! served every client whose request arrived meanwhile — and so on until the budget is spent,
+//! nothing is due, or the next tick starts (with a fresh budget). So a client waits for at
+//! most one slice, and `txu.tick-budget` per `txu.tick-ms` still bounds the work (and so the
+//! share of the server's time) the timer takes.
 
 mod retry;
 
@@ -26,8 +28,9 @@ const CHECK_EVERY_TICKS: u64 = 100;
 static LEFT: AtomicUsize = AtomicUsize::new(0);
 /// A continuation slice is armed.
 static SLICE_ARMED: AtomicBool = AtomicBool::new(false);
-/// Pause between two slices of one tick: the server's clients run in between.
-const SLICE_GAP_MS: i64 = 1;
+/// Pause between two slices of one tick where the server cannot run one at the next turn of
+/// its event loop (see `events::run_soon`).
+const SLICE_FALLBACK_MS: i64 = 1;
 
 /// Arms the timer (load time, then from every tick).
 pub fn start(ctx: CtxPtr) -> bool {
@@ -104,8 +107,8 @@ fn run_slice(ctx: CtxPtr, started: Instant, map: Option<&crate::cluster::SlotMap
     }
     if out.out_of_time {
         add(&STATS.ticks_cut_short, 1);
-        if left > 0 && !SLICE_ARMED.swap(true, Ordering::Relaxed) {
-            events::create_timer(ctx, SLICE_GAP_MS, slice);
+        if left > 0 && !SLICE_ARMED.swap(true, Ordering::Relaxed) && !events::run_soon(slice) {
+            events::create_timer(ctx, SLICE_FALLBACK_MS, slice);
         }
     }
 }
