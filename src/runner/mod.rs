@@ -53,6 +53,9 @@ fn tick(ctx: CtxPtr) {
     start(ctx);
     let budget = usize::try_from(config::tick_budget()).unwrap_or(1);
     LEFT.store(budget, Ordering::Relaxed);
+    // A slice that never came (its timer could not be created) must not block the next ones;
+    // a second one armed meanwhile only shares this tick's budget.
+    SLICE_ARMED.store(false, Ordering::Relaxed);
     // Nothing held: nothing to save, expire, finish or run (and no context flags to read).
     if !holds_anything() {
         conflict::tick_idle();
