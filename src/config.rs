@@ -42,6 +42,13 @@ pub static ROLLBACK_ATTEMPTS: IntConfig = IntConfig::new("rollback-attempts", 3,
 pub static TICK_MS: IntConfig = IntConfig::new("tick-ms", 100, 1, 60_000);
 /// `txu.tick-budget`: most deferred tasks one timer tick runs.
 pub static TICK_BUDGET: IntConfig = IntConfig::new("tick-budget", 100, 1, 100_000);
+/// `txu.tick-time-us`: most time one timer tick (or one of its continuation slices) spends
+/// running deferred tasks, measured on a monotonic clock; what is left of the tick's
+/// `txu.tick-budget` runs in slices at the next turns of the event loop, after the clients
+/// waiting meanwhile are served. A client's command waits for at most one slice (plus one
+/// task), so this bounds the latency the timer adds; `txu.tick-budget` per `txu.tick-ms`
+/// bounds the share of the server's time it takes. 50 µs: a few short tasks per slice.
+pub static TICK_TIME_US: IntConfig = IntConfig::new("tick-time-us", 50, 1, 1_000_000);
 /// `txu.max-attempts`: retries the timer makes of a deferred transaction before it moves to
 /// the dead list, unless `TXU.BEGIN RETRY <n>` says otherwise.
 pub static MAX_ATTEMPTS: IntConfig = IntConfig::new("max-attempts", 10, 1, 1_000_000);
@@ -59,11 +66,12 @@ pub static DEAD_MAX: IntConfig = IntConfig::new("dead-max", 10_000, 0, 10_000_00
 pub static CHECKPOINT_EVERY: IntConfig = IntConfig::new("checkpoint-every", 1000, 1, 100_000_000);
 
 /// Every config, for registration and module arguments.
-pub static ALL: [&IntConfig; 9] = [
+pub static ALL: [&IntConfig; 10] = [
     &MAX_QUEUED,
     &ROLLBACK_ATTEMPTS,
     &TICK_MS,
     &TICK_BUDGET,
+    &TICK_TIME_US,
     &MAX_ATTEMPTS,
     &BACKOFF_BASE_MS,
     &BACKOFF_MAX_MS,
@@ -82,6 +90,10 @@ pub fn tick_ms() -> i64 {
 }
 pub fn tick_budget() -> i64 {
     TICK_BUDGET.get()
+}
+/// `txu.tick-time-us` as a duration.
+pub fn tick_time() -> std::time::Duration {
+    std::time::Duration::from_micros(u64::try_from(TICK_TIME_US.get()).unwrap_or(1))
 }
 pub fn max_attempts() -> i64 {
     MAX_ATTEMPTS.get()
@@ -147,6 +159,7 @@ mod tests {
         for name in [
             &b"txu.tick-ms"[..],
             b"tick-budget",
+            b"txu.tick-time-us",
             b"txu.max-attempts",
             b"backoff-base-ms",
             b"backoff-max-ms",

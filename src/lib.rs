@@ -84,8 +84,18 @@ mod module {
         events::on_client_disconnected(ctx, commands::tx::client_gone)?;
         events::on_flush_start(ctx, store::on_flush)?;
         events::on_module_change(ctx, exec::catalog::clear)?;
-        events::on_keyspace(ctx, exec::conflict::key_changed)?;
         let cluster = context::is_cluster(ctx);
+        // Outside a cluster, keyspace notifications are subscribed to when first needed (a
+        // transaction runs, logs load, this server becomes a primary holding logs); in a
+        // cluster at once, since a slot moving here brings logs without any of those.
+        events::on_keyspace(
+            ctx,
+            exec::conflict::holds_logs,
+            exec::conflict::key_changed,
+            cluster,
+        )?;
+        events::on_loaded(ctx, exec::conflict::logs_may_have_arrived)?;
+        events::on_role_primary(ctx, exec::conflict::logs_may_have_arrived)?;
         store::set_cluster(cluster);
         commands::capture::register(ctx, facts.filter_client_id, cluster)?;
         if !runner::start(ctx) {

@@ -5,7 +5,7 @@
 //! after their log and would look like changes). Writes of a transaction that then rolls back
 //! completely changed nothing, so their marks are buffered and dropped.
 
-use crate::ffi::{call, context, keys, CtxPtr};
+use crate::ffi::{call, context, events, keys, CtxPtr};
 use crate::store::undolog;
 use parking_lot::Mutex;
 
@@ -20,17 +20,58 @@ static BUFFER: Mutex<Option<Vec<Mark>>> = Mutex::new(None);
 /// Buffers marks until `finish` (or drop, which discards them).
 pub struct Buffered {
     done: bool,
+    /// Whether a buffer was set up: with no undo log held when the transaction starts, none
+    /// of its writes can take a mark (logs are only stored after the writes), so nothing is.
+    active: bool,
 }
 
+/// Starts buffering the marks of a transaction's writes. With no undo log held this is an
+/// atomic load or two: no lock, no allocation.
 pub fn buffer() -> Buffered {
+    // The transaction may retain its log, or leave a rollback pending: conflicts must be
+    // seen from its end on.
+    events::ensure_keyspace();
+    if !undolog::any() {
+        return Buffered {
+            done: false,
+            active: false,
+        };
+    }
     *BUFFER.lock() = Some(Vec::new());
-    Buffered { done: false }
+    Buffered {
+        done: false,
+        active: true,
+    }
+}
+
+/// Whether any undo log (retained, or a pending rollback) is held: an atomic load.
+pub fn holds_logs() -> bool {
+    undolog::any()
+}
+
+/// The timer found nothing held: keyspace notifications are not needed until a
+/// transaction runs or a log arrives (unsubscribed where the server allows it).
+pub fn tick_idle() {
+    if !undolog::any() {
+        events::release_keyspace();
+    }
+}
+
+/// Logs may have arrived (the dataset loaded, this server became a primary): make sure
+/// changes to their keys are seen.
+pub fn logs_may_have_arrived() {
+    if undolog::any() {
+        events::ensure_keyspace();
+    }
 }
 
 impl Buffered {
     /// Ends buffering; `keep`: the transaction's writes stand, so its marks are applied.
     pub fn finish(mut self, ctx: CtxPtr, keep: bool) {
         self.done = true;
+        if !self.active {
+            return;
+        }
         let marks = BUFFER.lock().take().unwrap_or_default();
         if keep {
             for (txid, key) in marks {
@@ -42,7 +83,7 @@ impl Buffered {
 
 impl Drop for Buffered {
     fn drop(&mut self) {
-        if !self.done {
+        if self.active && !self.done {
             *BUFFER.lock() = None;
         }
     }
@@ -54,8 +95,13 @@ fn apply(ctx: CtxPtr, txid: &str, key: &[u8]) {
     }
 }
 
-/// A key changed (keyspace notification `event`).
+/// A key changed (keyspace notification `event`). Runs on every write while subscribed:
+/// with no undo log held it returns after one atomic load (no context flags, no lock).
 pub fn key_changed(ctx: CtxPtr, event: &[u8], key: &[u8]) {
+    // No log: no mark to take, and no log's key to watch over.
+    if !undolog::any() {
+        return;
+    }
     if context::is_loading(ctx) || !context::is_primary(ctx) {
         return;
     }

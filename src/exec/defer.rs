@@ -129,24 +129,55 @@ pub fn is_transient(cause: &str) -> bool {
 /// What happened to a task the timer ran (a `TXU._TASK` op).
 pub type TaskOutcome = Op;
 
+/// Whether any task is pending (an atomic load).
+pub fn has_pending() -> bool {
+    tasklist::has_pending()
+}
+
+/// Whether the task list holds any task, pending or dead (atomic loads).
+pub fn holds_tasks() -> bool {
+    tasklist::holds_any()
+}
+
 /// Up to `budget` pending tasks due at `now`, oldest first; in a cluster only those of slots
 /// this node serves and is not moving (`map`).
-pub fn due_tasks(now: i64, budget: usize, map: Option<&SlotMap>) -> Vec<Task> {
+pub fn due_tasks(now: i64, budget: usize, map: Option<&SlotMap>) -> Vec<DueTask> {
     if !tasklist::has_pending() {
         return Vec::new();
     }
     tasklist::with_list(|l| {
-        l.due(now, budget)
-            .iter()
-            .filter_map(|id| l.get(id).map(|(t, _)| t.clone()))
+        l.due_tasks(now, budget)
+            .into_iter()
             .filter(|t| map.is_none_or(|m| m.state(tasklist::task_slot(t)).is_stably_mine()))
+            .map(DueTask::of)
             .collect()
     })
 }
 
-/// Records what happened to a task, replicated.
+/// What running a task needs of it (a copy: the list is not locked while it runs).
+pub struct DueTask {
+    pub id: String,
+    pub db: i32,
+    pub user: Vec<u8>,
+    pub commands: Vec<Vec<Vec<u8>>>,
+    pub attempts: u32,
+}
+
+impl DueTask {
+    fn of(t: &Task) -> DueTask {
+        DueTask {
+            id: t.id.clone(),
+            db: t.db,
+            user: t.user.clone(),
+            commands: t.commands.clone(),
+            attempts: t.attempts,
+        }
+    }
+}
+
+/// Records what happened to a task the timer ran, replicated.
 pub fn record(ctx: CtxPtr, outcome: &TaskOutcome) -> Result<(), TxuError> {
-    tasklist::submit(ctx, outcome)
+    tasklist::apply_and_replicate(ctx, outcome)
 }
 
 /// Primary, from the timer: writes the task list back under its key if the key lost it (see

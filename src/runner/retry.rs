@@ -1,14 +1,13 @@
 //! Runs the deferred tasks that are due: each as its own atomic transaction with rollback, as
-//! the user who submitted it, oldest first, within a time budget per tick.
+//! the user who submitted it, oldest first, within the tick's task and time budgets.
 
 use crate::cluster::SlotMap;
 use crate::config;
 use crate::error::{quote, TxuError};
-use crate::exec::defer::{self, delay_ms, is_transient, TaskOutcome};
+use crate::exec::defer::{self, delay_ms, is_transient, DueTask, TaskOutcome};
 use crate::exec::{rollback, run_with, validate_at, Acl, Failed};
 use crate::ffi::{acl, context, keys, CtxPtr, OwnedStr, Str};
 use crate::stats::{add, STATS};
-use crate::tasks::list::Task;
 use crate::undo::log::UndoLog;
 
 /// Flags for a task's commands run by the timer: replicate, errors as replies, script mode
@@ -16,57 +15,87 @@ use crate::undo::log::UndoLog;
 /// explicitly) and no `M` (the OOM state it reads is stale in a timer: checked explicitly).
 const TASK_FLAGS: &std::ffi::CStr = c"v!ES";
 
-/// Runs the tasks that are due (at most `txu.tick-budget`). Returns how many ran.
-pub fn run_due(ctx: CtxPtr, map: Option<&SlotMap>) -> usize {
-    let budget = usize::try_from(config::tick_budget()).unwrap_or(1);
-    let due = defer::due_tasks(context::now_ms(), budget, map);
-    let started = std::time::Instant::now();
-    let mut ran = 0;
-    for task in &due {
-        // Keep each tick short for the clients waiting behind it: what is left runs next tick.
-        if started.elapsed() >= TICK_TIME_BUDGET {
-            break;
-        }
-        ran += 1;
-        add(&STATS.retries_run, 1);
-        let op = match run_task(ctx, task) {
-            Ok(()) => {
-                add(&STATS.retries_succeeded, 1);
-                TaskOutcome::Done(task.id.clone())
-            }
-            Err(e) => {
-                let cause = e.to_string();
-                TaskOutcome::Fail {
-                    id: task.id.clone(),
-                    transient: is_transient(&cause),
-                    now_ms: context::now_ms(),
-                    // The failing TXU.EXEC was the first failure (its retry waited `delay_ms(1)`),
-                    // so this run's failure is number `attempts + 2`.
-                    delay_ms: delay_ms(task.attempts.saturating_add(2)),
-                    dead_max: usize::try_from(config::dead_max()).unwrap_or(0),
-                    error: cause,
-                }
-            }
-        };
-        if let Err(e) = defer::record(ctx, &op) {
-            context::log_warning(ctx, &format!("txu: could not update task {}: {e}", task.id));
-        }
-    }
-    ran
+/// What one slice of a tick did.
+pub struct Ran {
+    /// Tasks run.
+    pub ran: usize,
+    /// Stopped at the deadline with due tasks left (they run in a continuation slice).
+    pub out_of_time: bool,
 }
 
-/// Most time one tick spends running tasks (besides `txu.tick-budget`).
-const TICK_TIME_BUDGET: std::time::Duration = std::time::Duration::from_micros(800);
+/// Due tasks are fetched this many at a time: a slice that runs out of time has cloned
+/// little it does not run, and tasks that became heads meanwhile can run in the same slice.
+const BATCH: usize = 16;
+
+/// Runs the tasks that are due, oldest first: at most `left`, and none once `deadline` has
+/// passed (checked on a monotonic clock before each task but the first, so a slice always
+/// makes progress and overruns its deadline by at most one task).
+pub fn run_due(
+    ctx: CtxPtr,
+    map: Option<&SlotMap>,
+    left: usize,
+    deadline: std::time::Instant,
+) -> Ran {
+    let now = context::now_ms();
+    let mut ran = 0;
+    while ran < left {
+        let due = defer::due_tasks(now, BATCH.min(left - ran), map);
+        if due.is_empty() {
+            break;
+        }
+        for task in &due {
+            if ran > 0 && std::time::Instant::now() >= deadline {
+                return Ran {
+                    ran,
+                    out_of_time: true,
+                };
+            }
+            ran += 1;
+            run_one(ctx, task);
+        }
+    }
+    Ran {
+        ran,
+        out_of_time: false,
+    }
+}
+
+/// Runs one due task and records its outcome (replicated).
+fn run_one(ctx: CtxPtr, task: &DueTask) {
+    add(&STATS.retries_run, 1);
+    let op = match run_task(ctx, task) {
+        Ok(()) => {
+            add(&STATS.retries_succeeded, 1);
+            TaskOutcome::Done(task.id.clone())
+        }
+        Err(e) => {
+            let cause = e.to_string();
+            TaskOutcome::Fail {
+                id: task.id.clone(),
+                transient: is_transient(&cause),
+                now_ms: context::now_ms(),
+                // The failing TXU.EXEC was the first failure (its retry waited `delay_ms(1)`),
+                // so this run's failure is number `attempts + 2`.
+                delay_ms: delay_ms(task.attempts.saturating_add(2)),
+                dead_max: usize::try_from(config::dead_max()).unwrap_or(0),
+                error: cause,
+            }
+        }
+    };
+    if let Err(e) = defer::record(ctx, &op) {
+        context::log_warning(ctx, &format!("txu: could not update task {}: {e}", task.id));
+    }
+}
 
 /// Runs one task as its own atomic transaction with rollback, as its submitter.
-fn run_task(ctx: CtxPtr, task: &Task) -> Result<(), TxuError> {
+fn run_task(ctx: CtxPtr, task: &DueTask) -> Result<(), TxuError> {
     let prev = keys::select_db(ctx, task.db).ok_or(TxuError::NoDatabase(task.db))?;
     let r = run_task_in_db(ctx, task);
     keys::select_db(ctx, prev);
     r
 }
 
-fn run_task_in_db(ctx: CtxPtr, task: &Task) -> Result<(), TxuError> {
+fn run_task_in_db(ctx: CtxPtr, task: &DueTask) -> Result<(), TxuError> {
     let user = OwnedStr::create(&task.user).ok_or(TxuError::OutOfMemory)?;
     let mut queued = Vec::with_capacity(task.commands.len());
     for cmd in &task.commands {

@@ -45,6 +45,10 @@ static CLUSTER: AtomicBool = AtomicBool::new(false);
 
 pub fn set_cluster(on: bool) {
     CLUSTER.store(on, Ordering::Relaxed);
+    if on {
+        // Which slots hold tasks, kept with every change (the timer and every op ask).
+        LIST.lock().set_grouping(task_slot);
+    }
 }
 
 pub fn cluster() -> bool {
@@ -378,7 +382,10 @@ fn publish(l: &TaskList) {
 }
 
 /// Makes `list` the module's list (loading it from the dataset or a `TXU._LOAD`).
-fn install(list: TaskList) {
+fn install(mut list: TaskList) {
+    if cluster() {
+        list.set_grouping(task_slot);
+    }
     let mut l = LIST.lock();
     *l = list;
     publish(&l);
@@ -399,6 +406,11 @@ pub fn on_flush(db: i32) {
 /// Whether any task is pending (cheap: no lock).
 pub fn has_pending() -> bool {
     PENDING.load(Ordering::Relaxed) != 0
+}
+
+/// Whether the list holds any task, pending or dead (cheap: no lock).
+pub fn holds_any() -> bool {
+    PENDING.load(Ordering::Relaxed) != 0 || DEAD.load(Ordering::Relaxed) != 0
 }
 
 pub struct Counts {
@@ -435,7 +447,7 @@ pub fn apply_here(ctx: CtxPtr, op: &Op) -> Result<(), TxuError> {
     if !cluster() {
         place_handle(ctx, None);
     } else if let Some(s) = slot {
-        if with_list(|l| l.all().any(|t| task_slot(t) == s)) {
+        if with_list(|l| l.group_len(s) > 0) {
             place_handle(ctx, Some(s));
         } else {
             remove_handle(ctx, s);
@@ -453,6 +465,23 @@ fn op_slot(op: &Op) -> Option<u16> {
         Op::Fail { id, .. } | Op::Retry { id, .. } => id,
     };
     with_list(|l| l.get(id).map(|(t, _)| task_slot(t)))
+}
+
+/// Applies `op` here and propagates it as `TXU._TASK` to replicas and the AOF, in the same
+/// place of the stream as `submit` would, without a call through the call API (the timer
+/// records one op per task it runs: this halves the call-API round trips of a task run).
+/// Primary side, from the timer.
+pub fn apply_and_replicate(ctx: CtxPtr, op: &Op) -> Result<(), TxuError> {
+    apply_here(ctx, op)?;
+    let args = op.to_args();
+    let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    if crate::ffi::call::replicate(ctx, TASK_COMMAND, &refs) {
+        Ok(())
+    } else {
+        Err(TxuError::Internal(
+            "TXU._TASK could not be propagated".into(),
+        ))
+    }
 }
 
 /// Runs `op` through `TXU._TASK` with replication on (primary side).
@@ -526,9 +555,8 @@ fn remove_handle(ctx: CtxPtr, slot: u16) {
 pub fn ensure_saved(ctx: CtxPtr, map: Option<&SlotMap>) -> Result<usize, TxuError> {
     let (cluster_map, slots): (Option<&SlotMap>, Vec<Option<u16>>) = match (cluster(), map) {
         (true, Some(m)) => {
-            let mut slots: Vec<u16> = with_list(|l| l.all().map(task_slot).collect());
-            slots.sort_unstable();
-            slots.dedup();
+            // The slots holding tasks, from the list's per-slot counts (not a walk over it).
+            let slots: Vec<u16> = with_list(|l| l.groups().collect());
             (Some(m), slots.into_iter().map(Some).collect())
         }
         (true, None) => return Ok(0),

@@ -18,7 +18,7 @@ use crate::store::keyname;
 use crate::undo::log::UndoLog;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::{c_int, CStr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -253,15 +253,27 @@ struct Entry {
     cell: Cell,
     /// Keys watched for changes (none while a rollback of this log runs).
     watched: Vec<Vec<u8>>,
+    /// Where the log sits in the timer's index: `Some(end)` in `ends` (a retained log),
+    /// `None` in `pending` (a pending rollback). A log changes state only by being stored
+    /// again (`install`).
+    end: Option<i64>,
 }
 
 #[derive(Default)]
 struct Index {
     by_txid: HashMap<String, Entry>,
     by_key: HashMap<(i32, Vec<u8>), Vec<String>>,
+    /// Retained logs by the moment their retention ends (`i64::MIN`: a log retained for no
+    /// time, over at once), so the timer finds the expired ones without walking every log.
+    ends: BTreeSet<(i64, String)>,
+    /// Pending rollbacks, for the timer to retry.
+    pending: BTreeSet<String>,
 }
 
 static INDEX: LazyLock<Mutex<Index>> = LazyLock::new(|| Mutex::new(Index::default()));
+/// Number of logs held (`by_txid.len()`): zero means the timer and the transaction paths
+/// have nothing to look at, without taking the lock.
+static LOGS: AtomicUsize = AtomicUsize::new(0);
 /// Number of watched (db, key) pairs: zero means notifications return at once.
 static WATCHED: AtomicUsize = AtomicUsize::new(0);
 /// Set when a log's key may no longer hold its handle; the primary's tick then checks.
@@ -277,15 +289,25 @@ impl Index {
                 .or_default()
                 .push(txid.clone());
         }
+        let end = match v.pending {
+            Some(_) => None,
+            None => Some(v.retain_until_ms.unwrap_or(i64::MIN)),
+        };
+        match end {
+            Some(t) => self.ends.insert((t, txid.clone())),
+            None => self.pending.insert(txid.clone()),
+        };
         let cell = Arc::new(Mutex::new(v));
         self.by_txid.insert(
             txid,
             Entry {
                 cell: Arc::clone(&cell),
                 watched: keys,
+                end,
             },
         );
         WATCHED.store(self.by_key.len(), Ordering::Relaxed);
+        LOGS.store(self.by_txid.len(), Ordering::Relaxed);
         cell
     }
 
@@ -309,7 +331,13 @@ impl Index {
 
     fn forget(&mut self, txid: &str) {
         self.unwatch(txid);
-        self.by_txid.remove(txid);
+        if let Some(e) = self.by_txid.remove(txid) {
+            match e.end {
+                Some(t) => self.ends.remove(&(t, txid.to_string())),
+                None => self.pending.remove(txid),
+            };
+        }
+        LOGS.store(self.by_txid.len(), Ordering::Relaxed);
     }
 }
 
@@ -371,25 +399,36 @@ pub fn unwatch(txid: &str) {
     INDEX.lock().unwatch(txid);
 }
 
-/// Ids of logs whose rollback is pending.
-pub fn pending_ids() -> Vec<String> {
-    INDEX
-        .lock()
-        .by_txid
-        .iter()
-        .filter(|(_, e)| e.cell.lock().pending.is_some())
-        .map(|(id, _)| id.clone())
-        .collect()
+/// Whether any log is held, retained or pending (an atomic load, no lock).
+pub fn any() -> bool {
+    LOGS.load(Ordering::Relaxed) != 0
 }
 
-/// Ids of retained logs whose retention ended at `now_ms`.
+/// Ids of logs whose rollback is pending (from the index: no walk over retained logs).
+pub fn pending_ids() -> Vec<String> {
+    if !any() {
+        return Vec::new();
+    }
+    INDEX.lock().pending.iter().cloned().collect()
+}
+
+/// Most expired logs one call of [`expired`] returns: the timer ends them in bounded batches
+/// (a log whose retention is over is already invisible to clients; only its end waits).
+pub const EXPIRED_BATCH: usize = 64;
+
+/// Ids of retained logs whose retention ended at `now_ms`, earliest first, at most
+/// [`EXPIRED_BATCH`]: O(expired) from the index, not a walk over every log.
 pub fn expired(now_ms: i64) -> Vec<String> {
+    if !any() {
+        return Vec::new();
+    }
     INDEX
         .lock()
-        .by_txid
+        .ends
         .iter()
-        .filter(|(_, e)| e.cell.lock().is_over(now_ms))
-        .map(|(id, _)| id.clone())
+        .take_while(|(t, _)| *t <= now_ms)
+        .take(EXPIRED_BATCH)
+        .map(|(_, id)| id.clone())
         .collect()
 }
 
@@ -604,6 +643,51 @@ mod tests {
         assert_eq!((p.attempts, p.last_error.as_str()), (4, "ERR x"));
         assert!(p.skipped.is_empty());
         assert_eq!(v.conflict.as_deref(), Some(&b"k"[..]));
+    }
+
+    #[test]
+    fn expiry_and_pending_index_follow_installs_and_forgets() {
+        // Times far in the past, so that other tests' logs (retained until 10) stay out.
+        let log = |id: &str, until: Option<i64>, pending: bool| {
+            let mut v = sample();
+            v.txid = id.into();
+            v.key = format!("txu:undo:{{x}}:{id}").into_bytes();
+            v.retain_until_ms = until;
+            v.pending = pending.then(|| Pending {
+                attempts: 1,
+                last_error: "ERR x".into(),
+                skipped: Vec::new(),
+            });
+            v
+        };
+        let install = |v: StoredLog| INDEX.lock().install(v);
+        let _a = install(log("exp-a", Some(-1000), false));
+        let _b = install(log("exp-b", Some(-500), false));
+        let _p = install(log("exp-p", Some(-2000), true));
+        assert!(any());
+        assert_eq!(expired(-1001), Vec::<String>::new());
+        assert_eq!(expired(-700), vec!["exp-a".to_string()]);
+        assert_eq!(
+            expired(-500),
+            vec!["exp-a".to_string(), "exp-b".to_string()]
+        );
+        assert!(pending_ids().contains(&"exp-p".to_string()));
+        assert!(
+            !expired(-500).contains(&"exp-p".to_string()),
+            "pending is never over"
+        );
+        // Stored again, now retained: the log moves from one index to the other.
+        let _p2 = install(log("exp-p", Some(-600), false));
+        assert!(!pending_ids().contains(&"exp-p".to_string()));
+        assert_eq!(
+            expired(-600),
+            vec!["exp-a".to_string(), "exp-p".to_string()]
+        );
+        for id in ["exp-a", "exp-b", "exp-p"] {
+            forget(id);
+        }
+        assert_eq!(expired(-500), Vec::<String>::new());
+        assert!(!pending_ids().contains(&"exp-p".to_string()));
     }
 
     #[test]

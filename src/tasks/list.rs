@@ -29,7 +29,7 @@
 
 use super::classify::ErrorClass;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// How many ids of succeeded tasks `status` remembers.
 pub const DONE_MAX: usize = 10_000;
@@ -105,6 +105,24 @@ pub fn key_name(id: &[u8]) -> &[u8] {
     id.get(4..).unwrap_or_default()
 }
 
+/// A done id as `done_set` orders it: by a fixed 64-bit hash first, so a search compares
+/// integers (ids share long prefixes, which makes comparing them as strings slow), then by
+/// the id itself, so two ids with the same hash stay apart.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct DoneKey(u64, String);
+
+impl DoneKey {
+    fn of(id: &str) -> DoneKey {
+        use std::hash::{Hash, Hasher};
+        // Fixed keys: the same id always hashes the same (nothing depends on the order, but
+        // it keeps runs reproducible).
+        #[allow(deprecated)]
+        let mut h = std::hash::SipHasher::new();
+        id.hash(&mut h);
+        DoneKey(h.finish(), id.to_string())
+    }
+}
+
 /// The list. Sequence numbers order tasks; they are internal and rebuilt on decode.
 #[derive(Clone, Debug)]
 pub struct TaskList {
@@ -122,9 +140,18 @@ pub struct TaskList {
     /// Pending tasks by (created_ms, seq).
     by_created: BTreeSet<(i64, u64)>,
     done: VecDeque<String>,
-    done_set: HashSet<String>,
+    /// The same ids, for lookups, under a 64-bit hash of each (see [`DoneKey`]). Ordered, not
+    /// a hash table: it fills up while the timer drains the list, and a hash table growing
+    /// past a threshold rehashes every id at once, inside one tick (over a millisecond at a
+    /// few thousand ids).
+    done_set: BTreeSet<DoneKey>,
     dead_max: usize,
     dropped_by_bound: u64,
+    /// An optional grouping of the tasks (the module groups them by cluster slot), and how
+    /// many tasks, pending or dead, each group holds: kept on every change, so which groups
+    /// hold tasks is known without a walk over the list. Not persisted.
+    group_of: Option<fn(&Task) -> u16>,
+    groups: BTreeMap<u16, usize>,
 }
 
 impl Default for TaskList {
@@ -145,9 +172,49 @@ impl TaskList {
             heads_by_time: BTreeSet::new(),
             by_created: BTreeSet::new(),
             done: VecDeque::new(),
-            done_set: HashSet::new(),
+            done_set: BTreeSet::new(),
             dead_max: DEFAULT_DEAD_MAX,
             dropped_by_bound: 0,
+            group_of: None,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// Groups the tasks by `f` from now on (counting the ones held now).
+    pub fn set_grouping(&mut self, f: fn(&Task) -> u16) {
+        self.group_of = Some(f);
+        self.groups.clear();
+        let gs: Vec<u16> = self.all().map(f).collect();
+        for g in gs {
+            *self.groups.entry(g).or_default() += 1;
+        }
+    }
+
+    /// The groups that hold tasks (pending or dead), in order (none without a grouping).
+    pub fn groups(&self) -> impl Iterator<Item = u16> + '_ {
+        self.groups.keys().copied()
+    }
+
+    /// How many tasks (pending or dead) group `g` holds.
+    pub fn group_len(&self, g: u16) -> usize {
+        self.groups.get(&g).copied().unwrap_or(0)
+    }
+
+    fn count_in(&mut self, t: &Task) {
+        if let Some(f) = self.group_of {
+            *self.groups.entry(f(t)).or_default() += 1;
+        }
+    }
+
+    fn count_out(&mut self, t: &Task) {
+        if let Some(f) = self.group_of {
+            let g = f(t);
+            if let Some(n) = self.groups.get_mut(&g) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.groups.remove(&g);
+                }
+            }
         }
     }
 
@@ -156,7 +223,7 @@ impl TaskList {
         if self.ids.contains_key(&t.id) {
             return;
         }
-        if self.done_set.remove(&t.id) {
+        if self.done_set.remove(&DoneKey::of(&t.id)) {
             self.done.retain(|d| d != &t.id);
         }
         self.insert_pending(t);
@@ -195,12 +262,34 @@ impl TaskList {
     /// Bounded work: it looks at the oldest heads in order, and if that window holds fewer than
     /// `budget` due ones, at the heads that have been due the longest (so a long run of
     /// not-yet-due heads never starves later unrelated tasks).
+    #[cfg(test)]
     pub fn due(&self, now_ms: i64, budget: usize) -> Vec<String> {
         self.due_examined(now_ms, budget).0
     }
 
+    /// The tasks [`due`](Self::due) names, borrowed (no id copied, no lookup by id).
+    pub fn due_tasks(&self, now_ms: i64, budget: usize) -> Vec<&Task> {
+        self.due_seqs(now_ms, budget)
+            .0
+            .iter()
+            .filter_map(|s| self.pending.get(s))
+            .collect()
+    }
+
     /// [`due`](Self::due), plus how many index entries it examined.
+    #[cfg(test)]
     pub fn due_examined(&self, now_ms: i64, budget: usize) -> (Vec<String>, usize) {
+        let (picked, examined) = self.due_seqs(now_ms, budget);
+        let ids = picked
+            .iter()
+            .filter_map(|s| self.pending.get(s).map(|t| t.id.clone()))
+            .collect();
+        (ids, examined)
+    }
+
+    /// Sequence numbers of the due tasks (see [`due`](Self::due)), in order, and how many
+    /// index entries were examined.
+    fn due_seqs(&self, now_ms: i64, budget: usize) -> (Vec<u64>, usize) {
         if budget == 0 {
             return (Vec::new(), 0);
         }
@@ -242,11 +331,7 @@ impl TaskList {
             examined += second;
             picked.sort_unstable();
         }
-        let ids = picked
-            .iter()
-            .filter_map(|s| self.pending.get(s).map(|t| t.id.clone()))
-            .collect();
-        (ids, examined)
+        (picked, examined)
     }
 
     pub fn get(&self, id: &str) -> Option<(&Task, State)> {
@@ -314,6 +399,7 @@ impl TaskList {
                 let Some(mut t) = self.dead.remove(&seq) else {
                     return false;
                 };
+                self.count_out(&t);
                 self.ids.remove(id);
                 t.attempts = 0;
                 t.next_attempt_ms = now_ms;
@@ -330,7 +416,13 @@ impl TaskList {
             Some(Loc::Pending(seq)) => self.remove_pending(seq).is_some(),
             Some(Loc::Dead(seq)) => {
                 self.ids.remove(id);
-                self.dead.remove(&seq).is_some()
+                match self.dead.remove(&seq) {
+                    Some(t) => {
+                        self.count_out(&t);
+                        true
+                    }
+                    None => false,
+                }
             }
             None => false,
         }
@@ -386,7 +478,7 @@ impl TaskList {
                 attempts: t.attempts,
                 last_error: t.last_error.clone(),
             },
-            None if self.done_set.contains(id) => Status::Done,
+            None if self.done_set.contains(&DoneKey::of(id)) => Status::Done,
             None => Status::Unknown,
         }
     }
@@ -415,6 +507,7 @@ impl TaskList {
         self.by_created.clear();
         self.done.clear();
         self.done_set.clear();
+        self.groups.clear();
     }
 
     /// The encoding (see [`encode`](Self::encode)) of the tasks `keep` selects, pending and
@@ -496,12 +589,14 @@ impl TaskList {
         }
         self.by_created.insert((task.created_ms, seq));
         self.ids.insert(task.id.clone(), Loc::Pending(seq));
+        self.count_in(&task);
         self.pending.insert(seq, task);
         seq
     }
 
     fn remove_pending(&mut self, seq: u64) -> Option<Task> {
         let task = self.pending.remove(&seq)?;
+        self.count_out(&task);
         self.ids.remove(&task.id);
         if self.heads.remove(&seq) {
             self.heads_by_time.remove(&(task.next_attempt_ms, seq));
@@ -554,6 +649,7 @@ impl TaskList {
     }
 
     fn insert_dead(&mut self, task: Task) {
+        self.count_in(&task);
         let seq = self.alloc_seq();
         self.ids.insert(task.id.clone(), Loc::Dead(seq));
         self.dead.insert(seq, task);
@@ -564,13 +660,14 @@ impl TaskList {
             let Some((_, t)) = self.dead.pop_first() else {
                 break;
             };
+            self.count_out(&t);
             self.ids.remove(&t.id);
             self.dropped_by_bound = self.dropped_by_bound.saturating_add(1);
         }
     }
 
     fn remember_done(&mut self, id: String) {
-        if !self.done_set.insert(id.clone()) {
+        if !self.done_set.insert(DoneKey::of(&id)) {
             return;
         }
         self.done.push_back(id);
@@ -578,7 +675,7 @@ impl TaskList {
             let Some(old) = self.done.pop_front() else {
                 break;
             };
-            self.done_set.remove(&old);
+            self.done_set.remove(&DoneKey::of(&old));
         }
     }
 

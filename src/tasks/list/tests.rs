@@ -1,5 +1,6 @@
 use super::*;
 use crate::tasks::backoff::SplitMix64;
+use std::collections::HashSet;
 
 fn task(id: &str, keys: &[&str]) -> Task {
     Task {
@@ -65,6 +66,13 @@ impl TaskList {
             .collect();
         assert_eq!(created, self.by_created);
         assert_eq!(self.done.len(), self.done_set.len());
+        let mut groups: BTreeMap<u16, usize> = BTreeMap::new();
+        if let Some(f) = self.group_of {
+            for t in self.all() {
+                *groups.entry(f(t)).or_default() += 1;
+            }
+        }
+        assert_eq!(groups, self.groups, "group counts");
         assert!(self.done.len() <= DONE_MAX);
         assert!(self.dead.len() <= self.dead_max);
     }
@@ -586,11 +594,23 @@ fn draining_100k_keeps_each_tick_bounded() {
 
 /// Random operations on small lists, checked against the naive definition of `due` and
 /// a full recomputation of the indexes after every step.
+/// A grouping for the tests: the last byte of a task's first key (0 without keys).
+fn group_by_first_key(t: &Task) -> u16 {
+    t.keys
+        .first()
+        .and_then(|k| k.last())
+        .map_or(0, |&b| u16::from(b))
+}
+
 #[test]
 fn random_operations_match_the_naive_model() {
     let mut rng = SplitMix64::new(2024);
     for round in 0..200 {
         let mut l = TaskList::new();
+        // Half the rounds group the tasks (as the module does by cluster slot).
+        if round % 2 == 0 {
+            l.set_grouping(group_by_first_key);
+        }
         l.set_dead_max((rng.next_u64() % 6) as usize);
         let mut next_id = 0;
         for _ in 0..150 {
@@ -667,5 +687,26 @@ fn random_operations_match_the_naive_model() {
             d.check();
             d.pending().eq(l.pending()) && d.dead().eq(l.dead()) && d.due(50, 5) == l.due(50, 5)
         }));
+    }
+}
+
+#[test]
+fn due_tasks_borrows_exactly_the_tasks_due_names() {
+    let mut rng = SplitMix64::new(7);
+    let mut l = TaskList::new();
+    for i in 0..200u64 {
+        let a = format!("k{}", rng.next_u64() % 40);
+        let b = format!("k{}", rng.next_u64() % 40);
+        let mut t = task(&format!("t{i}"), &[&a, &b]);
+        t.next_attempt_ms = i64::try_from(rng.next_u64() % 100).unwrap_or(0);
+        l.push(t);
+    }
+    for (now, budget) in [(0, 5), (50, 16), (99, 1), (100, 1000)] {
+        let ids: Vec<String> = l
+            .due_tasks(now, budget)
+            .iter()
+            .map(|t| t.id.clone())
+            .collect();
+        assert_eq!(ids, l.due(now, budget), "now {now}, budget {budget}");
     }
 }
