@@ -85,9 +85,10 @@ mod module {
         events::on_flush_start(ctx, store::on_flush)?;
         events::on_module_change(ctx, exec::catalog::clear)?;
         let cluster = context::is_cluster(ctx);
-        // Outside a cluster, keyspace notifications are subscribed to when first needed (a
-        // transaction runs, logs load, this server becomes a primary holding logs); in a
-        // cluster at once, since a slot moving here brings logs without any of those.
+        // Outside a cluster, keyspace notifications are subscribed to when first needed (an
+        // undo log is stored: retained, pending, loaded; this server becomes a primary holding
+        // logs); in a cluster at once, since a slot moving here brings logs without any of
+        // those.
         events::on_keyspace(
             ctx,
             exec::conflict::holds_logs,

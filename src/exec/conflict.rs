@@ -28,9 +28,9 @@ pub struct Buffered {
 /// Starts buffering the marks of a transaction's writes. With no undo log held this is an
 /// atomic load or two: no lock, no allocation.
 pub fn buffer() -> Buffered {
-    // The transaction may retain its log, or leave a rollback pending: conflicts must be
-    // seen from its end on.
-    events::ensure_keyspace();
+    // A log this transaction stores (retained, or a rollback left pending) subscribes to
+    // keyspace notifications when it is stored (`store::undolog`): conflicts are seen from
+    // its end on.
     if !undolog::any() {
         return Buffered {
             done: false,

@@ -308,6 +308,9 @@ impl Index {
         );
         WATCHED.store(self.by_key.len(), Ordering::Relaxed);
         LOGS.store(self.by_txid.len(), Ordering::Relaxed);
+        // From now on changes to its keys must be seen (conflict marks): keyspace
+        // notifications are subscribed to while logs are held, and only then.
+        crate::ffi::events::ensure_keyspace();
         cell
     }
 
