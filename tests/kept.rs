@@ -8,15 +8,11 @@
 
 mod common;
 
-use common::{exec_tx, query, run, task_ids, text, wait_until, RawConn, Server};
+use common::{config_set, exec_tx, query, run, task_ids, text, wait_until, RawConn, Server};
 use redis::Value;
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(10);
-
-fn config_set(con: &mut redis::Connection, name: &str, value: &str) {
-    assert_eq!(text(&query(con, &["CONFIG", "SET", name, value])), "OK");
-}
 
 /// Defers `INCR <key>` under a real NOREPLICAS fault (on for the call only); tasks wait ten
 /// minutes before their first retry, so they stay pending until the test retries them.

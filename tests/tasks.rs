@@ -14,8 +14,9 @@
 mod common;
 
 use common::{
-    begin_with, exec_tx, exists, expect, int, parse_info, query, rewrite_aof, run_err, run_text,
-    show, text, txu, txu_with, wait_replica_synced, wait_until, RawConn, Server,
+    begin_with, config_set, exec_tx, exists, expect, info_i64, int, lrange, query, rewrite_aof,
+    run_err, run_text, show, text, txu, txu_info, txu_with, wait_replica_synced, wait_until,
+    RawConn, Server,
 };
 use redis::Value;
 use std::time::{Duration, Instant};
@@ -58,11 +59,6 @@ fn pending_refusal(key: &str, task: &str) -> String {
 
 // ----- redis-crate helpers ---------------------------------------------------------------------
 
-fn config_set(con: &mut redis::Connection, name: &str, value: &str) {
-    let v = query(con, &["CONFIG", "SET", name, value]);
-    assert_eq!(text(&v), "OK", "CONFIG SET {name} {value}");
-}
-
 /// Turns on a real transient fault, `min-replicas-to-write 1` without a replica, and returns
 /// the error a plain write of `key` gets under it (`NOREPLICAS ...`).
 fn noreplicas_on(con: &mut redis::Connection, c: &mut RawConn, key: &str) -> String {
@@ -83,29 +79,6 @@ fn get(con: &mut redis::Connection, key: &str) -> Option<String> {
         Value::Nil => None,
         v => Some(text(&v)),
     }
-}
-
-fn lrange(con: &mut redis::Connection, key: &str) -> Vec<String> {
-    match query(con, &["LRANGE", key, "0", "-1"]) {
-        Value::Array(items) => items.iter().map(text).collect(),
-        other => panic!("LRANGE {key}: {other:?}"),
-    }
-}
-
-fn info_i64(con: &mut redis::Connection, section: &str, field: &str) -> i64 {
-    let text: String = redis::cmd("INFO")
-        .arg(section)
-        .query(con)
-        .unwrap_or_else(|e| panic!("INFO {section}: {e}"));
-    parse_info(&text)
-        .get(field)
-        .unwrap_or_else(|| panic!("INFO {section} has no {field}"))
-        .parse()
-        .unwrap_or_else(|e| panic!("INFO {section} {field} is not a number: {e}"))
-}
-
-fn txu_info(con: &mut redis::Connection, field: &str) -> i64 {
-    info_i64(con, "txu", field)
 }
 
 /// Id, state, db, max_attempts, created_ms, commands of a task.

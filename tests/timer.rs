@@ -12,34 +12,12 @@
 
 mod common;
 
-use common::{exec_tx, parse_info, query, run_err, show, text, wait_until, RawConn, Server};
+use common::{
+    config_set, exec_tx, lrange, query, run_err, show, text, txu_info, wait_until, RawConn, Server,
+};
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn config_set(con: &mut redis::Connection, name: &str, value: &str) {
-    let v = query(con, &["CONFIG", "SET", name, value]);
-    assert_eq!(text(&v), "OK", "CONFIG SET {name} {value}");
-}
-
-fn txu_info(con: &mut redis::Connection, field: &str) -> i64 {
-    let info: String = redis::cmd("INFO")
-        .arg("txu")
-        .query(con)
-        .unwrap_or_else(|e| panic!("INFO txu: {e}"));
-    parse_info(&info)
-        .get(field)
-        .unwrap_or_else(|| panic!("INFO txu has no {field}"))
-        .parse()
-        .unwrap_or_else(|e| panic!("INFO txu {field} is not a number: {e}"))
-}
-
-fn lrange(con: &mut redis::Connection, key: &str) -> Vec<String> {
-    match query(con, &["LRANGE", key, "0", "-1"]) {
-        redis::Value::Array(items) => items.iter().map(text).collect(),
-        other => panic!("LRANGE {key}: {other:?}"),
-    }
-}
 
 /// Defers `n` transactions (`RPUSH list:<i % lists> <i>` and `SET key:<i> <i>`) behind a real
 /// transient fault (`min-replicas-to-write 1` without a replica); returns their ids.

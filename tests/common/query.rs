@@ -50,3 +50,39 @@ pub fn int(v: &Value) -> i64 {
         other => panic!("expected an integer, got {other:?}"),
     }
 }
+
+/// `CONFIG SET name value`; panics unless it replies OK.
+#[track_caller]
+pub fn config_set(con: &mut Connection, name: &str, value: &str) {
+    let v = query(con, &["CONFIG", "SET", name, value]);
+    assert_eq!(text(&v), "OK", "CONFIG SET {name} {value}");
+}
+
+/// A numeric field of an `INFO` section.
+#[track_caller]
+pub fn info_i64(con: &mut Connection, section: &str, field: &str) -> i64 {
+    let text: String = redis::cmd("INFO")
+        .arg(section)
+        .query(con)
+        .unwrap_or_else(|e| panic!("INFO {section}: {e}"));
+    super::parse_info(&text)
+        .get(field)
+        .unwrap_or_else(|| panic!("INFO {section} has no {field}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("INFO {section} {field} is not a number: {e}"))
+}
+
+/// A numeric field of `INFO txu`.
+#[track_caller]
+pub fn txu_info(con: &mut Connection, field: &str) -> i64 {
+    info_i64(con, "txu", field)
+}
+
+/// `LRANGE key 0 -1` as text.
+#[track_caller]
+pub fn lrange(con: &mut Connection, key: &str) -> Vec<String> {
+    match query(con, &["LRANGE", key, "0", "-1"]) {
+        Value::Array(items) => items.iter().map(text).collect(),
+        other => panic!("LRANGE {key}: {other:?}"),
+    }
+}
