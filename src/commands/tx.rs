@@ -93,6 +93,7 @@ pub fn run(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
         }
         queued.push(q);
     }
+    let acl_checked = user.is_some();
     drop(user);
     add(&STATS.commands_queued, queued.len() as u64);
     let tx = txn::Tx {
@@ -103,6 +104,7 @@ pub fn run(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
         capture: false,
         retain_ms: frames.retain_ms,
         retry: frames.retry,
+        acl_checked,
         // The server routed TXU.RUN by its keys: they are in one slot served here.
         slot: None,
     };

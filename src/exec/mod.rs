@@ -279,7 +279,16 @@ pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<Reply>, TxuError> {
     // A retained transaction may be undone long after, over later changes (FORCE): only
     // whole-key pre-images put its keys back exactly, so it pays for them.
     let whole = tx.retain_ms.is_some();
-    let result = run_with(ctx, &tx.queued, &mut undo, call::RUN_FLAGS, whole);
+    // TXU.RUN checked every command against the caller's ACL a moment ago, in this same
+    // command: no other client ran since, and no command of a transaction can change the ACL
+    // (ACL, AUTH and HELLO are refused), so the calls skip a second check. A transaction
+    // queued with TXU.QUEUE may meet an ACL changed since: its calls check again, as EXEC does.
+    let flags = if tx.acl_checked {
+        call::RUN_FLAGS_CHECKED
+    } else {
+        call::RUN_FLAGS
+    };
+    let result = run_with(ctx, &tx.queued, &mut undo, flags, whole);
     let meta = rollback::TxMeta { txid: &tx.id, db };
     match result {
         Ok(replies) => {

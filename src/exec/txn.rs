@@ -49,6 +49,9 @@ pub struct Tx {
     pub retain_ms: Option<i64>,
     /// `TXU.BEGIN RETRY [<n>]`: defer on a transient failure, with this many attempts.
     pub retry: Option<u32>,
+    /// Every command's ACL was checked within the command running the transaction
+    /// (`TXU.RUN`, with the caller's user found): the calls need not check it again.
+    pub acl_checked: bool,
     /// Cluster: the one slot of the transaction's keys (set by its first keyed command).
     pub slot: Option<u16>,
 }
@@ -82,6 +85,7 @@ pub fn open(
             capture,
             retain_ms,
             retry,
+            acl_checked: false,
             slot: None,
         },
     );

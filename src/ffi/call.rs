@@ -213,6 +213,10 @@ fn wrap_reply(p: *mut raw::RedisModuleCallReply) -> Result<CallReply, TxuError> 
 /// persistence fail, and on read-only replicas), reply in the client's protocol (`0`).
 pub const RUN_FLAGS: &CStr = c"v!EMCS0";
 
+/// [`RUN_FLAGS`] without the ACL check (`C`), for commands whose ACL check was made within
+/// the same server command, with nothing able to change the ACL in between (`TXU.RUN`).
+pub const RUN_FLAGS_CHECKED: &CStr = c"v!EMS0";
+
 /// Calls `name` with `args` (argv without the command name) and `fmt` (must start with `v`).
 pub fn call_argv(
     ctx: super::CtxPtr,
