@@ -71,7 +71,11 @@ pub fn validate(ctx: CtxPtr, argv: &[Str<'_>], who: Acl<'_>) -> Result<Queued, T
         Some(p) if p < argv.len() => vec![(p, 0)],
         _ => keys::command_keys(ctx, argv),
     };
-    let args: Vec<&[u8]> = argv.iter().skip(1).map(|a| a.bytes()).collect();
+    let args: Vec<&[u8]> = if policy::reads_args(&top.name) {
+        argv.iter().skip(1).map(|a| a.bytes()).collect()
+    } else {
+        Vec::new()
+    };
     policy::check(&top.name, &info.traits, &args, keys.len()).map_err(|r| {
         TxuError::NotAllowed {
             cmd: info.display.to_string(),

@@ -72,6 +72,12 @@ impl Refusal {
     }
 }
 
+/// Whether [`check`] looks at the arguments of command `name` (the others are decided by
+/// name and flags alone, so the caller need not gather them).
+pub fn reads_args(name: &str) -> bool {
+    matches!(name, "xread" | "xreadgroup" | "copy")
+}
+
 /// Decides whether a command may be queued. `name` is the lowercase command name (the
 /// container's for subcommands), `args` the arguments after the name, `nkeys` the number of
 /// keys the server found in it.
@@ -253,6 +259,43 @@ mod tests {
             check("othermod.keyless", &w(), &[], 0),
             Err(Refusal::KeylessWrite)
         );
+    }
+
+    #[test]
+    fn only_the_commands_said_to_read_arguments_depend_on_them() {
+        let argsets: [&[&[u8]]; 4] = [
+            &[],
+            &[b"BLOCK", b"0", b"STREAMS", b"s", b"$"],
+            &[b"a", b"b", b"DB", b"1"],
+            &[b"k", b"v"],
+        ];
+        for name in [
+            "xread",
+            "xreadgroup",
+            "copy",
+            "set",
+            "get",
+            "blpop",
+            "eval",
+            "config",
+            "multi",
+            "subscribe",
+            "select",
+            "move",
+            "flushall",
+            "hset",
+            "txu.run",
+        ] {
+            let results: Vec<_> = argsets
+                .iter()
+                .map(|a| check(name, &w(), a, 1).map_err(|r| r.reason()))
+                .collect();
+            let all_same = results.windows(2).all(|p| p[0] == p[1]);
+            assert!(
+                all_same || reads_args(name),
+                "{name}: its arguments matter, reads_args must say so"
+            );
+        }
     }
 
     #[test]
