@@ -38,6 +38,8 @@ pub fn fields() -> Vec<(&'static CStr, u64)> {
         (c"oldest_pending_age_ms", g.tasks.oldest_age_ms),
         (c"tick_last_us", load(&s.tick_last_us)),
         (c"tick_max_us", load(&s.tick_max_us)),
+        (c"tick_last_cpu_us", load(&s.tick_last_cpu_us)),
+        (c"tick_max_cpu_us", load(&s.tick_max_cpu_us)),
         (c"ticks_cut_short", load(&s.ticks_cut_short)),
         (c"task_list_restored", load(&s.task_list_restored)),
         (c"undo_logs_restored", load(&s.undo_logs_restored)),

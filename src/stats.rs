@@ -25,6 +25,8 @@ pub struct Stats {
     /// Duration of the last / longest timer tick that ran deferred tasks, in microseconds.
     pub tick_last_us: AtomicU64,
     pub tick_max_us: AtomicU64,
+    pub tick_last_cpu_us: AtomicU64,
+    pub tick_max_cpu_us: AtomicU64,
     /// Ticks (and slices) that stopped at `txu.tick-time-us` with due tasks left.
     pub ticks_cut_short: AtomicU64,
     /// Times the task list was written back under its key (the key had lost it).
@@ -53,6 +55,8 @@ pub static STATS: Stats = Stats {
     retries_succeeded: AtomicU64::new(0),
     tick_last_us: AtomicU64::new(0),
     tick_max_us: AtomicU64::new(0),
+    tick_last_cpu_us: AtomicU64::new(0),
+    tick_max_cpu_us: AtomicU64::new(0),
     ticks_cut_short: AtomicU64::new(0),
     task_list_restored: AtomicU64::new(0),
     undo_logs_restored: AtomicU64::new(0),

@@ -296,10 +296,18 @@ pub const TARGETS: &[Target] = &[
     ),
     target(
         "drain/tick",
-        "drain: longest tick",
-        "txu_tick_max_us, largest round",
+        "drain: longest tick (its CPU time)",
+        "txu_tick_max_cpu_us, largest round",
         "ms",
         Some((1.0, 0.5)),
+        true,
+    ),
+    target(
+        "drain/tick-wall",
+        "drain: longest tick, wall clock",
+        "txu_tick_max_us, largest round",
+        "ms",
+        None,
         true,
     ),
     target(

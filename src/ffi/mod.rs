@@ -26,6 +26,7 @@
 pub mod acl;
 pub mod alloc;
 pub mod call;
+pub mod clock;
 pub mod configs;
 pub mod context;
 pub mod events;

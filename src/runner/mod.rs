@@ -16,7 +16,7 @@ mod retry;
 
 use crate::config;
 use crate::exec::{cluster, conflict, defer, rollback};
-use crate::ffi::{context, events, CtxPtr};
+use crate::ffi::{clock, context, events, CtxPtr};
 use crate::stats::{add, STATS};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -64,7 +64,7 @@ fn tick(ctx: CtxPtr) {
     if !may_write(ctx) {
         return;
     }
-    let started = Instant::now();
+    let started = Started::now();
     // SWAPDB and renames move a key without freeing a handle: look at every log's key once
     // in a while, besides when a handle goes away.
     if TICKS
@@ -88,25 +88,47 @@ fn slice(ctx: CtxPtr) {
     if !defer::has_pending() || LEFT.load(Ordering::Relaxed) == 0 || !may_write(ctx) {
         return;
     }
-    let started = Instant::now();
+    let started = Started::now();
     let map = cluster::slot_map(ctx);
     run_slice(ctx, started, map.as_ref());
 }
 
+/// When a tick or slice started: wall clock (its time budget) and the thread's CPU time (the
+/// work it did, apart from time the OS gave to other threads meanwhile).
+#[derive(Clone, Copy)]
+struct Started {
+    at: Instant,
+    cpu_us: Option<u64>,
+}
+
+impl Started {
+    fn now() -> Started {
+        Started {
+            at: Instant::now(),
+            cpu_us: clock::thread_cpu_us(),
+        }
+    }
+}
+
 /// Runs due tasks until the tick's budget is spent or `txu.tick-time-us` from `started` has
 /// passed; in the second case arms a slice for the rest.
-fn run_slice(ctx: CtxPtr, started: Instant, map: Option<&crate::cluster::SlotMap>) {
+fn run_slice(ctx: CtxPtr, started: Started, map: Option<&crate::cluster::SlotMap>) {
     let left = LEFT.load(Ordering::Relaxed);
     if left == 0 || !defer::has_pending() {
         return;
     }
-    let out = retry::run_due(ctx, map, left, started + config::tick_time());
+    let out = retry::run_due(ctx, map, left, started.at + config::tick_time());
     let left = left.saturating_sub(out.ran);
     LEFT.store(left, Ordering::Relaxed);
     if out.ran > 0 {
-        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let us = u64::try_from(started.at.elapsed().as_micros()).unwrap_or(u64::MAX);
         STATS.tick_last_us.store(us, Ordering::Relaxed);
         STATS.tick_max_us.fetch_max(us, Ordering::Relaxed);
+        if let (Some(a), Some(b)) = (started.cpu_us, clock::thread_cpu_us()) {
+            let cpu = b.saturating_sub(a);
+            STATS.tick_last_cpu_us.store(cpu, Ordering::Relaxed);
+            STATS.tick_max_cpu_us.fetch_max(cpu, Ordering::Relaxed);
+        }
     }
     if out.out_of_time {
         add(&STATS.ticks_cut_short, 1);
