@@ -98,8 +98,14 @@ fn a_long_list_drains_completely_in_order_when_every_tick_is_cut_short() {
     // than it (a millisecond of slack for the two clocks' granularity).
     let wall = txu_info(&mut con, "txu_tick_max_us");
     let cpu = txu_info(&mut con, "txu_tick_max_cpu_us");
-    assert!(cpu > 0 && wall > 0, "tick max: {wall} us wall, {cpu} us CPU");
-    assert!(cpu <= wall + 1_000, "tick max: {wall} us wall, {cpu} us CPU");
+    assert!(
+        cpu > 0 && wall > 0,
+        "tick max: {wall} us wall, {cpu} us CPU"
+    );
+    assert!(
+        cpu <= wall + 1_000,
+        "tick max: {wall} us wall, {cpu} us CPU"
+    );
 }
 
 #[test]
