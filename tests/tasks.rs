@@ -16,7 +16,7 @@ mod common;
 use common::{
     begin_with, config_set, exec_tx, exists, expect, info_i64, int, lrange, query, rewrite_aof,
     run_err, run_text, show, text, txu, txu_info, txu_with, wait_replica_synced, wait_until,
-    RawConn, Server,
+    watch_tick_budget, RawConn, Server,
 };
 use redis::Value;
 use std::time::{Duration, Instant};
@@ -557,29 +557,7 @@ fn tick_budget_bounds_the_tasks_run_per_tick() {
     for id in &all {
         expect(&mut c, &["TXU.RETRY", id], "+OK\r\n");
     }
-    // Two readings taken within less than one tick period have at most one tick between them.
-    let mut biggest_step = 0;
-    let mut prev: Option<(Instant, i64)> = None;
-    loop {
-        let before = Instant::now();
-        let ran = txu_info(&mut con, "txu_retries_run");
-        if let Some((t0, r0)) = prev {
-            if before.elapsed() + (before - t0) < tick {
-                assert!(
-                    ran - r0 <= 2,
-                    "{} tasks ran within one tick (budget 2)",
-                    ran - r0
-                );
-                biggest_step = biggest_step.max(ran - r0);
-            }
-        }
-        prev = Some((before, ran));
-        if ran >= 6 {
-            break;
-        }
-        assert!(started.elapsed() < DEADLINE, "only {ran} of 6 tasks ran");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let biggest_step = watch_tick_budget(&mut con, tick, 2, 6, DEADLINE);
     // Six tasks at two per tick need three ticks.
     assert!(
         started.elapsed() >= 2 * tick,

@@ -33,7 +33,7 @@ pub fn compact_keys(
     ctx: CtxPtr,
     keys: &[Vec<u8>],
     undo: &UndoLog,
-    facts: &super::Facts<'_>,
+    facts: &super::preimage::Facts<'_>,
     large: &mut Vec<Vec<u8>>,
 ) -> Result<Vec<Vec<u8>>, TxuError> {
     let mut out = Vec::new();
@@ -46,7 +46,7 @@ pub fn compact_keys(
             continue;
         }
         // Looked up already when the command's keys were, else now.
-        let info = match super::fact(facts, key) {
+        let info = match super::preimage::fact(facts, key) {
             Some(f) => f.map(|f| (f.kind, f.len)),
             None => {
                 let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;

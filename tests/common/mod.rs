@@ -21,7 +21,9 @@ pub mod server;
 pub mod state;
 pub mod tx;
 
-pub use query::{config_set, info_i64, int, lrange, query, query_line, text, txu_info};
+pub use query::{
+    config_set, info_i64, int, lrange, query, query_line, text, txu_info, watch_tick_budget,
+};
 pub use resp::{
     array_items, bulk_body, encode_command, esc, flat_array, parse_info, reply_len, show, RawConn,
 };

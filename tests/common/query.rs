@@ -86,3 +86,45 @@ pub fn lrange(con: &mut Connection, key: &str) -> Vec<String> {
         other => panic!("LRANGE {key}: {other:?}"),
     }
 }
+
+/// Polls `txu_retries_run` until `total` deferred tasks have run (panics after `deadline`),
+/// asserting that two readings taken less than one `tick` apart — so with at most one tick
+/// between them — differ by at most `budget` (`txu.tick-budget`). Returns the largest such
+/// step seen.
+#[track_caller]
+pub fn watch_tick_budget(
+    con: &mut Connection,
+    tick: std::time::Duration,
+    budget: i64,
+    total: i64,
+    deadline: std::time::Duration,
+) -> i64 {
+    use std::time::{Duration, Instant};
+    let started = Instant::now();
+    let mut biggest_step = 0;
+    let mut prev: Option<(Instant, i64)> = None;
+    loop {
+        let before = Instant::now();
+        let ran = txu_info(con, "txu_retries_run");
+        if let Some((t0, r0)) = prev {
+            if before.elapsed() + (before - t0) < tick {
+                assert!(
+                    ran - r0 <= budget,
+                    "{} tasks ran within one tick (budget {budget})",
+                    ran - r0
+                );
+                biggest_step = biggest_step.max(ran - r0);
+            }
+        }
+        prev = Some((before, ran));
+        if ran >= total {
+            return biggest_step;
+        }
+        assert!(
+            started.elapsed() < deadline,
+            "only {ran} of {total} tasks ran"
+        );
+        // The polling interval, shorter than a tick.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -23,6 +23,12 @@ pub(super) enum KeyRecipe {
     },
 }
 
+/// Whether `name` (lowercase) moves a key to another name (RENAME, RENAMENX): after it the
+/// names hold other values, and its undo is a rename back, never skipped.
+pub fn is_rename(name: &[u8]) -> bool {
+    matches!(name, b"rename" | b"renamenx")
+}
+
 pub(super) fn build(name: &[u8], argv: &[&[u8]], now_ms: i64, b: &mut Builder) -> Option<Recipe> {
     let recipe = match name {
         b"expire" | b"pexpire" | b"expireat" | b"pexpireat" => {
@@ -55,7 +61,7 @@ pub(super) fn build(name: &[u8], argv: &[&[u8]], now_ms: i64, b: &mut Builder) -
             let ttl = b.ttl(k);
             KeyRecipe::Expire { key, ttl }
         }
-        b"rename" | b"renamenx" => {
+        n if is_rename(n) => {
             let (&src, &dst) = match argv {
                 [_, s, d] => (s, d),
                 _ => return None,

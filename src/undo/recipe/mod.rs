@@ -45,7 +45,8 @@ mod lists;
 mod sets;
 mod strings;
 
-pub use strings::writes_first_key;
+pub use keys::is_rename;
+pub use strings::{counter_delta, writes_first_key};
 mod zsets;
 
 use super::entry::{Snapshot, UndoEntry};

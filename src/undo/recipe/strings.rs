@@ -3,7 +3,7 @@
 //! (`UndoEntry::Str`). SET overwrites any type: a key that is not a string makes GET fail, and
 //! is then snapshotted whole.
 
-use super::{ttl_at, Builder, KeyList, Observed, Read, Recipe, Ttl};
+use super::{parse_i64, ttl_at, Builder, KeyList, Observed, Read, Recipe, Ttl};
 use crate::undo::entry::UndoEntry;
 
 /// The string keys a command writes, each once.
@@ -41,6 +41,20 @@ pub fn writes_first_key(name: &[u8]) -> bool {
             | b"setbit"
             | b"bitfield"
     )
+}
+
+/// What `INCR`, `DECR`, `INCRBY` or `DECRBY` (`name` lowercase, `args` after it) adds to its
+/// key: its old value is then its reply minus this (it succeeds only on a canonical integer,
+/// and changes nothing otherwise). `None` for other commands, or an increment not in the one
+/// form the command accepts.
+pub fn counter_delta(name: &[u8], args: &[&[u8]]) -> Option<i64> {
+    match (name, args) {
+        (b"incr", [_]) => Some(1),
+        (b"decr", [_]) => Some(-1),
+        (b"incrby", [_, d]) => parse_i64(d),
+        (b"decrby", [_, d]) => parse_i64(d)?.checked_neg(),
+        _ => None,
+    }
 }
 
 pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Recipe> {
@@ -153,6 +167,31 @@ mod tests {
         }
         for name in ["mset", "msetnx", "bitop", "get", "hset", "del"] {
             assert!(!writes_first_key(name.as_bytes()), "{name}");
+        }
+    }
+
+    #[test]
+    fn counters_say_what_they_add() {
+        use crate::undo::recipe::counter_delta;
+        let d = |line: &str| {
+            let v: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+            counter_delta(v[0], &v[1..])
+        };
+        assert_eq!(d("incr k"), Some(1));
+        assert_eq!(d("decr k"), Some(-1));
+        assert_eq!(d("incrby k -7"), Some(-7));
+        assert_eq!(d("decrby k 5"), Some(-5));
+        // Forms the server refuses, other commands, wrong arity.
+        for line in [
+            "incrby k +5",
+            "incrby k 05",
+            "incrby k x",
+            "decrby k -9223372036854775808",
+        ] {
+            assert_eq!(d(line), None, "{line}");
+        }
+        for line in ["set k 1", "incr k 1", "incrby k", "incrbyfloat k 1"] {
+            assert_eq!(d(line), None, "{line}");
         }
     }
 
