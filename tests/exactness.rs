@@ -409,6 +409,26 @@ fn small_hashes_roll_back_byte_exact() {
             &["h"],
             &["HDEL h b", "HSET h q 1", "HINCRBY h e 3", "HDEL h a"],
         )),
+        // Writes that keep the listpack a listpack go element by element; a later write that
+        // could reorder or convert it copies it whole then.
+        lp(case(
+            "HSET new fields, then HDEL one of them and an old one",
+            &[h],
+            &["h"],
+            &[
+                "HSET h q 1 r 2",
+                "HINCRBY h a 4",
+                "HDEL h q a",
+                "HSET h a 1",
+            ],
+        )),
+        lp(case(
+            "HSET, then a long value converts",
+            &[h],
+            &["h"],
+            &["HSET h q 1", "HSETNX h r 2"],
+        ))
+        .write_args(vec!["HSET".into(), "h".into(), "q".into(), long.clone()]),
         lp(case("HSET a long value converts", &[h], &["h"], &[])).write_args(vec![
             "HSET".into(),
             "h".into(),
@@ -642,12 +662,36 @@ fn small_sorted_sets_roll_back_byte_exact() {
             &["z"],
             &["ZADD z 9 a"],
         )),
+        lp(case(
+            "ZADD and ZINCRBY, then ZREM",
+            &[z],
+            &["z"],
+            &[
+                "ZADD z 7 n 0 a",
+                "ZINCRBY z 2.5 b",
+                "ZREM z n c",
+                "ZADD z 1 c",
+            ],
+        )),
+        lp(case(
+            "ZADD the same member twice",
+            &[z],
+            &["z"],
+            &["ZADD z 8 n 9 n", "GEOADD z 13.361389 38.115556 palermo"],
+        )),
         lp(case("ZADD a long member converts", &[z], &["z"], &[])).write_args(vec![
             "ZADD".into(),
             "z".into(),
             "1".into(),
-            long,
+            long.clone(),
         ]),
+        lp(case(
+            "ZADD, then a long member converts",
+            &[z],
+            &["z"],
+            &["ZADD z 1 n"],
+        ))
+        .write_args(vec!["ZADD".into(), "z".into(), "1".into(), long]),
         case(
             "ZADD past zset-max-listpack-entries converts",
             &[],
@@ -968,7 +1012,7 @@ fn small_keys_are_copied_whole_and_big_keys_element_by_element() {
     for (key, write) in [
         ("small:h", "HDEL small:h a"),
         ("small:s", "SADD small:s x"),
-        ("small:z", "ZADD small:z 5 c"),
+        ("small:z", "ZREM small:z a"),
     ] {
         let dump = bulk_body(&cmd(&mut c, &["DUMP", key])).map_or(0, <[u8]>::len);
         let got = preimage_bytes(&mut c, &[write]);
@@ -1086,6 +1130,57 @@ fn encodings_are_asked_once_per_key_and_never_for_big_keys() {
     assert_eq!(command_calls(&mut c, "object|encoding") - before, 2);
 }
 
+/// Whether hash fields can have TTLs on this server (`HPEXPIRETIME` exists: Redis >= 7.4).
+fn has_field_ttls(c: &mut RawConn) -> bool {
+    array_items(&cmd(c, &["COMMAND", "INFO", "HPEXPIRETIME"]))
+        .is_some_and(|items| items.first().is_some_and(|i| i.first() == Some(&b'*')))
+}
+
+/// Writes that only add or update short elements of a small hash or sorted set (`HSET`,
+/// `HINCRBY`, `ZADD`, `ZINCRBY` within the `*-max-listpack-*` limits) keep a listpack a
+/// listpack, and their element-level undo puts it back byte for byte: txu asks neither for
+/// the key's encoding nor for a copy (`DUMP`), and reads the scores through the key API (no
+/// `ZMSCORE`). A write that could reorder or convert the key asks then, once.
+#[test]
+fn writes_that_keep_a_listpack_compact_ask_nothing() {
+    let s = Server::start();
+    let mut c = s.raw();
+    // Where hash fields may have TTLs (Redis >= 7.4), a listpack orders fields by TTL: hash
+    // writes ask there.
+    let field_ttls = has_field_ttls(&mut c);
+    for a in ["HSET h a 1 b 2", "ZADD z 1 a 2 b"] {
+        let r = cmd(&mut c, &as_strs(&words(a)));
+        assert!(r.first() == Some(&b':'), "{a}: {}", esc(&r));
+    }
+    let calls = |c: &mut RawConn| {
+        ["object|encoding", "dump", "zmscore", "hmget"].map(|n| command_calls(c, n))
+    };
+    let mut writes = vec!["ZADD z 3 c 5 a", "ZINCRBY z 1 b"];
+    if !field_ttls {
+        writes.extend(["HSET h c 3 a 9", "HINCRBY h b 1"]);
+    }
+    let before = calls(&mut c);
+    let got = preimage_bytes(&mut c, &writes);
+    let after = calls(&mut c);
+    let delta: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(
+        delta,
+        [0, 0, 0, 0],
+        "OBJECT ENCODING, DUMP, ZMSCORE, HMGET calls of {writes:?}"
+    );
+    assert!(got < 100, "{got} pre-image bytes: element by element");
+    // A removal could reorder the listpack: the encoding is asked, and the key copied whole.
+    let before = calls(&mut c);
+    let r = txu(&mut c, &["ZADD z 4 d", "ZREM z a"]);
+    assert!(r.first() == Some(&b'*'), "{}", esc(&r));
+    let after = calls(&mut c);
+    assert_eq!(
+        [after[0] - before[0], after[1] - before[1]],
+        [1, 1],
+        "OBJECT ENCODING, DUMP calls"
+    );
+}
+
 /// The values a write to a large hash overwrites are read through the key API (no `HMGET`
 /// call) on servers without hash-field TTLs, binary values included, and put back exactly;
 /// where fields may have TTLs (Redis >= 7.4) `HMGET` and `HPEXPIRETIME` are asked.
@@ -1104,8 +1199,7 @@ fn large_hash_pre_images_read_through_the_key_api() {
     }
     let enc = simple_or_bulk(&cmd(&mut c, &["OBJECT", "ENCODING", "h"]));
     assert_eq!(enc.as_deref(), Some("hashtable"));
-    let field_ttls = array_items(&cmd(&mut c, &["COMMAND", "INFO", "HPEXPIRETIME"]))
-        .is_some_and(|items| items.first().is_some_and(|i| i.first() == Some(&b'*')));
+    let field_ttls = has_field_ttls(&mut c);
     let before = rep(&mut c, "h");
     let hmget = command_calls(&mut c, "hmget");
     let lines: Vec<Vec<String>> = [

@@ -5,17 +5,41 @@ use crate::error::TxuError;
 use crate::ffi::keys::KeyKind;
 use crate::ffi::{call, configs, context, keys, CtxPtr, OwnedStr, ReplyKind};
 use crate::undo::log::UndoLog;
+use crate::undo::recipe::{Collection, Growth, Plan};
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-/// The keys of `keys` (a plan's [`recipe::Plan::element_keys`]) held in a compact encoding
-/// now — a listpack or an intset — whose element-level undo would not put their
-/// representation back (a field re-added at the end of a listpack, a converted intset left a
-/// hashtable): they are snapshotted whole instead, which is cheap since a compact encoding is
-/// small by construction. Keys that do not exist (undoing their elements deletes them) need
-/// nothing, nor do keys the log already restores in full or already undoes element by element
+/// What the transaction learnt so far of its keys' encodings (see [`compact_keys`]).
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Keys that `OBJECT ENCODING` found in a large encoding and that nothing changed since
+    /// (the write that asked changed nothing, `SADD` of a member already there): any later
+    /// change to such a key is logged (so the log covers it or undoes it element by element)
+    /// before its encoding could change, so it is not asked again. Cleared at a rename.
+    large: Vec<Vec<u8>>,
+    /// Keys written element by element without asking, by writes that keep a compact key
+    /// compact ([`Growth`]): the key's encoding before the transaction is still unknown, and
+    /// a later write that could change it asks then (the writes since kept it).
+    unasked: Vec<Vec<u8>>,
+}
+
+impl Seen {
+    /// A rename: the names now hold other values.
+    pub fn renamed(&mut self) {
+        self.large.clear();
+    }
+}
+
+/// The keys of a plan's [`Plan::element_keys`] held in a compact encoding now — a listpack or
+/// an intset — whose element-level undo would not put their representation back (a field
+/// re-added at the end of a listpack, a converted intset left a hashtable): they are
+/// snapshotted whole instead, which is cheap since a compact encoding is small by
+/// construction. Keys that do not exist (undoing their elements deletes them) need nothing,
+/// nor do keys the log already restores in full or already undoes element by element
 /// (their state before the transaction is what counts, and it was decided at their first
-/// write: see `UndoLog::has_elements`).
+/// write: see `UndoLog::has_elements`), nor writes that provably keep a compact key compact
+/// and are undone exactly element by element ([`Plan::growth`]: an `HSET` of short fields
+/// and values, a `ZADD` of short members, within the encoding's entry limit).
 ///
 /// The key API says whether a key exists, what it holds and how many elements (no command
 /// call); a key with more elements than a compact encoding of its type can hold
@@ -23,33 +47,32 @@ use std::sync::{Mutex, PoisonError};
 /// For the others `OBJECT ENCODING` (O(1), no LRU/LFU touch) answers: a small key may still
 /// be in a large encoding (one long value makes a hash a hashtable), and copying it whole
 /// would cost as much as its values.
-///
-/// `large`: keys of this transaction that `OBJECT ENCODING` found in a large encoding and that
-/// nothing changed since (the write that asked changed nothing, `SADD` of a member already
-/// there): any later change to such a key is logged (so the log covers it or undoes it element
-/// by element) before its encoding could change, so it is not asked again. Keys found large are
-/// added; the executor clears the list at a rename.
 pub fn compact_keys(
     ctx: CtxPtr,
-    keys: &[Vec<u8>],
+    plan: &Plan,
     undo: &UndoLog,
     facts: &super::preimage::Facts<'_>,
-    large: &mut Vec<Vec<u8>>,
+    seen: &mut Seen,
 ) -> Result<Vec<Vec<u8>>, TxuError> {
     let mut out = Vec::new();
+    let keys = plan.element_keys();
     if keys.is_empty() {
         return Ok(out);
     }
     let limits = compact_limits(ctx);
     for key in keys {
-        if undo.covers(key) || undo.has_elements(key) || large.contains(key) {
+        if undo.covers(&key) || seen.large.contains(&key) {
+            continue;
+        }
+        let unasked = seen.unasked.contains(&key);
+        if undo.has_elements(&key) && !unasked {
             continue;
         }
         // Looked up already when the command's keys were, else now.
-        let info = match super::preimage::fact(facts, key) {
+        let info = match super::preimage::fact(facts, &key) {
             Some(f) => f.map(|f| (f.kind, f.len)),
             None => {
-                let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
+                let k = OwnedStr::create(&key).ok_or(TxuError::OutOfMemory)?;
                 keys::key_info(ctx, k.as_str())
             }
         };
@@ -60,15 +83,73 @@ pub fn compact_keys(
             Some((KeyKind::List, n)) => n <= limits.list,
             _ => false,
         };
-        if may_be_compact {
-            if is_compact(ctx, key)? {
-                out.push(key.clone());
-            } else {
-                large.push(key.clone());
+        if !may_be_compact {
+            continue;
+        }
+        let stays = match (info, plan.growth(&key)) {
+            (Some((kind, n)), Some(g)) => stays_compact(g, kind, n, &limits),
+            _ => false,
+        };
+        if stays {
+            if !unasked {
+                seen.unasked.push(key);
             }
+        } else if holds_long_field(ctx, plan, &key, info, &limits) {
+            seen.large.push(key);
+        } else if is_compact(ctx, &key)? {
+            out.push(key);
+        } else {
+            seen.large.push(key);
         }
     }
     Ok(out)
+}
+
+/// Whether the hash `key` holds one of the fields the command touches with a field name or
+/// value longer than `hash-max-listpack-value`: then it is not a listpack the server would
+/// keep or load (a listpack gets such a value only by a config lowered after it was written;
+/// `RESTORE` would convert it, see the README), and need not be asked about. Read through
+/// the key API, which servers with hash-field TTLs do not get (see `keys::hash_get`).
+fn holds_long_field(
+    ctx: CtxPtr,
+    plan: &Plan,
+    key: &[u8],
+    info: Option<(KeyKind, usize)>,
+    limits: &CompactLimits,
+) -> bool {
+    let (Some((KeyKind::Hash, _)), Some(max), Some(fields)) =
+        (info, limits.hash_value, plan.hash_fields(key))
+    else {
+        return false;
+    };
+    if super::preimage::features(ctx).hash_field_ttl {
+        return false;
+    }
+    let Some(k) = OwnedStr::create(key) else {
+        return false;
+    };
+    let names: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
+    keys::hash_get(ctx, k.as_str(), &names).is_some_and(|values| {
+        names.iter().zip(&values).any(|(name, value)| {
+            value
+                .as_ref()
+                .is_some_and(|v| v.len() > max || name.len() > max)
+        })
+    })
+}
+
+/// Whether a key of `kind` with `len` elements, if compact, is still compact after a write
+/// that grows it by `g` (see [`Growth`]): the server converts a listpack when it would hold
+/// more entries than `*-max-listpack-entries` or an element longer than
+/// `*-max-listpack-value`, and sizes the first check by the command's arguments.
+fn stays_compact(g: Growth, kind: KeyKind, len: usize, l: &CompactLimits) -> bool {
+    let (entries, value) = match (g.kind, kind) {
+        (Collection::Hash, KeyKind::Hash) => (l.hash, l.hash_value),
+        (Collection::ZSet, KeyKind::ZSet) => (l.zset, l.zset_value),
+        _ => return false,
+    };
+    let fits = len.checked_add(g.added).is_some_and(|n| n <= entries);
+    fits && value.is_some_and(|v| g.longest <= v)
 }
 
 /// Whether `OBJECT ENCODING key` names a compact encoding (`listpackex`: a listpack hash
@@ -90,6 +171,10 @@ struct CompactLimits {
     set: usize,
     zset: usize,
     list: usize,
+    /// The longest field or value of a listpack hash, member of a listpack sorted set
+    /// (`None`: not known).
+    hash_value: Option<usize>,
+    zset_value: Option<usize>,
 }
 
 impl CompactLimits {
@@ -99,13 +184,17 @@ impl CompactLimits {
         set: usize::MAX,
         zset: usize::MAX,
         list: usize::MAX,
+        hash_value: None,
+        zset_value: None,
     };
 }
 
 /// The configs that bound compact encodings (the `ziplist` names are aliases on every server
 /// txu supports).
-const LIMIT_CONFIGS: [&[u8]; 5] = [
+const LIMIT_CONFIGS: [&[u8]; 7] = [
     b"hash-max-listpack-entries",
+    b"hash-max-listpack-value",
+    b"zset-max-listpack-value",
     b"set-max-intset-entries",
     b"set-max-listpack-entries",
     b"zset-max-listpack-entries",
@@ -139,6 +228,8 @@ fn limits_from(configs: &HashMap<Vec<u8>, i64>, listpack_lists: bool) -> Compact
             .max(get(b"set-max-listpack-entries").unwrap_or(0)),
         zset: get(b"zset-max-listpack-entries").unwrap_or(usize::MAX),
         list,
+        hash_value: get(b"hash-max-listpack-value"),
+        zset_value: get(b"zset-max-listpack-value"),
     }
 }
 
@@ -216,6 +307,8 @@ mod tests {
                 zset: 64,
                 // 8 kB of at least 2 bytes per element.
                 list: 4096,
+                hash_value: None,
+                zset_value: None,
             }
         );
         // Redis 7.0: no listpack lists, no set listpacks.
@@ -236,5 +329,46 @@ mod tests {
         let none = limits_from(&HashMap::new(), true);
         assert_eq!(none, CompactLimits::UNKNOWN);
         assert_eq!(limits_from(&HashMap::new(), false).list, 0);
+    }
+
+    #[test]
+    fn growth_within_the_limits_keeps_a_key_compact() {
+        let limits = limits_from(
+            &configs(&[
+                ("hash-max-listpack-entries", 128),
+                ("hash-max-listpack-value", 64),
+                ("zset-max-listpack-entries", 128),
+                ("zset-max-listpack-value", 64),
+            ]),
+            true,
+        );
+        let g = |kind, added, longest| Growth {
+            kind,
+            added,
+            longest,
+        };
+        let (h, z) = (Collection::Hash, Collection::ZSet);
+        assert!(stays_compact(g(h, 2, 10), KeyKind::Hash, 126, &limits));
+        assert!(!stays_compact(g(h, 3, 10), KeyKind::Hash, 126, &limits));
+        assert!(stays_compact(g(h, 1, 64), KeyKind::Hash, 5, &limits));
+        assert!(!stays_compact(g(h, 1, 65), KeyKind::Hash, 5, &limits));
+        assert!(stays_compact(g(z, 1, 64), KeyKind::ZSet, 127, &limits));
+        assert!(!stays_compact(g(z, 1, 1), KeyKind::ZSet, 128, &limits));
+        // A growth of another type's key (the write will fail) or of a key whose value limit
+        // is unknown proves nothing.
+        assert!(!stays_compact(g(h, 1, 1), KeyKind::ZSet, 1, &limits));
+        assert!(!stays_compact(g(z, 1, 1), KeyKind::Set, 1, &limits));
+        assert!(!stays_compact(
+            g(h, 1, 1),
+            KeyKind::Hash,
+            1,
+            &CompactLimits::UNKNOWN
+        ));
+        assert!(!stays_compact(
+            g(h, usize::MAX, 1),
+            KeyKind::Hash,
+            1,
+            &limits
+        ));
     }
 }

@@ -345,8 +345,8 @@ pub(crate) fn run_with<'a>(
     // One clock read per transaction: the server itself freezes its clock for the commands a
     // module calls within one command (expiry decisions use the time the command started).
     let now = context::now_ms();
-    // Keys found in a large encoding and unchanged since (see `compact::compact_keys`).
-    let mut large: Vec<Vec<u8>> = Vec::new();
+    // What is known of the keys' encodings (see `compact::compact_keys`).
+    let mut seen_encodings = compact::Seen::default();
     for (i, q) in queued.iter().enumerate() {
         // A bug (a panic) in the middle of a transaction still rolls back what ran: the
         // command's step fails like a command that replied an error.
@@ -372,11 +372,10 @@ pub(crate) fn run_with<'a>(
         let step = catch_unwind(AssertUnwindSafe(|| {
             injected_panic(i + 1);
             if crate::undo::recipe::is_rename(q.cname.to_bytes()) {
-                // The names now hold other values.
-                large.clear();
+                seen_encodings.renamed();
             }
-            let prepared =
-                prepare(ctx, q, undo, whole_only, now, &mut large).map_err(|e| e.to_string())?;
+            let prepared = prepare(ctx, q, undo, whole_only, now, &mut seen_encodings)
+                .map_err(|e| e.to_string())?;
             args.clear();
             args.extend(q.argv.iter().skip(1).map(OwnedStr::as_str));
             let reply = call::call_argv(ctx, &q.cname, flags, &args).map_err(|e| e.to_string())?;

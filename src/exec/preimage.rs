@@ -88,7 +88,7 @@ pub(super) fn prepare(
     undo: &UndoLog,
     whole_only: bool,
     now: i64,
-    large: &mut Vec<Vec<u8>>,
+    seen: &mut compact::Seen,
 ) -> Result<Option<Prepared>, TxuError> {
     if q.write_keys.is_empty() {
         return Ok(None);
@@ -140,7 +140,7 @@ pub(super) fn prepare(
     if plan.is_barrier_free() && plan.keys().iter().all(|k| undo.covers(k)) {
         return Ok(None);
     }
-    let compact = compact::compact_keys(ctx, &plan.element_keys(), undo, &facts, large)?;
+    let compact = compact::compact_keys(ctx, &plan, undo, &facts, seen)?;
     let plan = plan.with_whole(&compact);
     let mut reads = Vec::with_capacity(plan.reads().len());
     for r in plan.reads() {
@@ -270,6 +270,19 @@ fn read(ctx: CtxPtr, cmd: &[Vec<u8>], facts: &Facts<'_>) -> Result<Read, TxuErro
             }
         }
     }
+    // ZMSCORE of an existing sorted set, through the key API.
+    if let (Some((key, members)), true) =
+        (args.split_first(), name.eq_ignore_ascii_case(b"ZMSCORE"))
+    {
+        if matches!(fact(facts, key), Some(Some(f)) if f.kind == keys::KeyKind::ZSet) {
+            let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
+            let members: Vec<&[u8]> = members.iter().map(Vec::as_slice).collect();
+            if let Some(scores) = keys::zset_scores(ctx, k.as_str(), &members) {
+                let score = |s: Option<f64>| s.map_or(Read::Nil, Read::Double);
+                return Ok(Read::Array(scores.into_iter().map(score).collect()));
+            }
+        }
+    }
     let cname =
         CString::new(name.clone()).map_err(|_| TxuError::Internal("bad pre-image read".into()))?;
     let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
@@ -328,7 +341,7 @@ fn snapshot(ctx: CtxPtr, key: &[u8], facts: &Facts<'_>) -> Result<Option<Snapsho
 }
 
 /// Optional server abilities the recipes use, probed once.
-fn features(ctx: CtxPtr) -> recipe::Features {
+pub(super) fn features(ctx: CtxPtr) -> recipe::Features {
     static HASH_FIELD_TTL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     recipe::Features {
         hash_field_ttl: *HASH_FIELD_TTL

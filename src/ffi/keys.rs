@@ -128,6 +128,28 @@ pub fn hash_get(ctx: CtxPtr, key: Str<'_>, fields: &[&[u8]]) -> Option<Vec<Optio
         .flatten()
 }
 
+/// The scores of `members` in the sorted set `key` (`None`: not a member), as `ZMSCORE`
+/// would reply, read through the key API without touching the key's LRU/LFU. `None` when the
+/// key is not a sorted set (or an API is missing): ask the server.
+pub fn zset_scores(ctx: CtxPtr, key: Str<'_>, members: &[&[u8]]) -> Option<Vec<Option<f64>>> {
+    let names = super::strings::OwnedStr::create_all(members)?;
+    let score_of = super::api!(RedisModule_ZsetScore)?;
+    let (t, scores) = peek(ctx, key, |k| {
+        names
+            .iter()
+            .map(|m| {
+                let mut score = 0f64;
+                // SAFETY: `k` is the open key `peek` lends; ZsetScore reads the member and
+                // writes one double we own; it fails for a member that is not there (the
+                // key's type is checked below).
+                let ok = unsafe { score_of(k, m.as_str().as_ptr(), &mut score) };
+                (ok == raw::REDISMODULE_OK as c_int).then_some(score)
+            })
+            .collect::<Vec<_>>()
+    })?;
+    (kind_of(t) == Some(KeyKind::ZSet)).then_some(scores)
+}
+
 /// `LRANGE key start stop` of a list, read through the key API (`RedisModule_ListGet`)
 /// without touching its LRU/LFU, when the range holds at most `max` elements; `None` when the
 /// key is not a list, the range is longer, or an API is missing: ask the server.

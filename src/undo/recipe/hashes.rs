@@ -4,7 +4,8 @@
 //! back with `HSET` would lose the TTL.
 
 use super::{
-    bad_unless, distinct, per_element, with_expiry, Builder, Features, Observed, Read, Recipe, Ttl,
+    bad_unless, distinct, per_element, with_expiry, Builder, Collection, Features, Growth,
+    Observed, Read, Recipe, Ttl,
 };
 use crate::undo::entry::UndoEntry;
 
@@ -26,7 +27,13 @@ pub(super) struct HashRecipe {
     values: usize,
     ttl: usize,
     field_ttls: Option<usize>,
+    /// HSET, HMSET, HSETNX, HINCRBY on a server without field TTLs: `(added, longest)` of
+    /// their [`Growth`].
+    grows: Option<(usize, usize)>,
 }
+
+/// The most bytes of a value `HINCRBY` writes (`-9223372036854775808`).
+const INT_TEXT_MAX: usize = 20;
 
 pub(super) fn build(
     name: &[u8],
@@ -46,6 +53,15 @@ pub(super) fn build(
         b"hdel" if argc >= 3 => (HashOp::Del, argv.get(2..)?.to_vec()),
         _ => return None,
     };
+    // A field with a TTL is put back whole (see `before`), and where fields may have TTLs a
+    // listpack orders them by TTL: no growth is claimed there.
+    let longest = |args: &[&[u8]]| args.iter().map(|a| a.len()).max().unwrap_or(0);
+    let grows = match name {
+        _ if features.hash_field_ttl => None,
+        b"hset" | b"hmset" | b"hsetnx" => argv.get(2..).map(|a| (a.len() / 2, longest(a))),
+        b"hincrby" => argv.get(2).map(|f| (1, f.len().max(INT_TEXT_MAX))),
+        _ => None,
+    };
     let fields = distinct(fields.into_iter().map(<[u8]>::to_vec));
     let key = b.key(k);
     let values = b.read_with(b"HMGET", k, &fields);
@@ -62,6 +78,7 @@ pub(super) fn build(
         values,
         ttl,
         field_ttls,
+        grows,
     }))
 }
 
@@ -93,6 +110,19 @@ impl HashRecipe {
     /// converted it to a hashtable leaves the hashtable behind.
     pub(super) fn element_keys(&self) -> Vec<&[u8]> {
         vec![&self.key]
+    }
+
+    pub(super) fn fields_of(&self, key: &[u8]) -> Option<&[Vec<u8>]> {
+        (key == self.key.as_slice()).then_some(self.fields.as_slice())
+    }
+
+    pub(super) fn growth(&self, key: &[u8]) -> Option<Growth> {
+        let (added, longest) = self.grows.filter(|_| key == self.key.as_slice())?;
+        Some(Growth {
+            kind: Collection::Hash,
+            added,
+            longest,
+        })
     }
 
     pub(super) fn bad_keys<'a>(&'a self, reads: &[Read]) -> Vec<&'a [u8]> {

@@ -73,6 +73,28 @@ pub struct Features {
     pub hash_field_ttl: bool,
 }
 
+/// What a write does to a hash or sorted set when it only adds or updates elements, never
+/// removes any: at most `added` new ones (the command's element arguments, duplicates
+/// counted: the server sizes its conversion checks by them), none longer than `longest`
+/// bytes. A key in a compact encoding that stays within the encoding's limits after such a
+/// write is still compact, and its element-level undo gives back its exact representation: a
+/// listpack hash updates a field in place and appends a new one (removing it again leaves the
+/// listpack as it was); a listpack sorted set keeps its members in (score, member) order.
+/// The executor then need not ask for the key's encoding (see `exec::compact`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Growth {
+    pub kind: Collection,
+    pub added: usize,
+    pub longest: usize,
+}
+
+/// The collections a [`Growth`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collection {
+    Hash,
+    ZSet,
+}
+
 /// An absolute deadline this close to `now_ms` (or earlier) may delete the key when the command
 /// runs (the server's clock moves on after planning), so such `EXPIREAT`/`PEXPIREAT` commands
 /// take a whole-key snapshot instead of recording the old expiry.
@@ -212,6 +234,23 @@ impl Plan {
             }
         }
         out.list
+    }
+
+    /// How the command grows `key`, when it only adds or updates elements of it and undoes
+    /// them element by element (see [`Growth`]).
+    pub fn growth(&self, key: &[u8]) -> Option<Growth> {
+        if self.always_whole.iter().any(|k| k == key) {
+            return None;
+        }
+        self.recipe.growth(key)
+    }
+
+    /// The fields of the hash `key` the command reads before it writes them (`HMGET`).
+    pub fn hash_fields(&self, key: &[u8]) -> Option<&[Vec<u8>]> {
+        match &self.recipe {
+            Recipe::Hash(r) => r.fields_of(key),
+            _ => None,
+        }
     }
 
     /// The plan with `keys` snapshotted whole as well (`DUMP`, put back byte for byte): the
@@ -418,6 +457,15 @@ impl Recipe {
             Recipe::Set(r) => r.element_keys(),
             Recipe::ZSet(r) => r.element_keys(),
             Recipe::List(r) => r.element_keys(),
+        }
+    }
+
+    /// See [`Plan::growth`].
+    fn growth(&self, key: &[u8]) -> Option<Growth> {
+        match self {
+            Recipe::Hash(r) => r.growth(key),
+            Recipe::ZSet(r) => r.growth(key),
+            _ => None,
         }
     }
 

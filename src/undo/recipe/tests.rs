@@ -507,3 +507,47 @@ fn key_lists_keep_first_seen_order_across_the_switch_to_a_set() {
     assert_eq!(l.list, want);
     assert!(l.contains(b"k0") && !l.contains(b"k-none"));
 }
+
+#[test]
+fn only_writes_that_add_or_update_claim_a_growth() {
+    let growth = |line: &str, key: &str| plan_of(line, &[1]).growth(&k(key));
+    let g = |kind, added, longest| {
+        Some(Growth {
+            kind,
+            added,
+            longest,
+        })
+    };
+    let (h, z) = (Collection::Hash, Collection::ZSet);
+    assert_eq!(growth("HSET h a 1 bb 22222", "h"), g(h, 2, 5));
+    // Duplicates count: the server sizes its conversion check by the arguments.
+    assert_eq!(growth("HMSET h a 1 a 2", "h"), g(h, 2, 1));
+    assert_eq!(growth("HSETNX h field v", "h"), g(h, 1, 5));
+    assert_eq!(growth("HINCRBY h f 1", "h"), g(h, 1, 20));
+    assert_eq!(growth("ZADD z NX CH 1 a 2 bbb 3 a", "z"), g(z, 3, 3));
+    assert_eq!(growth("ZADD z INCR 1.5 member", "z"), g(z, 1, 6));
+    assert_eq!(growth("ZINCRBY z 1 abcd", "z"), g(z, 1, 4));
+    assert_eq!(growth("GEOADD z 13.36 38.11 palermo", "z"), g(z, 1, 7));
+    for line in [
+        "HDEL h a",
+        "HINCRBYFLOAT h f 1.5",
+        "ZREM z a",
+        "ZPOPMIN z",
+        "SADD s a",
+        "SREM s a",
+        "LPUSH l a",
+    ] {
+        let key = line.split(' ').nth(1).unwrap_or_default();
+        assert_eq!(growth(line, key), None, "{line}");
+    }
+    // Another key than the command's, and servers where hash fields may have TTLs.
+    assert_eq!(growth("HSET h a 1", "other"), None);
+    let ttl = Features {
+        hash_field_ttl: true,
+    };
+    let argv: Vec<&[u8]> = ["HSET", "h", "a", "1"]
+        .iter()
+        .map(|a| a.as_bytes())
+        .collect();
+    assert_eq!(plan_with(&argv, &[1], 0, ttl).growth(b"h"), None);
+}

@@ -5,7 +5,8 @@
 
 use super::{
     bad_unless, bytes_of, distinct, mpop_reply, numkeys, per_element, pop_key, tail, ttl_at,
-    ttl_per_key, ttls_ok, with_expiry, Builder, KeyList, Observed, Read, Recipe, Ttl,
+    ttl_per_key, ttls_ok, with_expiry, Builder, Collection, Growth, KeyList, Observed, Read,
+    Recipe, Ttl,
 };
 use crate::undo::entry::UndoEntry;
 
@@ -47,6 +48,9 @@ pub(super) struct Scores {
     members: Vec<Vec<u8>>,
     scores: usize,
     ttl: usize,
+    /// ZADD, GEOADD, ZINCRBY: `(added, longest)` of their [`Growth`] (members in the
+    /// arguments, duplicates counted; the longest member).
+    grows: Option<(usize, usize)>,
 }
 
 pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Recipe> {
@@ -73,11 +77,13 @@ pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Reci
             if rest.is_empty() || rest.len() % group != 0 {
                 return None;
             }
-            let members = distinct(
-                rest.chunks(group)
-                    .filter_map(|c| c.last().map(|m| m.to_vec())),
+            let named = || rest.chunks(group).filter_map(|c| c.last());
+            let grows = (
+                rest.len() / group,
+                named().map(|m| m.len()).max().unwrap_or(0),
             );
-            Scores::plan(k, ZOp::Add { nx, xx }, members, b)
+            let members = distinct(named().map(|m| m.to_vec()));
+            Scores::plan(k, ZOp::Add { nx, xx }, members, Some(grows), b)
         }
         b"zincrby" => {
             let (&k, &m) = match argv {
@@ -88,14 +94,14 @@ pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Reci
                 nx: false,
                 xx: false,
             };
-            Scores::plan(k, op, vec![m.to_vec()], b)
+            Scores::plan(k, op, vec![m.to_vec()], Some((1, m.len())), b)
         }
         b"zrem" => {
             let k = key1?;
             if argc < 3 {
                 return None;
             }
-            Scores::plan(k, ZOp::Rem, distinct(tail(argv, 2)), b)
+            Scores::plan(k, ZOp::Rem, distinct(tail(argv, 2)), None, b)
         }
         b"zpopmin" | b"zpopmax" => {
             let (key, ttl) = pop_key(argv, b)?;
@@ -129,7 +135,13 @@ pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Reci
 
 impl Scores {
     /// `ZMSCORE k members` and `PEXPIRETIME k`.
-    fn plan(k: &[u8], op: ZOp, members: Vec<Vec<u8>>, b: &mut Builder) -> ZSetRecipe {
+    fn plan(
+        k: &[u8],
+        op: ZOp,
+        members: Vec<Vec<u8>>,
+        grows: Option<(usize, usize)>,
+        b: &mut Builder,
+    ) -> ZSetRecipe {
         let key = b.key(k);
         let scores = b.read_with(b"ZMSCORE", k, &members);
         let ttl = b.ttl(k);
@@ -139,6 +151,7 @@ impl Scores {
             members,
             scores,
             ttl,
+            grows,
         })
     }
 
@@ -257,6 +270,18 @@ impl ZSetRecipe {
             ZSetRecipe::Pop { key, .. } | ZSetRecipe::RemRange { key, .. } => vec![key],
             ZSetRecipe::MPop { keys } => keys.iter().map(|(k, _)| k.as_slice()).collect(),
         }
+    }
+
+    pub(super) fn growth(&self, key: &[u8]) -> Option<Growth> {
+        let ZSetRecipe::Members(m) = self else {
+            return None;
+        };
+        let (added, longest) = m.grows.filter(|_| key == m.key.as_slice())?;
+        Some(Growth {
+            kind: Collection::ZSet,
+            added,
+            longest,
+        })
     }
 
     pub(super) fn bad_keys<'a>(&'a self, reads: &[Read]) -> Vec<&'a [u8]> {
