@@ -24,12 +24,17 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         let r = drain_round(n, ctx.mode.idle_window, &mut config)?;
         eprintln!(
             "  drain round {round}/{rounds}: {:.1} s to <= 1% pending, tick max {} us ({} us of \
-             CPU), PING p99 idle {:.0} us, drain {:.0} us",
+             CPU), PING p99 idle {:.0} us, drain {:.0} us; a fixed job's CPU time meanwhile: \
+             p50 {:.0} us, max {:.0} us, {} of {} over 1 ms",
             r.t99,
             r.tick_max_drain,
             r.tick_max_cpu_drain.map_or("?".into(), |v| v.to_string()),
             r.idle.p99,
-            r.drain.p99
+            r.drain.p99,
+            r.noise.p50,
+            r.noise.max,
+            r.noise_over_1ms,
+            r.noise.n
         );
         all.push(r);
     }
@@ -83,6 +88,25 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         cpu_row.value = Some(cpu);
         out.rows.push(cpu_row);
     }
+    // The machine's noise on the same clock, in the same window.
+    let noise_max = col(&|r| r.noise.max);
+    let mut noise_row = row("fixed job cpu max, drain", noise_max.clone(), "us", None);
+    noise_row.value = Some(noise_max.iter().copied().fold(0.0, f64::max));
+    out.rows.push(noise_row);
+    out.rows.push(row(
+        "fixed job cpu p50, drain",
+        col(&|r| r.noise.p50),
+        "us",
+        None,
+    ));
+    let mut over_row = row(
+        "fixed jobs > 1 ms, drain",
+        col(&|r| r.noise_over_1ms as f64),
+        "",
+        None,
+    );
+    over_row.value = Some(all.iter().map(|r| r.noise_over_1ms as f64).sum());
+    out.rows.push(over_row);
     let ticks: [Column; 4] = [
         ("tick max, fault on", &|r| r.tick_max_fault as f64, "us"),
         ("tick p50 drain (smp)", &|r| r.drain_ticks.p50, "us"),
@@ -158,6 +182,14 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
              out their backoff"
         ));
     }
+    out.notes.push(format!(
+        "fixed job = the same ~20 us of arithmetic, {NOISE_GAP_US} us apart, on a bench thread \
+         during the drain, timed on that thread's CPU clock as the server times its ticks: the \
+         machine's own noise on that clock ({} jobs; max and count over 1 ms: all rounds). A \
+         virtual CPU taken away by the hypervisor counts as CPU time of the thread it was \
+         running, so the longest tick is a tick's work or such a pause, whichever is longer",
+        all.iter().map(|r| r.noise.n).sum::<usize>()
+    ));
     out.notes.push(
         "targets table: longest tick = tick max, drain; PING p99 during drain vs idle = drain / \
          empty (vs fault-on, where the timer already retries the tasks, see p99 drain/fault-on)"
@@ -183,6 +215,10 @@ struct DrainRound {
     drain_ticks: Latency,
     /// Percent of the sampled drain ticks that took over 1 ms.
     drain_ticks_over_1ms: f64,
+    /// The CPU time of [`fixed_job`] runs during the drain.
+    noise: Latency,
+    /// How many of them took over 1 ms.
+    noise_over_1ms: usize,
     empty: Latency,
     idle: Latency,
     drain: Latency,
@@ -311,6 +347,8 @@ fn drain_round(n: usize, window: Duration, config: &mut String) -> Result<DrainR
         empty: Latency::of(empty.pings.iter().map(|p| p.1)),
         idle: Latency::of(idle.pings.iter().map(|p| p.1)),
         drain: Latency::of(drain.pings.iter().filter(|p| p.0 <= t99).map(|p| p.1)),
+        noise_over_1ms: drain.noise.iter().filter(|&&us| us > 1000.0).count(),
+        noise: Latency::of(drain.noise.iter().copied()),
     })
 }
 
@@ -346,6 +384,8 @@ struct Poll {
 struct Observed {
     pings: Vec<(f64, f64)>,
     polls: Vec<Poll>,
+    /// The CPU time (us) of each run of [`fixed_job`] meanwhile.
+    noise: Vec<f64>,
 }
 
 /// `pinger` sends `PING` one at a time, [`PING_GAP_US`] apart on average, and times each reply
@@ -367,8 +407,20 @@ fn observe(
             self.0.store(true, Ordering::Relaxed);
         }
     }
-    let (pings, polls) = std::thread::scope(|s| {
+    let (pings, polls, noise) = std::thread::scope(|s| {
         let stop = &stop;
+        // The machine's own noise, measured alongside: the same work every time, timed on
+        // this thread's CPU clock, as the server times its ticks.
+        let probing = s.spawn(move || {
+            let mut jobs = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(us) = fixed_job() {
+                    jobs.push(us);
+                }
+                std::thread::sleep(Duration::from_micros(NOISE_GAP_US));
+            }
+            jobs
+        });
         let polling = s.spawn(move || -> Result<Vec<Poll>, String> {
             let _stop = StopOnDrop(stop);
             let mut polls = Vec::new();
@@ -424,12 +476,65 @@ fn observe(
         let polls = polling
             .join()
             .unwrap_or_else(|_| Err("INFO poller panicked".into()));
-        (pinged.map(|()| pings), polls)
+        let noise = probing.join().unwrap_or_default();
+        (pinged.map(|()| pings), polls, noise)
     });
     Ok(Observed {
         pings: pings?,
         polls: polls?,
+        noise,
     })
+}
+
+/// Pause between two runs of [`fixed_job`] (with the sleep's own overshoot, the probe takes
+/// about a sixth of one CPU: often enough to meet the machine's rare pauses).
+const NOISE_GAP_US: u64 = 100;
+
+/// A fixed amount of arithmetic (~20 us on the machine this was written on), and the CPU time
+/// this thread spent on it, in us: any run that takes much longer than the usual was slowed
+/// by the machine (the hypervisor taking the virtual CPU away is counted as the thread's CPU
+/// time), not by its work. `None` where the thread CPU clock is not available.
+fn fixed_job() -> Option<f64> {
+    let before = thread_cpu_ns()?;
+    let mut x: u64 = 0;
+    for i in 0..40_000u64 {
+        x = std::hint::black_box(x.wrapping_add(i.wrapping_mul(i)));
+    }
+    std::hint::black_box(x);
+    Some(thread_cpu_ns()?.saturating_sub(before) as f64 / 1000.0)
+}
+
+/// `CLOCK_THREAD_CPUTIME_ID` in ns (Linux, 64-bit).
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn thread_cpu_ns() -> Option<u64> {
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+    }
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec (two 64-bit fields on 64-bit Linux) to a
+    // pointer we own; 3 is CLOCK_THREAD_CPUTIME_ID.
+    if unsafe { clock_gettime(3, &mut ts) } != 0 {
+        return None;
+    }
+    u64::try_from(
+        ts.tv_sec
+            .checked_mul(1_000_000_000)?
+            .checked_add(ts.tv_nsec)?,
+    )
+    .ok()
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn thread_cpu_ns() -> Option<u64> {
+    None
 }
 
 /// p50 / p99 / max of latency samples.
