@@ -25,6 +25,11 @@ pub enum TxuError {
         cmd: String,
         reason: &'static str,
     },
+    /// A command a transaction's script called that txu refuses in a transaction.
+    NotAllowedInScript {
+        cmd: String,
+        reason: &'static str,
+    },
     NoPerm(String),
     TooMany(i64),
     ExecAbort,
@@ -163,6 +168,10 @@ impl fmt::Display for TxuError {
             TxuError::NotAllowed { cmd, reason } => {
                 write!(f, "ERR '{cmd}' is not allowed in a TXU transaction: {reason}")
             }
+            TxuError::NotAllowedInScript { cmd, reason } => write!(
+                f,
+                "ERR '{cmd}' is not allowed in a script inside a TXU transaction: {reason}"
+            ),
             TxuError::NoPerm(msg) => write!(f, "NOPERM {msg}"),
             TxuError::TooMany(max) => write!(
                 f,
@@ -283,6 +292,13 @@ mod tests {
                     reason: "no",
                 },
                 "ERR 'WATCH' is not allowed in a TXU transaction: no",
+            ),
+            (
+                TxuError::NotAllowedInScript {
+                    cmd: s("PUBLISH"),
+                    reason: "no",
+                },
+                "ERR 'PUBLISH' is not allowed in a script inside a TXU transaction: no",
             ),
             (TxuError::NoPerm(s("why")), "NOPERM why"),
             (

@@ -99,6 +99,7 @@ mod module {
         events::on_role_primary(ctx, exec::conflict::logs_may_have_arrived)?;
         store::set_cluster(cluster);
         commands::capture::register(ctx, facts.filter_client_id, cluster)?;
+        exec::script::register(ctx)?;
         if !runner::start(ctx) {
             return Err("failed to start the timer".into());
         }

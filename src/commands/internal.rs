@@ -1,12 +1,19 @@
 //! TXU._LOAD, TXU._TASK, TXU._CONFLICT, TXU._UNLOG: the internal commands that carry txu's state to
 //! replicas and the AOF byte for byte. Clients cannot run them (see `exec::replay`).
+//! TXU._CALL: one command of a transaction's script (see `exec::script`); nothing else can.
 
 use crate::error::TxuError;
 use crate::exec::replay;
 use crate::ffi::{call, reply, CtxPtr, Str};
 use std::ffi::c_int;
 
+pub use crate::exec::script::CALL_COMMAND;
 pub use replay::{CONFLICT_COMMAND, LOAD_COMMAND, TASK_COMMAND, UNLOG_COMMAND};
+
+/// `TXU._CALL <command> [arg ...]`
+pub fn script_call(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
+    crate::exec::script::call(ctx, argv)
+}
 
 /// Replies to an internal command: on success it is propagated exactly as received.
 fn done(ctx: CtxPtr, r: Result<(), TxuError>) -> c_int {

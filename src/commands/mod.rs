@@ -154,6 +154,16 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Internal: ends an undo log (replication and AOF only)",
         complexity: c"O(1)",
     },
+    // Called by a transaction's script (the filter of `exec::script` routes its commands here):
+    // not `deny-script`, not `write` (a read of a `no-writes` script passes through it too; the
+    // command it runs is checked as a write, in script mode), keys declared per command.
+    Spec {
+        name: internal::CALL_COMMAND,
+        handler: command_entry!(internal::script_call),
+        flags: c"getkeys-api",
+        summary: c"Internal: one command of a script inside a transaction, with its pre-image",
+        complexity: c"That of the command, plus O(size) per key written for its pre-image",
+    },
     Spec {
         name: internal::LOAD_COMMAND,
         handler: command_entry!(internal::load),

@@ -12,6 +12,7 @@ pub mod policy;
 mod preimage;
 pub mod replay;
 pub mod rollback;
+pub mod script;
 pub mod txn;
 
 use crate::error::{quote, TxuError};
@@ -114,6 +115,7 @@ pub fn validate(ctx: CtxPtr, argv: &[Str<'_>], who: Acl<'_>) -> Result<Queued, T
         write: info.traits.write,
         undo_own_failure: info.traits.module,
         check: None,
+        script: script::Script::of(&top.name),
     })
 }
 
@@ -154,6 +156,7 @@ pub fn validate_at(
         write: false,
         undo_own_failure: false,
         check: Some(parsed),
+        script: None,
     })
 }
 
@@ -291,7 +294,20 @@ pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<Reply>, TxuError> {
     } else {
         call::RUN_FLAGS
     };
-    let result = run_with(ctx, &tx.queued, &mut undo, flags, whole);
+    // A script's commands are checked against the caller's ACL as they run (see `script`).
+    let user = tx
+        .queued
+        .iter()
+        .any(|q| q.script.is_some())
+        .then(|| acl::current_user(ctx))
+        .flatten();
+    let mode = Mode {
+        flags,
+        script_flags: call::SCRIPT_FLAGS,
+        whole_only: whole,
+        user: user.as_ref(),
+    };
+    let result = run_with(ctx, &tx.queued, &mut undo, &mode);
     let meta = rollback::TxMeta { txid: &tx.id, db };
     match result {
         Ok(replies) => {
@@ -333,12 +349,57 @@ pub(crate) struct Failed<'a> {
     pub cause: String,
 }
 
+/// How a transaction's commands run.
+pub(crate) struct Mode<'u> {
+    /// `RedisModule_Call` flags of its commands.
+    pub flags: &'static CStr,
+    /// And of its script commands (`EVAL`, `FCALL`...).
+    pub script_flags: &'static CStr,
+    /// Whole-key pre-images only (see `preimage::prepare`).
+    pub whole_only: bool,
+    /// Whose ACL the commands of its scripts are checked against.
+    pub user: Option<&'u OwnedStr>,
+}
+
+/// Runs one command of a transaction: its pre-image, the call, its undo entries. `args`: a
+/// buffer for the call's arguments.
+pub(crate) fn exec_one<'q>(
+    ctx: CtxPtr,
+    q: &'q Queued,
+    undo: &mut UndoLog,
+    seen: &mut compact::Seen,
+    mode: &Mode<'_>,
+    now: i64,
+    args: &mut Vec<Str<'q>>,
+) -> Result<CallReply, String> {
+    if crate::undo::recipe::is_rename(q.cname.to_bytes()) {
+        seen.renamed();
+    }
+    let prepared = prepare(ctx, q, undo, mode.whole_only, now, seen).map_err(|e| e.to_string())?;
+    args.clear();
+    args.extend(q.argv.iter().skip(1).map(OwnedStr::as_str));
+    let reply = call::call_argv(ctx, &q.cname, mode.flags, args).map_err(|e| e.to_string())?;
+    if let Some(e) = reply.error_text() {
+        // A core command that fails has changed nothing: undoing it would only write (on a
+        // read-only replica, diverge). Other modules' commands may fail half-way.
+        if q.undo_own_failure {
+            if let Some(p) = prepared {
+                p.record(undo, None);
+            }
+        }
+        return Err(e);
+    }
+    if let Some(p) = prepared {
+        p.record(undo, Some(reply.as_ref()));
+    }
+    Ok(reply)
+}
+
 pub(crate) fn run_with<'a>(
     ctx: CtxPtr,
     queued: &'a [Queued],
     undo: &mut UndoLog,
-    flags: &std::ffi::CStr,
-    whole_only: bool,
+    mode: &Mode<'_>,
 ) -> Result<Vec<Reply>, Failed<'a>> {
     let mut replies: Vec<Reply> = Vec::with_capacity(queued.len());
     let mut args: Vec<Str<'_>> = Vec::new();
@@ -371,28 +432,10 @@ pub(crate) fn run_with<'a>(
         }
         let step = catch_unwind(AssertUnwindSafe(|| {
             injected_panic(i + 1);
-            if crate::undo::recipe::is_rename(q.cname.to_bytes()) {
-                seen_encodings.renamed();
+            match q.script {
+                Some(kind) => script::run(ctx, q, kind, undo, &mut seen_encodings, mode, now),
+                None => exec_one(ctx, q, undo, &mut seen_encodings, mode, now, &mut args),
             }
-            let prepared = prepare(ctx, q, undo, whole_only, now, &mut seen_encodings)
-                .map_err(|e| e.to_string())?;
-            args.clear();
-            args.extend(q.argv.iter().skip(1).map(OwnedStr::as_str));
-            let reply = call::call_argv(ctx, &q.cname, flags, &args).map_err(|e| e.to_string())?;
-            if let Some(e) = reply.error_text() {
-                // A core command that fails has changed nothing: undoing it would only write
-                // (on a read-only replica, diverge). Other modules' commands may fail half-way.
-                if q.undo_own_failure {
-                    if let Some(p) = prepared {
-                        p.record(undo, None);
-                    }
-                }
-                return Err(e);
-            }
-            if let Some(p) = prepared {
-                p.record(undo, Some(reply.as_ref()));
-            }
-            Ok(reply)
         }))
         .unwrap_or_else(|_| {
             context::log_warning(

@@ -63,7 +63,7 @@ impl Refusal {
             Refusal::Blocks => "it can block the server",
             Refusal::Connection => "it acts on the connection, not on keys",
             Refusal::PubSub => "pub/sub acts on connections, not on keys, and cannot be undone",
-            Refusal::Scripting => "scripts and functions cannot be undone",
+            Refusal::Scripting => "it manages scripts and functions, not keys",
             Refusal::Admin => "it administers the server, not keys",
             Refusal::WholeDataset => "it changes whole databases and cannot be undone",
             Refusal::OtherDatabase => "it writes to another database",
@@ -97,8 +97,9 @@ pub fn check(name: &str, t: &Traits, args: &[&[u8]], nkeys: usize) -> Result<(),
         "flushall" | "flushdb" | "swapdb" => Some(Refusal::WholeDataset),
         "move" => Some(Refusal::OtherDatabase),
         "copy" => has_db_option(args).then_some(Refusal::OtherDatabase),
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" | "script"
-        | "function" => Some(Refusal::Scripting),
+        // Scripts run (see `exec::script`); managing them is not data.
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => return Ok(()),
+        "script" | "function" => Some(Refusal::Scripting),
         "config" | "debug" | "shutdown" | "module" | "acl" | "save" | "bgsave" | "bgrewriteaof"
         | "replicaof" | "slaveof" | "failover" | "cluster" | "migrate" | "sync" | "psync"
         | "replconf" | "restore-asking" | "pfdebug" | "pfselftest" => Some(Refusal::Admin),
@@ -233,8 +234,8 @@ mod tests {
             ("flushall", Refusal::WholeDataset),
             ("swapdb", Refusal::WholeDataset),
             ("move", Refusal::OtherDatabase),
-            ("eval", Refusal::Scripting),
-            ("fcall", Refusal::Scripting),
+            ("script", Refusal::Scripting),
+            ("function", Refusal::Scripting),
             ("config", Refusal::Admin),
             ("migrate", Refusal::Admin),
             ("shutdown", Refusal::Admin),
@@ -246,6 +247,25 @@ mod tests {
             check("copy", &w(), &[b"a", b"b", b"DB", b"1"], 2),
             Err(Refusal::OtherDatabase)
         );
+    }
+
+    #[test]
+    fn scripts_and_functions_run_whatever_their_flags() {
+        // EVAL and FCALL are `noscript` (and may not be `write`): allowed by name.
+        let noscript = Traits {
+            noscript: true,
+            ..Traits::default()
+        };
+        for n in [
+            "eval",
+            "evalsha",
+            "eval_ro",
+            "evalsha_ro",
+            "fcall",
+            "fcall_ro",
+        ] {
+            assert_eq!(check(n, &noscript, &[], 0), Ok(()), "{n}");
+        }
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct Queued {
     pub undo_own_failure: bool,
     /// `TXU.CHECK`: a guard on an earlier command's reply instead of a command to run.
     pub check: Option<super::check::Check>,
+    /// `EVAL`, `FCALL` and the like: their writes are covered as they happen (see
+    /// `exec::script`), not before the command.
+    pub script: Option<super::script::Script>,
 }
 
 /// A transaction opened by `TXU.BEGIN` and not yet ended.

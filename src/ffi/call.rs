@@ -217,6 +217,13 @@ pub const RUN_FLAGS: &CStr = c"v!EMCS0";
 /// the same server command, with nothing able to change the ACL in between (`TXU.RUN`).
 pub const RUN_FLAGS_CHECKED: &CStr = c"v!EMS0";
 
+/// For a transaction's script command (`EVAL`, `FCALL`...): as [`RUN_FLAGS`] but without
+/// script mode (`S`: these commands are denied in scripts, so script mode refuses them; the
+/// script's own commands run with `S`) and without the ACL check (`C`: the script runs as the
+/// module, each of its commands is checked against the transaction's user; see
+/// `exec::script`).
+pub const SCRIPT_FLAGS: &CStr = c"v!EM0";
+
 /// Calls `name` with `args` (argv without the command name) and `fmt` (must start with `v`).
 pub fn call_argv(
     ctx: super::CtxPtr,

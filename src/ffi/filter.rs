@@ -1,4 +1,5 @@
-//! A command filter: sees every command the server receives (not this module's own calls).
+//! Command filters: one that sees every command the server receives but this module's own
+//! calls, and one that sees those too.
 
 use super::strings::{OwnedStr, Str};
 use super::CtxPtr;
@@ -8,21 +9,30 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
 static FILTER: OnceLock<fn(&FilterCtx)> = OnceLock::new();
+static FILTER_ALL: OnceLock<fn(&FilterCtx)> = OnceLock::new();
 
 /// Registers `f` as a command filter that does not see this module's own `RedisModule_Call`s.
 /// `f` runs for every command, so it should return at once when it has nothing to do.
 pub fn register(ctx: CtxPtr, f: fn(&FilterCtx)) -> Result<(), String> {
     let _ = FILTER.set(f);
+    register_raw(ctx, filter, raw::REDISMODULE_CMDFILTER_NOSELF as c_int)
+}
+
+/// Registers `f` as a command filter that sees every command, this module's own calls and what
+/// runs inside them included (a server skips a `NOSELF` filter for as long as the module is in
+/// a `RedisModule_Call`: a script txu runs would pass it). Same care as [`register`].
+pub fn register_all(ctx: CtxPtr, f: fn(&FilterCtx)) -> Result<(), String> {
+    let _ = FILTER_ALL.set(f);
+    register_raw(ctx, filter_all, 0)
+}
+
+type RawFilter = unsafe extern "C" fn(*mut raw::RedisModuleCommandFilterCtx);
+
+fn register_raw(ctx: CtxPtr, callback: RawFilter, flags: c_int) -> Result<(), String> {
     let reg =
         super::api!(RedisModule_RegisterCommandFilter).ok_or("RegisterCommandFilter missing")?;
     // SAFETY: load-time registration.
-    let p = unsafe {
-        reg(
-            ctx,
-            Some(filter),
-            raw::REDISMODULE_CMDFILTER_NOSELF as c_int,
-        )
-    };
+    let p = unsafe { reg(ctx, Some(callback), flags) };
     if p.is_null() {
         Err("failed to register the command filter".into())
     } else {
@@ -31,7 +41,15 @@ pub fn register(ctx: CtxPtr, f: fn(&FilterCtx)) -> Result<(), String> {
 }
 
 unsafe extern "C" fn filter(p: *mut raw::RedisModuleCommandFilterCtx) {
-    let Some(f) = FILTER.get() else {
+    dispatch(&FILTER, p);
+}
+
+unsafe extern "C" fn filter_all(p: *mut raw::RedisModuleCommandFilterCtx) {
+    dispatch(&FILTER_ALL, p);
+}
+
+fn dispatch(slot: &OnceLock<fn(&FilterCtx)>, p: *mut raw::RedisModuleCommandFilterCtx) {
+    let Some(f) = slot.get() else {
         return;
     };
     if p.is_null() {

@@ -5,7 +5,7 @@ use crate::cluster::SlotMap;
 use crate::config;
 use crate::error::{quote, TxuError};
 use crate::exec::defer::{self, delay_ms, is_transient, DueTask, TaskOutcome};
-use crate::exec::{rollback, run_with, validate_at, Acl, Failed};
+use crate::exec::{rollback, run_with, validate_at, Acl, Failed, Mode};
 use crate::ffi::{acl, context, keys, CtxPtr, OwnedStr, Str};
 use crate::stats::{add, STATS};
 use crate::undo::log::UndoLog;
@@ -14,6 +14,10 @@ use crate::undo::log::UndoLog;
 /// (min-replicas, disk errors). No `C` (the timer has no client: the task's user is checked
 /// explicitly) and no `M` (the OOM state it reads is stale in a timer: checked explicitly).
 const TASK_FLAGS: &std::ffi::CStr = c"v!ES";
+
+/// And for a task's script commands: without script mode (they are denied in scripts; the
+/// script's own commands run with `TASK_FLAGS`).
+const SCRIPT_TASK_FLAGS: &std::ffi::CStr = c"v!E";
 
 /// What one slice of a tick did.
 pub struct Ran {
@@ -119,7 +123,13 @@ fn run_task_in_db(ctx: CtxPtr, task: &DueTask) -> Result<(), TxuError> {
         return Err(TxuError::Oom);
     }
     let mut undo = UndoLog::new();
-    match run_with(ctx, &queued, &mut undo, TASK_FLAGS, false) {
+    let mode = Mode {
+        flags: TASK_FLAGS,
+        script_flags: SCRIPT_TASK_FLAGS,
+        whole_only: false,
+        user: Some(&user),
+    };
+    match run_with(ctx, &queued, &mut undo, &mode) {
         Ok(_) => Ok(()),
         Err(Failed { index, cmd, cause }) => {
             let meta = rollback::TxMeta {
