@@ -386,3 +386,33 @@ fn script_replies_follow_the_clients_protocol() {
         show(&r)
     );
 }
+
+/// A script of a transaction that runs too long can be killed even after it wrote (the server
+/// refuses `SCRIPT KILL` for a plain script that wrote): the transaction then rolls back.
+#[test]
+fn a_busy_script_that_wrote_can_be_killed_and_is_undone() {
+    let s = Server::start();
+    let mut c = s.raw();
+    setup(&mut c);
+    let before = state(&s, &mut c);
+    assert_eq!(
+        run(&mut c, &["CONFIG", "SET", "busy-reply-threshold", "50"]),
+        b"+OK\r\n"
+    );
+    let script = writer("while true do end");
+    let mut busy = s.raw();
+    busy.send(&[b"TXU.RUN", b"3", b"EVAL", script.as_bytes(), b"0"]);
+    // Until the script started and ran past the threshold: NOTBUSY before, then OK.
+    wait_until("SCRIPT KILL", Duration::from_secs(10), || {
+        let r = run(&mut c, &["SCRIPT", "KILL"]);
+        assert!(
+            r == b"+OK\r\n" || r.starts_with(b"-NOTBUSY"),
+            "{}",
+            show(&r)
+        );
+        r == b"+OK\r\n"
+    });
+    let cause = assert_rolled_back(busy.read_reply(), 1, "EVAL");
+    assert!(cause.contains("Script killed by user"), "{cause}");
+    assert_eq!(state(&s, &mut c), before);
+}

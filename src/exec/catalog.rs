@@ -140,6 +140,19 @@ pub fn warm(ctx: CtxPtr) {
     }
 }
 
+/// The names of the commands that run while a script is busy (`allow_busy`), or that have such
+/// a subcommand (`SCRIPT` for `SCRIPT KILL`), lowercase.
+pub fn allow_busy_names(ctx: CtxPtr) -> Vec<Vec<u8>> {
+    // Every command, not only those looked up so far.
+    warm(ctx);
+    CACHE
+        .lock()
+        .iter()
+        .filter(|(_, i)| i.traits.allow_busy || i.subcommands.values().any(|s| s.traits.allow_busy))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 /// Forgets everything (a module was loaded or unloaded, commands may have changed); the next
 /// lookup fills the cache again.
 pub fn clear() {

@@ -17,6 +17,8 @@ pub struct Traits {
     pub denyoom: bool,
     /// Another module's command (its failures may leave partial effects).
     pub module: bool,
+    /// Runs while a script is busy (`SCRIPT KILL`, `SHUTDOWN`...).
+    pub allow_busy: bool,
 }
 
 impl Traits {
@@ -33,6 +35,7 @@ impl Traits {
                 b"no_multi" => t.no_multi = true,
                 b"denyoom" => t.denyoom = true,
                 b"module" => t.module = true,
+                b"allow_busy" => t.allow_busy = true,
                 _ => {}
             }
         }

@@ -47,6 +47,10 @@ impl Script {
 
 /// A script of a transaction is running: its calls are routed (see [`on_command`]).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Commands other clients may run while a script is busy (`SCRIPT KILL`, `SHUTDOWN`...): the
+/// filter sees those clients' commands too, and leaves these alone (the server answers the
+/// others `BUSY`; a script may not call any of these). Read at the first script.
+static BUSY_OK: Mutex<Option<Vec<Vec<u8>>>> = Mutex::new(None);
 /// `TXU._CALL` is running a command: what it calls itself is not routed again.
 static IN_CALL: AtomicBool = AtomicBool::new(false);
 
@@ -79,10 +83,16 @@ fn on_command(f: &filter::FilterCtx) {
     let Some(name) = f.arg(0) else {
         return;
     };
-    // The script command itself (the filter sees txu's call of it), and a script that calls
-    // TXU._CALL itself.
+    // The script command itself (the filter sees txu's call of it), a script that calls
+    // TXU._CALL itself, and what other clients may send while the script is busy.
     let own = |n: &[u8]| name.eq_ignore_ascii_case(n);
-    if own(CALL_COMMAND.to_bytes()) || [&b"eval"[..], b"evalsha", b"fcall"].into_iter().any(own) {
+    if own(CALL_COMMAND.to_bytes())
+        || [&b"eval"[..], b"evalsha", b"fcall"].into_iter().any(own)
+        || BUSY_OK
+            .lock()
+            .as_ref()
+            .is_some_and(|names| names.iter().any(|n| own(n)))
+    {
         return;
     }
     f.insert_front(CALL_COMMAND.to_bytes());
@@ -119,6 +129,12 @@ pub(super) fn run(
     let Some(user) = mode.user else {
         return Err(TxuError::NoUser.to_string());
     };
+    {
+        let mut busy_ok = BUSY_OK.lock();
+        if busy_ok.is_none() {
+            *busy_ok = Some(super::catalog::allow_busy_names(ctx));
+        }
+    }
     // Lend the log to TXU._CALL; take it back however the script ends (a panic included).
     struct Lent<'a> {
         undo: &'a mut UndoLog,
