@@ -370,6 +370,47 @@ fn run_with_hash_tags_commits_and_rolls_back_on_the_owner() {
     assert_tidy(&c, "at the end");
 }
 
+/// A script in a transaction on a cluster: routed by its declared keys, its writes to other
+/// keys of the same slot undone with it, and a write to a key another node serves refused by
+/// the server inside the script (the transaction rolls back).
+#[test]
+fn scripts_roll_back_on_the_owner_and_stay_in_their_slot() {
+    let c = Cluster::start(3, 0);
+    let (ka, kb) = ("{user2}:a", "{user2}:b");
+    let owner = c.owner_of(ka);
+    c.ok(owner, &["SET", ka, "100"]);
+    let script = "redis.call('DECRBY', KEYS[1], 30); redis.call('HSET', '{user2}:b', 'f', 'v'); \
+                  return redis.call(ARGV[1], KEYS[1])";
+    // Declared keys route it: another node answers MOVED.
+    let elsewhere = c
+        .primaries()
+        .into_iter()
+        .find(|&i| i != owner)
+        .unwrap_or(owner);
+    let r = c.call_text(elsewhere, &["TXU.RUN", "5", "EVAL", script, "1", ka, "GET"]);
+    assert!(r.starts_with("-MOVED "), "{r}");
+    let r = c.call_text(owner, &["TXU.RUN", "5", "EVAL", script, "1", ka, "LPOP"]);
+    assert!(
+        r.starts_with("-ROLLBACK command 1 (EVAL) failed: WRONGTYPE"),
+        "{r}"
+    );
+    assert_eq!(get(&c, owner, ka).as_deref(), Some("100"));
+    assert_eq!(dbsize(&c, owner), 1, "{kb} was created and must be gone");
+    // A key another node serves: the server refuses the call inside the script.
+    let slot = (0..16384u16)
+        .find(|&s| c.owner(s) != owner)
+        .unwrap_or_default();
+    let other = key_in_slot(slot, "x");
+    let cross = format!("redis.call('SET', KEYS[1], '1'); redis.call('SET', '{other}', '1')");
+    let r = c.call_text(owner, &["TXU.RUN", "4", "EVAL", &cross, "1", ka]);
+    assert!(r.starts_with("-ROLLBACK command 1 (EVAL) failed: "), "{r}");
+    assert!(r.contains("non local key"), "{r}");
+    assert_eq!(get(&c, owner, ka).as_deref(), Some("100"));
+    let r = c.call_text(owner, &["TXU.RUN", "5", "EVAL", script, "1", ka, "GET"]);
+    assert_eq!(r, "*1\r\n$2\r\n70\r\n");
+    assert_tidy(&c, "after scripts");
+}
+
 #[test]
 fn redis_cli_c_runs_txu_run_from_any_node() {
     let c = Cluster::start(3, 0);
