@@ -343,6 +343,14 @@ pub const TARGETS: &[Target] = &[
         false,
     ),
     target(
+        "script/eval",
+        "10-SET Lua script: EVALSHA alone vs inside TXU.RUN",
+        "cpu evalsha / cpu txu.run evalsha",
+        "x",
+        None,
+        false,
+    ),
+    target(
         "mixed/ceiling",
         "mixed TXU.RUN vs the bare call-API loop",
         "cpu loop / cpu txu.run",

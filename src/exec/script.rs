@@ -63,8 +63,11 @@ struct Scope {
     flags: &'static CStr,
     whole_only: bool,
     now: i64,
-    /// Whose ACL the script's commands are checked against.
-    user: Option<OwnedStr>,
+    /// Whose ACL the script's commands are checked against (its name, for the messages).
+    /// Nothing can delete the user while the script runs: `ACL` is denied in scripts, and
+    /// other clients get `BUSY`.
+    user: OwnedStr,
+    handle: Option<acl::UserHandle>,
 }
 
 static SCOPE: Mutex<Option<Scope>> = Mutex::new(None);
@@ -161,7 +164,8 @@ pub(super) fn run(
         },
         whole_only: mode.whole_only,
         now,
-        user: OwnedStr::retain(user.as_str()),
+        user: OwnedStr::retain(user.as_str()).ok_or(TxuError::OutOfMemory.to_string())?,
+        handle: acl::UserHandle::named(user),
     });
     let lent = Lent { undo, seen };
     ACTIVE.store(true, Ordering::Relaxed);
@@ -234,10 +238,10 @@ fn call_in(ctx: CtxPtr, argv: &[Str<'_>], s: &mut Scope) -> Result<CallReply, St
         }
         .to_string());
     }
-    match &s.user {
-        Some(user) if acl::allows_user(user, argv) == Some(true) => {}
-        Some(user) => return Err(no_perm(ctx, user, argv)),
-        None => return Err(TxuError::NoUser.to_string()),
+    // A user that is gone (or a server without the API) allows nothing.
+    let allowed = s.handle.as_ref().and_then(|h| h.allows(argv));
+    if allowed != Some(true) {
+        return Err(no_perm(ctx, &s.user, argv));
     }
     let mode = Mode {
         flags: s.flags,

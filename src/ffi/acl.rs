@@ -29,12 +29,16 @@ impl UserHandle {
     /// The current client's user; `None` if the server lacks the API or there is no current
     /// user (then the exec-time `C` flag still enforces the ACL).
     pub fn current(ctx: CtxPtr) -> Option<UserHandle> {
-        let user = current_user(ctx)?;
+        UserHandle::named(&current_user(ctx)?)
+    }
+
+    /// The ACL user named `name`; `None` if there is none (or the server lacks the API).
+    pub fn named(name: &OwnedStr) -> Option<UserHandle> {
         let get = super::api!(RedisModule_GetModuleUserFromUserName)?;
         super::api!(RedisModule_ACLCheckCommandPermissions)?;
         super::api!(RedisModule_FreeModuleUser)?;
         // SAFETY: the name is a live string; the returned module user is released in `drop`.
-        let u = unsafe { get(user.as_str().as_ptr()) };
+        let u = unsafe { get(name.as_str().as_ptr()) };
         (!u.is_null()).then_some(UserHandle(u))
     }
 
@@ -47,6 +51,11 @@ impl UserHandle {
         Some(unsafe { check(self.0, ptrs(argv), argc) } == raw::REDISMODULE_OK as c_int)
     }
 }
+
+// SAFETY: as for `OwnedStr`: module users are only touched from the server's main thread (the
+// commands, filters and timers that use them); `Send` only lets one sit in a global registry
+// for the duration of one command (a transaction's running script).
+unsafe impl Send for UserHandle {}
 
 impl Drop for UserHandle {
     fn drop(&mut self) {

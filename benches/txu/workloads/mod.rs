@@ -13,6 +13,7 @@ mod module_loaded;
 mod preimage_bytes;
 mod recovery;
 mod rollback;
+mod script;
 mod single;
 mod ten_set;
 
@@ -44,6 +45,12 @@ pub const WORKLOADS: &[Workload] = &[
         about: "10 SETs of 100 bytes per transaction: MULTI/EXEC vs TXU.BEGIN/QUEUE/EXEC vs \
                 TXU.RUN vs EVALSHA (plain, and with a Lua undo) vs the ceiling, server CPU/tx",
         run: ten_set::run,
+    },
+    Workload {
+        id: "script",
+        about: "a Lua script doing 10 SETs: EVALSHA alone vs inside TXU.RUN vs TXU.RUN of the \
+                10 SETs, server CPU/tx",
+        run: script::run,
     },
     Workload {
         id: "mixed",

@@ -11,7 +11,8 @@ use crate::resp::{bulk_body, esc, push_command};
 use crate::stats::paired_ratio;
 
 /// The plain script: the writes and nothing else.
-const EVAL_SETS: &str = "for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i]) end return #KEYS";
+pub(super) const EVAL_SETS: &str =
+    "for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i]) end return #KEYS";
 
 /// What a script must do to roll back by hand: `DUMP` and `PEXPIRETIME` every key first, and on
 /// an error `RESTORE` (or delete) every key written so far, newest first.
@@ -37,7 +38,7 @@ end
 return #KEYS";
 
 /// `SCRIPT LOAD` of `body`: its SHA1.
-fn load_script(ctx: &Ctx, body: &str) -> Result<Vec<u8>, String> {
+pub(super) fn load_script(ctx: &Ctx, body: &str) -> Result<Vec<u8>, String> {
     let mut c = connect(ctx.server.port())?;
     let r = c.call(&[b"SCRIPT", b"LOAD", body.as_bytes()])?;
     bulk_body(&r)
