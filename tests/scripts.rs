@@ -416,3 +416,21 @@ fn a_busy_script_that_wrote_can_be_killed_and_is_undone() {
     assert!(cause.contains("Script killed by user"), "{cause}");
     assert_eq!(state(&s, &mut c), before);
 }
+
+/// A committed transaction with a script, retained, is undone later by `TXU.ROLLBACK <txid>`:
+/// the script's writes (whole-key pre-images, as for any retained transaction) included.
+#[test]
+fn a_retained_script_transaction_rolls_back_by_id() {
+    let s = Server::start();
+    let mut c = s.raw();
+    setup(&mut c);
+    let before = state(&s, &mut c);
+    let script = writer("return 'done'");
+    let r = run_frames(&mut c, &["RETAIN", "60000"], &[&["EVAL", &script, "0"]]);
+    let items = array_items(&r).unwrap_or_else(|| panic!("{}", show(&r)));
+    let id = bulk_body(items[0]).map(show).unwrap_or_default();
+    assert_eq!(show(items[1]), "*1\r\n$4\r\ndone\r\n");
+    assert_ne!(state(&s, &mut c), before);
+    assert_eq!(run(&mut c, &["TXU.ROLLBACK", &id]), b"+OK\r\n");
+    assert_eq!(state(&s, &mut c), before);
+}
