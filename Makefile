@@ -5,6 +5,8 @@
 #   make test         unit + integration tests against $(TXU_SERVER) (default redis-server)
 #   make test-matrix  the integration suite once per server from scripts/servers.sh
 #   make bench        cargo bench --bench txu -- $(BENCH_ARGS)
+#   make dist         target/dist/libtxu-<version>-<os>-<arch>.so, stripped, .sha256, load-checked
+#   make examples     the client examples (examples/*/run.sh) against a server and a cluster
 #
 # TEST_ARGS is passed to cargo test, e.g. make test TEST_ARGS="--test harness_selftest -- --nocapture"
 
@@ -23,7 +25,7 @@ MODULE := $(abspath $(CARGO_TARGET_DIR))/release/libtxu.so
 TXU_MODULE ?= $(MODULE)
 TXU_FAULT_MODULE ?= $(abspath $(CARGO_TARGET_DIR))/faults/release/libtxu.so
 
-.PHONY: build build-faults setup run test test-matrix bench fmt clippy clean
+.PHONY: build build-faults setup run test test-matrix bench dist examples fmt clippy clean
 
 build:
 	cargo build --release
@@ -63,6 +65,14 @@ bench: setup build
 	cargo build --release --features bench-loop --target-dir $(abspath $(CARGO_TARGET_DIR))/bench-loop
 	TXU_MODULE=$(if $(filter file,$(origin TXU_MODULE)),$(abspath $(CARGO_TARGET_DIR))/bench-loop/release/libtxu.so,$(TXU_MODULE)) \
 	  cargo bench --bench txu -- $(BENCH_ARGS)
+
+dist: setup
+	bash scripts/dist.sh
+
+# Each example installs what it needs locally (a Python virtualenv, node_modules, its own cargo
+# target dir) and asserts its own output.
+examples: setup build
+	TXU_MODULE=$(TXU_MODULE) bash scripts/examples.sh
 
 fmt:
 	cargo fmt

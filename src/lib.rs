@@ -20,6 +20,47 @@ mod store;
 mod tasks;
 mod undo;
 
+/// The crate's version as `MODULE LIST` reports it: major × 10000 + minor × 100 + patch (0.2.0
+/// → 200, the numbering RedisJSON uses). A part over 99 (minor, patch) would overlap the next,
+/// so the build fails instead.
+pub const MODULE_VERSION: i32 = version_number(env!("CARGO_PKG_VERSION"));
+
+const fn version_number(v: &str) -> i32 {
+    let b = v.as_bytes();
+    let (mut parts, mut n, mut i) = ([0i32; 3], 0usize, 0usize);
+    while i < b.len() && n < 3 {
+        let c = b[i];
+        if c == b'.' {
+            n += 1;
+        } else if c.is_ascii_digit() {
+            parts[n] = parts[n] * 10 + (c - b'0') as i32;
+        } else {
+            // A pre-release or build suffix (`-rc1`, `+x`) ends the number.
+            break;
+        }
+        i += 1;
+    }
+    assert!(
+        parts[1] < 100 && parts[2] < 100,
+        "minor and patch must be below 100"
+    );
+    parts[0] * 10000 + parts[1] * 100 + parts[2]
+}
+
+#[cfg(test)]
+mod version_tests {
+    #[test]
+    fn versions_number_like_redisjson() {
+        assert_eq!(super::version_number("0.2.0"), 200);
+        assert_eq!(super::version_number("2.4.7"), 20407);
+        assert_eq!(super::version_number("1.10.3-rc1"), 11003);
+        assert_eq!(
+            super::MODULE_VERSION,
+            super::version_number(env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
 #[cfg(not(test))]
 mod module {
     use crate::ffi::{context, events, register, CtxPtr};
@@ -99,7 +140,6 @@ mod module {
         events::on_role_primary(ctx, exec::conflict::logs_may_have_arrived)?;
         store::set_cluster(cluster);
         commands::capture::register(ctx, facts.filter_client_id, cluster)?;
-        exec::script::register(ctx)?;
         if !runner::start(ctx) {
             return Err("failed to start the timer".into());
         }
@@ -109,8 +149,9 @@ mod module {
         context::log_notice(
             ctx,
             &format!(
-                "txu {} loaded on {} {}: capture={} acl-category={} command-acl-categories={} command-docs={}",
+                "txu {} (MODULE LIST ver {}) loaded on {} {}: capture={} acl-category={} command-acl-categories={} command-docs={}",
                 env!("CARGO_PKG_VERSION"),
+                crate::MODULE_VERSION,
                 facts.name,
                 facts.version,
                 yn(facts.filter_client_id),
@@ -124,7 +165,7 @@ mod module {
 
     redis_module! {
         name: "txu",
-        version: 1,
+        version: crate::MODULE_VERSION,
         allocator: (crate::ffi::alloc::PooledAlloc, crate::ffi::alloc::PooledAlloc::new()),
         data_types: [],
         init: init,

@@ -168,6 +168,44 @@ fn captured_failure_rolls_back_and_refusals_abort() {
     assert_eq!(server.digest(), before);
 }
 
+/// MULTI's habits in capture mode: `EXEC` runs the transaction (`TXU.EXEC`), `DISCARD` drops
+/// it (`TXU.ROLLBACK`); with arguments they are queued, refused, and spoil the transaction.
+#[test]
+fn exec_and_discard_end_a_captured_transaction() {
+    let server = Server::start();
+    if !capture_offered(&server, "exec_and_discard_end_a_captured_transaction") {
+        return;
+    }
+    let mut c = server.conn();
+    begin_capture(&mut c);
+    captured(&mut c, &["SET", "e", "1"]);
+    captured(&mut c, &["INCR", "e"]);
+    match query(&mut c, &["EXEC"]) {
+        Value::Array(items) => {
+            assert_eq!(items.len(), 2, "{items:?}");
+            assert!(is_ok(&items[0]), "{items:?}");
+            assert_eq!(items[1], Value::Int(2));
+        }
+        other => panic!("EXEC ran TXU.EXEC: expected its replies, got {other:?}"),
+    }
+    assert_eq!(
+        query(&mut c, &["GET", "e"]),
+        Value::BulkString(b"2".to_vec())
+    );
+
+    begin_capture(&mut c);
+    captured(&mut c, &["SET", "d", "1"]);
+    assert!(is_ok(&query(&mut c, &["DISCARD"])));
+    assert_eq!(
+        query(&mut c, &["EXISTS", "d"]),
+        Value::Int(0),
+        "nothing applied"
+    );
+    // Capture ended: EXEC is the server's own again.
+    let e = error_of(&mut c, &["EXEC"]);
+    assert!(e.contains("EXEC without MULTI"), "{e}");
+}
+
 #[test]
 fn rollback_ends_capture_and_disconnect_frees_it() {
     let server = Server::start();

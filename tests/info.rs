@@ -261,3 +261,44 @@ fn refused_commands_are_counted_once_each() {
         "five refusals",
     );
 }
+
+/// `MODULE LIST` reports the crate's version as major × 10000 + minor × 100 + patch (0.2.0 →
+/// 200), and the load line in the log says both.
+#[test]
+fn module_list_reports_the_crate_version() {
+    let s = Server::start();
+    let version = env!("CARGO_PKG_VERSION");
+    let parts: Vec<i64> = version
+        .split(['.', '-', '+'])
+        .take(3)
+        .map(|p| p.parse().unwrap_or_else(|_| panic!("version {version}")))
+        .collect();
+    let expected = parts[0] * 10000 + parts[1] * 100 + parts[2];
+    let mut con = s.conn();
+    let modules: Vec<Vec<redis::Value>> = redis::cmd("MODULE")
+        .arg("LIST")
+        .query(&mut con)
+        .unwrap_or_else(|e| panic!("MODULE LIST: {e}"));
+    let ver = modules
+        .iter()
+        .find_map(|m| {
+            let field = |name: &str| {
+                m.chunks(2).find_map(|kv| match kv {
+                    [redis::Value::BulkString(k), v] if k == name.as_bytes() => Some(v.clone()),
+                    [redis::Value::SimpleString(k), v] if k == name => Some(v.clone()),
+                    _ => None,
+                })
+            };
+            let named_txu =
+                matches!(field("name"), Some(redis::Value::BulkString(n)) if n == b"txu");
+            named_txu.then(|| field("ver")).flatten()
+        })
+        .unwrap_or_else(|| panic!("txu not in MODULE LIST: {modules:?}"));
+    assert_eq!(
+        ver,
+        redis::Value::Int(expected),
+        "MODULE LIST ver of txu {version}"
+    );
+    let line = format!("txu {version} (MODULE LIST ver {expected}) loaded on");
+    assert!(s.log().contains(&line), "the log has no line with {line:?}");
+}

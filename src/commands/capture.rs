@@ -1,5 +1,6 @@
 //! `TXU.BEGIN CAPTURE`: a command filter that turns every command of a capturing connection
-//! into `TXU.QUEUE <command...>`, so redis-cli users get MULTI's feel.
+//! into `TXU.QUEUE <command...>`, so redis-cli users get MULTI's feel — and MULTI's habits:
+//! `EXEC` runs `TXU.EXEC`, `DISCARD` runs `TXU.ROLLBACK`.
 //!
 //! Only servers whose filters can tell the client (`CommandFilterGetClientId`: Redis ≥ 7.2,
 //! Valkey) get the filter; rewriting commands without knowing whose they are would break other
@@ -64,6 +65,18 @@ fn queue_captured(f: &filter::FilterCtx) {
         .is_some_and(|p| p.eq_ignore_ascii_case(b"txu."))
     {
         return;
+    }
+    // MULTI's words end the transaction as MULTI's would (with arguments, they are queued and
+    // refused like any EXEC: a typo never runs the transaction).
+    if f.arg(1).is_none() {
+        if name.eq_ignore_ascii_case(b"exec") {
+            f.replace(0, b"TXU.EXEC");
+            return;
+        }
+        if name.eq_ignore_ascii_case(b"discard") {
+            f.replace(0, b"TXU.ROLLBACK");
+            return;
+        }
     }
     f.insert_front(b"TXU.QUEUE");
 }

@@ -72,10 +72,19 @@ struct Scope {
 
 static SCOPE: Mutex<Option<Scope>> = Mutex::new(None);
 
-/// Registers the filter (at load): it costs every command one atomic load while no script of
-/// a transaction runs.
-pub fn register(ctx: CtxPtr) -> Result<(), String> {
-    filter::register_all(ctx, on_command)
+/// Registers the filter at the first script a transaction runs (a server that never runs one
+/// never calls it); from then on it costs every command one atomic load while no script of a
+/// transaction runs.
+fn ensure_filter(ctx: CtxPtr) -> Result<(), String> {
+    static REGISTERED: Mutex<bool> = Mutex::new(false);
+    let mut done = REGISTERED.lock();
+    if !*done {
+        filter::register_all(ctx, on_command).map_err(|e| {
+            TxuError::Internal(format!("cannot run a script in a transaction: {e}")).to_string()
+        })?;
+        *done = true;
+    }
+    Ok(())
 }
 
 /// While a transaction's script runs, each command it calls becomes `TXU._CALL <command...>`.
@@ -132,6 +141,7 @@ pub(super) fn run(
     let Some(user) = mode.user else {
         return Err(TxuError::NoUser.to_string());
     };
+    ensure_filter(ctx)?;
     {
         let mut busy_ok = BUSY_OK.lock();
         if busy_ok.is_none() {

@@ -85,6 +85,28 @@ impl FilterCtx {
         }
     }
 
+    /// Replaces argument `i` with `bytes`.
+    pub fn replace(&self, i: usize, bytes: &[u8]) -> bool {
+        let Ok(i) = c_int::try_from(i) else {
+            return false;
+        };
+        let Some(s) = OwnedStr::create(bytes) else {
+            return false;
+        };
+        let Some(f) = super::api!(RedisModule_CommandFilterArgReplace) else {
+            return false;
+        };
+        let p = s.into_raw();
+        // SAFETY: ArgReplace takes ownership of the string on success (and frees the argument
+        // it replaces); an index out of range fails.
+        let ok = unsafe { f(self.0, i, p) } == raw::REDISMODULE_OK as c_int;
+        if !ok {
+            // SAFETY: not taken by the server: the reference is still ours.
+            drop(unsafe { OwnedStr::from_owned_ptr(p) });
+        }
+        ok
+    }
+
     /// Inserts `bytes` as argument 0, shifting the command to the right.
     pub fn insert_front(&self, bytes: &[u8]) -> bool {
         let Some(s) = OwnedStr::create(bytes) else {
