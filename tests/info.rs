@@ -302,3 +302,44 @@ fn module_list_reports_the_crate_version() {
     let line = format!("txu {version} (MODULE LIST ver {expected}) loaded on");
     assert!(s.log().contains(&line), "the log has no line with {line:?}");
 }
+
+/// `COMMAND DOCS` carries each command's arguments (redis-cli's hints): names, types, tokens,
+/// optional and multiple flags.
+#[test]
+fn command_docs_list_the_arguments() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let docs = |c: &mut common::RawConn, cmd: &str| {
+        show(&c.cmd(&[b"COMMAND", b"DOCS", cmd.as_bytes()]))
+            .replace("\r\n", " ")
+            .replace(" +", " ")
+    };
+    for (cmd, wanted) in [
+        (
+            "txu.begin",
+            &[
+                "RETRY",
+                "RETAIN",
+                "CAPTURE",
+                "attempts",
+                "pure-token",
+                "optional",
+            ][..],
+        ),
+        (
+            "txu.run",
+            &["RETRY", "RETAIN", "frame", "argc", "block", "multiple"],
+        ),
+        ("txu.queue", &["command", "arg", "multiple"]),
+        ("txu.check", &["oneof", "GE", "NOTNIL", "value"]),
+        ("txu.rollback", &["txid", "FORCE"]),
+        ("txu.tasks", &["PENDING", "DEAD", "COUNT"]),
+        ("txu.retry", &["id"]),
+    ] {
+        let d = docs(&mut c, cmd);
+        assert!(d.contains("arguments"), "{cmd}: no arguments in {d}");
+        for w in wanted {
+            assert!(d.contains(&format!(" {w} ")), "{cmd}: no {w:?} in {d}");
+        }
+    }
+}

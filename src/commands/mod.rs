@@ -22,7 +22,7 @@ mod operator;
 mod options;
 pub mod tx;
 
-use crate::ffi::register::{command_entry, CmdFn};
+use crate::ffi::register::{command_entry, Arg, ArgKind, CmdFn};
 use std::ffi::CStr;
 
 /// How a command is registered.
@@ -32,7 +32,69 @@ pub struct Spec {
     pub flags: &'static CStr,
     pub summary: &'static CStr,
     pub complexity: &'static CStr,
+    /// For `COMMAND DOCS` (redis-cli's argument hints).
+    pub args: &'static [Arg],
 }
+
+/// `<argc> <command> [arg ...]`, one or more times (`TXU.RUN`).
+const FRAMES: &[Arg] = &[Arg::new(c"frame", ArgKind::Block(FRAME)).multiple()];
+const FRAME: &[Arg] = &[
+    Arg::new(c"argc", ArgKind::Integer),
+    Arg::new(c"command", ArgKind::String),
+    Arg::new(c"arg", ArgKind::String).optional().multiple(),
+];
+const RUN_ARGS: &[Arg] = &[
+    Arg::new(c"attempts", ArgKind::Integer)
+        .with_token(c"RETRY")
+        .optional(),
+    Arg::new(c"ms", ArgKind::Integer)
+        .with_token(c"RETAIN")
+        .optional(),
+    Arg::new(c"frames", ArgKind::Block(FRAMES)),
+];
+const BEGIN_ARGS: &[Arg] = &[
+    Arg::new(c"retry", ArgKind::Block(RETRY)).optional(),
+    Arg::new(c"ms", ArgKind::Integer)
+        .with_token(c"RETAIN")
+        .optional(),
+    Arg::token(c"CAPTURE").optional(),
+];
+const RETRY: &[Arg] = &[
+    Arg::token(c"RETRY"),
+    Arg::new(c"attempts", ArgKind::Integer).optional(),
+];
+const QUEUE_ARGS: &[Arg] = &[
+    Arg::new(c"command", ArgKind::String),
+    Arg::new(c"arg", ArgKind::String).optional().multiple(),
+];
+const CHECK_ARGS: &[Arg] = &[
+    Arg::new(c"k", ArgKind::Integer),
+    Arg::new(c"op", ArgKind::OneOf(CHECK_OPS)),
+    Arg::new(c"value", ArgKind::String).optional(),
+];
+const CHECK_OPS: &[Arg] = &[
+    Arg::token(c"EQ"),
+    Arg::token(c"NE"),
+    Arg::token(c"LT"),
+    Arg::token(c"LE"),
+    Arg::token(c"GT"),
+    Arg::token(c"GE"),
+    Arg::token(c"NIL"),
+    Arg::token(c"NOTNIL"),
+];
+const ROLLBACK_ARGS: &[Arg] = &[Arg::new(c"committed", ArgKind::Block(COMMITTED)).optional()];
+const COMMITTED: &[Arg] = &[
+    Arg::new(c"txid", ArgKind::String),
+    Arg::token(c"FORCE").optional(),
+];
+const ID_ARG: &[Arg] = &[Arg::new(c"id", ArgKind::String)];
+const TASKS_ARGS: &[Arg] = &[
+    Arg::new(c"state", ArgKind::OneOf(STATES)).optional(),
+    Arg::new(c"count", ArgKind::Integer)
+        .with_token(c"COUNT")
+        .optional(),
+];
+const STATES: &[Arg] = &[Arg::token(c"PENDING"), Arg::token(c"DEAD")];
 
 /// `TXU.RUN` declares the keys of every command it carries (`getkeys-api`): cluster clients
 /// route it by them, the server answers `MOVED`/`CROSSSLOT` and checks the caller's key
@@ -51,6 +113,7 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"getkeys-api deny-script may-replicate",
         summary: c"Runs a whole transaction in one command; undoes all of it if one command fails",
         complexity: c"The sum of the commands, plus O(size) per key written for its pre-image",
+        args: RUN_ARGS,
     },
     Spec {
         name: c"txu.begin",
@@ -58,6 +121,7 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"deny-script fast",
         summary: c"Opens a transaction that rolls back on failure; replies its id",
         complexity: c"O(1)",
+        args: BEGIN_ARGS,
     },
     Spec {
         name: c"txu.queue",
@@ -65,6 +129,7 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"deny-script fast allow-loading allow-stale",
         summary: c"Validates a command and queues it in the open transaction",
         complexity: c"O(N) in the number of arguments",
+        args: QUEUE_ARGS,
     },
     Spec {
         name: c"txu.check",
@@ -72,6 +137,7 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"deny-script fast allow-loading allow-stale",
         summary: c"Queues a guard on an earlier command's reply: a false check rolls back all",
         complexity: c"O(1)",
+        args: CHECK_ARGS,
     },
     Spec {
         name: c"txu.exec",
@@ -80,6 +146,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Runs the queued commands atomically; undoes all of them if one fails",
         complexity:
             c"The sum of the queued commands, plus O(size) per key written for its pre-image",
+        args: &[],
     },
     Spec {
         name: c"txu.rollback",
@@ -87,6 +154,7 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"deny-script may-replicate fast",
         summary: c"Discards the open transaction",
         complexity: c"O(N) in the number of queued commands",
+        args: ROLLBACK_ARGS,
     },
     #[cfg(feature = "test-faults")]
     Spec {
@@ -95,6 +163,7 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"admin",
         summary: c"Test builds only: inject faults",
         complexity: c"O(1)",
+        args: &[],
     },
     #[cfg(feature = "bench-loop")]
     Spec {
@@ -103,6 +172,7 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"deny-script may-replicate",
         summary: c"Bench builds only: runs TXU.RUN's commands through the call API, nothing else",
         complexity: c"The sum of the commands",
+        args: FRAMES,
     },
     Spec {
         name: c"txu.status",
@@ -111,6 +181,7 @@ pub const COMMANDS: &[Spec] = &[
         summary:
             c"State of a transaction or deferred task: pending, done, dead, retained or unknown",
         complexity: c"O(1)",
+        args: ID_ARG,
     },
     Spec {
         name: c"txu.tasks",
@@ -118,6 +189,7 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"readonly",
         summary: c"Lists deferred tasks, oldest first",
         complexity: c"O(N) in the number of tasks returned",
+        args: TASKS_ARGS,
     },
     Spec {
         name: c"txu.retry",
@@ -125,6 +197,7 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"write deny-script",
         summary: c"Runs a dead or pending task at the next tick with its attempts reset",
         complexity: c"O(log N)",
+        args: ID_ARG,
     },
     Spec {
         name: c"txu.drop",
@@ -132,6 +205,7 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"write deny-script",
         summary: c"Forgets a deferred task",
         complexity: c"O(log N)",
+        args: ID_ARG,
     },
     Spec {
         name: internal::TASK_COMMAND,
@@ -139,6 +213,7 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"write deny-script",
         summary: c"Internal: one change to the failed-task list (replication and AOF only)",
         complexity: c"O(log N)",
+        args: &[],
     },
     Spec {
         name: internal::CONFLICT_COMMAND,
@@ -146,6 +221,7 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"write deny-script",
         summary: c"Internal: marks a retained transaction as conflicted (replication and AOF only)",
         complexity: c"O(1)",
+        args: &[],
     },
     Spec {
         name: internal::UNLOG_COMMAND,
@@ -153,6 +229,7 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"write deny-script",
         summary: c"Internal: ends an undo log (replication and AOF only)",
         complexity: c"O(1)",
+        args: &[],
     },
     // Called by a transaction's script (the filter of `exec::script` routes its commands here):
     // not `deny-script`, not `write` (a read of a `no-writes` script passes through it too; the
@@ -163,6 +240,7 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"getkeys-api",
         summary: c"Internal: one command of a script inside a transaction, with its pre-image",
         complexity: c"That of the command, plus O(size) per key written for its pre-image",
+        args: QUEUE_ARGS,
     },
     Spec {
         name: internal::LOAD_COMMAND,
@@ -170,5 +248,6 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"write deny-script",
         summary: c"Internal: stores a txu value (replication and AOF only)",
         complexity: c"O(N) in the size of the value",
+        args: &[],
     },
 ];

@@ -156,15 +156,143 @@ pub fn set_command_acl_categories(
     }
 }
 
-/// Sets the `COMMAND DOCS` summary, complexity and first version of one of our commands.
-/// Arity is left as registered (0 here means "keep"); no key specs: see `commands::COMMANDS`.
+/// One argument of a command, as `COMMAND DOCS` shows it (and redis-cli's hints).
+pub struct Arg {
+    pub name: &'static CStr,
+    pub kind: ArgKind,
+    /// The word before the value (`RETRY`), or the token itself for a `PureToken`.
+    pub token: Option<&'static CStr>,
+    pub optional: bool,
+    pub multiple: bool,
+}
+
+/// What an argument holds.
+pub enum ArgKind {
+    String,
+    Integer,
+    /// Only its token (`CAPTURE`).
+    PureToken,
+    /// One of these.
+    OneOf(&'static [Arg]),
+    /// These, in order.
+    Block(&'static [Arg]),
+}
+
+impl Arg {
+    /// A required argument of `kind`.
+    pub const fn new(name: &'static CStr, kind: ArgKind) -> Arg {
+        Arg {
+            name,
+            kind,
+            token: None,
+            optional: false,
+            multiple: false,
+        }
+    }
+
+    /// A pure token (its name is its token).
+    pub const fn token(name: &'static CStr) -> Arg {
+        Arg {
+            token: Some(name),
+            ..Arg::new(name, ArgKind::PureToken)
+        }
+    }
+
+    pub const fn with_token(self, token: &'static CStr) -> Arg {
+        Arg {
+            token: Some(token),
+            ..self
+        }
+    }
+
+    pub const fn optional(self) -> Arg {
+        Arg {
+            optional: true,
+            ..self
+        }
+    }
+
+    pub const fn multiple(self) -> Arg {
+        Arg {
+            multiple: true,
+            ..self
+        }
+    }
+}
+
+/// `args` as the module API's NULL-terminated arrays, each nested array kept alive in `store`
+/// (the server copies them during `SetCommandInfo`).
+fn raw_args(
+    args: &[Arg],
+    store: &mut Vec<Vec<raw::RedisModuleCommandArg>>,
+) -> *mut raw::RedisModuleCommandArg {
+    // SAFETY: an all-zero `RedisModuleCommandArg` (NULL pointers, 0 ints) is the terminator the
+    // API asks for.
+    let zero = || unsafe { std::mem::zeroed::<raw::RedisModuleCommandArg>() };
+    let mut out = Vec::with_capacity(args.len() + 1);
+    for a in args {
+        let (type_, subargs) = match &a.kind {
+            ArgKind::String => (
+                raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
+                ptr::null_mut(),
+            ),
+            ArgKind::Integer => (
+                raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER,
+                ptr::null_mut(),
+            ),
+            ArgKind::PureToken => (
+                raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN,
+                ptr::null_mut(),
+            ),
+            ArgKind::OneOf(sub) => (
+                raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_ONEOF,
+                raw_args(sub, store),
+            ),
+            ArgKind::Block(sub) => (
+                raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_BLOCK,
+                raw_args(sub, store),
+            ),
+        };
+        let mut flags = raw::REDISMODULE_CMD_ARG_NONE;
+        if a.optional {
+            flags |= raw::REDISMODULE_CMD_ARG_OPTIONAL;
+        }
+        if a.multiple {
+            flags |= raw::REDISMODULE_CMD_ARG_MULTIPLE;
+        }
+        let mut r = zero();
+        r.name = a.name.as_ptr();
+        r.type_ = type_;
+        r.key_spec_index = -1;
+        r.token = a.token.map_or(ptr::null(), CStr::as_ptr);
+        r.flags = c_int::try_from(flags).unwrap_or(0);
+        r.subargs = subargs;
+        out.push(r);
+    }
+    out.push(zero());
+    // The vector's heap buffer does not move when `store` grows.
+    let p = out.as_mut_ptr();
+    store.push(out);
+    p
+}
+
+/// Sets the `COMMAND DOCS` summary, complexity, first version and arguments of one of our
+/// commands. Arity is left as registered (0 here means "keep"); no key specs: see
+/// `commands::COMMANDS`.
 pub fn set_command_docs(
     ctx: CtxPtr,
     cmd: &CStr,
     summary: &CStr,
     complexity: &CStr,
     since: &CStr,
+    args: &[Arg],
 ) -> Result<(), String> {
+    let mut store = Vec::new();
+    let raw_args = if args.is_empty() {
+        ptr::null_mut()
+    } else {
+        raw_args(args, &mut store)
+    };
     let version = raw::RedisModuleCommandInfoVersion {
         version: 1,
         sizeof_historyentry: std::mem::size_of::<raw::RedisModuleCommandHistoryEntry>(),
@@ -180,7 +308,7 @@ pub fn set_command_docs(
         tips: ptr::null(),
         arity: 0,
         key_specs: ptr::null_mut(),
-        args: ptr::null_mut(),
+        args: raw_args,
     };
     // SAFETY: the server copies what it keeps from `info` during the call.
     let rc = unsafe {
