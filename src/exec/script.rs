@@ -122,11 +122,18 @@ pub(super) fn run(
     now: i64,
 ) -> Result<CallReply, String> {
     let argv: Vec<Str<'_>> = q.argv.iter().map(OwnedStr::as_str).collect();
-    // The script command itself, against the transaction's user (it runs as the module).
-    if let Some(user) = mode.user {
-        if acl::allows_user(user, &argv) == Some(false) {
-            return Err(no_perm(ctx, user, &argv));
-        }
+    // The script runs as the module: without a user to check its commands against, it does
+    // not run at all.
+    let Some(user) = mode.user else {
+        return Err(TxuError::Internal(
+            "a script in a transaction needs the caller's ACL user, which the server does not give here"
+                .into(),
+        )
+        .to_string());
+    };
+    // The script command itself, against the transaction's user.
+    if acl::allows_user(user, &argv) != Some(true) {
+        return Err(no_perm(ctx, user, &argv));
     }
     let args = argv.get(1..).unwrap_or_default();
     // A script that raised an error, or returned one, failed: the transaction rolls back.
@@ -138,9 +145,6 @@ pub(super) fn run(
         let r = call::call_argv(ctx, &q.cname, mode.script_flags, args);
         return r.map_err(|e| e.to_string()).and_then(failed);
     }
-    let Some(user) = mode.user else {
-        return Err(TxuError::NoUser.to_string());
-    };
     ensure_filter(ctx)?;
     {
         let mut busy_ok = BUSY_OK.lock();
