@@ -116,7 +116,15 @@ mod module {
                 register::set_command_acl_categories(ctx, c.name, cats)?;
             }
             if facts.command_info {
-                register::set_command_docs(ctx, c.name, c.summary, c.complexity, c"0.1.0", c.args)?;
+                register::set_command_docs(
+                    ctx,
+                    c.name,
+                    c.summary,
+                    c.complexity,
+                    c"0.1.0",
+                    c.args,
+                    c.keys,
+                )?;
             }
         }
         // TXU.RUN declares which of its keys a command only reads from this cache, in a

@@ -338,6 +338,13 @@ fn command_docs_list_the_arguments() {
     ] {
         let d = docs(&mut c, cmd);
         assert!(d.contains("arguments"), "{cmd}: no arguments in {d}");
+        if cmd == "txu.run" {
+            // Its key spec says the keys come from the getkeys-api callback.
+            let info = show(&c.cmd(&[b"COMMAND", b"INFO", b"txu.run"])).replace("\r\n", " ");
+            for w in ["variable_flags", "unknown", "GETKEYSANDFLAGS"] {
+                assert!(info.contains(w), "COMMAND INFO txu.run: no {w:?} in {info}");
+            }
+        }
         for w in wanted {
             assert!(d.contains(&format!(" {w} ")), "{cmd}: no {w:?} in {d}");
         }

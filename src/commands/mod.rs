@@ -34,7 +34,14 @@ pub struct Spec {
     pub complexity: &'static CStr,
     /// For `COMMAND DOCS` (redis-cli's argument hints).
     pub args: &'static [Arg],
+    /// The note of a key spec saying the keys come from the `getkeys-api` callback.
+    pub keys: Option<&'static CStr>,
 }
+
+/// `TXU.RUN`'s and `TXU._CALL`'s key spec note.
+const INNER_KEYS: Option<&CStr> = Some(
+    c"the keys of each inner command, with its flags: COMMAND GETKEYS / GETKEYSANDFLAGS lists them",
+);
 
 /// `<argc> <command> [arg ...]`, one or more times (`TXU.RUN`).
 const FRAMES: &[Arg] = &[Arg::new(c"frame", ArgKind::Block(FRAME)).multiple()];
@@ -114,6 +121,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Runs a whole transaction in one command; undoes all of it if one command fails",
         complexity: c"The sum of the commands, plus O(size) per key written for its pre-image",
         args: RUN_ARGS,
+        keys: INNER_KEYS,
     },
     Spec {
         name: c"txu.begin",
@@ -122,6 +130,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Opens a transaction that rolls back on failure; replies its id",
         complexity: c"O(1)",
         args: BEGIN_ARGS,
+        keys: None,
     },
     Spec {
         name: c"txu.queue",
@@ -130,6 +139,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Validates a command and queues it in the open transaction",
         complexity: c"O(N) in the number of arguments",
         args: QUEUE_ARGS,
+        keys: None,
     },
     Spec {
         name: c"txu.check",
@@ -138,6 +148,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Queues a guard on an earlier command's reply: a false check rolls back all",
         complexity: c"O(1)",
         args: CHECK_ARGS,
+        keys: None,
     },
     Spec {
         name: c"txu.exec",
@@ -147,6 +158,7 @@ pub const COMMANDS: &[Spec] = &[
         complexity:
             c"The sum of the queued commands, plus O(size) per key written for its pre-image",
         args: &[],
+        keys: None,
     },
     Spec {
         name: c"txu.rollback",
@@ -155,6 +167,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Discards the open transaction",
         complexity: c"O(N) in the number of queued commands",
         args: ROLLBACK_ARGS,
+        keys: None,
     },
     #[cfg(feature = "test-faults")]
     Spec {
@@ -164,6 +177,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Test builds only: inject faults",
         complexity: c"O(1)",
         args: &[],
+        keys: None,
     },
     #[cfg(feature = "bench-loop")]
     Spec {
@@ -173,6 +187,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Bench builds only: runs TXU.RUN's commands through the call API, nothing else",
         complexity: c"The sum of the commands",
         args: FRAMES,
+        keys: None,
     },
     Spec {
         name: c"txu.status",
@@ -182,6 +197,7 @@ pub const COMMANDS: &[Spec] = &[
             c"State of a transaction or deferred task: pending, done, dead, retained or unknown",
         complexity: c"O(1)",
         args: ID_ARG,
+        keys: None,
     },
     Spec {
         name: c"txu.tasks",
@@ -190,6 +206,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Lists deferred tasks, oldest first",
         complexity: c"O(N) in the number of tasks returned",
         args: TASKS_ARGS,
+        keys: None,
     },
     Spec {
         name: c"txu.retry",
@@ -198,6 +215,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Runs a dead or pending task at the next tick with its attempts reset",
         complexity: c"O(log N)",
         args: ID_ARG,
+        keys: None,
     },
     Spec {
         name: c"txu.drop",
@@ -206,6 +224,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Forgets a deferred task",
         complexity: c"O(log N)",
         args: ID_ARG,
+        keys: None,
     },
     Spec {
         name: internal::TASK_COMMAND,
@@ -214,6 +233,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Internal: one change to the failed-task list (replication and AOF only)",
         complexity: c"O(log N)",
         args: &[],
+        keys: None,
     },
     Spec {
         name: internal::CONFLICT_COMMAND,
@@ -222,6 +242,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Internal: marks a retained transaction as conflicted (replication and AOF only)",
         complexity: c"O(1)",
         args: &[],
+        keys: None,
     },
     Spec {
         name: internal::UNLOG_COMMAND,
@@ -230,6 +251,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Internal: ends an undo log (replication and AOF only)",
         complexity: c"O(1)",
         args: &[],
+        keys: None,
     },
     // Called by a transaction's script (the filter of `exec::script` routes its commands here):
     // not `deny-script`, not `write` (a read of a `no-writes` script passes through it too; the
@@ -241,6 +263,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Internal: one command of a script inside a transaction, with its pre-image",
         complexity: c"That of the command, plus O(size) per key written for its pre-image",
         args: QUEUE_ARGS,
+        keys: INNER_KEYS,
     },
     Spec {
         name: internal::LOAD_COMMAND,
@@ -249,5 +272,6 @@ pub const COMMANDS: &[Spec] = &[
         summary: c"Internal: stores a txu value (replication and AOF only)",
         complexity: c"O(N) in the size of the value",
         args: &[],
+        keys: None,
     },
 ];

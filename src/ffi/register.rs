@@ -277,8 +277,11 @@ fn raw_args(
 }
 
 /// Sets the `COMMAND DOCS` summary, complexity, first version and arguments of one of our
-/// commands. Arity is left as registered (0 here means "keep"); no key specs: see
-/// `commands::COMMANDS`.
+/// commands. Arity is left as registered (0 here means "keep"). `keys`: a note for the one key
+/// spec of a command whose keys its `getkeys-api` callback names (`TXU.RUN`): where they are
+/// and what happens to them is unknown to the spec (`VARIABLE_FLAGS` sends the server to the
+/// callback for routing and ACL checks, as without a spec); none for the others (see
+/// `commands::COMMANDS`).
 pub fn set_command_docs(
     ctx: CtxPtr,
     cmd: &CStr,
@@ -286,7 +289,26 @@ pub fn set_command_docs(
     complexity: &CStr,
     since: &CStr,
     args: &[Arg],
+    keys: Option<&CStr>,
 ) -> Result<(), String> {
+    // SAFETY: an all-zero key spec (NULL notes, 0 flags, type 0 = invalid) ends the array.
+    let zero = || unsafe { std::mem::zeroed::<raw::RedisModuleCommandKeySpec>() };
+    let mut key_specs = Vec::new();
+    if let Some(notes) = keys {
+        let mut spec = zero();
+        spec.notes = notes.as_ptr();
+        spec.flags = u64::from(
+            raw::REDISMODULE_CMD_KEY_RW
+                | raw::REDISMODULE_CMD_KEY_ACCESS
+                | raw::REDISMODULE_CMD_KEY_UPDATE
+                | raw::REDISMODULE_CMD_KEY_VARIABLE_FLAGS,
+        );
+        spec.begin_search_type =
+            raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_UNKNOWN;
+        spec.find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_UNKNOWN;
+        key_specs.push(spec);
+        key_specs.push(zero());
+    }
     let mut store = Vec::new();
     let raw_args = if args.is_empty() {
         ptr::null_mut()
@@ -307,7 +329,11 @@ pub fn set_command_docs(
         history: ptr::null_mut(),
         tips: ptr::null(),
         arity: 0,
-        key_specs: ptr::null_mut(),
+        key_specs: if key_specs.is_empty() {
+            ptr::null_mut()
+        } else {
+            key_specs.as_mut_ptr()
+        },
         args: raw_args,
     };
     // SAFETY: the server copies what it keeps from `info` during the call.
