@@ -30,7 +30,8 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-# Starts a server with the module on a free port, in its own directory; prints the port.
+# Starts a server with the module on a free port, in its own directory; prints the port. Runs
+# in a subshell (`$(start)`): the caller records the port for the cleanup.
 start() {
     local extra=("$@") port dir
     for _ in 1 2 3 4 5; do
@@ -42,12 +43,12 @@ start() {
             >/dev/null 2>&1; then
             for _ in $(seq 1 100); do
                 if "$CLI" -p "$port" ping 2>/dev/null | grep -q PONG; then
-                    PORTS+=("$port")
                     echo "$port"
                     return 0
                 fi
                 sleep 0.05
             done
+            "$CLI" -p "$port" shutdown nosave >/dev/null 2>&1 || true
         fi
     done
     echo "examples: could not start $SERVER" >&2
@@ -69,9 +70,14 @@ wait_for() {
 }
 
 single=$(start)
-c1=$(start --cluster-enabled yes --cluster-config-file nodes.conf)
-c2=$(start --cluster-enabled yes --cluster-config-file nodes.conf)
-c3=$(start --cluster-enabled yes --cluster-config-file nodes.conf)
+PORTS+=("$single")
+cluster=()
+for _ in 1 2 3; do
+    p=$(start --cluster-enabled yes --cluster-config-file nodes.conf)
+    PORTS+=("$p")
+    cluster+=("$p")
+done
+c1=${cluster[0]} c2=${cluster[1]} c3=${cluster[2]}
 "$CLI" --cluster create "127.0.0.1:$c1" "127.0.0.1:$c2" "127.0.0.1:$c3" --cluster-yes >/dev/null
 for p in "$c1" "$c2" "$c3"; do
     wait_for "cluster_state:ok" "$CLI" -p "$p" cluster info
