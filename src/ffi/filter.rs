@@ -31,7 +31,8 @@ type RawFilter = unsafe extern "C" fn(*mut raw::RedisModuleCommandFilterCtx);
 fn register_raw(ctx: CtxPtr, callback: RawFilter, flags: c_int) -> Result<(), String> {
     let reg =
         super::api!(RedisModule_RegisterCommandFilter).ok_or("RegisterCommandFilter missing")?;
-    // SAFETY: load-time registration.
+    // SAFETY: `ctx` is the context of the module's load or of one of its commands (the server
+    // keeps the filter on the module's list); `callback` is a static function.
     let p = unsafe { reg(ctx, Some(callback), flags) };
     if p.is_null() {
         Err("failed to register the command filter".into())
