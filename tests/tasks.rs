@@ -1260,3 +1260,102 @@ fn task_configs_are_accepted_as_module_arguments() {
         }
     }
 }
+
+// ----- operating the list during faults, events and log lines ----------------------------------
+
+/// `TXU.RETRY` and `TXU.DROP` run while `min-replicas-to-write` is unmet and over
+/// `maxmemory` (they only act on txu's list), their effect reaches a replica, and a read-only
+/// replica refuses them.
+#[test]
+fn operator_commands_run_during_the_faults_that_fill_the_list() {
+    let primary = Server::start();
+    let replica = primary.start_replica_of();
+    let mut con = primary.conn();
+    let mut c = primary.raw();
+    backoff(&mut con, "60000", "60000");
+    // Two good replicas wanted, one connected.
+    wait_replica_synced(&primary, &replica);
+    config_set(&mut con, "min-replicas-to-write", "2");
+    let cause = run_err(&mut c, &["SET", "f1", "1"]);
+    assert!(cause.starts_with("NOREPLICAS "), "plain SET: {cause}");
+    let a = defer_now(&mut c, &["RETRY", "5"], &[&["SET", "f1", "1"]], &cause);
+    let b = defer_now(&mut c, &["RETRY", "5"], &[&["SET", "f2", "1"]], &cause);
+    // NOREPLICAS: a plain write is refused, the operator commands are not.
+    expect(&mut c, &["TXU.RETRY", &a], "+OK\r\n");
+    expect(&mut c, &["TXU.DROP", &b], "+OK\r\n");
+    // Over maxmemory (noeviction): the same.
+    config_set(&mut con, "maxmemory", "1");
+    let oom = run_err(&mut c, &["SET", "f3", "1"]);
+    assert!(oom.starts_with("OOM "), "plain SET over maxmemory: {oom}");
+    expect(&mut c, &["TXU.DROP", &a], "+OK\r\n");
+    config_set(&mut con, "maxmemory", "0");
+    assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 0);
+    // The replica followed (its list is empty too) and refuses to steer it.
+    config_set(&mut con, "min-replicas-to-write", "0");
+    wait_replica_synced(&primary, &replica);
+    let mut rcon = replica.conn();
+    assert_eq!(txu_info(&mut rcon, "txu_tasks_pending"), 0);
+    let mut r = replica.raw();
+    for cmd in ["TXU.RETRY", "TXU.DROP"] {
+        let e = run_err(&mut r, &[cmd, &a]);
+        assert!(e.starts_with("READONLY "), "{cmd} on a replica: {e}");
+    }
+}
+
+/// Each transition of a task is a module keyspace event (class `d`) named after it, with the
+/// task id as its key, and a notice-level log line.
+#[test]
+fn each_transition_is_a_keyspace_event_and_a_log_line() {
+    let s = Server::start();
+    let mut con = s.conn();
+    let mut c = s.raw();
+    config_set(&mut con, "notify-keyspace-events", "Ed");
+    let mut sub = s.raw();
+    sub.send(&[b"PSUBSCRIBE", b"__keyevent@*__:txu.*"]);
+    let confirm = sub.read_reply();
+    assert!(show(&confirm).contains("psubscribe"), "{}", show(&confirm));
+    backoff(&mut con, "1", "5");
+    let cause = noreplicas_on(&mut con, &mut c, "e1");
+    // Deferred; its first run by the timer fails (retried), its second too (dead).
+    let a = defer_now(&mut c, &["RETRY", "2"], &[&["SET", "e1", "1"]], &cause);
+    wait_state(&mut con, &a, "dead", DEADLINE);
+    // The fault clears; TXU.RETRY runs it again and it applies.
+    config_set(&mut con, "min-replicas-to-write", "0");
+    expect(&mut c, &["TXU.RETRY", &a], "+OK\r\n");
+    wait_state(&mut con, &a, "done", DEADLINE);
+    // Another one, dropped.
+    config_set(&mut con, "min-replicas-to-write", "1");
+    backoff(&mut con, "60000", "60000");
+    let b = defer_now(&mut c, &["RETRY", "5"], &[&["SET", "e2", "1"]], &cause);
+    expect(&mut c, &["TXU.DROP", &b], "+OK\r\n");
+    config_set(&mut con, "min-replicas-to-write", "0");
+
+    let expected = [
+        ("txu.deferred", &a),
+        ("txu.retried", &a),
+        ("txu.dead", &a),
+        ("txu.retried", &a),
+        ("txu.applied", &a),
+        ("txu.deferred", &b),
+        ("txu.dropped", &b),
+    ];
+    for (event, id) in expected {
+        let m = show(&sub.read_reply());
+        assert!(
+            m.contains(&format!(":{event}\r\n"))
+                && m.contains(&format!("${}\r\n{id}\r\n", id.len())),
+            "expected {event} of {id}, got {m:?}"
+        );
+    }
+    let log = s.log();
+    for line in [
+        format!("txu: task {a} deferred: {cause}"),
+        format!("txu: task {a} failed again (attempt 1 of 2): {cause}; will retry"),
+        format!("txu: task {a} is dead after 2 attempts: {cause}"),
+        format!("txu: task {a} queued to run again (TXU.RETRY)"),
+        format!("txu: task {a} applied"),
+        format!("txu: task {b} dropped (TXU.DROP)"),
+    ] {
+        assert!(log.contains(&line), "the log has no line {line:?}");
+    }
+}

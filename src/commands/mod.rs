@@ -103,6 +103,12 @@ const TASKS_ARGS: &[Arg] = &[
 ];
 const STATES: &[Arg] = &[Arg::token(c"PENDING"), Arg::token(c"DEAD")];
 
+/// `TXU.RETRY` and `TXU.DROP` only act on txu's task list, and must work during the very
+/// faults that fill it (`min-replicas-to-write` unmet, a failing disk, over `maxmemory`): they
+/// are not `write` (the server would refuse them then) but `may-replicate` (held back by
+/// `CLIENT PAUSE WRITE`; their change reaches replicas and the AOF as `TXU._TASK`), and refuse
+/// themselves on a read-only replica.
+///
 /// `TXU.RUN` declares the keys of every command it carries (`getkeys-api`): cluster clients
 /// route it by them, the server answers `MOVED`/`CROSSSLOT` and checks the caller's key
 /// permissions before txu runs anything. Every other command is registered with key
@@ -211,7 +217,7 @@ pub const COMMANDS: &[Spec] = &[
     Spec {
         name: c"txu.retry",
         handler: command_entry!(operator::retry),
-        flags: c"write deny-script",
+        flags: c"deny-script may-replicate",
         summary: c"Runs a dead or pending task at the next tick with its attempts reset",
         complexity: c"O(log N)",
         args: ID_ARG,
@@ -220,7 +226,7 @@ pub const COMMANDS: &[Spec] = &[
     Spec {
         name: c"txu.drop",
         handler: command_entry!(operator::drop),
-        flags: c"write deny-script",
+        flags: c"deny-script may-replicate",
         summary: c"Forgets a deferred task",
         complexity: c"O(log N)",
         args: ID_ARG,

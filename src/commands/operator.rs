@@ -2,7 +2,7 @@
 
 use crate::error::TxuError;
 use crate::exec::admin::{self, Listed, State, Steer};
-use crate::ffi::{reply, CtxPtr, Str};
+use crate::ffi::{context, reply, CtxPtr, Str};
 use crate::tasks::list::Status;
 use std::ffi::c_int;
 
@@ -168,6 +168,10 @@ fn steer(ctx: CtxPtr, argv: &[Str<'_>], name: &str, how: Steer) -> c_int {
     let [_, id] = argv else {
         return reply::error(ctx, &TxuError::WrongArity(name.into()));
     };
+    // Not flagged `write` (see `commands::COMMANDS`): a read-only replica refuses it here.
+    if context::is_readonly_replica(ctx) {
+        return reply::error(ctx, &TxuError::ReadOnly);
+    }
     let id = String::from_utf8_lossy(id.bytes()).into_owned();
     match admin::steer(ctx, &id, how) {
         Ok(()) => reply::ok(ctx),

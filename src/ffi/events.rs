@@ -316,3 +316,24 @@ pub fn create_timer(ctx: CtxPtr, after_ms: i64, f: fn(CtxPtr)) -> bool {
     );
     true
 }
+
+/// Fires the module keyspace event `event` (class `d`) for `key` in the selected database:
+/// `__keyevent@<db>__:<event>` with the key as message, and `__keyspace@<db>__:<key>` with the
+/// event, for clients subscribed with `notify-keyspace-events` including `d`.
+pub fn notify_module_event(ctx: CtxPtr, event: &std::ffi::CStr, key: &[u8]) {
+    let Some(k) = super::strings::OwnedStr::create(key) else {
+        return;
+    };
+    if let Some(notify) = super::api!(RedisModule_NotifyKeyspaceEvent) {
+        // SAFETY: a live context, a NUL-terminated event name and a string we own; the server
+        // copies what it publishes.
+        unsafe {
+            notify(
+                ctx,
+                raw::REDISMODULE_NOTIFY_MODULE as c_int,
+                event.as_ptr(),
+                k.as_str().as_ptr(),
+            )
+        };
+    }
+}

@@ -10,7 +10,7 @@ use crate::codec::DecodeError;
 use crate::error::TxuError;
 use crate::ffi::types::{self, ModuleValue, TypeSlot};
 use crate::ffi::{keys, CtxPtr, OwnedStr};
-use crate::tasks::list::{key_name, Task, TaskList};
+use crate::tasks::list::{key_name, State, Task, TaskList};
 use crate::tasks::ErrorClass;
 use parking_lot::Mutex;
 use std::ffi::{c_int, CStr};
@@ -318,12 +318,34 @@ impl Op {
     }
 
     /// Applies the op to a list.
-    pub fn apply(&self, list: &mut TaskList) {
+    pub fn apply(&self, list: &mut TaskList) -> Option<Transition> {
+        let happened = |kind, id: &str, list: &TaskList| {
+            let (attempts, max_attempts, last_error) = list
+                .get(id)
+                .map(|(t, _)| (t.attempts, t.max_attempts, t.last_error.clone()))
+                .unwrap_or_default();
+            Some(Transition {
+                kind,
+                id: id.to_string(),
+                attempts,
+                max_attempts,
+                last_error,
+            })
+        };
         match self {
-            Op::Push(t) => list.push(t.clone()),
-            Op::Done(id) => {
-                list.succeeded(id);
+            Op::Push(t) => {
+                let new = list.get(&t.id).is_none();
+                list.push(t.clone());
+                new.then(|| happened(TransitionKind::Deferred, &t.id, list))
+                    .flatten()
             }
+            Op::Done(id) => list.succeeded(id).map(|_| Transition {
+                kind: TransitionKind::Applied,
+                id: id.clone(),
+                attempts: 0,
+                max_attempts: 0,
+                last_error: String::new(),
+            }),
             Op::Fail {
                 id,
                 transient,
@@ -338,11 +360,22 @@ impl Op {
                 } else {
                     ErrorClass::Permanent
                 };
-                list.failed(id, error.clone(), class, *now_ms, *delay_ms);
+                let kind = match list.failed(id, error.clone(), class, *now_ms, *delay_ms)? {
+                    State::Pending => TransitionKind::Retried,
+                    State::Dead => TransitionKind::Dead,
+                };
+                // A dead task may already have fallen off a full dead list.
+                happened(kind, id, list).map(|mut t| {
+                    if t.last_error.is_empty() {
+                        t.last_error.clone_from(error);
+                    }
+                    t
+                })
             }
-            Op::Retry { id, now_ms } => {
-                list.retry(id, *now_ms);
-            }
+            Op::Retry { id, now_ms } => list
+                .retry(id, *now_ms)
+                .then(|| happened(TransitionKind::Requeued, id, list))
+                .flatten(),
             Op::DropSlot(slot) => {
                 let ids: Vec<String> = list
                     .all()
@@ -352,10 +385,72 @@ impl Op {
                 for id in ids {
                     list.drop_task(&id);
                 }
+                None
             }
-            Op::Drop(id) => {
-                list.drop_task(id);
+            Op::Drop(id) => list.drop_task(id).then(|| Transition {
+                kind: TransitionKind::Dropped,
+                id: id.clone(),
+                attempts: 0,
+                max_attempts: 0,
+                last_error: String::new(),
+            }),
+        }
+    }
+}
+
+/// What an [`Op`] did to a task, for the keyspace event and the log line of each change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub kind: TransitionKind,
+    pub id: String,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub last_error: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransitionKind {
+    /// A transaction was put on the list.
+    Deferred,
+    /// A run failed transiently and the task stays pending for another one.
+    Retried,
+    /// `TXU.RETRY`: a pending or dead task runs again at the next tick.
+    Requeued,
+    /// A run succeeded: the task left the list.
+    Applied,
+    /// The task moved to the dead list.
+    Dead,
+    /// `TXU.DROP`: the task was forgotten.
+    Dropped,
+}
+
+impl TransitionKind {
+    /// The keyspace event's name (class `d`, module events).
+    pub fn event(self) -> &'static CStr {
+        match self {
+            TransitionKind::Deferred => c"txu.deferred",
+            TransitionKind::Retried | TransitionKind::Requeued => c"txu.retried",
+            TransitionKind::Applied => c"txu.applied",
+            TransitionKind::Dead => c"txu.dead",
+            TransitionKind::Dropped => c"txu.dropped",
+        }
+    }
+}
+
+impl Transition {
+    /// The notice-level log line.
+    pub fn log_line(&self) -> String {
+        let id = &self.id;
+        let (n, max, why) = (self.attempts, self.max_attempts, &self.last_error);
+        match self.kind {
+            TransitionKind::Deferred => format!("txu: task {id} deferred: {why}"),
+            TransitionKind::Retried => {
+                format!("txu: task {id} failed again (attempt {n} of {max}): {why}; will retry")
             }
+            TransitionKind::Requeued => format!("txu: task {id} queued to run again (TXU.RETRY)"),
+            TransitionKind::Applied => format!("txu: task {id} applied"),
+            TransitionKind::Dead => format!("txu: task {id} is dead after {n} attempts: {why}"),
+            TransitionKind::Dropped => format!("txu: task {id} dropped (TXU.DROP)"),
         }
     }
 }
@@ -440,10 +535,15 @@ pub fn counts(now_ms: i64) -> Counts {
 /// it, or, for a slot left without tasks, is gone.
 pub fn apply_here(ctx: CtxPtr, op: &Op) -> Result<(), TxuError> {
     let slot = cluster().then(|| op_slot(op)).flatten();
-    with_list(|l| {
-        op.apply(l);
+    let change = with_list(|l| {
+        let change = op.apply(l);
         publish(l);
+        change
     });
+    if let Some(t) = change {
+        crate::ffi::events::notify_module_event(ctx, t.kind.event(), t.id.as_bytes());
+        crate::ffi::context::log_notice(ctx, &t.log_line());
+    }
     if !cluster() {
         place_handle(ctx, None);
     } else if let Some(s) = slot {
