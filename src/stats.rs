@@ -22,6 +22,10 @@ pub struct Stats {
     pub deferred: AtomicU64,
     pub retries_run: AtomicU64,
     pub retries_succeeded: AtomicU64,
+    /// Runs that failed and left the task pending for another one.
+    pub retries_failed: AtomicU64,
+    /// Runs that failed and moved the task to the dead list.
+    pub retries_died: AtomicU64,
     /// Duration of the last / longest timer tick that ran deferred tasks, in microseconds.
     pub tick_last_us: AtomicU64,
     pub tick_max_us: AtomicU64,
@@ -53,6 +57,8 @@ pub static STATS: Stats = Stats {
     deferred: AtomicU64::new(0),
     retries_run: AtomicU64::new(0),
     retries_succeeded: AtomicU64::new(0),
+    retries_failed: AtomicU64::new(0),
+    retries_died: AtomicU64::new(0),
     tick_last_us: AtomicU64::new(0),
     tick_max_us: AtomicU64::new(0),
     tick_last_cpu_us: AtomicU64::new(0),

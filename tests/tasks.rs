@@ -404,7 +404,11 @@ fn attempts_used_up_move_the_task_to_the_dead_list() {
     assert_eq!((dead[0].attempts, dead[0].max_attempts), (2, 2));
     assert_eq!(txu_info(&mut con, "txu_retries_run"), 2);
     assert_eq!(txu_info(&mut con, "txu_retries_succeeded"), 0);
+    // The first run failed and left it pending, the second moved it to the dead list.
+    assert_eq!(txu_info(&mut con, "txu_retries_failed"), 1);
+    assert_eq!(txu_info(&mut con, "txu_retries_died"), 1);
     assert_eq!(txu_info(&mut con, "txu_tasks_dead"), 1);
+    assert_eq!(txu_info(&mut con, "txu_dead_max"), 10_000);
     assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 0);
     assert!(tasks(&mut con, &["PENDING"]).is_empty());
     // Still not applied, also once the fault is gone: a dead task is not run.

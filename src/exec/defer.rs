@@ -176,8 +176,15 @@ impl DueTask {
 }
 
 /// Records what happened to a task the timer ran, replicated.
-pub fn record(ctx: CtxPtr, outcome: &TaskOutcome) -> Result<(), TxuError> {
-    tasklist::apply_and_replicate(ctx, outcome)
+/// Applies and replicates a run's outcome; says whether a failed run left the task pending
+/// (`Some(true)`) or dead (`Some(false)`).
+pub fn record(ctx: CtxPtr, outcome: &TaskOutcome) -> Result<Option<bool>, TxuError> {
+    use tasklist::TransitionKind as K;
+    Ok(match tasklist::apply_and_replicate(ctx, outcome)? {
+        Some(K::Retried) => Some(true),
+        Some(K::Dead) => Some(false),
+        _ => None,
+    })
 }
 
 /// Primary, from the timer: writes the task list back under its key if the key lost it (see

@@ -29,7 +29,7 @@ pub fn load(
 /// `TXU._TASK <op> ...` on this server (`args` after the command name).
 pub fn task(ctx: CtxPtr, args: &[&[u8]]) -> Result<(), TxuError> {
     let op = tasklist::Op::from_args(args).ok_or(TxuError::MalformedInternal("TXU._TASK"))?;
-    tasklist::apply_here(ctx, &op)
+    tasklist::apply_here(ctx, &op).map(|_| ())
 }
 
 /// `TXU._CONFLICT <txid> <key>`: the primary found that `key`, written by retained transaction

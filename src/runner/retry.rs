@@ -86,7 +86,13 @@ fn run_one(ctx: CtxPtr, task: &DueTask) {
             }
         }
     };
-    if let Err(e) = defer::record(ctx, &op) {
+    let recorded = defer::record(ctx, &op);
+    match recorded {
+        Ok(Some(true)) => add(&STATS.retries_failed, 1),
+        Ok(Some(false)) => add(&STATS.retries_died, 1),
+        _ => {}
+    }
+    if let Err(e) = recorded {
         context::log_warning(ctx, &format!("txu: could not update task {}: {e}", task.id));
     }
 }

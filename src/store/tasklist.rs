@@ -533,14 +533,14 @@ pub fn counts(now_ms: i64) -> Counts {
 /// Applies `op` to the list (the body of `TXU._TASK`, on the primary, on replicas and from
 /// the AOF alike), and makes sure the key persisting the list (cluster: the op's slot) holds
 /// it, or, for a slot left without tasks, is gone.
-pub fn apply_here(ctx: CtxPtr, op: &Op) -> Result<(), TxuError> {
+pub fn apply_here(ctx: CtxPtr, op: &Op) -> Result<Option<TransitionKind>, TxuError> {
     let slot = cluster().then(|| op_slot(op)).flatten();
     let change = with_list(|l| {
         let change = op.apply(l);
         publish(l);
         change
     });
-    if let Some(t) = change {
+    if let Some(t) = &change {
         crate::ffi::events::notify_module_event(ctx, t.kind.event(), t.id.as_bytes());
         crate::ffi::context::log_notice(ctx, &t.log_line());
     }
@@ -553,7 +553,7 @@ pub fn apply_here(ctx: CtxPtr, op: &Op) -> Result<(), TxuError> {
             remove_handle(ctx, s);
         }
     }
-    Ok(())
+    Ok(change.map(|t| t.kind))
 }
 
 /// The slot of the task `op` is about (before it is applied).
@@ -571,12 +571,12 @@ fn op_slot(op: &Op) -> Option<u16> {
 /// place of the stream as `submit` would, without a call through the call API (the timer
 /// records one op per task it runs: this halves the call-API round trips of a task run).
 /// Primary side, from the timer.
-pub fn apply_and_replicate(ctx: CtxPtr, op: &Op) -> Result<(), TxuError> {
-    apply_here(ctx, op)?;
+pub fn apply_and_replicate(ctx: CtxPtr, op: &Op) -> Result<Option<TransitionKind>, TxuError> {
+    let change = apply_here(ctx, op)?;
     let args = op.to_args();
     let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
     if crate::ffi::call::replicate(ctx, TASK_COMMAND, &refs) {
-        Ok(())
+        Ok(change)
     } else {
         Err(TxuError::Internal(
             "TXU._TASK could not be propagated".into(),
