@@ -33,7 +33,10 @@ pub fn fields() -> Vec<(&'static CStr, u64)> {
         (c"tasks_pending", g.tasks.pending),
         (c"tasks_dead", g.tasks.dead),
         (c"tasks_dropped_by_bound", g.tasks.dropped),
-        (c"dead_max", u64::try_from(crate::config::dead_max()).unwrap_or(0)),
+        (
+            c"dead_max",
+            u64::try_from(crate::config::dead_max()).unwrap_or(0),
+        ),
         (c"retries_run", load(&s.retries_run)),
         (c"retries_succeeded", load(&s.retries_succeeded)),
         (c"retries_failed", load(&s.retries_failed)),
