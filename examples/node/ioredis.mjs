@@ -7,30 +7,11 @@
 // with the module; the cluster part is skipped without it).
 import assert from 'node:assert/strict';
 import Redis from 'ioredis';
+import { frames, outcome } from './txu.mjs';
 
 const url = process.env.TXU_URL ?? 'redis://127.0.0.1:6379';
 const clusterUrl = process.env.TXU_CLUSTER_URL;
 setTimeout(() => { console.error('FAIL: timed out'); process.exit(1); }, 60_000).unref();
-
-// txu's replies as values the application can branch on. Pass it a reply or the error a
-// command threw: `await redis.call(...).then(outcome, outcome)`. Any other error (ERR, NOPERM,
-// CROSSSLOT, a lost connection) is no transaction outcome: it is thrown again.
-function outcome(errOrReply) {
-  if (!(errOrReply instanceof Error)) return { kind: 'committed', replies: errOrReply };
-  const msg = errOrReply.message; // ioredis: the server's error text, code first
-  let m;
-  if ((m = /^ROLLBACK command (\d+) \((.+?)\) failed: (.*)$/s.exec(msg)))
-    return { kind: 'rolledBack', command: Number(m[1]), name: m[2], cause: m[3] };
-  if ((m = /^DEFERRED (\S+) (.*)$/s.exec(msg))) return { kind: 'deferred', task: m[1], cause: m[2] };
-  if ((m = /^PENDING key '(.*)' waits for deferred task (\S+);/s.exec(msg)))
-    return { kind: 'pending', key: m[1], task: m[2] };
-  if ((m = /^EXECABORT Transaction discarded because of (?:an error in command (\d+) \((.+?)\): (.*)|previous errors\.)$/s.exec(msg)))
-    return { kind: 'refused', command: m[1] && Number(m[1]), name: m[2], cause: m[3] ?? msg };
-  throw errOrReply;
-}
-
-// TXU.RUN's frames: each command prefixed with its argument count, its name included.
-const frames = (...commands) => commands.flatMap((c) => [String(c.length), ...c]);
 
 const redis = new Redis(url, { maxRetriesPerRequest: 3 });
 const run = (...commands) => redis.call('TXU.RUN', ...frames(...commands)).then(outcome, outcome);

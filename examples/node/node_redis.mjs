@@ -6,6 +6,7 @@
 // Environment: TXU_URL (a server with the txu module), TXU_CLUSTER_URL (one node of a cluster
 // with the module; the cluster part is skipped without it).
 import assert from 'node:assert/strict';
+import { frames, outcome } from './txu.mjs';
 
 const version = process.argv[2] ?? '5';
 assert.ok(version === '4' || version === '5', 'usage: node node_redis.mjs 4|5');
@@ -14,26 +15,6 @@ const { createClient, createCluster, createClientPool } = await import(`redis${v
 const url = process.env.TXU_URL ?? 'redis://127.0.0.1:6379';
 const clusterUrl = process.env.TXU_CLUSTER_URL;
 setTimeout(() => { console.error('FAIL: timed out'); process.exit(1); }, 60_000).unref();
-
-// txu's replies as values the application can branch on. Pass it a reply or the error a
-// command threw: `await client.sendCommand([...]).then(outcome, outcome)`. Any other error
-// (ERR, NOPERM, CROSSSLOT, a lost connection) is no transaction outcome: it is thrown again.
-function outcome(errOrReply) {
-  if (!(errOrReply instanceof Error)) return { kind: 'committed', replies: errOrReply };
-  const msg = errOrReply.message; // node-redis: the server's error text, code first
-  let m;
-  if ((m = /^ROLLBACK command (\d+) \((.+?)\) failed: (.*)$/s.exec(msg)))
-    return { kind: 'rolledBack', command: Number(m[1]), name: m[2], cause: m[3] };
-  if ((m = /^DEFERRED (\S+) (.*)$/s.exec(msg))) return { kind: 'deferred', task: m[1], cause: m[2] };
-  if ((m = /^PENDING key '(.*)' waits for deferred task (\S+);/s.exec(msg)))
-    return { kind: 'pending', key: m[1], task: m[2] };
-  if ((m = /^EXECABORT Transaction discarded because of (?:an error in command (\d+) \((.+?)\): (.*)|previous errors\.)$/s.exec(msg)))
-    return { kind: 'refused', command: m[1] && Number(m[1]), name: m[2], cause: m[3] ?? msg };
-  throw errOrReply;
-}
-
-// TXU.RUN's frames: each command prefixed with its argument count, its name included.
-const frames = (...commands) => commands.flatMap((c) => [String(c.length), ...c]);
 
 const client = await createClient({ url }).on('error', (e) => console.error('redis:', e.message)).connect();
 const run = (...commands) => client.sendCommand(['TXU.RUN', ...frames(...commands)]).then(outcome, outcome);

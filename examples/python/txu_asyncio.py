@@ -9,60 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-from dataclasses import dataclass
 
 import redis.asyncio as redis
-from redis.exceptions import ExecAbortError, ResponseError
+from redis.exceptions import ResponseError
 
-
-# --- Typed outcomes (the same as in txu_sync.py) --------------------------------------------
-
-@dataclass
-class Committed:          # every command ran
-    replies: list
-    txid: str | None = None
-
-@dataclass
-class RolledBack:         # command `index` failed; every earlier write was undone
-    index: int
-    command: str
-    error: str
-
-@dataclass
-class Deferred:           # RETRY: rolled back on a transient fault, kept as task `task_id`
-    task_id: str
-    why: str
-
-@dataclass
-class Pending:            # a deferred task waits on `key`; nothing was applied
-    key: str
-    task_id: str
-
-@dataclass
-class Refused:            # EXECABORT: refused before anything ran
-    error: str
-
-Outcome = Committed | RolledBack | Deferred | Pending | Refused
-
-ROLLBACK = re.compile(r"ROLLBACK command (\d+) \((.*?)\) failed: (.*)", re.S)
-DEFERRED = re.compile(r"DEFERRED (\S+) (.*)", re.S)
-PENDING = re.compile(r"PENDING key '(.*)' waits for deferred task (\S+);", re.S)
-
-
-def outcome_of(err: ResponseError) -> Outcome:
-    # redis-py removes the codes it knows from the message (EXECABORT -> ExecAbortError);
-    # ROLLBACK, DEFERRED and PENDING stay at the start of the text.
-    if isinstance(err, ExecAbortError):
-        return Refused(str(err))
-    text = str(err)
-    if m := ROLLBACK.match(text):
-        return RolledBack(int(m[1]), m[2], m[3])
-    if m := DEFERRED.match(text):
-        return Deferred(m[1], m[2])
-    if m := PENDING.match(text):
-        return Pending(m[1], m[2])
-    raise err
+# The typed outcomes and their parser: txu_sync.py's (one definition for every example).
+from txu_sync import Committed, Outcome, RolledBack, outcome_of
 
 
 async def txu_run(r: redis.Redis, *commands: tuple) -> Outcome:

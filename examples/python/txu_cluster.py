@@ -17,40 +17,24 @@ Run: TXU_CLUSTER_URL=redis://127.0.0.1:7000 python txu_cluster.py   (needs redis
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass
 
 import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import (ClusterCrossSlotError, MovedError, RedisClusterException,
                               ResponseError)
 
-
-# --- Typed outcomes (reduced to the two this example meets; see txu_sync.py for all) --------
-
-@dataclass
-class Committed:          # every command ran
-    replies: list
-
-@dataclass
-class RolledBack:         # command `index` failed; every earlier write was undone
-    index: int
-    command: str
-    error: str
-
-ROLLBACK = re.compile(r"ROLLBACK command (\d+) \((.*?)\) failed: (.*)", re.S)
+# The typed outcomes and their parser: txu_sync.py's (one definition for every example).
+from txu_sync import Committed, Outcome, RolledBack, outcome_of
 
 
-def txu_run(rc: RedisCluster, *commands: tuple, **kwargs) -> Committed | RolledBack:
+def txu_run(rc: RedisCluster, *commands: tuple, **kwargs) -> Outcome:
     args: list = ["TXU.RUN"]
     for cmd in commands:
         args += [len(cmd), *cmd]          # <argc> counts the command name too
     try:
         return Committed(rc.execute_command(*args, **kwargs))
     except ResponseError as err:
-        if m := ROLLBACK.match(str(err)):
-            return RolledBack(int(m[1]), m[2], m[3])
-        raise
+        return outcome_of(err)
 
 
 def expect(actual, expected, what: str) -> None:
