@@ -1363,3 +1363,69 @@ fn each_transition_is_a_keyspace_event_and_a_log_line() {
         assert!(log.contains(&line), "the log has no line {line:?}");
     }
 }
+
+/// `TXU.RETRY` / `TXU.DROP` `ALL|DEAD [MATCH <pattern>]`: every task of that state whose last
+/// error matches the glob, and whose keys the caller may write (the others are left alone, as
+/// the single-id form would refuse them); the reply says how many.
+#[test]
+fn bulk_retry_and_drop_select_by_state_error_and_acl() {
+    let s = Server::start();
+    let mut con = s.conn();
+    let mut c = s.raw();
+    // A dead task: one attempt, which the fault makes fail.
+    backoff(&mut con, "1", "5");
+    let cause = noreplicas_on(&mut con, &mut c, "bulk:dead");
+    let dead = defer_now(
+        &mut c,
+        &["RETRY", "1"],
+        &[&["SET", "bulk:dead", "1"]],
+        &cause,
+    );
+    wait_state(&mut con, &dead, "dead", DEADLINE);
+    // Two pending ones, waiting out a long backoff.
+    backoff(&mut con, "60000", "60000");
+    let a = defer_now(&mut c, &["RETRY", "5"], &[&["SET", "bulk:a", "1"]], &cause);
+    let b = defer_now(&mut c, &["RETRY", "5"], &[&["SET", "other:b", "1"]], &cause);
+
+    expect(&mut c, &["TXU.DROP", "DEAD", "MATCH", "OOM*"], ":0\r\n");
+    expect(
+        &mut c,
+        &["TXU.DROP", "dead", "match", "NOREPLICAS*"],
+        ":1\r\n",
+    );
+    assert_eq!(state(&mut con, &dead), "unknown");
+    // A user who may write bulk:* only: one of the two pending tasks is theirs.
+    let r = run_text(
+        &mut c,
+        &[
+            "ACL",
+            "SETUSER",
+            "ops",
+            "on",
+            ">pw",
+            "%RW~bulk:*",
+            "+txu.retry",
+            "+txu.drop",
+        ],
+    );
+    assert_eq!(r, "+OK\r\n");
+    let mut ops = s.raw();
+    expect(&mut ops, &["AUTH", "ops", "pw"], "+OK\r\n");
+    expect(
+        &mut ops,
+        &["TXU.RETRY", "ALL", "MATCH", "*replicas*"],
+        ":1\r\n",
+    );
+    expect(&mut ops, &["TXU.DROP", "ALL"], ":1\r\n");
+    assert_eq!(state(&mut con, &a), "unknown");
+    assert_eq!(state(&mut con, &b), "pending");
+    // The default user drops the rest.
+    expect(&mut c, &["TXU.DROP", "ALL"], ":1\r\n");
+    assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 0);
+    // Usage errors.
+    let e = run_err(&mut c, &["TXU.DROP", "ALL", "MATCH"]);
+    assert_eq!(e, "ERR syntax error: TXU.DROP ALL|DEAD [MATCH <pattern>]");
+    let e = run_err(&mut c, &["TXU.RETRY"]);
+    assert_eq!(e, "ERR wrong number of arguments for 'txu.retry' command");
+    config_set(&mut con, "min-replicas-to-write", "0");
+}

@@ -95,6 +95,19 @@ const COMMITTED: &[Arg] = &[
     Arg::token(c"FORCE").optional(),
 ];
 const ID_ARG: &[Arg] = &[Arg::new(c"id", ArgKind::String)];
+/// `<id>`, or `ALL|DEAD [MATCH <pattern>]` (`TXU.RETRY`, `TXU.DROP`).
+const STEER_ARGS: &[Arg] = &[Arg::new(c"target", ArgKind::OneOf(STEER_TARGETS))];
+const STEER_TARGETS: &[Arg] = &[
+    Arg::new(c"id", ArgKind::String),
+    Arg::new(c"tasks", ArgKind::Block(BULK)),
+];
+const BULK: &[Arg] = &[
+    Arg::new(c"which", ArgKind::OneOf(WHICH)),
+    Arg::new(c"pattern", ArgKind::String)
+        .with_token(c"MATCH")
+        .optional(),
+];
+const WHICH: &[Arg] = &[Arg::token(c"ALL"), Arg::token(c"DEAD")];
 const TASKS_ARGS: &[Arg] = &[
     Arg::new(c"state", ArgKind::OneOf(STATES)).optional(),
     Arg::new(c"count", ArgKind::Integer)
@@ -220,7 +233,7 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"deny-script may-replicate",
         summary: c"Runs a dead or pending task at the next tick with its attempts reset",
         complexity: c"O(log N)",
-        args: ID_ARG,
+        args: STEER_ARGS,
         keys: None,
     },
     Spec {
@@ -229,7 +242,7 @@ pub const COMMANDS: &[Spec] = &[
         flags: c"deny-script may-replicate",
         summary: c"Forgets a deferred task",
         complexity: c"O(log N)",
-        args: ID_ARG,
+        args: STEER_ARGS,
         keys: None,
     },
     Spec {

@@ -1,7 +1,7 @@
 //! TXU.STATUS, TXU.TASKS, TXU.RETRY, TXU.DROP: looking at and steering the failed-task list.
 
 use crate::error::TxuError;
-use crate::exec::admin::{self, Listed, State, Steer};
+use crate::exec::admin::{self, Listed, State, Steer, Which};
 use crate::ffi::{context, reply, CtxPtr, Str};
 use crate::tasks::list::Status;
 use std::ffi::c_int;
@@ -165,26 +165,56 @@ pub fn list(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
 }
 
 fn steer(ctx: CtxPtr, argv: &[Str<'_>], name: &str, how: Steer) -> c_int {
-    let [_, id] = argv else {
-        return reply::error(ctx, &TxuError::WrongArity(name.into()));
-    };
     // Not flagged `write` (see `commands::COMMANDS`): a read-only replica refuses it here.
     if context::is_readonly_replica(ctx) {
         return reply::error(ctx, &TxuError::ReadOnly);
     }
-    let id = String::from_utf8_lossy(id.bytes()).into_owned();
-    match admin::steer(ctx, &id, how) {
-        Ok(()) => reply::ok(ctx),
-        Err(e) => reply::error(ctx, &e),
+    let which = |a: &Str<'_>| {
+        let a = a.bytes();
+        if a.eq_ignore_ascii_case(b"all") {
+            Some(Which::All)
+        } else if a.eq_ignore_ascii_case(b"dead") {
+            Some(Which::Dead)
+        } else {
+            None
+        }
+    };
+    match argv {
+        // `ALL` / `DEAD` [MATCH <pattern>]: every such task the caller may write.
+        [_, w, rest @ ..] if which(w).is_some() => {
+            let pattern = match rest {
+                [] => None,
+                [m, p] if m.bytes().eq_ignore_ascii_case(b"match") => Some(p.bytes()),
+                _ => {
+                    let usage = format!("{} ALL|DEAD [MATCH <pattern>]", name.to_uppercase());
+                    return reply::error(ctx, &TxuError::Syntax(usage));
+                }
+            };
+            let Some(w) = which(w) else {
+                return reply::error(ctx, &TxuError::WrongArity(name.into()));
+            };
+            let n = admin::steer_all(ctx, w, pattern, how);
+            reply::integer(ctx, i64::try_from(n).unwrap_or(i64::MAX))
+        }
+        [_, id] => {
+            let id = String::from_utf8_lossy(id.bytes()).into_owned();
+            match admin::steer(ctx, &id, how) {
+                Ok(()) => reply::ok(ctx),
+                Err(e) => reply::error(ctx, &e),
+            }
+        }
+        _ => reply::error(ctx, &TxuError::WrongArity(name.into())),
     }
 }
 
 /// `TXU.RETRY <id>` → `OK`: the task runs at the next tick with its attempts reset.
+/// `TXU.RETRY ALL|DEAD [MATCH <pattern>]` → how many tasks it requeued.
 pub fn retry(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     steer(ctx, argv, "txu.retry", Steer::Retry)
 }
 
 /// `TXU.DROP <id>` → `OK`: the task is forgotten.
+/// `TXU.DROP ALL|DEAD [MATCH <pattern>]` → how many tasks it dropped.
 pub fn drop(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     steer(ctx, argv, "txu.drop", Steer::Drop)
 }

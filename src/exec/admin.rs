@@ -5,6 +5,7 @@ use crate::error::{quote, TxuError};
 use crate::ffi::acl::{may_access_keys, KeyAccess};
 use crate::ffi::{context, CtxPtr};
 use crate::store::{tasklist, undolog};
+use crate::tasks::glob;
 use crate::tasks::list::key_name;
 use crate::tasks::list::{Status, Task};
 
@@ -109,6 +110,43 @@ pub enum Steer {
     Retry,
     /// Forget it.
     Drop,
+}
+
+/// Which tasks a bulk `TXU.RETRY` / `TXU.DROP` acts on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// Pending and dead.
+    All,
+    Dead,
+}
+
+/// Retries or drops every task of `which` whose last error matches `pattern` (a glob; every
+/// task without one) and whose keys the caller's ACL lets it write — the others are left
+/// alone, as the single-id form would refuse them. Returns how many it touched.
+pub fn steer_all(ctx: CtxPtr, which: Which, pattern: Option<&[u8]>, how: Steer) -> usize {
+    let ids: Vec<String> = tasklist::with_list(|l| {
+        let pending = l.pending().filter(|_| which == Which::All);
+        pending
+            .chain(l.dead())
+            .filter(|t| pattern.is_none_or(|p| glob::matches(p, t.last_error.as_bytes())))
+            .filter(|t| may_access_task(ctx, t, KeyAccess::Write))
+            .map(|t| t.id.clone())
+            .collect()
+    });
+    let mut touched = 0;
+    for id in ids {
+        let op = match how {
+            Steer::Retry => tasklist::Op::Retry {
+                id,
+                now_ms: context::now_ms(),
+            },
+            Steer::Drop => tasklist::Op::Drop(id),
+        };
+        if tasklist::submit(ctx, &op).is_ok() {
+            touched += 1;
+        }
+    }
+    touched
 }
 
 /// Retries or drops task `id`; the caller's ACL must let it write every key of the task.
