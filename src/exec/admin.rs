@@ -133,20 +133,23 @@ pub fn steer_all(ctx: CtxPtr, which: Which, pattern: Option<&[u8]>, how: Steer) 
             .map(|t| t.id.clone())
             .collect()
     });
-    let mut touched = 0;
-    for id in ids {
-        let op = match how {
+    ids.into_iter()
+        .filter(|id| tasklist::submit(ctx, &how.op(id)).is_ok())
+        .count()
+}
+
+impl Steer {
+    /// The task-list change that does it to task `id`.
+    fn op(self, id: &str) -> tasklist::Op {
+        let id = id.to_string();
+        match self {
             Steer::Retry => tasklist::Op::Retry {
                 id,
                 now_ms: context::now_ms(),
             },
             Steer::Drop => tasklist::Op::Drop(id),
-        };
-        if tasklist::submit(ctx, &op).is_ok() {
-            touched += 1;
         }
     }
-    touched
 }
 
 /// Retries or drops task `id`; the caller's ACL must let it write every key of the task.
@@ -160,13 +163,5 @@ pub fn steer(ctx: CtxPtr, id: &str, how: Steer) -> Result<(), TxuError> {
         Some(false) => return Err(no_perm(id)),
         Some(true) => {}
     }
-    let id = id.to_string();
-    let op = match how {
-        Steer::Retry => tasklist::Op::Retry {
-            id,
-            now_ms: context::now_ms(),
-        },
-        Steer::Drop => tasklist::Op::Drop(id),
-    };
-    tasklist::submit(ctx, &op)
+    tasklist::submit(ctx, &how.op(id))
 }

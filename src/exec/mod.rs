@@ -303,6 +303,7 @@ pub fn run(ctx: CtxPtr, tx: &Tx) -> Result<Vec<Reply>, TxuError> {
         .flatten();
     let mode = Mode {
         flags,
+        checked_flags: call::RUN_FLAGS_CHECKED,
         script_flags: call::SCRIPT_FLAGS,
         whole_only: whole,
         user: user.as_ref(),
@@ -353,6 +354,9 @@ pub(crate) struct Failed<'a> {
 pub(crate) struct Mode<'u> {
     /// `RedisModule_Call` flags of its commands.
     pub flags: &'static CStr,
+    /// The same without the ACL check (`C`), for commands whose ACL txu checks itself (those
+    /// of its scripts: see `script`).
+    pub checked_flags: &'static CStr,
     /// And of its script commands (`EVAL`, `FCALL`...).
     pub script_flags: &'static CStr,
     /// Whole-key pre-images only (see `preimage::prepare`).

@@ -72,17 +72,16 @@ struct Scope {
 
 static SCOPE: Mutex<Option<Scope>> = Mutex::new(None);
 
-/// Registers the filter at the first script a transaction runs (a server that never runs one
-/// never calls it); from then on it costs every command one atomic load while no script of a
-/// transaction runs.
+/// Registers the filter, and reads which commands it must leave alone ([`BUSY_OK`]), at the
+/// first script a transaction runs (a server that never runs one never calls it); from then
+/// on it costs every command one atomic load while no script of a transaction runs.
 fn ensure_filter(ctx: CtxPtr) -> Result<(), String> {
-    static REGISTERED: Mutex<bool> = Mutex::new(false);
-    let mut done = REGISTERED.lock();
-    if !*done {
+    let mut busy_ok = BUSY_OK.lock();
+    if busy_ok.is_none() {
         filter::register_all(ctx, on_command).map_err(|e| {
             TxuError::Internal(format!("cannot run a script in a transaction: {e}")).to_string()
         })?;
-        *done = true;
+        *busy_ok = Some(super::catalog::allow_busy_names(ctx));
     }
     Ok(())
 }
@@ -146,12 +145,6 @@ pub(super) fn run(
         return r.map_err(|e| e.to_string()).and_then(failed);
     }
     ensure_filter(ctx)?;
-    {
-        let mut busy_ok = BUSY_OK.lock();
-        if busy_ok.is_none() {
-            *busy_ok = Some(super::catalog::allow_busy_names(ctx));
-        }
-    }
     // Lend the log to TXU._CALL; take it back however the script ends (a panic included).
     struct Lent<'a> {
         undo: &'a mut UndoLog,
@@ -171,11 +164,7 @@ pub(super) fn run(
         seen: std::mem::take(seen),
         // Checked against `user` in `call_in` instead of `C` (the script runs as the module,
         // whose calls have no user for `C` to check).
-        flags: if mode.flags == call::RUN_FLAGS {
-            call::RUN_FLAGS_CHECKED
-        } else {
-            mode.flags
-        },
+        flags: mode.checked_flags,
         whole_only: mode.whole_only,
         now,
         user: OwnedStr::retain(user.as_str()).ok_or(TxuError::OutOfMemory.to_string())?,
@@ -259,6 +248,7 @@ fn call_in(ctx: CtxPtr, argv: &[Str<'_>], s: &mut Scope) -> Result<CallReply, St
     }
     let mode = Mode {
         flags: s.flags,
+        checked_flags: s.flags,
         script_flags: s.flags,
         whole_only: s.whole_only,
         user: None,

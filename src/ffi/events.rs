@@ -170,14 +170,11 @@ unsafe extern "C" fn role_changed(
     subevent: u64,
     _data: *mut c_void,
 ) {
-    let _ = catch_unwind(|| {
-        if subevent != raw::REDISMODULE_EVENT_REPLROLECHANGED_NOW_MASTER {
-            return;
-        }
-        if let Some(f) = ON_ROLE_PRIMARY.get() {
-            f();
-        }
-    });
+    call_on(
+        subevent,
+        raw::REDISMODULE_EVENT_REPLROLECHANGED_NOW_MASTER,
+        &ON_ROLE_PRIMARY,
+    );
 }
 
 unsafe extern "C" fn loading(
@@ -186,12 +183,20 @@ unsafe extern "C" fn loading(
     subevent: u64,
     _data: *mut c_void,
 ) {
+    call_on(
+        subevent,
+        raw::REDISMODULE_SUBEVENT_LOADING_ENDED,
+        &ON_LOADED,
+    );
+}
+
+/// Runs the function in `slot` (if set) when `subevent` is `wanted`; a panic stays here.
+fn call_on(subevent: u64, wanted: u64, slot: &OnceLock<fn()>) {
     let _ = catch_unwind(|| {
-        if subevent != raw::REDISMODULE_SUBEVENT_LOADING_ENDED {
-            return;
-        }
-        if let Some(f) = ON_LOADED.get() {
-            f();
+        if subevent == wanted {
+            if let Some(f) = slot.get() {
+                f();
+            }
         }
     });
 }

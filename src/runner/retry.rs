@@ -131,6 +131,7 @@ fn run_task_in_db(ctx: CtxPtr, task: &DueTask) -> Result<(), TxuError> {
     let mut undo = UndoLog::new();
     let mode = Mode {
         flags: TASK_FLAGS,
+        checked_flags: TASK_FLAGS,
         script_flags: SCRIPT_TASK_FLAGS,
         whole_only: false,
         user: Some(&user),

@@ -319,33 +319,16 @@ impl Op {
 
     /// Applies the op to a list.
     pub fn apply(&self, list: &mut TaskList) -> Option<Transition> {
-        let happened = |kind, id: &str, list: &TaskList| {
-            let (attempts, max_attempts, last_error) = list
-                .get(id)
-                .map(|(t, _)| (t.attempts, t.max_attempts, t.last_error.clone()))
-                .unwrap_or_default();
-            Some(Transition {
-                kind,
-                id: id.to_string(),
-                attempts,
-                max_attempts,
-                last_error,
-            })
-        };
+        use TransitionKind as K;
         match self {
             Op::Push(t) => {
                 let new = list.get(&t.id).is_none();
                 list.push(t.clone());
-                new.then(|| happened(TransitionKind::Deferred, &t.id, list))
-                    .flatten()
+                new.then(|| Transition::of(K::Deferred, &t.id, list))
             }
-            Op::Done(id) => list.succeeded(id).map(|_| Transition {
-                kind: TransitionKind::Applied,
-                id: id.clone(),
-                attempts: 0,
-                max_attempts: 0,
-                last_error: String::new(),
-            }),
+            Op::Done(id) => list
+                .succeeded(id)
+                .map(|_| Transition::of(K::Applied, id, list)),
             Op::Fail {
                 id,
                 transient,
@@ -361,21 +344,19 @@ impl Op {
                     ErrorClass::Permanent
                 };
                 let kind = match list.failed(id, error.clone(), class, *now_ms, *delay_ms)? {
-                    State::Pending => TransitionKind::Retried,
-                    State::Dead => TransitionKind::Dead,
+                    State::Pending => K::Retried,
+                    State::Dead => K::Dead,
                 };
+                let mut t = Transition::of(kind, id, list);
                 // A dead task may already have fallen off a full dead list.
-                happened(kind, id, list).map(|mut t| {
-                    if t.last_error.is_empty() {
-                        t.last_error.clone_from(error);
-                    }
-                    t
-                })
+                if t.last_error.is_empty() {
+                    t.last_error.clone_from(error);
+                }
+                Some(t)
             }
             Op::Retry { id, now_ms } => list
                 .retry(id, *now_ms)
-                .then(|| happened(TransitionKind::Requeued, id, list))
-                .flatten(),
+                .then(|| Transition::of(K::Requeued, id, list)),
             Op::DropSlot(slot) => {
                 let ids: Vec<String> = list
                     .all()
@@ -387,13 +368,9 @@ impl Op {
                 }
                 None
             }
-            Op::Drop(id) => list.drop_task(id).then(|| Transition {
-                kind: TransitionKind::Dropped,
-                id: id.clone(),
-                attempts: 0,
-                max_attempts: 0,
-                last_error: String::new(),
-            }),
+            Op::Drop(id) => list
+                .drop_task(id)
+                .then(|| Transition::of(K::Dropped, id, list)),
         }
     }
 }
@@ -438,6 +415,22 @@ impl TransitionKind {
 }
 
 impl Transition {
+    /// `kind` happened to task `id`, as `list` holds it now (attempts and last error, when
+    /// it is still on the list).
+    fn of(kind: TransitionKind, id: &str, list: &TaskList) -> Transition {
+        let (attempts, max_attempts, last_error) = list
+            .get(id)
+            .map(|(t, _)| (t.attempts, t.max_attempts, t.last_error.clone()))
+            .unwrap_or_default();
+        Transition {
+            kind,
+            id: id.to_string(),
+            attempts,
+            max_attempts,
+            last_error,
+        }
+    }
+
     /// The notice-level log line.
     pub fn log_line(&self) -> String {
         let id = &self.id;
