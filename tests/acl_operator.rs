@@ -8,7 +8,9 @@
 
 mod common;
 
-use common::{exec_tx, query, run, show, task_ids, text, txu_with, wait_until, RawConn, Server};
+use common::{
+    exec_tx, fields, query, run, show, task_ids, text, txu_with, wait_until, RawConn, Server,
+};
 use redis::Value;
 use std::time::Duration;
 
@@ -75,8 +77,10 @@ fn noperm(id: &str) -> String {
 }
 
 fn status_state(c: &mut RawConn, id: &str) -> String {
-    let r = String::from_utf8_lossy(&run(c, &["TXU.STATUS", id])).into_owned();
-    r.split("\r\n").nth(4).unwrap_or_default().to_string()
+    let r = run(c, &["TXU.STATUS", id]);
+    fields(&r)
+        .and_then(|mut f| f.remove("state"))
+        .unwrap_or_else(|| show(&r))
 }
 
 /// (state, attempts) of a task as the default user sees it.
@@ -298,7 +302,7 @@ fn task_of_changed_user_dies(change: &[&str], reply: Value, user: &str, key: &st
     };
     let last_error = f
         .chunks(2)
-        .find(|p| text(&p[0]) == "last_error")
+        .find(|p| text(&p[0]) == "last-error")
         .map(|p| text(&p[1]))
         .unwrap_or_default();
     assert!(last_error.starts_with("NOPERM "), "{last_error}");

@@ -24,7 +24,9 @@ mod common;
 
 use common::cluster::{key_in_slot, key_slot, wait_for, Cluster};
 use common::{array_items, bulk, task_ids, EXECABORT};
-use common::{begin, begin_with, bulk_body, flat_array, queue, queue_reply, run_text, show};
+use common::{
+    begin, begin_with, bulk_body, fields, flat_array, queue, queue_reply, run_text, show,
+};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -90,10 +92,7 @@ fn dbsize(c: &Cluster, i: usize) -> u64 {
 /// `TXU.STATUS id` on node `i` as field → value.
 fn status(c: &Cluster, i: usize, id: &str) -> HashMap<String, String> {
     let r = c.call(i, &["TXU.STATUS", id]);
-    let f = flat_array(&r).unwrap_or_else(|| panic!("TXU.STATUS {id} on node {i}: {}", show(&r)));
-    f.chunks(2)
-        .map(|p| (p[0].clone(), p.get(1).cloned().unwrap_or_default()))
-        .collect()
+    fields(&r).unwrap_or_else(|| panic!("TXU.STATUS {id} on node {i}: {}", show(&r)))
 }
 
 /// The `state` of `TXU.STATUS id` on node `i`.
@@ -203,7 +202,7 @@ fn wait_waiting_on(c: &Cluster, i: usize, id: &str, causes: &[&str]) {
             let st = status(c, i, id);
             let pending = st.get("state").map(String::as_str) == Some("pending");
             let met = st
-                .get("last_error")
+                .get("last-error")
                 .is_some_and(|e| causes.iter().any(|c| e.starts_with(c) || e.contains(c)));
             let tries = st.get("attempts").and_then(|n| n.parse::<u64>().ok());
             if pending && met && tries.is_some_and(|n| n >= 2) {
@@ -916,7 +915,7 @@ fn a_task_whose_slot_is_migrating_waits_then_runs_once_on_the_new_owner() {
     // The task falls due while its slot is migrating. That it neither runs nor dies can only
     // be seen over a window: until the server's clock is 1 s (ten ticks) past its due time.
     let due: i64 = status(&c, a, &t)
-        .get("next_attempt_ms")
+        .get("next-attempt-at")
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("TXU.STATUS {t}: {:?}", status(&c, a, &t)));
     wait_for(
@@ -935,7 +934,7 @@ fn a_task_whose_slot_is_migrating_waits_then_runs_once_on_the_new_owner() {
     );
     // Not run, or run into the slot's move (TRYAGAIN, or the redirect a module call reports
     // as a non-local key) and waiting again.
-    let last = st.get("last_error").cloned().unwrap_or_default();
+    let last = st.get("last-error").cloned().unwrap_or_default();
     assert!(
         ["NOREPLICAS", "TRYAGAIN", "ASK ", "MOVED ", "non local key"]
             .iter()

@@ -27,8 +27,8 @@ mod common;
 use common::dump::{self, Dump};
 use common::server::{module_path, server_binary};
 use common::{
-    bulk_body, encode_command, esc, exec_tx, flat_array, parse_info, read_file_bytes, run_line,
-    show, RawConn, Server,
+    bulk_body, encode_command, esc, exec_tx, fields, flat_array, parse_info, read_file_bytes,
+    run_line, show, RawConn, Server,
 };
 use std::collections::BTreeMap;
 use std::fs;
@@ -297,9 +297,12 @@ fn restore_of_every_truncation_and_flip_is_refused_and_changes_nothing() {
     // The real values still work: the transaction rolls back, the task is still pending.
     expect(&mut c, &[b"TXU.ROLLBACK", seeded.txid.as_bytes()], OK);
     expect(&mut c, &[b"GET", b"a"], b"$1\r\n1\r\n");
-    let status = flat_array(&cmd(&mut c, &[b"TXU.STATUS", seeded.task_id.as_bytes()]));
+    let status = fields(&cmd(&mut c, &[b"TXU.STATUS", seeded.task_id.as_bytes()]));
     assert_eq!(
-        status.as_ref().and_then(|s| s.get(1)).map(String::as_str),
+        status
+            .as_ref()
+            .and_then(|s| s.get("state"))
+            .map(String::as_str),
         Some("pending")
     );
 }

@@ -365,7 +365,7 @@ fn a_pending_rollback_never_overwrites_a_later_write_of_another_client() {
             let st =
                 String::from_utf8_lossy(&run(&mut s.raw(), &["TXU.STATUS", &txid])).into_owned();
             st.contains("\r\nrollback-pending\r\n")
-                && st.ends_with("skipped_keys\r\n*1\r\n$1\r\na\r\n")
+                && st.ends_with("skipped-keys\r\n*1\r\n$1\r\na\r\n")
         },
     );
     query(&mut con, &["TXU._FAULT", "UNDO", "0"]);

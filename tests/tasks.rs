@@ -13,9 +13,10 @@
 
 mod common;
 
+use common::tasks::{ids, status, tasks, tasks_page, TaskView};
 use common::{
-    begin_with, config_set, exec_tx, exists, expect, info_i64, int, lrange, query, rewrite_aof,
-    run_err, run_text, show, text, txu, txu_info, txu_with, wait_replica_synced, wait_until,
+    begin_with, config_set, exec_tx, exists, expect, info_i64, lrange, query, rewrite_aof, run_err,
+    run_text, show, text, txu, txu_info, txu_with, wait_replica_synced, wait_until,
     watch_tick_budget, RawConn, Server,
 };
 use redis::Value;
@@ -81,124 +82,8 @@ fn get(con: &mut redis::Connection, key: &str) -> Option<String> {
     }
 }
 
-/// Id, state, db, max_attempts, created_ms, commands of a task.
+/// Id, state, db, max_attempts, submitted-at, commands of a task: what a retry does not change.
 type Stable = (String, String, i64, i64, i64, Vec<Vec<String>>);
-
-/// One entry of `TXU.TASKS`.
-#[derive(Clone, Debug, PartialEq)]
-struct TaskView {
-    id: String,
-    state: String,
-    db: i64,
-    attempts: i64,
-    max_attempts: i64,
-    next_attempt_ms: i64,
-    created_ms: i64,
-    last_error: String,
-    commands: Vec<Vec<String>>,
-}
-
-impl TaskView {
-    /// The fields a retry does not change.
-    fn stable(&self) -> Stable {
-        (
-            self.id.clone(),
-            self.state.clone(),
-            self.db,
-            self.max_attempts,
-            self.created_ms,
-            self.commands.clone(),
-        )
-    }
-}
-
-const TASK_FIELDS: [&str; 9] = [
-    "id",
-    "state",
-    "db",
-    "attempts",
-    "max_attempts",
-    "next_attempt_ms",
-    "created_ms",
-    "last_error",
-    "commands",
-];
-
-fn parse_task(v: &Value) -> TaskView {
-    let Value::Array(f) = v else {
-        panic!("a TXU.TASKS entry is not an array: {v:?}");
-    };
-    assert_eq!(f.len(), 18, "TXU.TASKS entry {f:?}");
-    let names: Vec<String> = f.iter().step_by(2).map(text).collect();
-    assert_eq!(names, TASK_FIELDS, "field names of TXU.TASKS entry {f:?}");
-    let commands = match &f[17] {
-        Value::Array(cs) => cs
-            .iter()
-            .map(|c| match c {
-                Value::Array(a) => a.iter().map(text).collect(),
-                other => panic!("a command of a task is not an array: {other:?}"),
-            })
-            .collect(),
-        other => panic!("commands of a task is not an array: {other:?}"),
-    };
-    TaskView {
-        id: text(&f[1]),
-        state: text(&f[3]),
-        db: int(&f[5]),
-        attempts: int(&f[7]),
-        max_attempts: int(&f[9]),
-        next_attempt_ms: int(&f[11]),
-        created_ms: int(&f[13]),
-        last_error: text(&f[15]),
-        commands,
-    }
-}
-
-fn tasks(con: &mut redis::Connection, args: &[&str]) -> Vec<TaskView> {
-    let mut full = vec!["TXU.TASKS"];
-    full.extend_from_slice(args);
-    match query(con, &full) {
-        Value::Array(items) => items.iter().map(parse_task).collect(),
-        other => panic!("{full:?}: {other:?}"),
-    }
-}
-
-fn ids(ts: &[TaskView]) -> Vec<String> {
-    ts.iter().map(|t| t.id.clone()).collect()
-}
-
-/// `TXU.STATUS <id>`, with the field list checked against the state.
-#[derive(Clone, Debug, PartialEq)]
-struct Status {
-    state: String,
-    attempts: Option<i64>,
-    next_attempt_ms: Option<i64>,
-    last_error: Option<String>,
-}
-
-fn status(con: &mut redis::Connection, id: &str) -> Status {
-    let Value::Array(f) = query(con, &["TXU.STATUS", id]) else {
-        panic!("TXU.STATUS {id} is not an array");
-    };
-    assert!(!f.is_empty() && f.len() % 2 == 0, "TXU.STATUS {id}: {f:?}");
-    let names: Vec<String> = f.iter().step_by(2).map(text).collect();
-    let state = text(&f[1]);
-    let want: &[&str] = match state.as_str() {
-        "pending" => &["state", "attempts", "next_attempt_ms", "last_error"],
-        "dead" => &["state", "attempts", "last_error"],
-        "rollback-pending" => &["state", "attempts", "last_error", "skipped_keys"],
-        "done" | "retained" | "unknown" => &["state"],
-        other => panic!("TXU.STATUS {id}: unexpected state {other:?}"),
-    };
-    assert_eq!(names, want, "TXU.STATUS {id} fields: {f:?}");
-    let field = |n: &str| names.iter().position(|x| x == n).map(|i| &f[2 * i + 1]);
-    Status {
-        attempts: field("attempts").map(int),
-        next_attempt_ms: field("next_attempt_ms").map(int),
-        last_error: field("last_error").map(text),
-        state,
-    }
-}
 
 fn state(con: &mut redis::Connection, id: &str) -> String {
     status(con, id).state
@@ -475,7 +360,7 @@ fn tasks_on_shared_keys_run_exactly_once_each_in_submission_order() {
     assert_eq!(ids(&listed), all);
     assert!(listed
         .windows(2)
-        .all(|w| w[0].created_ms <= w[1].created_ms));
+        .all(|w| w[0].submitted_at <= w[1].submitted_at));
     assert_eq!(
         listed[1].last_error,
         format!("waiting behind deferred task {first} on key 'k'")
@@ -514,7 +399,7 @@ fn a_head_waiting_for_its_backoff_does_not_hold_up_an_unrelated_key() {
     let behind = defer_behind(&mut c, &["RETRY"], &[&["INCR", "a"]], &slow, "a");
     let t = &tasks(&mut con, &[])[0];
     assert!(
-        t.next_attempt_ms - t.created_ms >= 30_000,
+        t.next_attempt_at.unwrap_or(0) - t.submitted_at >= 30_000,
         "first retry of {slow} should wait at least half of 60 s: {t:?}"
     );
 
@@ -603,59 +488,75 @@ fn status_tasks_retry_drop_and_info() {
     assert_eq!(st.state, "pending");
     assert_eq!(st.attempts, Some(0));
     assert_eq!(st.last_error.as_deref(), Some(cause.as_str()));
-    let next = st.next_attempt_ms.unwrap_or(0);
+    let next = st.next_attempt_at.unwrap_or(0);
     assert!(
         next >= before + 30_000 && next <= after + 60_000,
-        "next_attempt_ms {next} not within [{before}+30s, {after}+60s]"
+        "next_attempt_at {next} not within [{before}+30s, {after}+60s]"
     );
 
     let all = tasks(&mut con, &[]);
     assert_eq!(ids(&all), [t1.as_str(), t2.as_str(), t3.as_str()]);
-    let want = |t: &TaskView, db, max, cmds: &[&[&str]], err: &str| {
+    let want = |t: &TaskView, db, max, cmds: &[&[&str]], keys: &[&str], err: &str| {
         assert_eq!(t.state, "pending", "{t:?}");
         assert_eq!(t.db, db, "{t:?}");
         assert_eq!(t.attempts, 0, "{t:?}");
         assert_eq!(t.max_attempts, max, "{t:?}");
         assert_eq!(t.last_error, err, "{t:?}");
+        assert_eq!(t.user, "default", "{t:?}");
+        assert_eq!(t.keys, keys, "{t:?}");
         let cmds: Vec<Vec<String>> = cmds
             .iter()
             .map(|c| c.iter().map(|a| a.to_string()).collect())
             .collect();
         assert_eq!(t.commands, cmds, "{t:?}");
-        assert!(t.created_ms >= before && t.created_ms <= after, "{t:?}");
+        assert!(t.submitted_at >= before && t.submitted_at <= after, "{t:?}");
     };
-    want(&all[0], 0, 3, &[&["SET", "a", "1"], &["GET", "a"]], &cause);
-    assert_eq!(all[0].next_attempt_ms, next);
-    want(&all[1], 2, 10, &[&["INCR", "b"]], &cause);
-    want(
-        &all[2],
-        0,
-        10,
-        &[&["SET", "a", "2"]],
-        &format!("waiting behind deferred task {t1} on key 'a'"),
-    );
-    assert_eq!(all[2].next_attempt_ms, all[2].created_ms);
-    assert_eq!(
-        ids(&tasks(&mut con, &["PENDING", "COUNT", "2"])),
-        [t1.as_str(), t2.as_str()]
-    );
-    assert_eq!(ids(&tasks(&mut con, &["COUNT", "1"])), [t1.as_str()]);
+    let set_get: &[&[&str]] = &[&["SET", "a", "1"], &["GET", "a"]];
+    want(&all[0], 0, 3, set_get, &["a"], &cause);
+    assert_eq!(all[0].next_attempt_at, Some(next));
+    // Its EXEC ran and failed: that was its last attempt.
+    assert_eq!(all[0].last_attempt_at, Some(all[0].submitted_at));
+    want(&all[1], 2, 10, &[&["INCR", "b"]], &["b"], &cause);
+    let behind = format!("waiting behind deferred task {t1} on key 'a'");
+    want(&all[2], 0, 10, &[&["SET", "a", "2"]], &["a"], &behind);
+    assert_eq!(all[2].next_attempt_at, Some(all[2].submitted_at));
+    // Deferred behind t1 without running: no attempt yet.
+    assert_eq!(all[2].last_attempt_at, None);
+    // TXU.STATUS shows the same task as TXU.TASKS.
+    assert_eq!(status(&mut con, &t3).task.as_ref(), Some(&all[2]));
+
+    // Pages: a cursor that goes on until it is 0.
+    let (cursor, page) = tasks_page(&mut con, &["PENDING", "COUNT", "2"]);
+    assert_eq!(ids(&page), [t1.as_str(), t2.as_str()]);
+    assert_ne!(cursor, "0");
+    let (end, page) = tasks_page(&mut con, &["COUNT", "2", "CURSOR", &cursor, "PENDING"]);
+    assert_eq!((end.as_str(), ids(&page)), ("0", vec![t3.clone()]));
+    let (_, page) = tasks_page(&mut con, &["COUNT", "1"]);
+    assert_eq!(ids(&page), [t1.as_str()]);
     assert!(tasks(&mut con, &["DEAD"]).is_empty());
-    expect(
-        &mut c,
-        &["TXU.TASKS", "PENDING", "DEAD"],
-        "-ERR syntax error: PENDING and DEAD exclude each other\r\n",
-    );
-    expect(
-        &mut c,
-        &["TXU.TASKS", "COUNT", "x"],
-        "-ERR syntax error: COUNT needs a non-negative number\r\n",
-    );
-    expect(
-        &mut c,
-        &["TXU.TASKS", "BOGUS"],
-        "-ERR syntax error: TXU.TASKS [PENDING|DEAD] [COUNT n]\r\n",
-    );
+    assert_eq!(ids(&tasks(&mut con, &["COUNT", "1"])), ids(&all));
+    let usage = "TXU.TASKS [PENDING|DEAD] [CURSOR <cursor>] [COUNT <1..1000>] [MATCH <pattern>]";
+    for (args, why) in [
+        (
+            &["PENDING", "DEAD"][..],
+            "PENDING and DEAD exclude each other",
+        ),
+        (&["COUNT", "x"], "COUNT must be between 1 and 1000"),
+        (&["COUNT", "0"], "COUNT must be between 1 and 1000"),
+        (&["COUNT", "1001"], "COUNT must be between 1 and 1000"),
+        (&["COUNT"], "COUNT must be between 1 and 1000"),
+        (&["CURSOR", "-1"], "invalid cursor"),
+        (&["MATCH"], "MATCH needs a pattern"),
+        (&["BOGUS"], "unknown option"),
+    ] {
+        let mut full = vec!["TXU.TASKS"];
+        full.extend_from_slice(args);
+        expect(
+            &mut c,
+            &full,
+            &format!("-ERR syntax error: {why}: {usage}\r\n"),
+        );
+    }
 
     assert_eq!(txu_info(&mut con, "txu_transactions_deferred"), 3);
     assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 3);
@@ -665,7 +566,7 @@ fn status_tasks_retry_drop_and_info() {
     let b = now_ms();
     let age = txu_info(&mut con, "txu_oldest_pending_age_ms");
     let a = now_ms();
-    let oldest = all[0].created_ms;
+    let oldest = all[0].submitted_at;
     assert!(
         age >= b - oldest - 5 && age <= a - oldest + 5,
         "txu_oldest_pending_age_ms {age} vs created {oldest}, now {b}..{a}"
@@ -966,7 +867,19 @@ fn submit_log_tasks(s: &Server) -> Submitted {
 }
 
 fn stable(ts: &[TaskView]) -> Vec<Stable> {
-    ts.iter().map(TaskView::stable).collect()
+    ts.iter()
+        .map(|t| {
+            let (id, state) = (t.id.clone(), t.state.clone());
+            (
+                id,
+                state,
+                t.db,
+                t.max_attempts,
+                t.submitted_at,
+                t.commands.clone(),
+            )
+        })
+        .collect()
 }
 
 /// After a restart/reload: the same list, nothing applied; then the fault clears and every
@@ -1364,7 +1277,7 @@ fn each_transition_is_a_keyspace_event_and_a_log_line() {
     }
 }
 
-/// `TXU.RETRY` / `TXU.DROP` `ALL|DEAD [MATCH <pattern>]`: every task of that state whose last
+/// `TXU.RETRY` / `TXU.DROP` `ALL|PENDING|DEAD [MATCH <pattern>]`: every task of that state whose last
 /// error matches the glob, and whose keys the caller may write (the others are left alone, as
 /// the single-id form would refuse them); the reply says how many.
 #[test]
@@ -1419,12 +1332,24 @@ fn bulk_retry_and_drop_select_by_state_error_and_acl() {
     expect(&mut ops, &["TXU.DROP", "ALL"], ":1\r\n");
     assert_eq!(state(&mut con, &a), "unknown");
     assert_eq!(state(&mut con, &b), "pending");
+    // PENDING leaves the dead list alone.
+    backoff(&mut con, "1", "5");
+    let dead2 = defer_now(&mut c, &["RETRY", "1"], &[&["SET", "d2", "1"]], &cause);
+    wait_state(&mut con, &dead2, "dead", DEADLINE);
+    expect(&mut c, &["TXU.RETRY", "PENDING", "MATCH", "x*"], ":0\r\n");
+    expect(&mut c, &["TXU.DROP", "PENDING"], ":1\r\n");
+    assert_eq!(state(&mut con, &b), "unknown");
+    assert_eq!(state(&mut con, &dead2), "dead");
     // The default user drops the rest.
     expect(&mut c, &["TXU.DROP", "ALL"], ":1\r\n");
     assert_eq!(txu_info(&mut con, "txu_tasks_pending"), 0);
+    assert_eq!(txu_info(&mut con, "txu_tasks_dead"), 0);
     // Usage errors.
     let e = run_err(&mut c, &["TXU.DROP", "ALL", "MATCH"]);
-    assert_eq!(e, "ERR syntax error: TXU.DROP ALL|DEAD [MATCH <pattern>]");
+    assert_eq!(
+        e,
+        "ERR syntax error: TXU.DROP ALL|PENDING|DEAD [MATCH <pattern>]"
+    );
     let e = run_err(&mut c, &["TXU.RETRY"]);
     assert_eq!(e, "ERR wrong number of arguments for 'txu.retry' command");
     config_set(&mut con, "min-replicas-to-write", "0");

@@ -140,8 +140,9 @@ def expect(actual, expected, what: str) -> None:
 
 
 def status(r: redis.Redis, txid: str) -> dict:
-    flat = r.execute_command("TXU.STATUS", txid)  # a flat [field, value, ...] list
-    return dict(zip(flat[::2], flat[1::2]))
+    # A map: a dict over RESP3, a flat [field, value, ...] list over RESP2.
+    reply = r.execute_command("TXU.STATUS", txid)
+    return reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2]))
 
 
 def wait_until_done(r: redis.Redis, task_id: str, timeout_s: float = 10.0) -> dict:

@@ -95,7 +95,7 @@ const COMMITTED: &[Arg] = &[
     Arg::token(c"FORCE").optional(),
 ];
 const ID_ARG: &[Arg] = &[Arg::new(c"id", ArgKind::String)];
-/// `<id>`, or `ALL|DEAD [MATCH <pattern>]` (`TXU.RETRY`, `TXU.DROP`).
+/// `<id>`, or `ALL|PENDING|DEAD [MATCH <pattern>]` (`TXU.RETRY`, `TXU.DROP`).
 const STEER_ARGS: &[Arg] = &[Arg::new(c"target", ArgKind::OneOf(STEER_TARGETS))];
 const STEER_TARGETS: &[Arg] = &[
     Arg::new(c"id", ArgKind::String),
@@ -107,11 +107,21 @@ const BULK: &[Arg] = &[
         .with_token(c"MATCH")
         .optional(),
 ];
-const WHICH: &[Arg] = &[Arg::token(c"ALL"), Arg::token(c"DEAD")];
+const WHICH: &[Arg] = &[
+    Arg::token(c"ALL"),
+    Arg::token(c"PENDING"),
+    Arg::token(c"DEAD"),
+];
 const TASKS_ARGS: &[Arg] = &[
     Arg::new(c"state", ArgKind::OneOf(STATES)).optional(),
+    Arg::new(c"cursor", ArgKind::Integer)
+        .with_token(c"CURSOR")
+        .optional(),
     Arg::new(c"count", ArgKind::Integer)
         .with_token(c"COUNT")
+        .optional(),
+    Arg::new(c"pattern", ArgKind::String)
+        .with_token(c"MATCH")
         .optional(),
 ];
 const STATES: &[Arg] = &[Arg::token(c"PENDING"), Arg::token(c"DEAD")];
@@ -222,8 +232,8 @@ pub const COMMANDS: &[Spec] = &[
         name: c"txu.tasks",
         handler: command_entry!(operator::list),
         flags: c"readonly",
-        summary: c"Lists deferred tasks, oldest first",
-        complexity: c"O(N) in the number of tasks returned",
+        summary: c"Pages through the deferred tasks with a cursor: pending ones oldest first, then dead ones",
+        complexity: c"O(COUNT) per call: at most 10*COUNT tasks examined",
         args: TASKS_ARGS,
         keys: None,
     },

@@ -1,39 +1,87 @@
 //! TXU.STATUS, TXU.TASKS, TXU.RETRY, TXU.DROP: looking at and steering the failed-task list.
 
 use crate::error::TxuError;
-use crate::exec::admin::{self, Listed, State, Steer, Which};
+use crate::exec::admin::{self, Listed, Query, State, Steer};
 use crate::ffi::{context, reply, CtxPtr, Str};
-use crate::tasks::list::Status;
+use crate::tasks::list::{key_name, Listing};
 use std::ffi::c_int;
 
 fn arg<'a>(argv: &[Str<'a>], i: usize) -> Option<&'a [u8]> {
     argv.get(i).map(|a| a.bytes())
 }
 
-/// A flat list of field/value pairs (RESP2-friendly; clients map it).
+/// One value of a reply map.
 enum Field<'a> {
     Str(&'a [u8]),
     Int(i64),
+    /// An array of strings.
+    Strs(Vec<&'a [u8]>),
+    /// An array of commands, each an array of its arguments.
+    Commands(&'a [Vec<Vec<u8>>]),
 }
 
-/// Replies the pairs as consecutive elements (the caller has opened the array).
-fn reply_pairs(ctx: CtxPtr, fields: &[(&str, Field<'_>)]) {
+/// Replies a map (RESP3) or flat field/value array (RESP2) of `fields`, in their order.
+fn reply_map(ctx: CtxPtr, fields: &[(&str, Field<'_>)]) -> c_int {
+    reply::map(ctx, fields.len());
     for (name, v) in fields {
         reply::bulk(ctx, name.as_bytes());
         match v {
             Field::Str(s) => reply::bulk(ctx, s),
             Field::Int(i) => reply::integer(ctx, *i),
+            Field::Strs(items) => {
+                reply::array(ctx, items.len());
+                items.iter().for_each(|s| {
+                    reply::bulk(ctx, s);
+                });
+                0
+            }
+            Field::Commands(cmds) => {
+                reply::array(ctx, cmds.len());
+                for c in cmds.iter() {
+                    reply::array(ctx, c.len());
+                    for a in c {
+                        reply::bulk(ctx, a);
+                    }
+                }
+                0
+            }
         };
     }
-}
-
-fn reply_fields(ctx: CtxPtr, fields: &[(&str, Field<'_>)]) -> c_int {
-    reply::array(ctx, fields.len() * 2);
-    reply_pairs(ctx, fields);
     0
 }
 
-/// `TXU.STATUS <id>` → `state` and, for tasks, `attempts`, `next_attempt_ms`, `last_error`.
+/// A pending or dead task, as `TXU.TASKS` lists it and `TXU.STATUS` shows it. Times are Unix
+/// ms; `last-attempt-at` only once it ran, `next-attempt-at` only while it is pending.
+fn reply_task(ctx: CtxPtr, Listed { task: t, dead }: &Listed) -> c_int {
+    let state: &[u8] = if *dead { b"dead" } else { b"pending" };
+    let mut fields: Vec<(&str, Field<'_>)> = vec![
+        ("id", Field::Str(t.id.as_bytes())),
+        ("state", Field::Str(state)),
+        ("submitted-at", Field::Int(t.created_ms)),
+        ("attempts", Field::Int(i64::from(t.attempts))),
+        ("max-attempts", Field::Int(i64::from(t.max_attempts))),
+    ];
+    if let Some(at) = t.last_attempt_ms {
+        fields.push(("last-attempt-at", Field::Int(at)));
+    }
+    if !dead {
+        fields.push(("next-attempt-at", Field::Int(t.next_attempt_ms)));
+    }
+    fields.extend([
+        ("last-error", Field::Str(t.last_error.as_bytes())),
+        ("user", Field::Str(&t.user)),
+        ("db", Field::Int(i64::from(t.db))),
+        (
+            "keys",
+            Field::Strs(t.keys.iter().map(|k| key_name(k)).collect()),
+        ),
+        ("commands", Field::Commands(&t.commands)),
+    ]);
+    reply_map(ctx, &fields)
+}
+
+/// `TXU.STATUS <id>` → a map: `state` (`pending`, `dead`, `done`, `retained`,
+/// `rollback-pending`, `unknown`), and the whole task for a pending or dead one.
 pub fn status(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     let [_, id] = argv else {
         return reply::error(ctx, &TxuError::WrongArity("txu.status".into()));
@@ -45,121 +93,95 @@ pub fn status(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
         Err(e) => return reply::error(ctx, &e),
     };
     match st {
-        State::Task(Status::Pending {
-            attempts,
-            next_attempt_ms,
-            last_error,
-        }) => reply_fields(
-            ctx,
-            &[
-                ("state", Field::Str(b"pending")),
-                ("attempts", Field::Int(i64::from(attempts))),
-                ("next_attempt_ms", Field::Int(next_attempt_ms)),
-                ("last_error", Field::Str(last_error.as_bytes())),
-            ],
-        ),
-        State::Task(Status::Dead {
-            attempts,
-            last_error,
-        }) => reply_fields(
-            ctx,
-            &[
-                ("state", Field::Str(b"dead")),
-                ("attempts", Field::Int(i64::from(attempts))),
-                ("last_error", Field::Str(last_error.as_bytes())),
-            ],
-        ),
-        State::Task(Status::Done) => reply_fields(ctx, &state(b"done")),
+        State::Listed(task) => reply_task(ctx, &task),
+        State::Done => reply_map(ctx, &state(b"done")),
         State::RollbackPending {
             attempts,
             last_error,
             skipped,
-        } => {
-            let fields = [
+        } => reply_map(
+            ctx,
+            &[
                 ("state", Field::Str(b"rollback-pending")),
                 ("attempts", Field::Int(i64::from(attempts))),
-                ("last_error", Field::Str(last_error.as_bytes())),
-            ];
-            // The fields, then `skipped_keys` and its array.
-            reply::array(ctx, fields.len() * 2 + 2);
-            reply_pairs(ctx, &fields);
-            reply::bulk(ctx, b"skipped_keys");
-            reply::array(ctx, skipped.len());
-            for k in &skipped {
-                reply::bulk(ctx, k);
-            }
-            0
-        }
-        State::Retained => reply_fields(ctx, &state(b"retained")),
-        State::Task(Status::Unknown) | State::Unknown => reply_fields(ctx, &state(b"unknown")),
+                ("last-error", Field::Str(last_error.as_bytes())),
+                (
+                    "skipped-keys",
+                    Field::Strs(skipped.iter().map(Vec::as_slice).collect()),
+                ),
+            ],
+        ),
+        State::Retained => reply_map(ctx, &state(b"retained")),
+        State::Unknown => reply_map(ctx, &state(b"unknown")),
     }
 }
 
-/// `COUNT` of `TXU.TASKS` when none is given.
-const TASKS_DEFAULT_COUNT: usize = 1000;
+/// `COUNT` of `TXU.TASKS` when none is given, and the most it accepts.
+pub const TASKS_DEFAULT_COUNT: usize = 100;
+pub const TASKS_MAX_COUNT: usize = 1000;
 
-/// `TXU.TASKS [PENDING|DEAD] [COUNT n]` → one entry per task, oldest first (pending before dead).
-pub fn list(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
-    let (mut pending, mut dead, mut count) = (true, true, TASKS_DEFAULT_COUNT);
+const TASKS_USAGE: &str =
+    "TXU.TASKS [PENDING|DEAD] [CURSOR <cursor>] [COUNT <1..1000>] [MATCH <pattern>]";
+
+/// The options of `TXU.TASKS`, in any order.
+fn tasks_query<'a>(argv: &[Str<'a>]) -> Result<Query<'a>, TxuError> {
+    let mut q = Query {
+        which: Listing {
+            pending: true,
+            dead: true,
+        },
+        cursor: 0,
+        count: TASKS_DEFAULT_COUNT,
+        pattern: None,
+    };
+    let syntax = |why: &str| TxuError::Syntax(format!("{why}: {TASKS_USAGE}"));
     let mut i = 1;
     while let Some(a) = arg(argv, i) {
+        let value = arg(argv, i + 1);
+        let number = || value.and_then(|n| std::str::from_utf8(n).ok());
         if a.eq_ignore_ascii_case(b"pending") {
-            dead = false;
+            q.which.dead = false;
         } else if a.eq_ignore_ascii_case(b"dead") {
-            pending = false;
+            q.which.pending = false;
+        } else if a.eq_ignore_ascii_case(b"cursor") {
+            q.cursor = number()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| syntax("invalid cursor"))?;
+            i += 1;
         } else if a.eq_ignore_ascii_case(b"count") {
-            let n = arg(argv, i + 1)
-                .and_then(|n| std::str::from_utf8(n).ok())
-                .and_then(|n| n.parse::<usize>().ok());
-            match n {
-                Some(n) => count = n,
-                None => {
-                    return reply::error(
-                        ctx,
-                        &TxuError::Syntax("COUNT needs a non-negative number".into()),
-                    )
-                }
-            }
+            q.count = number()
+                .and_then(|n| n.parse().ok())
+                .filter(|n| (1..=TASKS_MAX_COUNT).contains(n))
+                .ok_or_else(|| syntax("COUNT must be between 1 and 1000"))?;
+            i += 1;
+        } else if a.eq_ignore_ascii_case(b"match") {
+            q.pattern = Some(value.ok_or_else(|| syntax("MATCH needs a pattern"))?);
             i += 1;
         } else {
-            return reply::error(
-                ctx,
-                &TxuError::Syntax("TXU.TASKS [PENDING|DEAD] [COUNT n]".into()),
-            );
+            return Err(syntax("unknown option"));
         }
         i += 1;
     }
-    if !pending && !dead {
-        return reply::error(
-            ctx,
-            &TxuError::Syntax("PENDING and DEAD exclude each other".into()),
-        );
+    if !q.which.pending && !q.which.dead {
+        return Err(syntax("PENDING and DEAD exclude each other"));
     }
-    let tasks = admin::tasks(ctx, pending, dead, count);
+    Ok(q)
+}
+
+/// `TXU.TASKS [PENDING|DEAD] [CURSOR c] [COUNT n] [MATCH p]` → `[next-cursor, [task, ...]]`:
+/// one page, pending tasks oldest first then dead ones in the order they died (see
+/// `TaskList::page`), those the caller's ACL may read and whose last error matches.
+pub fn list(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
+    let q = match tasks_query(argv) {
+        Ok(q) => q,
+        Err(e) => return reply::error(ctx, &e),
+    };
+    let (next, tasks) = admin::tasks(ctx, &q);
+    reply::array(ctx, 2);
+    reply::bulk(ctx, next.to_string().as_bytes());
     reply::array(ctx, tasks.len());
-    for Listed { task: t, dead } in &tasks {
-        let state: &[u8] = if *dead { b"dead" } else { b"pending" };
-        let fields: [(&str, Field<'_>); 8] = [
-            ("id", Field::Str(t.id.as_bytes())),
-            ("state", Field::Str(state)),
-            ("db", Field::Int(i64::from(t.db))),
-            ("attempts", Field::Int(i64::from(t.attempts))),
-            ("max_attempts", Field::Int(i64::from(t.max_attempts))),
-            ("next_attempt_ms", Field::Int(t.next_attempt_ms)),
-            ("created_ms", Field::Int(t.created_ms)),
-            ("last_error", Field::Str(t.last_error.as_bytes())),
-        ];
-        // The fields, then `commands` and its value.
-        reply::array(ctx, fields.len() * 2 + 2);
-        reply_pairs(ctx, &fields);
-        reply::bulk(ctx, b"commands");
-        reply::array(ctx, t.commands.len());
-        for c in &t.commands {
-            reply::array(ctx, c.len());
-            for a in c {
-                reply::bulk(ctx, a);
-            }
-        }
+    for t in &tasks {
+        reply_task(ctx, t);
     }
     0
 }
@@ -171,22 +193,26 @@ fn steer(ctx: CtxPtr, argv: &[Str<'_>], name: &str, how: Steer) -> c_int {
     }
     let which = |a: &Str<'_>| {
         let a = a.bytes();
-        if a.eq_ignore_ascii_case(b"all") {
-            Some(Which::All)
+        let (pending, dead) = if a.eq_ignore_ascii_case(b"all") {
+            (true, true)
+        } else if a.eq_ignore_ascii_case(b"pending") {
+            (true, false)
         } else if a.eq_ignore_ascii_case(b"dead") {
-            Some(Which::Dead)
+            (false, true)
         } else {
-            None
-        }
+            return None;
+        };
+        Some(Listing { pending, dead })
     };
     match argv {
-        // `ALL` / `DEAD` [MATCH <pattern>]: every such task the caller may write.
+        // `ALL` / `PENDING` / `DEAD` [MATCH <pattern>]: every such task the caller may write.
         [_, w, rest @ ..] if which(w).is_some() => {
             let pattern = match rest {
                 [] => None,
                 [m, p] if m.bytes().eq_ignore_ascii_case(b"match") => Some(p.bytes()),
                 _ => {
-                    let usage = format!("{} ALL|DEAD [MATCH <pattern>]", name.to_uppercase());
+                    let usage =
+                        format!("{} ALL|PENDING|DEAD [MATCH <pattern>]", name.to_uppercase());
                     return reply::error(ctx, &TxuError::Syntax(usage));
                 }
             };
@@ -208,13 +234,13 @@ fn steer(ctx: CtxPtr, argv: &[Str<'_>], name: &str, how: Steer) -> c_int {
 }
 
 /// `TXU.RETRY <id>` → `OK`: the task runs at the next tick with its attempts reset.
-/// `TXU.RETRY ALL|DEAD [MATCH <pattern>]` → how many tasks it requeued.
+/// `TXU.RETRY ALL|PENDING|DEAD [MATCH <pattern>]` → how many tasks it requeued.
 pub fn retry(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     steer(ctx, argv, "txu.retry", Steer::Retry)
 }
 
 /// `TXU.DROP <id>` → `OK`: the task is forgotten.
-/// `TXU.DROP ALL|DEAD [MATCH <pattern>]` → how many tasks it dropped.
+/// `TXU.DROP ALL|PENDING|DEAD [MATCH <pattern>]` → how many tasks it dropped.
 pub fn drop(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
     steer(ctx, argv, "txu.drop", Steer::Drop)
 }

@@ -6,8 +6,7 @@ use crate::ffi::acl::{may_access_keys, KeyAccess};
 use crate::ffi::{context, CtxPtr};
 use crate::store::{tasklist, undolog};
 use crate::tasks::glob;
-use crate::tasks::list::key_name;
-use crate::tasks::list::{Status, Task};
+use crate::tasks::list::{self, key_name, Listing, Status, Task};
 
 /// Whether the caller's ACL lets it `access` every key of `task`.
 fn may_access_task(ctx: CtxPtr, task: &Task, access: KeyAccess) -> bool {
@@ -34,8 +33,10 @@ pub fn may_access_log(ctx: CtxPtr, txid: &str, access: KeyAccess) -> bool {
 
 /// What txu knows of an id.
 pub enum State {
-    /// A deferred task (pending, dead or done).
-    Task(Status),
+    /// A deferred task on the pending or dead list.
+    Listed(Listed),
+    /// A deferred task that succeeded (among the last `DONE_MAX`).
+    Done,
     /// A committed transaction whose undo log is retained.
     Retained,
     /// A transaction whose rollback is pending: attempts so far, the last error, and the keys
@@ -53,14 +54,21 @@ pub enum State {
 pub fn state(ctx: CtxPtr, id: &str) -> Result<State, TxuError> {
     // `None`: a task the caller may not see.
     let task = tasklist::with_list(|l| match l.get(id) {
-        Some((t, _)) => may_access_task(ctx, t, KeyAccess::Read).then(|| l.status(id)),
+        Some((t, st)) => may_access_task(ctx, t, KeyAccess::Read).then(|| {
+            State::Listed(Listed {
+                task: t.clone(),
+                dead: st == list::State::Dead,
+            })
+        }),
         // Done tasks keep no keys or commands: their state is all there is to see.
-        None => Some(l.status(id)),
+        None => Some(match l.status(id) {
+            Status::Done => State::Done,
+            _ => State::Unknown,
+        }),
     });
     match task {
         None => Err(no_perm(id)),
-        Some(st) if st != Status::Unknown => Ok(State::Task(st)),
-        _ => {
+        Some(State::Unknown) => {
             if !may_access_log(ctx, id, KeyAccess::Read) {
                 return Err(no_perm(id));
             }
@@ -78,28 +86,47 @@ pub fn state(ctx: CtxPtr, id: &str) -> Result<State, TxuError> {
                 },
             )
         }
+        Some(st) => Ok(st),
     }
 }
 
-/// A task as listed, with its state.
+/// A task as `TXU.TASKS` and `TXU.STATUS` show it.
 pub struct Listed {
     pub task: Task,
     pub dead: bool,
 }
 
-/// Up to `count` tasks whose keys the caller may read, oldest first, pending before dead.
-pub fn tasks(ctx: CtxPtr, pending: bool, dead: bool, count: usize) -> Vec<Listed> {
+/// What `TXU.TASKS` asks for.
+pub struct Query<'a> {
+    pub which: Listing,
+    pub cursor: u64,
+    pub count: usize,
+    /// A glob over the last error.
+    pub pattern: Option<&'a [u8]>,
+}
+
+/// How many tasks one `TXU.TASKS` call examines at most, per task it may return: a listing
+/// whose pattern or ACL skips most tasks pages on instead of walking the whole list at once.
+pub const EXAMINE_PER_COUNT: usize = 10;
+
+/// One page of the tasks `q` selects and the caller may read, and the cursor to go on with.
+pub fn tasks(ctx: CtxPtr, q: &Query<'_>) -> (u64, Vec<Listed>) {
     tasklist::with_list(|l| {
-        let p = l.pending().filter(|_| pending).map(|t| (t, false));
-        let d = l.dead().filter(|_| dead).map(|t| (t, true));
-        p.chain(d)
-            .filter(|(t, _)| may_access_task(ctx, t, KeyAccess::Read))
-            .take(count)
-            .map(|(t, dead)| Listed {
+        let examine = q.count.saturating_mul(EXAMINE_PER_COUNT);
+        let page = l.page(q.which, q.cursor, q.count, examine, |t| {
+            q.pattern
+                .is_none_or(|p| glob::matches(p, t.last_error.as_bytes()))
+                && may_access_task(ctx, t, KeyAccess::Read)
+        });
+        let tasks = page
+            .tasks
+            .into_iter()
+            .map(|(t, st)| Listed {
                 task: t.clone(),
-                dead,
+                dead: st == list::State::Dead,
             })
-            .collect()
+            .collect();
+        (page.next, tasks)
     })
 }
 
@@ -112,22 +139,14 @@ pub enum Steer {
     Drop,
 }
 
-/// Which tasks a bulk `TXU.RETRY` / `TXU.DROP` acts on.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Which {
-    /// Pending and dead.
-    All,
-    Dead,
-}
-
 /// Retries or drops every task of `which` whose last error matches `pattern` (a glob; every
 /// task without one) and whose keys the caller's ACL lets it write — the others are left
 /// alone, as the single-id form would refuse them. Returns how many it touched.
-pub fn steer_all(ctx: CtxPtr, which: Which, pattern: Option<&[u8]>, how: Steer) -> usize {
+pub fn steer_all(ctx: CtxPtr, which: Listing, pattern: Option<&[u8]>, how: Steer) -> usize {
     let ids: Vec<String> = tasklist::with_list(|l| {
-        let pending = l.pending().filter(|_| which == Which::All);
+        let pending = l.pending().filter(|_| which.pending);
         pending
-            .chain(l.dead())
+            .chain(l.dead().filter(|_| which.dead))
             .filter(|t| pattern.is_none_or(|p| glob::matches(p, t.last_error.as_bytes())))
             .filter(|t| may_access_task(ctx, t, KeyAccess::Write))
             .map(|t| t.id.clone())

@@ -89,6 +89,7 @@ pub fn defer(
         max_attempts: max,
         next_attempt_ms: next,
         last_error: why.to_string(),
+        last_attempt_ms: after_failure.then_some(now),
     };
     tasklist::submit(ctx, &Op::Push(task))?;
     add(&STATS.deferred, 1);

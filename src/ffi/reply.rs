@@ -49,6 +49,13 @@ pub fn array(ctx: CtxPtr, len: usize) -> c_int {
     unsafe { raw::RedisModule_ReplyWithArray.map_or(0, |f| f(ctx, n)) }
 }
 
+/// A map of `len` key/value pairs for a RESP3 client, a flat array of `2 × len` for RESP2.
+pub fn map(ctx: CtxPtr, len: usize) -> c_int {
+    let n = std::os::raw::c_long::try_from(len).unwrap_or(0);
+    // SAFETY: plain reply call.
+    unsafe { raw::RedisModule_ReplyWithMap.map_or(0, |f| f(ctx, n)) }
+}
+
 pub fn null(ctx: CtxPtr) -> c_int {
     // SAFETY: plain reply call.
     unsafe { raw::RedisModule_ReplyWithNull.map_or(0, |f| f(ctx)) }

@@ -231,22 +231,11 @@ pub enum Op {
     DropSlot(u16),
 }
 
-/// Version byte of an encoded task in `TXU._TASK PUSH`.
-const TASK_VERSION: u8 = 1;
-
-fn encode_task(t: &Task) -> Vec<u8> {
-    crate::codec::encode(TASK_VERSION, t)
-}
-
-fn decode_task(b: &[u8]) -> Option<Task> {
-    crate::codec::decode(TASK_VERSION, b).ok()
-}
-
 impl Op {
     /// The arguments of `TXU._TASK` for this op.
     pub fn to_args(&self) -> Vec<Vec<u8>> {
         match self {
-            Op::Push(t) => vec![b"PUSH".to_vec(), encode_task(t)],
+            Op::Push(t) => vec![b"PUSH".to_vec(), t.encode()],
             Op::Done(id) => vec![b"DONE".to_vec(), id.clone().into_bytes()],
             Op::Fail {
                 id,
@@ -293,7 +282,7 @@ impl Op {
         }
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         match args {
-            [op, t] if op.eq_ignore_ascii_case(b"push") => decode_task(t).map(Op::Push),
+            [op, t] if op.eq_ignore_ascii_case(b"push") => Task::decode(t).ok().map(Op::Push),
             [op, id] if op.eq_ignore_ascii_case(b"done") => Some(Op::Done(text(id))),
             [op, id, tr, now, delay, dead_max, err] if op.eq_ignore_ascii_case(b"fail") => {
                 Some(Op::Fail {

@@ -28,15 +28,16 @@
 //!   twice is harmless); pushing an id remembered as done forgets the done mark.
 
 use super::classify::ErrorClass;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// How many ids of succeeded tasks `status` remembers.
 pub const DONE_MAX: usize = 10_000;
 /// The dead-list bound of a new list (the module sets its configured bound).
 pub const DEFAULT_DEAD_MAX: usize = 10_000;
-/// The version byte in front of an encoded list.
-pub const VERSION: u8 = 1;
+/// The version byte in front of an encoded list. Version 1 (txu 0.2) is still read: its
+/// tasks have no `last_attempt_ms`.
+pub const VERSION: u8 = 2;
 /// `due` examines at most `SCAN_FACTOR × budget + SCAN_SLACK` heads in each of its two passes.
 pub const SCAN_FACTOR: usize = 4;
 pub const SCAN_SLACK: usize = 64;
@@ -59,6 +60,10 @@ pub struct Task {
     pub max_attempts: u32,
     pub next_attempt_ms: i64,
     pub last_error: String,
+    /// When it last ran and failed: the failing `TXU.EXEC` of a task deferred after a failure,
+    /// then each retry that failed. `None` while it never ran (deferred behind another task),
+    /// and for tasks written by version 1 (txu 0.2) until their next run.
+    pub last_attempt_ms: Option<i64>,
 }
 
 /// Where a task is.
@@ -67,6 +72,23 @@ pub enum State {
     Pending,
     Dead,
 }
+
+/// Which tasks a listing ([`TaskList::page`]) walks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listing {
+    pub pending: bool,
+    pub dead: bool,
+}
+
+/// One page of a listing: the tasks, each with its state, and the cursor to go on with.
+pub struct Page<'a> {
+    pub tasks: Vec<(&'a Task, State)>,
+    pub next: u64,
+}
+
+/// The bit that marks a cursor in the dead part of a listing: a pending position is its
+/// sequence number + 1 (never `0`), a dead one its sequence number with this bit.
+pub const DEAD_PHASE: u64 = 1 << 62;
 
 /// What `TXU.STATUS` reports for an id.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -370,6 +392,7 @@ impl TaskList {
         let task = self.pending.get_mut(&seq)?;
         task.attempts = task.attempts.saturating_add(1);
         task.last_error = error;
+        task.last_attempt_ms = Some(now_ms);
         let keep = class == ErrorClass::Transient && task.attempts < task.max_attempts.max(1);
         if keep {
             let delay = i64::try_from(delay_ms).unwrap_or(i64::MAX);
@@ -426,6 +449,68 @@ impl TaskList {
             }
             None => false,
         }
+    }
+
+    /// One page of a listing in a stable order (pending tasks oldest first, then dead ones in
+    /// the order they died), starting at `cursor` (`0`: the start): up to `count` tasks that
+    /// `keep` accepts, after examining at most `examine` tasks. The page's `next` is the cursor
+    /// to continue with, `0` once the listing is complete.
+    ///
+    /// Like `SCAN`: a task present for the whole listing is returned exactly once; one that
+    /// moves meanwhile (a retried dead task goes to the pending tail) may be returned twice or
+    /// not at all. A page may hold fewer than `count` tasks, even none, before `next` is `0`.
+    /// Any `cursor` is safe: one from another listing only starts at another place.
+    pub fn page(
+        &self,
+        which: Listing,
+        cursor: u64,
+        count: usize,
+        examine: usize,
+        mut keep: impl FnMut(&Task) -> bool,
+    ) -> Page<'_> {
+        let mut page = Page {
+            tasks: Vec::new(),
+            next: 0,
+        };
+        let mut examined = 0;
+        // Where to start: a cursor names the next sequence number to examine, and its phase.
+        let (mut start_pending, start_dead) = if cursor & DEAD_PHASE != 0 {
+            (None, cursor & !DEAD_PHASE)
+        } else {
+            (cursor.checked_sub(1).or(Some(0)), 0)
+        };
+        if !which.pending {
+            start_pending = None;
+        }
+        let phases = [
+            (
+                start_pending.map(|s| self.pending.range(s..)),
+                State::Pending,
+                0,
+            ),
+            (
+                which.dead.then(|| self.dead.range(start_dead..)),
+                State::Dead,
+                DEAD_PHASE,
+            ),
+        ];
+        for (range, state, phase) in phases {
+            for (&seq, t) in range.into_iter().flatten() {
+                if examined >= examine.max(1) || page.tasks.len() >= count.max(1) {
+                    page.next = if phase == 0 {
+                        seq.saturating_add(1)
+                    } else {
+                        phase | seq
+                    };
+                    return page;
+                }
+                examined += 1;
+                if keep(t) {
+                    page.tasks.push((t, state));
+                }
+            }
+        }
+        page
     }
 
     /// Pending tasks, oldest first.
@@ -513,16 +598,7 @@ impl TaskList {
     /// The encoding (see [`encode`](Self::encode)) of the tasks `keep` selects, pending and
     /// dead, in their order; no done ids. Decoded, it is the list of just those tasks.
     pub fn encode_where(&self, keep: impl Fn(&Task) -> bool) -> Vec<u8> {
-        crate::codec::encode(
-            VERSION,
-            &SnapshotRef {
-                pending: self.pending.values().filter(|t| keep(t)).collect(),
-                dead: self.dead.values().filter(|t| keep(t)).collect(),
-                done: Vec::new(),
-                dead_max: u64::try_from(self.dead_max).unwrap_or(u64::MAX),
-                dropped_by_bound: 0,
-            },
-        )
+        encoding::encode_where(self, keep)
     }
 
     /// Adds the tasks of `other` this list does not know (by id), pending ones after this
@@ -550,14 +626,14 @@ impl TaskList {
 
     /// Version byte [`VERSION`] followed by the bincode encoding (see `codec`) of the
     /// essential data: pending tasks in order, dead tasks in order, done ids, dead bound and
-    /// counter. Indexes are not stored.
+    /// counter. Indexes are not stored. (Layout and older versions: `encoding`.)
     pub fn encode(&self) -> Vec<u8> {
         crate::codec::encode(VERSION, self)
     }
 
     /// The inverse of [`encode`](Self::encode) (see `codec`); duplicate ids are corrupt too.
     pub fn decode(bytes: &[u8]) -> Result<TaskList, DecodeError> {
-        crate::codec::decode(VERSION, bytes)
+        encoding::decode_list(bytes)
     }
 
     // ---- internals ----
@@ -678,70 +754,11 @@ impl TaskList {
             self.done_set.remove(&DoneKey::of(&old));
         }
     }
-
-    fn from_snapshot(s: Snapshot) -> Result<TaskList, String> {
-        let mut list = TaskList::new();
-        list.dead_max = usize::try_from(s.dead_max).unwrap_or(usize::MAX);
-        list.dropped_by_bound = s.dropped_by_bound;
-        for t in s.pending {
-            if list.ids.contains_key(&t.id) {
-                return Err(format!("duplicate task id {:?}", t.id));
-            }
-            list.insert_pending(t);
-        }
-        for t in s.dead {
-            if list.ids.contains_key(&t.id) {
-                return Err(format!("duplicate task id {:?}", t.id));
-            }
-            list.insert_dead(t);
-        }
-        for id in s.done {
-            list.remember_done(id);
-        }
-        Ok(list)
-    }
 }
 
-/// What is stored: the essential data only. Field order is the encoding; change `VERSION`
-/// when changing it.
-#[derive(Deserialize)]
-struct Snapshot {
-    pending: Vec<Task>,
-    dead: Vec<Task>,
-    done: Vec<String>,
-    dead_max: u64,
-    dropped_by_bound: u64,
-}
-
-/// The borrowed twin of `Snapshot` (same encoding).
-#[derive(Serialize)]
-struct SnapshotRef<'a> {
-    pending: Vec<&'a Task>,
-    dead: Vec<&'a Task>,
-    done: Vec<&'a String>,
-    dead_max: u64,
-    dropped_by_bound: u64,
-}
-
-impl Serialize for TaskList {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        SnapshotRef {
-            pending: self.pending.values().collect(),
-            dead: self.dead.values().collect(),
-            done: self.done.iter().collect(),
-            dead_max: u64::try_from(self.dead_max).unwrap_or(u64::MAX),
-            dropped_by_bound: self.dropped_by_bound,
-        }
-        .serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for TaskList {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = Snapshot::deserialize(deserializer)?;
-        TaskList::from_snapshot(s).map_err(serde::de::Error::custom)
-    }
-}
+mod encoding;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_page;

@@ -9,6 +9,7 @@
 //! - [`tx`]: commands with text arguments, reply checks, and whole txu transactions.
 //! - [`query`]: the same on a `redis` crate connection, and its replies as text or numbers.
 //! - [`state`]: [`State`], what two servers holding the same data agree on.
+//! - [`tasks`]: `TXU.TASKS` and `TXU.STATUS` replies, parsed and checked.
 //! - [`mix`]: the transaction mix of tests/replication.rs and tests/persistence.rs.
 #![allow(dead_code, unused_imports)]
 
@@ -19,13 +20,15 @@ pub mod query;
 pub mod resp;
 pub mod server;
 pub mod state;
+pub mod tasks;
 pub mod tx;
 
 pub use query::{
     config_set, info_i64, int, lrange, query, query_line, text, txu_info, watch_tick_budget,
 };
 pub use resp::{
-    array_items, bulk_body, encode_command, esc, flat_array, parse_info, reply_len, show, RawConn,
+    array_items, bulk_body, encode_command, esc, fields, flat_array, parse_info, reply_len, show,
+    RawConn,
 };
 pub use server::{
     read_file_bytes, rewrite_aof, wait_replica_synced, wait_until, Flavor, Server, ServerVersion,

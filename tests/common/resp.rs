@@ -205,6 +205,27 @@ pub fn flat_array(r: &[u8]) -> Option<Vec<String>> {
         .collect()
 }
 
+/// The field/value pairs of a map sent as a RESP2 flat array (`TXU.STATUS`, a task of
+/// `TXU.TASKS`): scalar values as text (a null as ""), a nested array as its raw RESP text.
+pub fn fields(r: &[u8]) -> Option<HashMap<String, String>> {
+    let items = array_items(r)?;
+    if items.len() % 2 != 0 {
+        return None;
+    }
+    let scalar = |e: &[u8]| match e.first()? {
+        b'$' => Some(bulk_body(e).map(show).unwrap_or_default()),
+        b'+' | b':' => Some(show(&e[1..e.len() - 2])),
+        _ => None,
+    };
+    items
+        .chunks(2)
+        .map(|p| {
+            let (name, value) = (p.first()?, p.get(1)?);
+            Some((scalar(name)?, scalar(value).unwrap_or_else(|| show(value))))
+        })
+        .collect()
+}
+
 /// Parse `INFO` output into `field -> value`.
 pub fn parse_info(info: &str) -> HashMap<String, String> {
     info.lines()

@@ -5,7 +5,7 @@ use super::push_txu_exec;
 use crate::client::{check_reply, connect, Commands, Expect};
 use crate::measure::Ctx;
 use crate::report::{Outcome, Row};
-use crate::resp::{esc, flat_array, show};
+use crate::resp::{esc, fields, show};
 use crate::server::Server;
 use crate::stats::median;
 use std::time::{Duration, Instant};
@@ -51,19 +51,16 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         let waited = Instant::now();
         let next_attempt_ms = loop {
             let status = con.call(&[b"TXU.STATUS", id.as_bytes()])?;
-            let fields = flat_array(&status)
-                .ok_or_else(|| format!("TXU.STATUS {id}: {:?}", esc(&status)))?;
-            let field = |name: &str| -> Option<&str> {
-                let i = fields.iter().step_by(2).position(|f| f == name)?;
-                fields.get(2 * i + 1).map(String::as_str)
-            };
+            let fields =
+                fields(&status).ok_or_else(|| format!("TXU.STATUS {id}: {:?}", esc(&status)))?;
+            let field = |name: &str| fields.get(name).map(String::as_str);
             let number = |name: &str| field(name).and_then(|v| v.parse::<i64>().ok());
             if field("state") != Some("pending") {
                 return Err(format!("TXU.STATUS {id} while the fault is on: {fields:?}"));
             }
             if number("attempts").unwrap_or(0) >= 1 {
-                break number("next_attempt_ms")
-                    .ok_or_else(|| format!("TXU.STATUS {id}: no next_attempt_ms"))?;
+                break number("next-attempt-at")
+                    .ok_or_else(|| format!("TXU.STATUS {id}: no next-attempt-at"))?;
             }
             if waited.elapsed() > deadline {
                 return Err(format!("task {id} not retried within {deadline:?}"));
@@ -128,7 +125,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
          1 ms"
     ));
     out.notes.push(format!(
-        "retry due in = next_attempt_ms from TXU.STATUS - server TIME when the fault cleared \
+        "retry due in = next-attempt-at from TXU.STATUS - server TIME when the fault cleared \
          (the wait before the 2nd retry; README: the delay doubles per retry, so base x 2 with \
          equal jitter = {:.0}..{:.0} ms); after due = delay - that: the timer's granularity \
          (the fault clears right after the tick that ran the 1st retry, so the task applies at \

@@ -2,7 +2,7 @@ use super::*;
 use crate::tasks::backoff::SplitMix64;
 use std::collections::HashSet;
 
-fn task(id: &str, keys: &[&str]) -> Task {
+pub(super) fn task(id: &str, keys: &[&str]) -> Task {
     Task {
         id: id.to_string(),
         db: 0,
@@ -14,6 +14,7 @@ fn task(id: &str, keys: &[&str]) -> Task {
         max_attempts: 5,
         next_attempt_ms: 0,
         last_error: "OOM command not allowed".to_string(),
+        last_attempt_ms: None,
     }
 }
 
@@ -455,8 +456,8 @@ fn truncation_and_corruption_never_panic() {
     assert!(TaskList::decode(&bytes).is_ok());
     assert_eq!(TaskList::decode(&[]).err(), Some(DecodeError::Empty));
     assert_eq!(
-        TaskList::decode(&[2, 0, 0]).err(),
-        Some(DecodeError::UnknownVersion(2))
+        TaskList::decode(&[VERSION + 1, 0, 0]).err(),
+        Some(DecodeError::UnknownVersion(VERSION + 1))
     );
     assert!(TaskList::decode(&[VERSION]).is_err());
     for n in 0..bytes.len() {
@@ -497,15 +498,9 @@ fn truncation_and_corruption_never_panic() {
 #[test]
 fn duplicate_ids_in_a_payload_are_corrupt() {
     let a = task("a", &[]);
-    let snap = SnapshotRef {
-        pending: vec![&a],
-        dead: vec![&a],
-        done: vec![],
-        dead_max: 5,
-        dropped_by_bound: 0,
-    };
-    let mut bytes = vec![VERSION];
-    bytes.extend(bincode::serialize(&snap).unwrap_or_default());
+    // pending, dead, done, dead bound, dropped by bound (the layout of `encoding::Snapshot`).
+    let snap = (vec![&a], vec![&a], Vec::<String>::new(), 5u64, 0u64);
+    let bytes = crate::codec::encode(VERSION, &snap);
     assert!(matches!(
         TaskList::decode(&bytes),
         Err(DecodeError::Corrupt(_))

@@ -195,11 +195,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     drop(fault); // the fault clears: the server's timer retries the task
 
-    // TXU.STATUS replies field/value pairs: state, then state-specific fields.
+    // TXU.STATUS replies field/value pairs (a map over RESP3): `state`, then for a pending
+    // or dead task the whole task (numbers, and arrays for its keys and commands).
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let status: Vec<(String, String)> = redis::cmd("TXU.STATUS").arg(&task).query(&mut con)?;
-        let state = status.iter().find(|(f, _)| f == "state").map(|(_, v)| v.as_str());
+        let status: Vec<redis::Value> = redis::cmd("TXU.STATUS").arg(&task).query(&mut con)?;
+        let text = |v: &redis::Value| match v {
+            redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        };
+        let state = status
+            .chunks(2)
+            .find(|p| text(&p[0]).as_deref() == Some("state"))
+            .and_then(|p| p.get(1).and_then(text));
+        let state = state.as_deref();
         if state == Some("done") {
             break;
         }
