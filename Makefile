@@ -7,7 +7,7 @@
 #   make bench        cargo bench --bench txu -- $(BENCH_ARGS)
 #   make dist         target/dist/libtxu-<version>-<os>-<arch>.so, stripped, .sha256, load-checked
 #   make examples     the client examples (examples/*/run.sh) against a server and a cluster
-#   make operator     the operator page on http://127.0.0.1:$(OPERATOR_PORT) for the Redis at $(REDIS_URL)
+#   make operator     the operator page on http://127.0.0.1:8080 for the Redis at redis://127.0.0.1:6379
 #                     (PORT=8081 make operator; REDIS_URL=redis://user:password@host:port)
 #   make test-operator  the operator's tests, headless Chromium included (operator/tests)
 #

@@ -106,7 +106,12 @@ impl Redis {
             Ok(v) => Ok(v),
             Err(e) => {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                    // The next request connects again.
                     *self.con.lock().await = None;
+                    return Err(format!(
+                        "lost the connection to Redis: {} (try again)",
+                        error_text(&e)
+                    ));
                 }
                 Err(error_text(&e))
             }

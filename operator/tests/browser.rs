@@ -106,6 +106,8 @@ fn wait_text(b: &Browser, css: &str, want: &str) {
 #[test]
 fn the_page_lists_filters_retries_and_drops_tasks_in_a_real_browser() {
     let dir = TempDir::new("browser");
+    // The browser first: without Chromium the test fails at once, saying how to install it.
+    let b = Browser::start(&dir.0);
     let redis = RedisServer::start(&dir.0);
     let mut con = redis.conn();
     let t = submit(&mut con);
@@ -133,7 +135,31 @@ fn the_page_lists_filters_retries_and_drops_tasks_in_a_real_browser() {
         op.banner
     );
 
-    let b = Browser::start(&dir.0);
+    // Paging: two tasks a page (`?count=2`), "Next page" until the cursor comes back to 0.
+    b.goto(&format!("{}?count=2#pending", op.url()));
+    let mut seen: Vec<String> = Vec::new();
+    for page in 1.. {
+        assert!(page <= 4, "more pages than tasks: {seen:?}");
+        let info = format!("Page {page}");
+        let got = b.wait_for(&format!("page {page}"), |b| {
+            let text = b.text("#page-info")?;
+            text.starts_with(&info).then(|| rows(b)).transpose()
+        });
+        assert!(got.len() <= 2, "page {page}: {got:?}");
+        seen.extend(got);
+        if b.find("#next-page:enabled").is_err() {
+            break;
+        }
+        b.click("#next-page").unwrap();
+    }
+    let all: Vec<&String> = seen.iter().collect();
+    assert_eq!(
+        sorted(&all),
+        sorted(&[p1, p2, p3, p4]),
+        "every task once over the pages"
+    );
+    assert_eq!(seen.len(), 4, "every task once over the pages: {seen:?}");
+
     b.goto(&op.url());
 
     // Pending tab: the four pending tasks, the counts in the tab titles.
@@ -217,6 +243,19 @@ fn the_page_lists_filters_retries_and_drops_tasks_in_a_real_browser() {
     assert!(!task_ids(&mut con, "PENDING").contains(p2));
     wait_text(&b, "#tab-pending", "Pending (4)");
     assert_eq!(state(&mut con, p3), "pending");
+
+    // "Drop all" acts on the current tab and filter only: TXU.DROP PENDING MATCH *<text>*.
+    b.type_into("#filter", "waiting behind\u{E007}").unwrap();
+    wait_rows(&b, "the filter to select the waiting task again", &[p4]);
+    b.click("#drop-all").unwrap();
+    b.answer_dialog("waiting behind", true);
+    wait_text(&b, "#status", "Dropped 1 task");
+    wait_rows(&b, "no task left matching the filter", &[]);
+    assert_eq!(state(&mut con, p4), "unknown");
+    let mut left = task_ids(&mut con, "PENDING");
+    left.sort();
+    assert_eq!(left, sorted(&[p1, p3, d1]));
+    assert_eq!(task_ids(&mut con, "DEAD"), std::slice::from_ref(d2));
 }
 
 /// The API as a user who may list tasks but not change them nor read INFO: the listing works,
