@@ -30,9 +30,9 @@ fn reply_map(ctx: CtxPtr, fields: &[(&str, Field<'_>)]) -> c_int {
             Field::Int(i) => reply::integer(ctx, *i),
             Field::Strs(items) => {
                 reply::array(ctx, items.len());
-                items.iter().for_each(|s| {
+                for s in items {
                     reply::bulk(ctx, s);
-                });
+                }
                 0
             }
             Field::Commands(cmds) => {

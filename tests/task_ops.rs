@@ -1,7 +1,9 @@
-//! `TXU.TASKS` and `TXU.STATUS` as an operator uses them: a task is a map for RESP3 clients
-//! and a flat field/value array for RESP2 ones; a long list pages with a cursor, a bounded
-//! `COUNT` and a pattern over the last error, in a stable order, with bounded work per call;
-//! a dead task says when it died. A task list written by txu 0.2 (encoding version 1) loads.
+//! Operating the failed-task list. `TXU.TASKS` and `TXU.STATUS` as an operator uses them: a
+//! task is a map for RESP3 clients and a flat field/value array for RESP2 ones; a long list
+//! pages with a cursor, a bounded `COUNT` and a pattern over the last error, in a stable order,
+//! with bounded work per call; a dead task says when it died. A task list written by txu 0.2
+//! (encoding version 1) loads. `TXU.RETRY` / `TXU.DROP` work while a failed background save
+//! makes the server refuse writes (`MISCONF`).
 //!
 //! Every wait polls a condition with a deadline.
 
@@ -341,4 +343,93 @@ fn a_task_list_written_by_txu_0_2_loads_lists_and_runs() {
     expect(&mut c, &["SELECT", "2"], "+OK\r\n");
     expect(&mut c, &["GET", "old:n"], "$1\r\n1\r\n");
     assert_eq!(status(&mut con, OLD_DEAD).state, "dead");
+}
+
+/// The pids of the processes whose parent is `pid` (from `/proc/*/stat`).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            // `pid (comm) state ppid ...`: the fields after the last ')'.
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+            rest.split_whitespace().nth(1) == Some(pid.to_string().as_str())
+        })
+        .collect()
+}
+
+/// A background save that fails for real (its child killed) makes the server refuse writes
+/// with `MISCONF` (`stop-writes-on-bgsave-error`, with a save point set): a `RETRY` transaction
+/// is deferred, and the operator commands still steer the list. A save that succeeds clears it
+/// and the task applies.
+#[test]
+fn operator_commands_work_while_a_failed_save_refuses_writes() {
+    let s = Server::start();
+    let mut con = s.conn();
+    let mut c = s.raw();
+    config_set(&mut con, "save", "3600 1");
+    config_set(&mut con, "stop-writes-on-bgsave-error", "yes");
+    backoff(&mut con, "60000", "60000");
+    expect(&mut c, &["SET", "slow", "1"], "+OK\r\n");
+    // A save that takes long (1 s per key), killed: the server records the save as failed.
+    config_set(&mut con, "rdb-key-save-delay", "1000000");
+    expect(&mut c, &["BGSAVE"], "+Background saving started\r\n");
+    let server_pid = s.pid().unwrap_or_else(|| panic!("no server pid"));
+    let mut child = Vec::new();
+    wait_until("the save's child process", DEADLINE, || {
+        child = children_of(server_pid);
+        !child.is_empty()
+    });
+    for pid in &child {
+        let killed = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+        assert!(killed.is_ok_and(|st| st.success()), "kill -9 {pid}");
+    }
+    wait_until("the save is recorded as failed", DEADLINE, || {
+        s.info_field("persistence", "rdb_last_bgsave_status")
+            .as_deref()
+            == Some("err")
+            && s.info_field("persistence", "rdb_bgsave_in_progress")
+                .as_deref()
+                == Some("0")
+    });
+    config_set(&mut con, "rdb-key-save-delay", "0");
+    let cause = run_err(&mut c, &["SET", "m", "1"]);
+    assert!(
+        cause.starts_with("MISCONF "),
+        "plain SET after a failed save: {cause}"
+    );
+
+    let (a, r) = exec_tx(&mut c, &["RETRY", "5"], &[["SET", "m1", "1"]]);
+    assert_eq!(show(&r), format!("-DEFERRED {a} {cause}\r\n"));
+    let (b, r) = exec_tx(&mut c, &["RETRY", "5"], &[["SET", "m2", "1"]]);
+    assert_eq!(show(&r), format!("-DEFERRED {b} {cause}\r\n"));
+    // MISCONF refuses plain writes, not the operator commands.
+    expect(&mut c, &["TXU.DROP", &b], "+OK\r\n");
+    expect(
+        &mut c,
+        &["TXU.RETRY", "PENDING", "MATCH", "MISCONF*"],
+        ":1\r\n",
+    );
+    let (_, page) = tasks_page(&mut con, &["MATCH", "MISCONF*"]);
+    assert_eq!(ids(&page), [a.clone()]);
+    assert_eq!(status(&mut con, &b).state, "unknown");
+
+    // A save that succeeds lifts MISCONF: the retried task applies.
+    expect(&mut c, &["BGSAVE"], "+Background saving started\r\n");
+    wait_until("a save succeeded", DEADLINE, || {
+        s.info_field("persistence", "rdb_last_bgsave_status")
+            .as_deref()
+            == Some("ok")
+            && s.info_field("persistence", "rdb_bgsave_in_progress")
+                .as_deref()
+                == Some("0")
+    });
+    expect(&mut c, &["TXU.RETRY", &a], "+OK\r\n");
+    wait_state(&mut con, &a, "done");
+    expect(&mut c, &["GET", "m1"], "$1\r\n1\r\n");
+    expect(&mut c, &["EXISTS", "m2"], ":0\r\n");
 }
