@@ -7,6 +7,9 @@
 #   make bench        cargo bench --bench txu -- $(BENCH_ARGS)
 #   make dist         target/dist/libtxu-<version>-<os>-<arch>.so, stripped, .sha256, load-checked
 #   make examples     the client examples (examples/*/run.sh) against a server and a cluster
+#   make operator     the operator page on http://127.0.0.1:8080 for the Redis at redis://127.0.0.1:6379
+#                     (PORT=8081 make operator; REDIS_URL=redis://user:password@host:port)
+#   make test-operator  the operator's tests, headless Chromium included (operator/tests)
 #
 # TEST_ARGS is passed to cargo test, e.g. make test TEST_ARGS="--test harness_selftest -- --nocapture"
 
@@ -73,6 +76,20 @@ dist: setup
 # target dir) and asserts its own output.
 examples: setup build
 	TXU_MODULE=$(TXU_MODULE) bash scripts/examples.sh
+
+# The operator page (operator/): PORT defaults to 8080 here (not the server's 6379), REDIS_URL to
+# the server `make run` starts.
+OPERATOR_PORT := $(if $(filter command line environment environment override,$(origin PORT)),$(PORT),8080)
+REDIS_URL ?= redis://127.0.0.1:6379
+
+.PHONY: operator test-operator
+
+operator:
+	PORT=$(OPERATOR_PORT) REDIS_URL='$(REDIS_URL)' cargo run --release -p txu-operator
+
+# The browser test drives headless Chromium (Debian's chromium and chromium-driver, from setup).
+test-operator: setup build
+	TXU_MODULE=$(TXU_MODULE) cargo test --release -p txu-operator $(TEST_ARGS)
 
 fmt:
 	cargo fmt

@@ -4,7 +4,7 @@
 # Never leaves the system redis service running.
 set -euo pipefail
 
-PACKAGES=(redis-server libclang-dev)
+PACKAGES=(redis-server libclang-dev chromium chromium-driver)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
