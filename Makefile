@@ -95,7 +95,7 @@ fmt:
 	cargo fmt
 
 clippy:
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 clean:
 	cargo clean

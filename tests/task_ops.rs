@@ -415,7 +415,7 @@ fn operator_commands_work_while_a_failed_save_refuses_writes() {
         ":1\r\n",
     );
     let (_, page) = tasks_page(&mut con, &["MATCH", "MISCONF*"]);
-    assert_eq!(ids(&page), [a.clone()]);
+    assert_eq!(ids(&page), [a.as_str()]);
     assert_eq!(status(&mut con, &b).state, "unknown");
 
     // A save that succeeds lifts MISCONF: the retried task applies.
