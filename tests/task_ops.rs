@@ -433,3 +433,77 @@ fn operator_commands_work_while_a_failed_save_refuses_writes() {
     expect(&mut c, &["GET", "m1"], "$1\r\n1\r\n");
     expect(&mut c, &["EXISTS", "m2"], ":0\r\n");
 }
+
+/// The lines of `log` that name `id` after `marker` (a batched line lists ids after it).
+fn lines_naming<'a>(log: &'a str, marker: &str, id: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter(|l| {
+            l.split_once(marker)
+                .is_some_and(|(_, ids)| ids.split(", ").any(|i| i == id))
+        })
+        .collect()
+}
+
+/// Redis opens and closes its log file for every line: the timer and the bulk commands write
+/// the lines of many transitions in batches, every task still named at notice level.
+#[test]
+fn many_transitions_at_once_are_logged_in_batched_lines_naming_every_task() {
+    let s = Server::start();
+    let mut con = s.conn();
+    let mut c = s.raw();
+    noreplicas_on(&mut con, &mut c);
+    backoff(&mut con, "60000", "60000");
+    let cmds: Vec<Vec<String>> = (0..60)
+        .map(|i| {
+            let key = format!("b{i}");
+            ["TXU.RUN", "RETRY", "5", "3", "SET", &key, "v"]
+                .map(str::to_string)
+                .to_vec()
+        })
+        .collect();
+    let ids: Vec<String> = pipeline(&mut c, &cmds)
+        .iter()
+        .map(|r| deferred_id(r))
+        .collect();
+    let (first, rest) = ids.split_at(40);
+    // Bulk: drop 20, then retry the other 40 once the fault is gone (one tick runs them all).
+    for id in rest {
+        expect(&mut c, &["TXU.DROP", id], "+OK\r\n");
+    }
+    let dropped_one_by_one = s.log();
+    config_set(&mut con, "min-replicas-to-write", "0");
+    expect(&mut c, &["TXU.RETRY", "PENDING"], ":40\r\n");
+    wait_until("the 40 tasks applied", DEADLINE, || {
+        s.info_u64("txu", "txu_tasks_pending") == 0
+    });
+    let log = s.log();
+    for id in rest {
+        // Dropped one at a time: the single-task line.
+        assert!(dropped_one_by_one.contains(&format!("txu: task {id} dropped (TXU.DROP)")));
+    }
+    let mut queued_lines = std::collections::BTreeSet::new();
+    let mut applied_lines = std::collections::BTreeSet::new();
+    for id in first {
+        let q = lines_naming(&log, "tasks queued to run again (TXU.RETRY): ", id);
+        assert_eq!(q.len(), 1, "{id} in one TXU.RETRY line: {q:?}");
+        queued_lines.extend(q);
+        let a = lines_naming(&log, " tasks applied: ", id);
+        let single = log.contains(&format!("txu: task {id} applied"));
+        assert!(
+            a.len() + usize::from(single) == 1,
+            "{id} in one applied line: {a:?}"
+        );
+        applied_lines.extend(a);
+    }
+    // 40 transitions each in a few lines (about 20 ids fit in one).
+    assert!(queued_lines.len() <= 3, "{queued_lines:?}");
+    assert!(
+        !applied_lines.is_empty() && applied_lines.len() <= 10,
+        "{applied_lines:?}"
+    );
+    assert!(
+        queued_lines.iter().all(|l| l.len() < 1024),
+        "{queued_lines:?}"
+    );
+    expect(&mut c, &["GET", "b0"], "$1\r\nv\r\n");
+}

@@ -4,7 +4,7 @@
 use crate::error::{quote, TxuError};
 use crate::ffi::acl::{may_access_keys, KeyAccess};
 use crate::ffi::{context, CtxPtr};
-use crate::store::{tasklist, undolog};
+use crate::store::{tasklist, transition, undolog};
 use crate::tasks::glob;
 use crate::tasks::list::{self, key_name, Listing, Status, Task};
 
@@ -152,9 +152,12 @@ pub fn steer_all(ctx: CtxPtr, which: Listing, pattern: Option<&[u8]>, how: Steer
             .map(|t| t.id.clone())
             .collect()
     });
-    ids.into_iter()
-        .filter(|id| tasklist::submit(ctx, &how.op(id)).is_ok())
-        .count()
+    // One log line per task would open and close the server's log file as many times.
+    transition::batch(ctx, || {
+        ids.into_iter()
+            .filter(|id| tasklist::submit(ctx, &how.op(id)).is_ok())
+            .count()
+    })
 }
 
 impl Steer {

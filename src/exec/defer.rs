@@ -176,6 +176,12 @@ impl DueTask {
     }
 }
 
+/// Runs `f` (the timer running due tasks) with the log lines of the tasks' transitions
+/// written in batches (see `store::transition`).
+pub fn batched_log<R>(ctx: CtxPtr, f: impl FnOnce() -> R) -> R {
+    crate::store::transition::batch(ctx, f)
+}
+
 /// Records what happened to a task the timer ran, replicated.
 /// Applies and replicates a run's outcome; says whether a failed run left the task pending
 /// (`Some(true)`) or dead (`Some(false)`).

@@ -117,7 +117,8 @@ fn run_slice(ctx: CtxPtr, started: Started, map: Option<&crate::cluster::SlotMap
     if left == 0 || !defer::has_pending() {
         return;
     }
-    let out = retry::run_due(ctx, map, left, started.at + config::tick_time());
+    let deadline = started.at + config::tick_time();
+    let out = defer::batched_log(ctx, || retry::run_due(ctx, map, left, deadline));
     let left = left.saturating_sub(out.ran);
     LEFT.store(left, Ordering::Relaxed);
     if out.ran > 0 {

@@ -27,6 +27,7 @@ fn split_inert(bytes: &[u8]) -> (bool, &[u8]) {
     }
 }
 pub mod tasklist;
+pub mod transition;
 pub mod undolog;
 
 use crate::cluster::{SlotMap, SlotState};

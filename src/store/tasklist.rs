@@ -5,6 +5,7 @@
 //! key loses a task (see [`StoredTasks`]).
 
 use super::keyname::{self, slot_of};
+pub use super::transition::{Transition, TransitionKind};
 use crate::cluster::{SlotMap, SlotState};
 use crate::codec::DecodeError;
 use crate::error::TxuError;
@@ -364,79 +365,6 @@ impl Op {
     }
 }
 
-/// What an [`Op`] did to a task, for the keyspace event and the log line of each change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transition {
-    pub kind: TransitionKind,
-    pub id: String,
-    pub attempts: u32,
-    pub max_attempts: u32,
-    pub last_error: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransitionKind {
-    /// A transaction was put on the list.
-    Deferred,
-    /// A run failed transiently and the task stays pending for another one.
-    Retried,
-    /// `TXU.RETRY`: a pending or dead task runs again at the next tick.
-    Requeued,
-    /// A run succeeded: the task left the list.
-    Applied,
-    /// The task moved to the dead list.
-    Dead,
-    /// `TXU.DROP`: the task was forgotten.
-    Dropped,
-}
-
-impl TransitionKind {
-    /// The keyspace event's name (class `d`, module events).
-    pub fn event(self) -> &'static CStr {
-        match self {
-            TransitionKind::Deferred => c"txu.deferred",
-            TransitionKind::Retried | TransitionKind::Requeued => c"txu.retried",
-            TransitionKind::Applied => c"txu.applied",
-            TransitionKind::Dead => c"txu.dead",
-            TransitionKind::Dropped => c"txu.dropped",
-        }
-    }
-}
-
-impl Transition {
-    /// `kind` happened to task `id`, as `list` holds it now (attempts and last error, when
-    /// it is still on the list).
-    fn of(kind: TransitionKind, id: &str, list: &TaskList) -> Transition {
-        let (attempts, max_attempts, last_error) = list
-            .get(id)
-            .map(|(t, _)| (t.attempts, t.max_attempts, t.last_error.clone()))
-            .unwrap_or_default();
-        Transition {
-            kind,
-            id: id.to_string(),
-            attempts,
-            max_attempts,
-            last_error,
-        }
-    }
-
-    /// The notice-level log line.
-    pub fn log_line(&self) -> String {
-        let id = &self.id;
-        let (n, max, why) = (self.attempts, self.max_attempts, &self.last_error);
-        match self.kind {
-            TransitionKind::Deferred => format!("txu: task {id} deferred: {why}"),
-            TransitionKind::Retried => {
-                format!("txu: task {id} failed again (attempt {n} of {max}): {why}; will retry")
-            }
-            TransitionKind::Requeued => format!("txu: task {id} queued to run again (TXU.RETRY)"),
-            TransitionKind::Applied => format!("txu: task {id} applied"),
-            TransitionKind::Dead => format!("txu: task {id} is dead after {n} attempts: {why}"),
-            TransitionKind::Dropped => format!("txu: task {id} dropped (TXU.DROP)"),
-        }
-    }
-}
-
 /// The failed-task list of this server: the truth, which `txu:tasks` persists.
 static LIST: LazyLock<Mutex<TaskList>> = LazyLock::new(|| Mutex::new(TaskList::new()));
 /// Whether the list's key is known to hold a live handle (cleared when one is freed).
@@ -524,7 +452,7 @@ pub fn apply_here(ctx: CtxPtr, op: &Op) -> Result<Option<TransitionKind>, TxuErr
     });
     if let Some(t) = &change {
         crate::ffi::events::notify_module_event(ctx, t.kind.event(), t.id.as_bytes());
-        crate::ffi::context::log_notice(ctx, &t.log_line());
+        super::transition::log(ctx, t);
     }
     if !cluster() {
         place_handle(ctx, None);
