@@ -250,13 +250,12 @@ fn pairs(v: &Value) -> Result<Vec<(String, &Value)>, String> {
             .map(|(k, v)| Ok((text(k).ok_or_else(|| format!("field name {k:?}"))?, v)))
             .collect(),
         Value::Array(f) if f.len() % 2 == 0 => f
-            .chunks(2)
-            .map(|kv| {
-                Ok((
-                    text(&kv[0]).ok_or_else(|| format!("field name {:?}", kv[0]))?,
-                    &kv[1],
-                ))
+            .chunks_exact(2)
+            .filter_map(|kv| match kv {
+                [k, v] => Some((k, v)),
+                _ => None,
             })
+            .map(|(k, v)| Ok((text(k).ok_or_else(|| format!("field name {k:?}"))?, v)))
             .collect(),
         other => Err(format!(
             "a task is neither a map nor a field/value array: {other:?}"
