@@ -5,7 +5,7 @@ use crate::error::TxuError;
 use crate::ffi::keys::KeyKind;
 use crate::ffi::{call, configs, context, keys, CtxPtr, OwnedStr, ReplyKind};
 use crate::undo::log::UndoLog;
-use crate::undo::recipe::{Collection, Growth, Plan};
+use crate::undo::recipe::{Collection, Growth, Plan, Read};
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
@@ -53,8 +53,8 @@ pub fn compact_keys(
     undo: &UndoLog,
     facts: &super::preimage::Facts<'_>,
     seen: &mut Seen,
-) -> Result<Vec<Vec<u8>>, TxuError> {
-    let mut out = Vec::new();
+) -> Result<Compact, TxuError> {
+    let mut out = Compact::default();
     let keys = plan.element_keys();
     if keys.is_empty() {
         return Ok(out);
@@ -94,10 +94,19 @@ pub fn compact_keys(
             if !unasked {
                 seen.unasked.push(key);
             }
-        } else if holds_long_field(ctx, plan, &key, info, &limits) {
+            continue;
+        }
+        let read = hash_fields_read(ctx, plan, &key, info, &limits);
+        let long = read
+            .as_ref()
+            .is_some_and(|h| h.holds_long(limits.hash_value));
+        if read.is_some() {
+            out.hash_values = read;
+        }
+        if long {
             seen.large.push(key);
         } else if is_compact(ctx, &key)? {
-            out.push(key);
+            out.whole.push(key);
         } else {
             seen.large.push(key);
         }
@@ -105,36 +114,81 @@ pub fn compact_keys(
     Ok(out)
 }
 
-/// Whether the hash `key` holds one of the fields the command touches with a field name or
-/// value longer than `hash-max-listpack-value`: then it is not a listpack the server would
-/// keep or load (a listpack gets such a value only by a config lowered after it was written;
-/// `RESTORE` would convert it, see the README), and need not be asked about. Read through
-/// the key API, which servers with hash-field TTLs do not get (see `keys::hash_get`).
-fn holds_long_field(
+/// What [`compact_keys`] found: the keys to snapshot whole, and the values of the hash fields
+/// it read on the way (the command's `HMGET` pre-image then reads nothing again).
+#[derive(Debug, Default)]
+pub struct Compact {
+    pub whole: Vec<Vec<u8>>,
+    pub hash_values: Option<HashValues>,
+}
+
+/// The values of `fields` of the hash `key`, read through the key API.
+#[derive(Debug)]
+pub struct HashValues {
+    pub key: Vec<u8>,
+    pub fields: Vec<Vec<u8>>,
+    pub values: Vec<Option<Vec<u8>>>,
+}
+
+impl HashValues {
+    /// Whether a field present has a name or value longer than `max` (see
+    /// [`hash_fields_read`]).
+    fn holds_long(&self, max: Option<usize>) -> bool {
+        let Some(max) = max else {
+            return false;
+        };
+        self.fields.iter().zip(&self.values).any(|(name, value)| {
+            value
+                .as_ref()
+                .is_some_and(|v| v.len() > max || name.len() > max)
+        })
+    }
+
+    /// Whether they answer the pre-image read `cmd`: `HMGET` of the same key and fields.
+    pub fn answers(&self, cmd: &[Vec<u8>]) -> bool {
+        matches!(cmd, [name, key, fields @ ..]
+            if name.eq_ignore_ascii_case(b"HMGET") && *key == self.key && fields == self.fields)
+    }
+
+    /// The read's reply, as `HMGET` gives it.
+    pub fn into_read(self) -> Read {
+        Read::Array(
+            self.values
+                .into_iter()
+                .map(|v| v.map_or(Read::Nil, Read::Bulk))
+                .collect(),
+        )
+    }
+}
+
+/// The fields of the hash `key` the command touches and their values, read through the key
+/// API (which servers with hash-field TTLs do not get, see `keys::hash_get`). A field name or
+/// value longer than `hash-max-listpack-value` ([`HashValues::holds_long`]) means the hash is not a
+/// listpack the server would keep or load (a listpack gets such a value only by a config
+/// lowered after it was written; `RESTORE` would convert it, see the README): it need not be
+/// asked about.
+fn hash_fields_read(
     ctx: CtxPtr,
     plan: &Plan,
     key: &[u8],
     info: Option<(KeyKind, usize)>,
     limits: &CompactLimits,
-) -> bool {
-    let (Some((KeyKind::Hash, _)), Some(max), Some(fields)) =
+) -> Option<HashValues> {
+    let (Some((KeyKind::Hash, _)), Some(_), Some(fields)) =
         (info, limits.hash_value, plan.hash_fields(key))
     else {
-        return false;
+        return None;
     };
     if super::preimage::features(ctx).hash_field_ttl {
-        return false;
+        return None;
     }
-    let Some(k) = OwnedStr::create(key) else {
-        return false;
-    };
+    let k = OwnedStr::create(key)?;
     let names: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
-    keys::hash_get(ctx, k.as_str(), &names).is_some_and(|values| {
-        names.iter().zip(&values).any(|(name, value)| {
-            value
-                .as_ref()
-                .is_some_and(|v| v.len() > max || name.len() > max)
-        })
+    let values = keys::hash_get(ctx, k.as_str(), &names)?;
+    Some(HashValues {
+        key: key.to_vec(),
+        fields: fields.to_vec(),
+        values,
     })
 }
 
@@ -370,5 +424,28 @@ mod tests {
             1,
             &limits
         ));
+    }
+
+    #[test]
+    fn hash_values_read_once_answer_the_same_hmget_only() {
+        let b = |s: &str| s.as_bytes().to_vec();
+        let h = HashValues {
+            key: b("h"),
+            fields: vec![b("f"), b("g")],
+            values: vec![Some(b("x".repeat(65).as_str())), None],
+        };
+        assert!(h.holds_long(Some(64)));
+        assert!(!h.holds_long(Some(65)));
+        assert!(!h.holds_long(None));
+        assert!(h.answers(&[b("HMGET"), b("h"), b("f"), b("g")]));
+        assert!(h.answers(&[b("hmget"), b("h"), b("f"), b("g")]));
+        assert!(!h.answers(&[b("HMGET"), b("h"), b("f")]));
+        assert!(!h.answers(&[b("HMGET"), b("other"), b("f"), b("g")]));
+        assert!(!h.answers(&[b("ZMSCORE"), b("h"), b("f"), b("g")]));
+        assert!(!h.answers(&[]));
+        assert_eq!(
+            h.into_read(),
+            Read::Array(vec![Read::Bulk(b("x".repeat(65).as_str())), Read::Nil])
+        );
     }
 }

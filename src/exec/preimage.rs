@@ -141,10 +141,15 @@ pub(super) fn prepare(
         return Ok(None);
     }
     let compact = compact::compact_keys(ctx, &plan, undo, &facts, seen)?;
-    let plan = plan.with_whole(&compact);
+    let plan = plan.with_whole(&compact.whole);
+    let mut hash_values = compact.hash_values;
     let mut reads = Vec::with_capacity(plan.reads().len());
     for r in plan.reads() {
-        reads.push(read(ctx, r, &facts)?);
+        // The values `compact_keys` read already answer the command's `HMGET`.
+        reads.push(match hash_values.take_if(|h| h.answers(r)) {
+            Some(h) => h.into_read(),
+            None => read(ctx, r, &facts)?,
+        });
     }
     let mut wholes = Vec::new();
     for k in plan.whole_keys(&reads) {
