@@ -6,7 +6,7 @@ use crate::ffi::acl::{may_access_keys, KeyAccess};
 use crate::ffi::{context, CtxPtr};
 use crate::store::{tasklist, transition, undolog};
 use crate::tasks::glob;
-use crate::tasks::list::{self, key_name, Listing, Status, Task};
+use crate::tasks::list::{self, key_name, Listing, Task};
 
 /// Whether the caller's ACL lets it `access` every key of `task`.
 fn may_access_task(ctx: CtxPtr, task: &Task, access: KeyAccess) -> bool {
@@ -61,9 +61,10 @@ pub fn state(ctx: CtxPtr, id: &str) -> Result<State, TxuError> {
             })
         }),
         // Done tasks keep no keys or commands: their state is all there is to see.
-        None => Some(match l.status(id) {
-            Status::Done => State::Done,
-            _ => State::Unknown,
+        None => Some(if l.is_done(id) {
+            State::Done
+        } else {
+            State::Unknown
         }),
     });
     match task {

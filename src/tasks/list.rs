@@ -90,7 +90,9 @@ pub struct Page<'a> {
 /// sequence number + 1 (never `0`), a dead one its sequence number with this bit.
 pub const DEAD_PHASE: u64 = 1 << 62;
 
-/// What `TXU.STATUS` reports for an id.
+/// A task's state with its attempts and last error, as the unit tests check it (the module
+/// itself asks [`TaskList::get`] and [`TaskList::is_done`]).
+#[cfg(test)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Status {
     Pending {
@@ -552,6 +554,12 @@ impl TaskList {
         self.by_created.first().map(|&(c, _)| c)
     }
 
+    /// Whether `id` is one of the last [`DONE_MAX`] tasks that succeeded.
+    pub fn is_done(&self, id: &str) -> bool {
+        self.done_set.contains(&DoneKey::of(id))
+    }
+
+    #[cfg(test)]
     pub fn status(&self, id: &str) -> Status {
         match self.get(id) {
             Some((t, State::Pending)) => Status::Pending {
@@ -563,7 +571,7 @@ impl TaskList {
                 attempts: t.attempts,
                 last_error: t.last_error.clone(),
             },
-            None if self.done_set.contains(&DoneKey::of(id)) => Status::Done,
+            None if self.is_done(id) => Status::Done,
             None => Status::Unknown,
         }
     }
