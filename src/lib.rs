@@ -12,6 +12,7 @@ mod commands;
 mod config;
 mod error;
 mod exec;
+mod fasthash;
 mod ffi;
 mod info;
 mod runner;

@@ -152,7 +152,8 @@ pub fn queue(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
         add(&STATS.commands_refused, 1);
         reply_err(ctx, &e)
     };
-    if context::is_loading(ctx) {
+    let state = context::State::of(ctx);
+    if state.loading() {
         return refuse(TxuError::Loading);
     }
     let cmd = argv.get(1..).unwrap_or(&[]);
@@ -171,7 +172,7 @@ pub fn queue(ctx: CtxPtr, argv: &[Str<'_>]) -> c_int {
         Err(e) => return refuse(e),
     };
     // As MULTI does on a read-only replica: a write is refused when it is queued.
-    if queued.write && context::is_readonly_replica(ctx) {
+    if queued.write && state.readonly_replica() {
         return refuse(TxuError::ReadOnly);
     }
     // Cluster: one slot per transaction, served here (the server does not route TXU.QUEUE).

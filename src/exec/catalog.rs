@@ -6,7 +6,7 @@ use crate::exec::policy::Traits;
 use crate::ffi::{call, CtxPtr, ReplyKind, ReplyRef};
 use crate::undo::recipe;
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use crate::fasthash::FastMap;
 use std::ffi::{CStr, CString};
 use std::sync::{Arc, LazyLock};
 
@@ -51,7 +51,7 @@ pub struct CmdInfo {
     /// begin_search index, find_keys range with lastkey 0, keystep 1, limit 0; not
     /// `movablekeys`): what `RedisModule_GetCommandKeysWithFlags` would answer, without asking.
     pub fixed_key: Option<usize>,
-    pub subcommands: HashMap<Vec<u8>, Arc<CmdInfo>>,
+    pub subcommands: FastMap<Vec<u8>, Arc<CmdInfo>>,
 }
 
 impl CmdInfo {
@@ -66,8 +66,8 @@ impl CmdInfo {
     }
 }
 
-static CACHE: LazyLock<Mutex<HashMap<Vec<u8>, Arc<CmdInfo>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+static CACHE: LazyLock<Mutex<FastMap<Vec<u8>, Arc<CmdInfo>>>> =
+    LazyLock::new(|| Mutex::new(FastMap::default()));
 
 /// Longest command name looked up without an allocation.
 const SHORT_NAME: usize = 32;
@@ -181,7 +181,7 @@ fn parse_entry(e: ReplyRef<'_>, top: Option<&Arc<CStr>>) -> Option<CmdInfo> {
         .elem(8)
         .filter(|_| !movable)
         .and_then(|specs| fixed_key_of(&name, specs));
-    let mut subcommands = HashMap::new();
+    let mut subcommands = FastMap::default();
     if let Some(subs) = e.elem(9) {
         for i in 0..subs.len() {
             if let Some(sub) = subs.elem(i).and_then(|e| parse_entry(e, Some(&cname))) {

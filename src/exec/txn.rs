@@ -2,7 +2,7 @@
 
 use crate::ffi::OwnedStr;
 use parking_lot::Mutex;
-use std::collections::{HashMap, HashSet};
+use crate::fasthash::{FastMap, FastSet};
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -59,11 +59,11 @@ pub struct Tx {
     pub slot: Option<u16>,
 }
 
-static OPEN: LazyLock<Mutex<HashMap<u64, Tx>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static OPEN: LazyLock<Mutex<FastMap<u64, Tx>>> = LazyLock::new(|| Mutex::new(FastMap::default()));
 
 /// Clients in capture mode. The count is read first by the command filter, so connections
 /// not capturing pay one atomic load per command.
-static CAPTURING: LazyLock<Mutex<HashSet<u64>>> = LazyLock::new(|| Mutex::new(HashSet::new()));
+static CAPTURING: LazyLock<Mutex<FastSet<u64>>> = LazyLock::new(|| Mutex::new(FastSet::default()));
 static CAPTURE_COUNT: AtomicUsize = AtomicUsize::new(0);
 
 /// Opens a transaction for `client`. False if one is already open.

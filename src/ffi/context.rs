@@ -40,6 +40,25 @@ pub fn is_readonly_replica(ctx: CtxPtr) -> bool {
     flags(ctx).contains(ContextFlags::SLAVE | ContextFlags::READONLY)
 }
 
+/// The context's flags read once, for a command that asks several questions of them.
+pub struct State(ContextFlags);
+
+impl State {
+    pub fn of(ctx: CtxPtr) -> State {
+        State(flags(ctx))
+    }
+
+    /// As [`is_loading`].
+    pub fn loading(&self) -> bool {
+        self.0.contains(ContextFlags::LOADING)
+    }
+
+    /// As [`is_readonly_replica`].
+    pub fn readonly_replica(&self) -> bool {
+        self.0.contains(ContextFlags::SLAVE | ContextFlags::READONLY)
+    }
+}
+
 /// The command came over the replication link from our primary.
 pub fn is_replicated(ctx: CtxPtr) -> bool {
     flags(ctx).contains(ContextFlags::REPLICATED)
