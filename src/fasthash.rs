@@ -71,7 +71,10 @@ mod tests {
         assert_eq!(hash(b"set".as_slice()), hash(b"set".to_vec()));
         assert_ne!(hash(b"set".as_slice()), hash(b"get".as_slice()));
         // Lengths that are not a multiple of the word, and the tail's zero padding.
-        assert_ne!(hash(b"hincrbyfloat".as_slice()), hash(b"hincrbyfloa".as_slice()));
+        assert_ne!(
+            hash(b"hincrbyfloat".as_slice()),
+            hash(b"hincrbyfloa".as_slice())
+        );
         assert_ne!(hash(b"a".as_slice()), hash(b"a\0".as_slice()));
         assert_ne!(hash(1u64), hash(2u64));
     }

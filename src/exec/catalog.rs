@@ -3,10 +3,10 @@
 //! bounded by the server's command table.
 
 use crate::exec::policy::Traits;
+use crate::fasthash::FastMap;
 use crate::ffi::{call, CtxPtr, ReplyKind, ReplyRef};
 use crate::undo::recipe;
 use parking_lot::Mutex;
-use crate::fasthash::FastMap;
 use std::ffi::{CStr, CString};
 use std::sync::{Arc, LazyLock};
 

@@ -1,8 +1,8 @@
 //! Open transactions, one per client connection, keyed by client id.
 
+use crate::fasthash::{FastMap, FastSet};
 use crate::ffi::OwnedStr;
 use parking_lot::Mutex;
-use crate::fasthash::{FastMap, FastSet};
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -239,7 +239,14 @@ pub fn call_argv(
         (Some(s), [a]) => unsafe { f(ctx, name.as_ptr(), s.as_ptr(), a.as_ptr()) },
         (Some(s), [a, b]) => unsafe { f(ctx, name.as_ptr(), s.as_ptr(), a.as_ptr(), b.as_ptr()) },
         (Some(s), [a, b, c]) => unsafe {
-            f(ctx, name.as_ptr(), s.as_ptr(), a.as_ptr(), b.as_ptr(), c.as_ptr())
+            f(
+                ctx,
+                name.as_ptr(),
+                s.as_ptr(),
+                a.as_ptr(),
+                b.as_ptr(),
+                c.as_ptr(),
+            )
         },
         (Some(s), [a, b, c, d]) => unsafe {
             let (a, b, c, d) = (a.as_ptr(), b.as_ptr(), c.as_ptr(), d.as_ptr());
@@ -356,8 +363,14 @@ mod tests {
 
     #[test]
     fn short_calls_pass_their_arguments_one_by_one_with_the_same_flags() {
-        assert_eq!(text(OneByOne::new(RUN_FLAGS, 2)).as_deref(), Some(&b"ss!EMCS0"[..]));
-        assert_eq!(text(OneByOne::new(c"vE", 4)).as_deref(), Some(&b"ssssE"[..]));
+        assert_eq!(
+            text(OneByOne::new(RUN_FLAGS, 2)).as_deref(),
+            Some(&b"ss!EMCS0"[..])
+        );
+        assert_eq!(
+            text(OneByOne::new(c"vE", 4)).as_deref(),
+            Some(&b"ssssE"[..])
+        );
         assert_eq!(text(OneByOne::new(c"v", 1)).as_deref(), Some(&b"s"[..]));
         // No arguments, too many, or a format that is not a vector: as given.
         assert!(OneByOne::new(RUN_FLAGS, 0).is_none());

@@ -55,7 +55,8 @@ impl State {
 
     /// As [`is_readonly_replica`].
     pub fn readonly_replica(&self) -> bool {
-        self.0.contains(ContextFlags::SLAVE | ContextFlags::READONLY)
+        self.0
+            .contains(ContextFlags::SLAVE | ContextFlags::READONLY)
     }
 }
 

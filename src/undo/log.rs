@@ -66,6 +66,12 @@ pub struct UndoLog {
     /// Every key some entry writes, and what the entries say of it (recomputed).
     #[serde(skip)]
     keys: KeyMap<Tracked>,
+    /// Entries stored since the last compaction for a key that already had one: only those
+    /// can make compaction drop anything (a key's first entry is always kept), so with none
+    /// the checkpoint has nothing to do. Not encoded: a decoded log counts all of its entries
+    /// since the last compaction.
+    #[serde(skip)]
+    repeats: u64,
 }
 
 /// What the log knows of a key some entry writes.
@@ -117,6 +123,7 @@ impl UndoLog {
         };
         self.pushed = self.pushed.saturating_add(1);
         self.since_compaction = self.since_compaction.saturating_add(1);
+        self.repeats = self.repeats.saturating_add(u64::from(seen));
         Self::track(&mut self.keys, &e);
         self.entries.push(e);
         true
@@ -255,15 +262,22 @@ impl UndoLog {
     /// Checkpoint: drops every entry that an earlier one makes unnecessary (see the module
     /// documentation). Returns how many were removed.
     pub fn compact(&mut self) -> usize {
+        self.compactions = self.compactions.saturating_add(1);
+        self.since_compaction = 0;
+        if self.repeats == 0 {
+            // Every entry since the last checkpoint is its key's first: all are kept.
+            return 0;
+        }
+        self.repeats = 0;
         let keep = self.survivors();
         let before = self.entries.len();
         let mut flags = keep.into_iter();
         self.entries.retain(|_| flags.next().unwrap_or(true));
         let removed = before - self.entries.len();
-        self.compactions = self.compactions.saturating_add(1);
         self.removed = self.removed.saturating_add(removed as u64);
-        self.since_compaction = 0;
-        self.rebuild();
+        if removed > 0 {
+            self.rebuild();
+        }
         removed
     }
 
@@ -331,12 +345,21 @@ impl UndoLog {
     }
 
     /// Recomputes the derived fields (covered, seen and element-level keys) from the entries.
+    /// Entries stored since the last compaction are the newest `since_compaction` ones: those
+    /// whose key an earlier entry holds are the repeats, as `push` counted them.
     fn rebuild(&mut self) {
         let mut keys = KeyMap::default();
-        for e in &self.entries {
+        let recent = usize::try_from(self.since_compaction).unwrap_or(usize::MAX);
+        let first_recent = self.entries.len().saturating_sub(recent);
+        let mut repeats = 0u64;
+        for (i, e) in self.entries.iter().enumerate() {
+            if i >= first_recent && keys.get(e.key()).is_some() {
+                repeats += 1;
+            }
             Self::track(&mut keys, e);
         }
         self.keys = keys;
+        self.repeats = repeats;
     }
 
     /// `VERSION`, then the log in bincode (see `codec`).

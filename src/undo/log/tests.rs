@@ -364,3 +364,30 @@ fn element_level_keys_are_tracked_until_a_rename() {
     log.truncate(1);
     assert!(log.has_elements(b"h") && !log.has_elements(b"g"));
 }
+
+#[test]
+fn a_checkpoint_with_only_first_entries_of_keys_keeps_everything_and_the_next_one_still_compacts() {
+    let mut log = UndoLog::new();
+    for i in 0..50 {
+        assert!(log.push(e_hash(&format!("h{i}"), "f", Some("1"))));
+    }
+    assert_eq!(log.compact(), 0);
+    assert_eq!(
+        (log.len(), log.compactions(), log.since_compaction()),
+        (50, 1, 0)
+    );
+    // A second write of a field of h0 and of a new field of h1, then a new key.
+    assert!(log.push(e_hash("h0", "f", Some("2"))));
+    assert!(log.push(e_hash("h1", "g", None)));
+    assert!(log.push(e_hash("h50", "f", None)));
+    // Decoded in between: the repeats since the checkpoint are found again.
+    let mut log = UndoLog::decode(&log.encode()).expect("decodes");
+    assert_eq!(log.compact(), 1, "h0's second pre-image of f goes");
+    assert_eq!(log.len(), 52);
+    assert_eq!(log.compact(), 0, "idempotent");
+    // Every survivor is the earliest of its slot.
+    assert!(log
+        .entries()
+        .iter()
+        .all(|e| !matches!(e, UndoEntry::HashField { key, before, .. } if key == b"h0" && before.as_deref() == Some(&b"2"[..]))));
+}
