@@ -66,8 +66,31 @@ impl CmdInfo {
     }
 }
 
-static CACHE: LazyLock<Mutex<FastMap<Vec<u8>, Arc<CmdInfo>>>> =
-    LazyLock::new(|| Mutex::new(FastMap::default()));
+/// Commands by lowercase name, and the one looked up last: a transaction often queues the
+/// same command again and again, and comparing one short name costs less than a table probe.
+#[derive(Default)]
+struct Cache {
+    map: FastMap<Vec<u8>, Arc<CmdInfo>>,
+    last: Option<Arc<CmdInfo>>,
+}
+
+impl Cache {
+    fn get(&mut self, lower: &[u8]) -> Option<Arc<CmdInfo>> {
+        if let Some(last) = self.last.as_ref().filter(|l| l.name.as_bytes() == lower) {
+            return Some(last.clone());
+        }
+        let found = self.map.get(lower)?.clone();
+        self.last = Some(found.clone());
+        Some(found)
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+        self.last = None;
+    }
+}
+
+static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(|| Mutex::new(Cache::default()));
 
 /// Longest command name looked up without an allocation.
 const SHORT_NAME: usize = 32;
@@ -92,15 +115,15 @@ pub fn lookup(ctx: CtxPtr, name: &[u8]) -> Option<Arc<CmdInfo>> {
     let (mut buf, mut spill) = ([0u8; SHORT_NAME], Vec::new());
     let lower = lowercase(name, &mut buf, &mut spill);
     {
-        let cache = CACHE.lock();
+        let mut cache = CACHE.lock();
         if let Some(i) = cache.get(lower) {
-            return Some(i.clone());
+            return Some(i);
         }
-        if cache.is_empty() {
+        if cache.map.is_empty() {
             drop(cache);
             warm(ctx);
             if let Some(i) = CACHE.lock().get(lower) {
-                return Some(i.clone());
+                return Some(i);
             }
         }
     }
@@ -111,7 +134,7 @@ pub fn lookup(ctx: CtxPtr, name: &[u8]) -> Option<Arc<CmdInfo>> {
     let reply = call::call_plain(ctx, c"COMMAND", &[b"INFO", lower]).ok()?;
     let entry = reply.as_ref().elem(0)?;
     let info = Arc::new(parse_entry(entry, None)?);
-    CACHE.lock().insert(lower.to_vec(), info.clone());
+    CACHE.lock().map.insert(lower.to_vec(), info.clone());
     Some(info)
 }
 
@@ -119,10 +142,7 @@ pub fn lookup(ctx: CtxPtr, name: &[u8]) -> Option<Arc<CmdInfo>> {
 /// command is not allowed, such as a keys-position request).
 pub fn cached(name: &[u8]) -> Option<Arc<CmdInfo>> {
     let (mut buf, mut spill) = ([0u8; SHORT_NAME], Vec::new());
-    CACHE
-        .lock()
-        .get(lowercase(name, &mut buf, &mut spill))
-        .cloned()
+    CACHE.lock().get(lowercase(name, &mut buf, &mut spill))
 }
 
 /// Fills the cache with every command the server has (`COMMAND INFO` without names): one call,
@@ -135,7 +155,9 @@ pub fn warm(ctx: CtxPtr) {
     let mut cache = CACHE.lock();
     for i in 0..r.len() {
         if let Some(info) = r.elem(i).and_then(|e| parse_entry(e, None)) {
-            cache.insert(info.name.as_bytes().to_vec(), Arc::new(info));
+            cache
+                .map
+                .insert(info.name.as_bytes().to_vec(), Arc::new(info));
         }
     }
 }
@@ -147,6 +169,7 @@ pub fn allow_busy_names(ctx: CtxPtr) -> Vec<Vec<u8>> {
     warm(ctx);
     CACHE
         .lock()
+        .map
         .iter()
         .filter(|(_, i)| i.traits.allow_busy || i.subcommands.values().any(|s| s.traits.allow_busy))
         .map(|(name, _)| name.clone())

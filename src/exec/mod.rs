@@ -24,7 +24,7 @@ use preimage::prepare;
 use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use txn::{Queued, Tx};
+use txn::{Positions, Queued, Tx};
 
 /// Whose ACL `validate` checks.
 #[derive(Clone, Copy)]
@@ -66,21 +66,21 @@ pub fn validate(ctx: CtxPtr, argv: &[Str<'_>], who: Acl<'_>) -> Result<Queued, T
         return Err(TxuError::WrongArity(info.name.clone()));
     }
     // The command exists and its arity is right: the server's key lookup cannot refuse it.
-    let keys = match info.fixed_key {
-        // One key at a fixed place: what the server would say (with no flags, as it does).
-        Some(p) if p < argv.len() => vec![(p, 0)],
-        _ => keys::command_keys(ctx, argv),
+    // One key at a fixed place: what the server would say (with no flags, as it does).
+    let fixed = info.fixed_key.filter(|&p| p < argv.len());
+    let keys = match fixed {
+        Some(_) => Vec::new(),
+        None => keys::command_keys(ctx, argv),
     };
+    let key_count = if fixed.is_some() { 1 } else { keys.len() };
     let args: Vec<&[u8]> = if policy::reads_args(&top.name) {
         argv.iter().skip(1).map(|a| a.bytes()).collect()
     } else {
         Vec::new()
     };
-    policy::check(&top.name, &info.traits, &args, keys.len()).map_err(|r| {
-        TxuError::NotAllowed {
-            cmd: info.display.to_string(),
-            reason: r.reason(),
-        }
+    policy::check(&top.name, &info.traits, &args, key_count).map_err(|r| TxuError::NotAllowed {
+        cmd: info.display.to_string(),
+        reason: r.reason(),
     })?;
     let allowed = match who {
         Acl::Caller => acl::allows(ctx, argv),
@@ -97,13 +97,18 @@ pub fn validate(ctx: CtxPtr, argv: &[Str<'_>], who: Acl<'_>) -> Result<Queued, T
         return Err(TxuError::NoPerm(why));
     }
 
-    let all_keys: Vec<usize> = keys.iter().map(|&(p, _)| p).collect();
-    let write_keys = written_keys(ctx, argv, &info, keys);
+    let (all_keys, write_keys) = match fixed {
+        Some(p) => (Positions::one(p), written_key(&info, p)),
+        None => (
+            keys.iter().map(|&(p, _)| p).collect(),
+            written_keys(ctx, argv, &info, keys),
+        ),
+    };
     let mut owned = Vec::with_capacity(argv.len());
     for &a in argv {
         owned.push(OwnedStr::retain(a).ok_or_else(|| TxuError::Internal("null argument".into()))?);
     }
-    let string_key = info.string_key && write_keys == [1];
+    let string_key = info.string_key && *write_keys == [1];
     Ok(Queued {
         argv: owned,
         cname: top.cname.clone(),
@@ -150,8 +155,8 @@ pub fn validate_at(
         cname: CHECK_NAMES.0.clone(),
         display: CHECK_NAMES.1.clone(),
         string_key: false,
-        write_keys: Vec::new(),
-        keys: Vec::new(),
+        write_keys: Positions::default(),
+        keys: Positions::default(),
         denyoom: false,
         write: false,
         undo_own_failure: false,
@@ -188,11 +193,11 @@ fn written_keys(
     argv: &[Str<'_>],
     info: &CmdInfo,
     keys: Vec<(usize, u32)>,
-) -> Vec<usize> {
+) -> Positions {
     if !info.traits.write && info.key_writes == KeyWrites::None {
-        return Vec::new();
+        return Positions::default();
     }
-    let mut positions: Vec<usize> = Vec::with_capacity(keys.len());
+    let mut positions = Positions::default();
     let flagged = keys.iter().all(|&(_, f)| f != 0);
     // Key names the server says may change, when only some keys do and the flags above are
     // missing. Matched by name: the two APIs may list keys in different orders.
@@ -219,6 +224,16 @@ fn written_keys(
         }
     }
     positions
+}
+
+/// [`written_keys`] of a command whose one key is at `p` (no flags, one key: written unless
+/// the command writes nothing).
+fn written_key(info: &CmdInfo, p: usize) -> Positions {
+    if !info.traits.write && info.key_writes == KeyWrites::None {
+        Positions::default()
+    } else {
+        Positions::one(p)
+    }
 }
 
 /// `COMMAND GETKEYSANDFLAGS <argv>`: each key and whether it may change.

@@ -20,9 +20,9 @@ pub struct Queued {
     /// that key's pre-image itself (see `catalog::CmdInfo::string_key`).
     pub string_key: bool,
     /// Positions in `argv` of the keys whose pre-images must be taken (empty for reads).
-    pub write_keys: Vec<usize>,
+    pub write_keys: Positions,
     /// Positions in `argv` of all the command's keys (read or written), for task ordering.
-    pub keys: Vec<usize>,
+    pub keys: Positions,
     /// Flagged `denyoom`: refused while the server is over `maxmemory`.
     pub denyoom: bool,
     /// Flagged `write`: refused on a read-only replica.
@@ -35,6 +35,81 @@ pub struct Queued {
     /// `EVAL`, `FCALL` and the like: their writes are covered as they happen (see
     /// `exec::script`), not before the command.
     pub script: Option<super::script::Script>,
+}
+
+/// Positions of a command's keys in its `argv`. Most commands have one or two: those are held
+/// inline, so queueing a command does not allocate for them.
+#[derive(Debug, Clone)]
+pub enum Positions {
+    Inline { len: u8, at: [usize; INLINE] },
+    Heap(Vec<usize>),
+}
+
+const INLINE: usize = 3;
+
+impl Default for Positions {
+    fn default() -> Self {
+        Positions::Inline {
+            len: 0,
+            at: [0; INLINE],
+        }
+    }
+}
+
+impl Positions {
+    pub fn one(p: usize) -> Positions {
+        Positions::Inline {
+            len: 1,
+            at: [p, 0, 0],
+        }
+    }
+
+    pub fn push(&mut self, p: usize) {
+        match self {
+            Positions::Inline { len, at } => match at.get_mut(usize::from(*len)) {
+                Some(slot) => {
+                    *slot = p;
+                    *len += 1;
+                }
+                None => {
+                    let mut v = at.to_vec();
+                    v.push(p);
+                    *self = Positions::Heap(v);
+                }
+            },
+            Positions::Heap(v) => v.push(p),
+        }
+    }
+}
+
+impl std::ops::Deref for Positions {
+    type Target = [usize];
+
+    fn deref(&self) -> &[usize] {
+        match self {
+            Positions::Inline { len, at } => at.get(..usize::from(*len)).unwrap_or_default(),
+            Positions::Heap(v) => v,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Positions {
+    type Item = &'a usize;
+    type IntoIter = std::slice::Iter<'a, usize>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl FromIterator<usize> for Positions {
+    fn from_iter<I: IntoIterator<Item = usize>>(iter: I) -> Positions {
+        let mut out = Positions::default();
+        for p in iter {
+            out.push(p);
+        }
+        out
+    }
 }
 
 /// A transaction opened by `TXU.BEGIN` and not yet ended.
@@ -210,6 +285,18 @@ mod tests {
             assert!(!from_old.contains(&id), "{id} issued twice");
             assert_eq!(parts(&id).1 >> 32, new.nonce);
         }
+    }
+
+    #[test]
+    fn positions_hold_a_few_inline_and_any_number_on_the_heap() {
+        let few: Positions = [4, 1].into_iter().collect();
+        assert!(matches!(few, Positions::Inline { len: 2, .. }));
+        assert_eq!(&*few, &[4, 1]);
+        let many: Positions = (1..=7).collect();
+        assert!(matches!(many, Positions::Heap(_)));
+        assert_eq!(&*many, &[1, 2, 3, 4, 5, 6, 7]);
+        assert!(Positions::default().is_empty());
+        assert_eq!(&*Positions::one(1), &[1]);
     }
 
     #[test]
