@@ -6,6 +6,7 @@ use crate::ffi::keys::KeyKind;
 use crate::ffi::{call, configs, context, keys, CtxPtr, OwnedStr, ReplyKind};
 use crate::undo::log::UndoLog;
 use crate::undo::recipe::{Collection, Growth, Plan, Read};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
@@ -47,13 +48,13 @@ impl Seen {
 /// For the others `OBJECT ENCODING` (O(1), no LRU/LFU touch) answers: a small key may still
 /// be in a large encoding (one long value makes a hash a hashtable), and copying it whole
 /// would cost as much as its values.
-pub fn compact_keys(
+pub fn compact_keys<'a>(
     ctx: CtxPtr,
-    plan: &Plan,
+    plan: &Plan<'a>,
     undo: &UndoLog,
     facts: &super::preimage::Facts<'_>,
     seen: &mut Seen,
-) -> Result<Compact, TxuError> {
+) -> Result<Compact<'a>, TxuError> {
     let mut out = Compact::default();
     let keys = plan.element_keys();
     if keys.is_empty() {
@@ -61,18 +62,18 @@ pub fn compact_keys(
     }
     let limits = compact_limits(ctx);
     for key in keys {
-        if undo.covers(&key) || seen.large.contains(&key) {
+        if undo.covers(key) || seen.large.iter().any(|k| k.as_slice() == key) {
             continue;
         }
-        let unasked = seen.unasked.contains(&key);
-        if undo.has_elements(&key) && !unasked {
+        let unasked = seen.unasked.iter().any(|k| k.as_slice() == key);
+        if undo.has_elements(key) && !unasked {
             continue;
         }
         // Looked up already when the command's keys were, else now.
-        let info = match super::preimage::fact(facts, &key) {
+        let info = match super::preimage::fact(facts, key) {
             Some(f) => f.map(|f| (f.kind, f.len)),
             None => {
-                let k = OwnedStr::create(&key).ok_or(TxuError::OutOfMemory)?;
+                let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
                 keys::key_info(ctx, k.as_str())
             }
         };
@@ -86,17 +87,17 @@ pub fn compact_keys(
         if !may_be_compact {
             continue;
         }
-        let stays = match (info, plan.growth(&key)) {
+        let stays = match (info, plan.growth(key)) {
             (Some((kind, n)), Some(g)) => stays_compact(g, kind, n, &limits),
             _ => false,
         };
         if stays {
             if !unasked {
-                seen.unasked.push(key);
+                seen.unasked.push(key.to_vec());
             }
             continue;
         }
-        let read = hash_fields_read(ctx, plan, &key, info, &limits);
+        let read = hash_fields_read(ctx, plan, key, info, &limits);
         let long = read
             .as_ref()
             .is_some_and(|h| h.holds_long(limits.hash_value));
@@ -104,11 +105,11 @@ pub fn compact_keys(
             out.hash_values = read;
         }
         if long {
-            seen.large.push(key);
-        } else if is_compact(ctx, &key)? {
+            seen.large.push(key.to_vec());
+        } else if is_compact(ctx, key)? {
             out.whole.push(key);
         } else {
-            seen.large.push(key);
+            seen.large.push(key.to_vec());
         }
     }
     Ok(out)
@@ -117,20 +118,20 @@ pub fn compact_keys(
 /// What [`compact_keys`] found: the keys to snapshot whole, and the values of the hash fields
 /// it read on the way (the command's `HMGET` pre-image then reads nothing again).
 #[derive(Debug, Default)]
-pub struct Compact {
-    pub whole: Vec<Vec<u8>>,
-    pub hash_values: Option<HashValues>,
+pub struct Compact<'a> {
+    pub whole: Vec<&'a [u8]>,
+    pub hash_values: Option<HashValues<'a>>,
 }
 
 /// The values of `fields` of the hash `key`, read through the key API.
 #[derive(Debug)]
-pub struct HashValues {
-    pub key: Vec<u8>,
-    pub fields: Vec<Vec<u8>>,
+pub struct HashValues<'a> {
+    pub key: &'a [u8],
+    pub fields: Vec<&'a [u8]>,
     pub values: Vec<Option<Vec<u8>>>,
 }
 
-impl HashValues {
+impl HashValues<'_> {
     /// Whether a field present has a name or value longer than `max` (see
     /// [`hash_fields_read`]).
     fn holds_long(&self, max: Option<usize>) -> bool {
@@ -145,9 +146,12 @@ impl HashValues {
     }
 
     /// Whether they answer the pre-image read `cmd`: `HMGET` of the same key and fields.
-    pub fn answers(&self, cmd: &[Vec<u8>]) -> bool {
+    pub fn answers(&self, cmd: &[Cow<'_, [u8]>]) -> bool {
         matches!(cmd, [name, key, fields @ ..]
-            if name.eq_ignore_ascii_case(b"HMGET") && *key == self.key && fields == self.fields)
+            if name.eq_ignore_ascii_case(b"HMGET")
+                && **key == *self.key
+                && fields.len() == self.fields.len()
+                && fields.iter().zip(&self.fields).all(|(a, b)| **a == **b))
     }
 
     /// The read's reply, as `HMGET` gives it.
@@ -167,13 +171,13 @@ impl HashValues {
 /// listpack the server would keep or load (a listpack gets such a value only by a config
 /// lowered after it was written; `RESTORE` would convert it, see the README): it need not be
 /// asked about.
-fn hash_fields_read(
+fn hash_fields_read<'a>(
     ctx: CtxPtr,
-    plan: &Plan,
-    key: &[u8],
+    plan: &Plan<'a>,
+    key: &'a [u8],
     info: Option<(KeyKind, usize)>,
     limits: &CompactLimits,
-) -> Option<HashValues> {
+) -> Option<HashValues<'a>> {
     let (Some((KeyKind::Hash, _)), Some(_), Some(fields)) =
         (info, limits.hash_value, plan.hash_fields(key))
     else {
@@ -183,10 +187,9 @@ fn hash_fields_read(
         return None;
     }
     let k = OwnedStr::create(key)?;
-    let names: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
-    let values = keys::hash_get(ctx, k.as_str(), &names)?;
+    let values = keys::hash_get(ctx, k.as_str(), fields)?;
     Some(HashValues {
-        key: key.to_vec(),
+        key,
         fields: fields.to_vec(),
         values,
     })
@@ -429,19 +432,20 @@ mod tests {
     #[test]
     fn hash_values_read_once_answer_the_same_hmget_only() {
         let b = |s: &str| s.as_bytes().to_vec();
+        let c = |s: &'static str| Cow::Borrowed(s.as_bytes());
         let h = HashValues {
-            key: b("h"),
-            fields: vec![b("f"), b("g")],
+            key: b"h",
+            fields: vec![b"f", b"g"],
             values: vec![Some(b("x".repeat(65).as_str())), None],
         };
         assert!(h.holds_long(Some(64)));
         assert!(!h.holds_long(Some(65)));
         assert!(!h.holds_long(None));
-        assert!(h.answers(&[b("HMGET"), b("h"), b("f"), b("g")]));
-        assert!(h.answers(&[b("hmget"), b("h"), b("f"), b("g")]));
-        assert!(!h.answers(&[b("HMGET"), b("h"), b("f")]));
-        assert!(!h.answers(&[b("HMGET"), b("other"), b("f"), b("g")]));
-        assert!(!h.answers(&[b("ZMSCORE"), b("h"), b("f"), b("g")]));
+        assert!(h.answers(&[c("HMGET"), c("h"), c("f"), c("g")]));
+        assert!(h.answers(&[c("hmget"), c("h"), c("f"), c("g")]));
+        assert!(!h.answers(&[c("HMGET"), c("h"), c("f")]));
+        assert!(!h.answers(&[c("HMGET"), c("other"), c("f"), c("g")]));
+        assert!(!h.answers(&[c("ZMSCORE"), c("h"), c("f"), c("g")]));
         assert!(!h.answers(&[]));
         assert_eq!(
             h.into_read(),

@@ -16,10 +16,11 @@ use crate::stats::{add, STATS};
 use crate::undo::entry::{Snapshot, UndoEntry};
 use crate::undo::log::UndoLog;
 use crate::undo::recipe::{self, Read};
+use std::borrow::Cow;
 use std::ffi::CString;
 
 /// What was read before a write.
-pub(super) enum Prepared {
+pub(super) enum Prepared<'q> {
     /// A string command's one key (`Queued::string_key`): its value and expiry, read through
     /// the key API; exactly what its recipe (`GET` + `PEXPIRETIME`) would have recorded.
     Str {
@@ -38,13 +39,13 @@ pub(super) enum Prepared {
     Absent(Vec<Vec<u8>>),
     /// The command's recipe, the reads' replies and whole-key snapshots.
     Planned {
-        plan: recipe::Plan,
+        plan: recipe::Plan<'q>,
         reads: Vec<Read>,
         wholes: Vec<(Vec<u8>, Option<Snapshot>)>,
     },
 }
 
-impl Prepared {
+impl Prepared<'_> {
     /// Records the command's undo entries; `reply`: its reply when it succeeded.
     pub(super) fn record(self, undo: &mut UndoLog, reply: Option<ReplyRef<'_>>) {
         match self {
@@ -82,14 +83,14 @@ impl Prepared {
 /// Reads what the command is about to change ("the read that matches the write"). Nothing for
 /// a read, or when the undo log already restores every key the command writes. `now`: the
 /// server's time (ms) when the transaction started.
-pub(super) fn prepare(
+pub(super) fn prepare<'q>(
     ctx: CtxPtr,
-    q: &Queued,
+    q: &'q Queued,
     undo: &UndoLog,
     whole_only: bool,
     now: i64,
     seen: &mut compact::Seen,
-) -> Result<Option<Prepared>, TxuError> {
+) -> Result<Option<Prepared<'q>>, TxuError> {
     if q.write_keys.is_empty() {
         return Ok(None);
     }
@@ -131,13 +132,13 @@ pub(super) fn prepare(
         let keys = facts.iter().map(|(k, _)| k.to_vec()).collect();
         return Ok(Some(Prepared::Absent(keys)));
     }
-    let argv: Vec<&[u8]> = q.argv.iter().map(OwnedStr::as_bytes).collect();
+    let argv: Vec<&'q [u8]> = q.argv.iter().map(OwnedStr::as_bytes).collect();
     let plan = if whole_only {
         recipe::plan_whole(&argv, &q.write_keys)
     } else {
         recipe::plan_with(&argv, &q.write_keys, now, features(ctx))
     };
-    if plan.is_barrier_free() && plan.keys().iter().all(|k| undo.covers(k)) {
+    if plan.is_barrier_free() && plan.keys().iter().all(|&k| undo.covers(k)) {
         return Ok(None);
     }
     let compact = compact::compact_keys(ctx, &plan, undo, &facts, seen)?;
@@ -153,8 +154,8 @@ pub(super) fn prepare(
     }
     let mut wholes = Vec::new();
     for k in plan.whole_keys(&reads) {
-        let snap = snapshot(ctx, &k, &facts)?;
-        wholes.push((k, snap));
+        let snap = snapshot(ctx, k, &facts)?;
+        wholes.push((k.to_vec(), snap));
     }
     Ok(Some(Prepared::Planned {
         plan,
@@ -214,7 +215,7 @@ const SHORT_RANGE: usize = 16;
 
 /// Runs a pre-image read (unreplicated, RESP2) and converts its reply. `facts`: what the
 /// command's key lookups found.
-fn read(ctx: CtxPtr, cmd: &[Vec<u8>], facts: &Facts<'_>) -> Result<Read, TxuError> {
+fn read(ctx: CtxPtr, cmd: &[Cow<'_, [u8]>], facts: &Facts<'_>) -> Result<Read, TxuError> {
     let Some((name, args)) = cmd.split_first() else {
         return Ok(Read::Nil);
     };
@@ -268,7 +269,7 @@ fn read(ctx: CtxPtr, cmd: &[Vec<u8>], facts: &Facts<'_>) -> Result<Read, TxuErro
         let is_hash = matches!(fact(facts, key), Some(Some(f)) if f.kind == keys::KeyKind::Hash);
         if is_hash && !features(ctx).hash_field_ttl {
             let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
-            let fields: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
+            let fields: Vec<&[u8]> = fields.iter().map(AsRef::as_ref).collect();
             if let Some(values) = keys::hash_get(ctx, k.as_str(), &fields) {
                 let value = |v: Option<Vec<u8>>| v.map_or(Read::Nil, Read::Bulk);
                 return Ok(Read::Array(values.into_iter().map(value).collect()));
@@ -281,7 +282,7 @@ fn read(ctx: CtxPtr, cmd: &[Vec<u8>], facts: &Facts<'_>) -> Result<Read, TxuErro
     {
         if matches!(fact(facts, key), Some(Some(f)) if f.kind == keys::KeyKind::ZSet) {
             let k = OwnedStr::create(key).ok_or(TxuError::OutOfMemory)?;
-            let members: Vec<&[u8]> = members.iter().map(Vec::as_slice).collect();
+            let members: Vec<&[u8]> = members.iter().map(AsRef::as_ref).collect();
             if let Some(scores) = keys::zset_scores(ctx, k.as_str(), &members) {
                 let score = |s: Option<f64>| s.map_or(Read::Nil, Read::Double);
                 return Ok(Read::Array(scores.into_iter().map(score).collect()));
@@ -290,7 +291,7 @@ fn read(ctx: CtxPtr, cmd: &[Vec<u8>], facts: &Facts<'_>) -> Result<Read, TxuErro
     }
     let cname =
         CString::new(name.clone()).map_err(|_| TxuError::Internal("bad pre-image read".into()))?;
-    let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    let args: Vec<&[u8]> = args.iter().map(AsRef::as_ref).collect();
     let r = call::call_plain(ctx, &cname, &args)?;
     Ok(to_read(r.as_ref()))
 }

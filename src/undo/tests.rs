@@ -48,24 +48,25 @@ fn record(db: &mut Db, logs: &mut [&mut UndoLog], argv: &[Vec<u8>], skip_covered
         return db.call(argv);
     }
     // As the executor does: keys in a compact encoding now are copied whole.
-    let compact: Vec<Vec<u8>> = plan
+    let compact: Vec<&[u8]> = plan
         .element_keys()
         .into_iter()
         .filter(|k| !logs[0].covers(k) && !logs[0].has_elements(k))
         .filter(|k| {
-            let enc = db.call(&[b"OBJECT".to_vec(), b"ENCODING".to_vec(), k.clone()]);
+            let enc = db.call(&[b"OBJECT".to_vec(), b"ENCODING".to_vec(), k.to_vec()]);
             matches!(enc, Read::Bulk(e) if e == b"listpack" || e == b"intset")
         })
         .collect();
     let plan = plan.with_whole(&compact);
-    let reads: Vec<Read> = plan.reads().iter().map(|c| db.call(c)).collect();
+    let reads: Vec<Read> = plan
+        .reads()
+        .iter()
+        .map(|c| db.call(&c.iter().map(|a| a.to_vec()).collect::<Vec<_>>()))
+        .collect();
     let wholes: Vec<(Vec<u8>, Option<Snapshot>)> = plan
         .whole_keys(&reads)
         .into_iter()
-        .map(|k| {
-            let s = snapshot(db, &k);
-            (k, s)
-        })
+        .map(|k| (k.to_vec(), snapshot(db, k)))
         .collect();
     let reply = db.call(argv);
     if matches!(reply, Read::Error(_)) {

@@ -5,9 +5,10 @@
 
 use super::{
     bad_unless, distinct, per_element, with_expiry, Builder, Collection, Features, Growth,
-    Observed, Read, Recipe, Ttl,
+    Observed, Read, ReadCmd, Recipe, Ttl,
 };
 use crate::undo::entry::UndoEntry;
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HashOp {
@@ -20,10 +21,10 @@ enum HashOp {
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct HashRecipe {
-    key: Vec<u8>,
+pub(super) struct HashRecipe<'a> {
+    key: &'a [u8],
     op: HashOp,
-    fields: Vec<Vec<u8>>,
+    fields: Vec<&'a [u8]>,
     values: usize,
     ttl: usize,
     field_ttls: Option<usize>,
@@ -35,12 +36,12 @@ pub(super) struct HashRecipe {
 /// The most bytes of a value `HINCRBY` writes (`-9223372036854775808`).
 const INT_TEXT_MAX: usize = 20;
 
-pub(super) fn build(
+pub(super) fn build<'a>(
     name: &[u8],
-    argv: &[&[u8]],
+    argv: &[&'a [u8]],
     features: Features,
-    b: &mut Builder,
-) -> Option<Recipe> {
+    b: &mut Builder<'a>,
+) -> Option<Recipe<'a>> {
     let argc = argv.len();
     let k = argv.get(1).copied()?;
     let (op, fields) = match name {
@@ -62,14 +63,19 @@ pub(super) fn build(
         b"hincrby" => argv.get(2).map(|f| (1, f.len().max(INT_TEXT_MAX))),
         _ => None,
     };
-    let fields = distinct(fields.into_iter().map(<[u8]>::to_vec));
+    let fields = distinct(fields);
     let key = b.key(k);
     let values = b.read_with(b"HMGET", k, &fields);
     let ttl = b.ttl(k);
     let field_ttls = features.hash_field_ttl.then(|| {
-        let mut args = vec![b"FIELDS".to_vec(), fields.len().to_string().into_bytes()];
-        args.extend(fields.iter().cloned());
-        b.read_with(b"HPEXPIRETIME", k, &args)
+        let mut c: ReadCmd<'a> = vec![
+            Cow::Borrowed(&b"HPEXPIRETIME"[..]),
+            Cow::Borrowed(k),
+            Cow::Borrowed(&b"FIELDS"[..]),
+            Cow::Owned(fields.len().to_string().into_bytes()),
+        ];
+        c.extend(fields.iter().map(|&f| Cow::Borrowed(f)));
+        b.read_cmd(c)
     });
     Some(Recipe::Hash(HashRecipe {
         key,
@@ -82,7 +88,7 @@ pub(super) fn build(
     }))
 }
 
-impl HashRecipe {
+impl<'a> HashRecipe<'a> {
     /// Per-field values from `HMGET`, validated (and field TTLs, when read).
     fn before(&self, reads: &[Read]) -> Option<(Ttl, Vec<Option<Vec<u8>>>)> {
         let value = |r: &Read| match r {
@@ -108,16 +114,16 @@ impl HashRecipe {
 
     /// The hash: a field put back with `HSET` goes to the end of a listpack, and a value that
     /// converted it to a hashtable leaves the hashtable behind.
-    pub(super) fn element_keys(&self) -> Vec<&[u8]> {
-        vec![&self.key]
+    pub(super) fn element_keys(&self) -> Vec<&'a [u8]> {
+        vec![self.key]
     }
 
-    pub(super) fn fields_of(&self, key: &[u8]) -> Option<&[Vec<u8>]> {
-        (key == self.key.as_slice()).then_some(self.fields.as_slice())
+    pub(super) fn fields_of(&self, key: &[u8]) -> Option<&[&'a [u8]]> {
+        (key == self.key).then_some(self.fields.as_slice())
     }
 
     pub(super) fn growth(&self, key: &[u8]) -> Option<Growth> {
-        let (added, longest) = self.grows.filter(|_| key == self.key.as_slice())?;
+        let (added, longest) = self.grows.filter(|_| key == self.key)?;
         Some(Growth {
             kind: Collection::Hash,
             added,
@@ -125,13 +131,13 @@ impl HashRecipe {
         })
     }
 
-    pub(super) fn bad_keys<'a>(&'a self, reads: &[Read]) -> Vec<&'a [u8]> {
-        bad_unless(self.before(reads).is_some(), [self.key.as_slice()])
+    pub(super) fn bad_keys(&self, reads: &[Read]) -> Vec<&'a [u8]> {
+        bad_unless(self.before(reads).is_some(), [self.key])
     }
 
     pub(super) fn entries(&self, seen: &Observed, out: &mut Vec<UndoEntry>) {
         let Observed { reads, .. } = *seen;
-        if seen.is_whole(&self.key) {
+        if seen.is_whole(self.key) {
             return;
         }
         let Some((t, vals)) = self.before(reads) else {
@@ -147,12 +153,12 @@ impl HashRecipe {
                 HashOp::Del => v.is_some(),
             })
             .map(|(f, before)| UndoEntry::HashField {
-                key: self.key.clone(),
-                field: f.clone(),
+                key: self.key.to_vec(),
+                field: f.to_vec(),
                 before,
             })
             .collect();
-        with_expiry(&self.key, t, changed, out);
+        with_expiry(self.key, t, changed, out);
     }
 }
 

@@ -10,14 +10,14 @@ use super::{
 use crate::undo::entry::UndoEntry;
 
 #[derive(Debug, Clone)]
-pub(super) enum KeyRecipe {
+pub(super) enum KeyRecipe<'a> {
     /// The EXPIRE family (when the deadline keeps the key) and PERSIST.
-    Expire { key: Vec<u8>, ttl: usize },
+    Expire { key: &'a [u8], ttl: usize },
     /// RENAME / RENAMENX (`nx`): src's expiry, then the rename (dst is snapshotted whole for
     /// RENAME; RENAMENX succeeds only when dst does not exist).
     Rename {
-        src: Vec<u8>,
-        dst: Vec<u8>,
+        src: &'a [u8],
+        dst: &'a [u8],
         ttl: usize,
         nx: bool,
     },
@@ -29,7 +29,12 @@ pub fn is_rename(name: &[u8]) -> bool {
     matches!(name, b"rename" | b"renamenx")
 }
 
-pub(super) fn build(name: &[u8], argv: &[&[u8]], now_ms: i64, b: &mut Builder) -> Option<Recipe> {
+pub(super) fn build<'a>(
+    name: &[u8],
+    argv: &[&'a [u8]],
+    now_ms: i64,
+    b: &mut Builder<'a>,
+) -> Option<Recipe<'a>> {
     let recipe = match name {
         b"expire" | b"pexpire" | b"expireat" | b"pexpireat" => {
             let (&k, &t) = match argv {
@@ -95,7 +100,7 @@ pub(super) fn build(name: &[u8], argv: &[&[u8]], now_ms: i64, b: &mut Builder) -
     Some(Recipe::Key(recipe))
 }
 
-impl KeyRecipe {
+impl<'a> KeyRecipe<'a> {
     /// RENAMENX's entries depend on whether it renamed.
     pub(super) fn needs_reply(&self) -> bool {
         matches!(self, KeyRecipe::Rename { nx: true, .. })
@@ -105,10 +110,10 @@ impl KeyRecipe {
         matches!(self, KeyRecipe::Rename { .. })
     }
 
-    pub(super) fn bad_keys<'a>(&'a self, reads: &[Read]) -> Vec<&'a [u8]> {
+    pub(super) fn bad_keys(&self, reads: &[Read]) -> Vec<&'a [u8]> {
         match self {
             KeyRecipe::Expire { key: k, ttl } | KeyRecipe::Rename { src: k, ttl, .. } => {
-                bad_unless(ttl_at(reads, *ttl).is_some(), [k.as_slice()])
+                bad_unless(ttl_at(reads, *ttl).is_some(), [*k])
             }
         }
     }
@@ -134,8 +139,8 @@ impl KeyRecipe {
                     }
                 }
                 out.push(UndoEntry::Rename {
-                    from: src.clone(),
-                    to: dst.clone(),
+                    from: src.to_vec(),
+                    to: dst.to_vec(),
                 });
             }
         }

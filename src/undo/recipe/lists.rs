@@ -8,12 +8,13 @@ use super::{
     ttls_ok, Builder, Observed, Read, Recipe, Ttl,
 };
 use crate::undo::entry::UndoEntry;
+use std::borrow::Cow;
 
 #[derive(Debug, Clone)]
-pub(super) enum ListRecipe {
+pub(super) enum ListRecipe<'a> {
     /// LPUSH, RPUSH, LPUSHX, RPUSHX (`only_existing`): `count` elements on one side.
     Push {
-        key: Vec<u8>,
+        key: &'a [u8],
         left: bool,
         count: u64,
         only_existing: bool,
@@ -21,14 +22,14 @@ pub(super) enum ListRecipe {
     },
     /// LPOP / RPOP: the elements come from the reply.
     Pop {
-        key: Vec<u8>,
+        key: &'a [u8],
         left: bool,
         ttl: usize,
     },
     /// LMOVE, RPOPLPUSH: the element comes from the reply.
     Move {
-        src: Vec<u8>,
-        dst: Vec<u8>,
+        src: &'a [u8],
+        dst: &'a [u8],
         from_left: bool,
         to_left: bool,
         src_ttl: usize,
@@ -36,23 +37,23 @@ pub(super) enum ListRecipe {
     },
     /// LMPOP: the key and the elements come from the reply.
     MPop {
-        keys: Vec<(Vec<u8>, usize)>,
+        keys: Vec<(&'a [u8], usize)>,
         left: bool,
     },
     /// LSET: `LINDEX` of the index.
     Set {
-        key: Vec<u8>,
+        key: &'a [u8],
         index: i64,
         old: usize,
         ttl: usize,
     },
-    Trim(Trim),
+    Trim(Trim<'a>),
 }
 
 /// LTRIM: `LLEN`, and `LRANGE` of the head and of the tail it may remove.
 #[derive(Debug, Clone)]
-pub(super) struct Trim {
-    key: Vec<u8>,
+pub(super) struct Trim<'a> {
+    key: &'a [u8],
     start: i64,
     stop: i64,
     len: usize,
@@ -61,7 +62,7 @@ pub(super) struct Trim {
     tail: Option<usize>,
 }
 
-pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Recipe> {
+pub(super) fn build<'a>(name: &[u8], argv: &[&'a [u8]], b: &mut Builder<'a>) -> Option<Recipe<'a>> {
     let argc = argv.len();
     let key1 = argv.get(1).copied();
     let recipe = match name {
@@ -142,15 +143,25 @@ pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Reci
             let head = if start == 0 {
                 None
             } else {
-                let end = start.checked_sub(1)?.to_string();
-                Some(b.read(&[b"LRANGE", k, b"0", end.as_bytes()]))
+                let end = start.checked_sub(1)?.to_string().into_bytes();
+                Some(b.read_cmd(vec![
+                    Cow::Borrowed(&b"LRANGE"[..]),
+                    Cow::Borrowed(k),
+                    Cow::Borrowed(&b"0"[..]),
+                    Cow::Owned(end),
+                ]))
             };
             // The elements after `stop` (none when it is -1).
             let tail = if stop == -1 {
                 None
             } else {
-                let from = stop.checked_add(1)?.to_string();
-                Some(b.read(&[b"LRANGE", k, from.as_bytes(), b"-1"]))
+                let from = stop.checked_add(1)?.to_string().into_bytes();
+                Some(b.read_cmd(vec![
+                    Cow::Borrowed(&b"LRANGE"[..]),
+                    Cow::Borrowed(k),
+                    Cow::Owned(from),
+                    Cow::Borrowed(&b"-1"[..]),
+                ]))
             };
             ListRecipe::Trim(Trim {
                 key,
@@ -216,7 +227,7 @@ fn bulk_list(r: &Read) -> Option<Vec<Vec<u8>>> {
 /// elements in list order (index 0 first) and the tail elements in list order.
 type Trimmed = (Ttl, Vec<Vec<u8>>, Vec<Vec<u8>>);
 
-impl Trim {
+impl Trim<'_> {
     /// What the command removes, validated against the list's length.
     fn removed(&self, reads: &[Read]) -> Option<Trimmed> {
         let t = ttl_at(reads, self.ttl)?;
@@ -278,7 +289,7 @@ impl Trim {
     }
 }
 
-impl ListRecipe {
+impl<'a> ListRecipe<'a> {
     pub(super) fn needs_reply(&self) -> bool {
         matches!(
             self,
@@ -288,21 +299,21 @@ impl ListRecipe {
 
     /// Every key: a push that made a listpack too big for one converts it to a quicklist, and
     /// popping the elements back leaves the quicklist (it turns back only at half the size).
-    pub(super) fn element_keys(&self) -> Vec<&[u8]> {
+    pub(super) fn element_keys(&self) -> Vec<&'a [u8]> {
         match self {
             ListRecipe::Push { key, .. }
             | ListRecipe::Pop { key, .. }
             | ListRecipe::Set { key, .. } => vec![key],
-            ListRecipe::Trim(t) => vec![&t.key],
+            ListRecipe::Trim(t) => vec![t.key],
             ListRecipe::Move { src, dst, .. } => vec![src, dst],
-            ListRecipe::MPop { keys, .. } => keys.iter().map(|(k, _)| k.as_slice()).collect(),
+            ListRecipe::MPop { keys, .. } => keys.iter().map(|&(k, _)| k).collect(),
         }
     }
 
-    pub(super) fn bad_keys<'a>(&'a self, reads: &[Read]) -> Vec<&'a [u8]> {
+    pub(super) fn bad_keys(&self, reads: &[Read]) -> Vec<&'a [u8]> {
         match self {
             ListRecipe::Push { key, ttl, .. } | ListRecipe::Pop { key, ttl, .. } => {
-                bad_unless(ttl_at(reads, *ttl).is_some(), [key.as_slice()])
+                bad_unless(ttl_at(reads, *ttl).is_some(), [*key])
             }
             ListRecipe::Move {
                 src,
@@ -312,10 +323,10 @@ impl ListRecipe {
                 ..
             } => bad_unless(
                 ttl_at(reads, *src_ttl).is_some() && ttl_at(reads, *dst_ttl).is_some(),
-                [src.as_slice(), dst.as_slice()],
+                [*src, *dst],
             ),
             ListRecipe::MPop { keys, .. } => {
-                bad_unless(ttls_ok(reads, keys), keys.iter().map(|(k, _)| k.as_slice()))
+                bad_unless(ttls_ok(reads, keys), keys.iter().map(|&(k, _)| k))
             }
             ListRecipe::Set { key, old, ttl, .. } => {
                 let ok = match (reads.get(*old), ttl_at(reads, *ttl)) {
@@ -323,11 +334,9 @@ impl ListRecipe {
                     (Some(Read::Bulk(_)), Some(t)) => t.exists(),
                     _ => false,
                 };
-                bad_unless(ok, [key.as_slice()])
+                bad_unless(ok, [*key])
             }
-            ListRecipe::Trim(trim) => {
-                bad_unless(trim.removed(reads).is_some(), [trim.key.as_slice()])
-            }
+            ListRecipe::Trim(trim) => bad_unless(trim.removed(reads).is_some(), [trim.key]),
         }
     }
 
@@ -352,7 +361,7 @@ impl ListRecipe {
                 }
                 expiry(key, t, out);
                 out.push(UndoEntry::ListPop {
-                    key: key.clone(),
+                    key: key.to_vec(),
                     left: *left,
                     count: *count,
                 });
@@ -389,14 +398,14 @@ impl ListRecipe {
                 }
                 if !src_whole {
                     out.push(UndoEntry::ListPush {
-                        key: src.clone(),
+                        key: src.to_vec(),
                         left: *from_left,
                         elems: vec![e.clone()],
                     });
                 }
                 if !dst_whole {
                     out.push(UndoEntry::ListPop {
-                        key: dst.clone(),
+                        key: dst.to_vec(),
                         left: *to_left,
                         count: 1,
                     });
@@ -425,14 +434,14 @@ impl ListRecipe {
                 if let (Some(Read::Bulk(v)), Some(t)) = (reads.get(*old), ttl_at(reads, *ttl)) {
                     expiry(key, t, out);
                     out.push(UndoEntry::ListSet {
-                        key: key.clone(),
+                        key: key.to_vec(),
                         index: *index,
                         value: v.clone(),
                     });
                 }
             }
             ListRecipe::Trim(trim) => {
-                let key = &trim.key;
+                let key = trim.key;
                 if seen.is_whole(key) {
                     return;
                 }
@@ -446,14 +455,14 @@ impl ListRecipe {
                 if !h.is_empty() {
                     h.reverse();
                     out.push(UndoEntry::ListPush {
-                        key: key.clone(),
+                        key: key.to_vec(),
                         left: true,
                         elems: h,
                     });
                 }
                 if !tl.is_empty() {
                     out.push(UndoEntry::ListPush {
-                        key: key.clone(),
+                        key: key.to_vec(),
                         left: false,
                         elems: tl,
                     });

@@ -51,6 +51,7 @@ mod zsets;
 
 use super::entry::{Snapshot, UndoEntry};
 use super::keymap::SMALL;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 /// A reply, RESP2 or RESP3 (maps flattened to arrays, sets to arrays, by the executor).
@@ -100,27 +101,37 @@ pub enum Collection {
 /// take a whole-key snapshot instead of recording the old expiry.
 pub const EXPIRY_MARGIN_MS: i64 = 2_000;
 
-/// The reads to make before a command, and how to turn them into undo entries.
+/// A read to make before a command: its name and arguments, borrowed from the command's own
+/// arguments where they are (the names are constants; counts and indexes are computed).
+pub type ReadCmd<'a> = Vec<Cow<'a, [u8]>>;
+
+/// The reads to make before a command, and how to turn them into undo entries. It borrows
+/// the command's arguments (`'a`): planning copies no key, field or member.
 #[derive(Debug, Clone)]
-pub struct Plan {
-    reads: Vec<Vec<Vec<u8>>>,
+pub struct Plan<'a> {
+    reads: Vec<ReadCmd<'a>>,
     /// Every key the command may write (recipe keys and the rest of `key_positions`).
-    keys: Vec<Vec<u8>>,
+    keys: Vec<&'a [u8]>,
     /// Keys snapshotted whole whatever the reads say.
-    always_whole: Vec<Vec<u8>>,
-    recipe: Recipe,
+    always_whole: Vec<&'a [u8]>,
+    recipe: Recipe<'a>,
 }
 
 #[cfg(test)]
 /// `plan_with` for a server without the features of [`Features`] (Redis 7.0 - 7.2, Valkey 8).
-pub fn plan(argv: &[&[u8]], key_positions: &[usize], now_ms: i64) -> Plan {
+pub fn plan<'a>(argv: &[&'a [u8]], key_positions: &[usize], now_ms: i64) -> Plan<'a> {
     plan_with(argv, key_positions, now_ms, Features::default())
 }
 
 /// Plans the undo of `argv` (`argv[0]` is the command name, any case). `key_positions` index
 /// `argv` and name the keys the command may write, as the server reports them. `now_ms` is the
 /// server's time just before planning (it decides whether an absolute expiry deletes the key).
-pub fn plan_with(argv: &[&[u8]], key_positions: &[usize], now_ms: i64, features: Features) -> Plan {
+pub fn plan_with<'a>(
+    argv: &[&'a [u8]],
+    key_positions: &[usize],
+    now_ms: i64,
+    features: Features,
+) -> Plan<'a> {
     let written = written(argv, key_positions);
     // Command names are short: lowercased on the stack.
     let mut buf = [0u8; 32];
@@ -144,7 +155,7 @@ pub fn plan_with(argv: &[&[u8]], key_positions: &[usize], now_ms: i64, features:
             let mut always_whole = b.whole;
             let mut keys = b.keys;
             // Keys the server says the command writes and the recipe does not know about.
-            for k in &written.list {
+            for &k in &written.list {
                 if !keys.contains(k) {
                     always_whole.add(k);
                     keys.add(k);
@@ -160,7 +171,7 @@ pub fn plan_with(argv: &[&[u8]], key_positions: &[usize], now_ms: i64, features:
         // No recipe, or one that disagrees with the server about the keys: whole keys.
         _ => {
             let mut keys = written;
-            for k in &b.keys.list {
+            for &k in &b.keys.list {
                 keys.add(k);
             }
             Plan::whole(keys)
@@ -170,24 +181,24 @@ pub fn plan_with(argv: &[&[u8]], key_positions: &[usize], now_ms: i64, features:
 
 /// A plan without a recipe: every key in `key_positions` is copied whole. For a transaction
 /// that may be undone long after, over later changes, which only whole keys put back exactly.
-pub fn plan_whole(argv: &[&[u8]], key_positions: &[usize]) -> Plan {
+pub fn plan_whole<'a>(argv: &[&'a [u8]], key_positions: &[usize]) -> Plan<'a> {
     Plan::whole(written(argv, key_positions))
 }
 
 /// The keys at `key_positions` in `argv` (positions out of range are ignored).
-fn written(argv: &[&[u8]], key_positions: &[usize]) -> KeyList {
+fn written<'a>(argv: &[&'a [u8]], key_positions: &[usize]) -> KeyList<'a> {
     let mut keys = KeyList::default();
     for &p in key_positions {
-        if let Some(k) = argv.get(p) {
+        if let Some(&k) = argv.get(p) {
             keys.add(k);
         }
     }
     keys
 }
 
-impl Plan {
+impl<'a> Plan<'a> {
     /// No reads: every key in `keys` is snapshotted whole.
-    fn whole(keys: KeyList) -> Plan {
+    fn whole(keys: KeyList<'a>) -> Plan<'a> {
         Plan {
             reads: Vec::new(),
             always_whole: keys.list.clone(),
@@ -197,19 +208,19 @@ impl Plan {
     }
 
     /// The commands to run before the write, in order (each name first).
-    pub fn reads(&self) -> &[Vec<Vec<u8>>] {
+    pub fn reads(&self) -> &[ReadCmd<'a>] {
         &self.reads
     }
 
     /// Keys that need a whole-key snapshot (`DUMP` + absolute expiry; `None` when absent),
     /// decided from the replies to `reads()` (one per read, in order).
-    pub fn whole_keys(&self, reads: &[Read]) -> Vec<Vec<u8>> {
+    pub fn whole_keys(&self, reads: &[Read]) -> Vec<&'a [u8]> {
         let bad = self.recipe.bad_keys(reads);
         if bad.is_empty() {
             return self.always_whole.clone();
         }
         let mut out = KeyList::default();
-        for k in self.always_whole.iter().map(Vec::as_slice).chain(bad) {
+        for k in self.always_whole.iter().copied().chain(bad) {
             out.add(k);
         }
         out.list
@@ -225,11 +236,10 @@ impl Plan {
     /// an intset): a field put back goes to the end of a listpack, a member that converted an
     /// intset leaves a listpack or hashtable behind. The executor finds out which of these keys
     /// are compact now and passes them to [`Plan::with_whole`].
-    pub fn element_keys(&self) -> Vec<Vec<u8>> {
-        let whole: HashSet<&[u8]> = self.always_whole.iter().map(Vec::as_slice).collect();
+    pub fn element_keys(&self) -> Vec<&'a [u8]> {
         let mut out = KeyList::default();
         for k in self.recipe.element_keys() {
-            if !whole.contains(k) {
+            if !self.always_whole.contains(&k) {
                 out.add(k);
             }
         }
@@ -239,14 +249,14 @@ impl Plan {
     /// How the command grows `key`, when it only adds or updates elements of it and undoes
     /// them element by element (see [`Growth`]).
     pub fn growth(&self, key: &[u8]) -> Option<Growth> {
-        if self.always_whole.iter().any(|k| k == key) {
+        if self.always_whole.contains(&key) {
             return None;
         }
         self.recipe.growth(key)
     }
 
     /// The fields of the hash `key` the command reads before it writes them (`HMGET`).
-    pub fn hash_fields(&self, key: &[u8]) -> Option<&[Vec<u8>]> {
+    pub fn hash_fields(&self, key: &[u8]) -> Option<&[&'a [u8]]> {
         match &self.recipe {
             Recipe::Hash(r) => r.fields_of(key),
             _ => None,
@@ -257,17 +267,17 @@ impl Plan {
     /// executor passes the keys of [`Plan::element_keys`] held in a compact encoding, so small
     /// keys come back exactly as they were while big ones keep their element-level undo. When
     /// every key of the command is then whole, the plan reads nothing.
-    pub fn with_whole(mut self, keys: &[Vec<u8>]) -> Plan {
+    pub fn with_whole(mut self, keys: &[&'a [u8]]) -> Plan<'a> {
         if keys.is_empty() {
             return self;
         }
         let mut whole = KeyList::default();
-        for k in self.always_whole.iter().chain(keys) {
+        for &k in self.always_whole.iter().chain(keys) {
             whole.add(k);
         }
         if self.keys.iter().all(|k| whole.contains(k)) && !self.recipe.renames() {
             let mut all = KeyList::default();
-            for k in &self.keys {
+            for &k in &self.keys {
                 all.add(k);
             }
             return Plan::whole(all);
@@ -277,7 +287,7 @@ impl Plan {
     }
 
     /// Every key the command may write.
-    pub fn keys(&self) -> &[Vec<u8>] {
+    pub fn keys(&self) -> &[&'a [u8]] {
         &self.keys
     }
 
@@ -301,7 +311,7 @@ impl Plan {
         let mut out = Vec::new();
         if !wholes.is_empty() {
             let mut snaps: HashMap<Vec<u8>, Option<Snapshot>> = wholes.into_iter().collect();
-            for k in &whole {
+            for &k in &whole {
                 if let Some((key, before)) = snaps.remove_entry(k) {
                     out.push(UndoEntry::Whole { key, before });
                 }
@@ -321,96 +331,103 @@ impl Plan {
 /// (most commands name one or two keys), through a set once there are more than
 /// `keymap::SMALL`.
 #[derive(Debug, Default, Clone)]
-struct KeyList {
-    list: Vec<Vec<u8>>,
-    set: Option<HashSet<Vec<u8>>>,
+struct KeyList<'a> {
+    list: Vec<&'a [u8]>,
+    set: Option<HashSet<&'a [u8]>>,
 }
 
-impl KeyList {
+impl<'a> KeyList<'a> {
     /// Adds `k` unless present; whether it was added.
-    fn add(&mut self, k: &[u8]) -> bool {
+    fn add(&mut self, k: &'a [u8]) -> bool {
         if self.contains(k) {
             return false;
         }
         match &mut self.set {
             Some(set) => {
-                set.insert(k.to_vec());
+                set.insert(k);
             }
             None if self.list.len() >= SMALL => {
-                let mut set: HashSet<Vec<u8>> = self.list.iter().cloned().collect();
-                set.insert(k.to_vec());
+                let mut set: HashSet<&[u8]> = self.list.iter().copied().collect();
+                set.insert(k);
                 self.set = Some(set);
             }
             None => {}
         }
-        self.list.push(k.to_vec());
+        self.list.push(k);
         true
     }
 
     fn contains(&self, k: &[u8]) -> bool {
         match &self.set {
             Some(set) => set.contains(k),
-            None => self.list.iter().any(|x| x.as_slice() == k),
+            None => self.list.contains(&k),
         }
     }
 }
 
 #[derive(Default)]
-struct Builder {
-    reads: Vec<Vec<Vec<u8>>>,
-    keys: KeyList,
-    whole: KeyList,
+struct Builder<'a> {
+    reads: Vec<ReadCmd<'a>>,
+    keys: KeyList<'a>,
+    whole: KeyList<'a>,
 }
 
-impl Builder {
-    fn read(&mut self, parts: &[&[u8]]) -> usize {
-        self.reads.push(parts.iter().map(|p| p.to_vec()).collect());
+impl<'a> Builder<'a> {
+    fn read(&mut self, parts: &[&'a [u8]]) -> usize {
+        self.reads
+            .push(parts.iter().map(|&p| Cow::Borrowed(p)).collect());
+        self.reads.len() - 1
+    }
+
+    /// A read some of whose arguments are computed.
+    fn read_cmd(&mut self, cmd: ReadCmd<'a>) -> usize {
+        self.reads.push(cmd);
         self.reads.len() - 1
     }
 
     /// `name key args...`
-    fn read_with(&mut self, name: &[u8], key: &[u8], args: &[Vec<u8>]) -> usize {
+    fn read_with(&mut self, name: &'static [u8], key: &'a [u8], args: &[&'a [u8]]) -> usize {
         let mut c = Vec::with_capacity(args.len() + 2);
-        c.push(name.to_vec());
-        c.push(key.to_vec());
-        c.extend(args.iter().cloned());
+        c.push(Cow::Borrowed(name));
+        c.push(Cow::Borrowed(key));
+        c.extend(args.iter().map(|&a| Cow::Borrowed(a)));
         self.reads.push(c);
         self.reads.len() - 1
     }
 
-    fn ttl(&mut self, key: &[u8]) -> usize {
+    fn ttl(&mut self, key: &'a [u8]) -> usize {
         self.read(&[b"PEXPIRETIME", key])
     }
 
-    fn key(&mut self, k: &[u8]) -> Vec<u8> {
+    fn key(&mut self, k: &'a [u8]) -> &'a [u8] {
         self.keys.add(k);
-        k.to_vec()
+        k
     }
 }
 
 /// What a command's recipe remembers between planning and `entries`: per family, the keys and
 /// where each read's reply is (an index into `reads`).
 #[derive(Debug, Clone)]
-enum Recipe {
+enum Recipe<'a> {
     /// Nothing beyond the whole keys (or nothing at all: the command changes nothing).
     Nothing,
-    Str(strings::StrRecipe),
-    Hash(hashes::HashRecipe),
-    Set(sets::SetRecipe),
-    ZSet(zsets::ZSetRecipe),
-    List(lists::ListRecipe),
-    Key(keys::KeyRecipe),
+    Str(strings::StrRecipe<'a>),
+    Hash(hashes::HashRecipe<'a>),
+    Set(sets::SetRecipe<'a>),
+    ZSet(zsets::ZSetRecipe<'a>),
+    List(lists::ListRecipe<'a>),
+    Key(keys::KeyRecipe<'a>),
 }
 
 /// Builds the recipe of a command (`name` in lowercase): hands it to its family, which plans
 /// the reads. `None` when there is none (or the arguments look wrong): whole keys.
-fn build(
+fn build<'a>(
     name: &[u8],
-    argv: &[&[u8]],
+    argv: &[&'a [u8]],
     now_ms: i64,
     features: Features,
-    b: &mut Builder,
-) -> Option<Recipe> {
+    b: &mut Builder<'a>,
+) -> Option<Recipe<'a>> {
     match name {
         b"set" | b"setnx" | b"setex" | b"psetex" | b"getset" | b"getdel" | b"getex" | b"append"
         | b"setrange" | b"incr" | b"decr" | b"incrby" | b"decrby" | b"incrbyfloat" | b"setbit"
@@ -431,7 +448,7 @@ fn build(
     }
 }
 
-impl Recipe {
+impl<'a> Recipe<'a> {
     fn needs_reply(&self) -> bool {
         match self {
             Recipe::Nothing | Recipe::Str(_) | Recipe::Hash(_) => false,
@@ -450,7 +467,7 @@ impl Recipe {
     /// Keys that `entries` undoes element by element in a collection (see
     /// [`Plan::element_keys`]); none for strings (their undo puts the whole value back) and
     /// key-space commands (an expiry or a rename does not touch the value).
-    fn element_keys(&self) -> Vec<&[u8]> {
+    fn element_keys(&self) -> Vec<&'a [u8]> {
         match self {
             Recipe::Nothing | Recipe::Str(_) | Recipe::Key(_) => vec![],
             Recipe::Hash(r) => r.element_keys(),
@@ -470,7 +487,7 @@ impl Recipe {
     }
 
     /// Keys whose reads do not allow an element-level undo.
-    fn bad_keys<'a>(&'a self, reads: &[Read]) -> Vec<&'a [u8]> {
+    fn bad_keys(&self, reads: &[Read]) -> Vec<&'a [u8]> {
         match self {
             Recipe::Nothing => vec![],
             Recipe::Str(r) => r.bad_keys(reads),
@@ -508,20 +525,20 @@ struct Observed<'a> {
 
 /// Membership in a few byte strings: searched in order, through a set when there are many.
 struct SliceSet<'a> {
-    items: &'a [Vec<u8>],
+    items: &'a [&'a [u8]],
     set: Option<HashSet<&'a [u8]>>,
 }
 
 impl<'a> SliceSet<'a> {
-    fn new(items: &'a [Vec<u8>]) -> Self {
-        let set = (items.len() > SMALL).then(|| items.iter().map(Vec::as_slice).collect());
+    fn new(items: &'a [&'a [u8]]) -> Self {
+        let set = (items.len() > SMALL).then(|| items.iter().copied().collect());
         SliceSet { items, set }
     }
 
     fn contains(&self, k: &[u8]) -> bool {
         match &self.set {
             Some(set) => set.contains(k),
-            None => self.items.iter().any(|x| x.as_slice() == k),
+            None => self.items.contains(&k),
         }
     }
 }
@@ -550,21 +567,17 @@ fn parse_i64(b: &[u8]) -> Option<i64> {
     (n.to_string() == s).then_some(n)
 }
 
-fn distinct(items: impl IntoIterator<Item = Vec<u8>>) -> Vec<Vec<u8>> {
+fn distinct<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Vec<&'a [u8]> {
     let mut seen = KeyList::default();
     for i in items {
-        seen.add(&i);
+        seen.add(i);
     }
     seen.list
 }
 
-/// `argv[from..]` as owned byte strings (empty when out of range).
-fn tail(argv: &[&[u8]], from: usize) -> Vec<Vec<u8>> {
-    argv.get(from..)
-        .unwrap_or_default()
-        .iter()
-        .map(|a| a.to_vec())
-        .collect()
+/// `argv[from..]` (empty when out of range).
+fn tail<'a>(argv: &[&'a [u8]], from: usize) -> Vec<&'a [u8]> {
+    argv.get(from..).unwrap_or_default().to_vec()
 }
 
 /// `numkeys key...` starting at `argv[1]`: the keys and the index after them.
@@ -579,7 +592,7 @@ fn numkeys<'a>(argv: &[&'a [u8]]) -> Option<(Vec<&'a [u8]>, usize)> {
 }
 
 /// One `PEXPIRETIME` read per distinct key.
-fn ttl_per_key(keys: &[&[u8]], b: &mut Builder) -> Vec<(Vec<u8>, usize)> {
+fn ttl_per_key<'a>(keys: &[&'a [u8]], b: &mut Builder<'a>) -> Vec<(&'a [u8], usize)> {
     let mut seen = KeyList::default();
     let mut out = Vec::new();
     for &k in keys {
@@ -592,12 +605,12 @@ fn ttl_per_key(keys: &[&[u8]], b: &mut Builder) -> Vec<(Vec<u8>, usize)> {
 }
 
 /// Whether every key of a per-key `PEXPIRETIME` list has a well-formed reply.
-fn ttls_ok(reads: &[Read], keys: &[(Vec<u8>, usize)]) -> bool {
+fn ttls_ok(reads: &[Read], keys: &[(&[u8], usize)]) -> bool {
     keys.iter().all(|(_, t)| ttl_at(reads, *t).is_some())
 }
 
 /// `<pop> key [count]` (SPOP, ZPOPMIN/MAX, LPOP/RPOP): the key, and its `PEXPIRETIME` read.
-fn pop_key(argv: &[&[u8]], b: &mut Builder) -> Option<(Vec<u8>, usize)> {
+fn pop_key<'a>(argv: &[&'a [u8]], b: &mut Builder<'a>) -> Option<(&'a [u8], usize)> {
     let k = argv.get(1).copied()?;
     if !(2..=3).contains(&argv.len()) {
         return None;
@@ -678,7 +691,7 @@ fn popped(r: Option<&Read>) -> Vec<Vec<u8>> {
 /// command was not given.
 fn mpop_reply<'r, 'k>(
     reply: Option<&'r Read>,
-    keys: &'k [(Vec<u8>, usize)],
+    keys: &[(&'k [u8], usize)],
 ) -> Option<(&'k [u8], usize, &'r Read)> {
     let Some(Read::Array(r)) = reply else {
         return None;
@@ -687,8 +700,8 @@ fn mpop_reply<'r, 'k>(
         return None;
     };
     let k = bytes_of(k)?;
-    let (key, ttl) = keys.iter().find(|(x, _)| x == k)?;
-    Some((key, *ttl, elems))
+    let &(key, ttl) = keys.iter().find(|(x, _)| *x == k)?;
+    Some((key, ttl, elems))
 }
 
 /// The key's expiry entry, unless the key did not exist (undoing the elements deletes it).

@@ -10,13 +10,13 @@ use super::{
 use crate::undo::entry::UndoEntry;
 
 #[derive(Debug, Clone)]
-pub(super) enum SetRecipe {
-    Members(Membership),
+pub(super) enum SetRecipe<'a> {
+    Members(Membership<'a>),
     /// SMOVE: `SISMEMBER` of the member in both sets.
     Move {
-        src: Vec<u8>,
-        dst: Vec<u8>,
-        member: Vec<u8>,
+        src: &'a [u8],
+        dst: &'a [u8],
+        member: &'a [u8],
         src_has: usize,
         src_ttl: usize,
         dst_has: usize,
@@ -24,7 +24,7 @@ pub(super) enum SetRecipe {
     },
     /// SPOP: the members come from the reply.
     Pop {
-        key: Vec<u8>,
+        key: &'a [u8],
         ttl: usize,
     },
 }
@@ -32,15 +32,15 @@ pub(super) enum SetRecipe {
 /// SADD (`add`) / SREM: `SMISMEMBER` of the members, or (`flags` `None`) of one member, the
 /// command's reply (how many members it added or removed: 1 or 0).
 #[derive(Debug, Clone)]
-pub(super) struct Membership {
-    key: Vec<u8>,
+pub(super) struct Membership<'a> {
+    key: &'a [u8],
     add: bool,
-    members: Vec<Vec<u8>>,
+    members: Vec<&'a [u8]>,
     flags: Option<usize>,
     ttl: usize,
 }
 
-pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Recipe> {
+pub(super) fn build<'a>(name: &[u8], argv: &[&'a [u8]], b: &mut Builder<'a>) -> Option<Recipe<'a>> {
     let argc = argv.len();
     let key1 = argv.get(1).copied();
     let recipe = match name {
@@ -79,7 +79,7 @@ pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Reci
             SetRecipe::Move {
                 src: srck,
                 dst: dstk,
-                member: m.to_vec(),
+                member: m,
                 src_has,
                 src_ttl,
                 dst_has,
@@ -95,7 +95,7 @@ pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Reci
     Some(Recipe::Set(recipe))
 }
 
-impl Membership {
+impl Membership<'_> {
     /// Whether each member was in the set before the command, validated. Of one member, from
     /// the command's `reply` (`None` before the command ran: only the expiry is checked).
     fn before(&self, reads: &[Read], reply: Option<&Read>) -> Option<(Ttl, Vec<bool>)> {
@@ -131,12 +131,12 @@ impl Membership {
             .zip(present)
             .filter(|(_, p)| *p != self.add)
             .map(|(m, present)| UndoEntry::SetMember {
-                key: self.key.clone(),
-                member: m.clone(),
+                key: self.key.to_vec(),
+                member: m.to_vec(),
                 present,
             })
             .collect();
-        with_expiry(&self.key, t, changed, out);
+        with_expiry(self.key, t, changed, out);
     }
 }
 
@@ -153,7 +153,7 @@ fn member_flag(reads: &[Read], i: usize, ttl: usize) -> Option<(Ttl, bool)> {
     Some((t, has))
 }
 
-impl SetRecipe {
+impl<'a> SetRecipe<'a> {
     pub(super) fn needs_reply(&self) -> bool {
         match self {
             SetRecipe::Pop { .. } => true,
@@ -164,19 +164,17 @@ impl SetRecipe {
 
     /// Every key: a member put back with `SADD` goes to the end of a listpack, and one that
     /// converted an intset (a string, or one member too many) leaves the new encoding behind.
-    pub(super) fn element_keys(&self) -> Vec<&[u8]> {
+    pub(super) fn element_keys(&self) -> Vec<&'a [u8]> {
         match self {
-            SetRecipe::Members(m) => vec![&m.key],
+            SetRecipe::Members(m) => vec![m.key],
             SetRecipe::Move { src, dst, .. } => vec![src, dst],
             SetRecipe::Pop { key, .. } => vec![key],
         }
     }
 
-    pub(super) fn bad_keys<'a>(&'a self, reads: &[Read]) -> Vec<&'a [u8]> {
+    pub(super) fn bad_keys(&self, reads: &[Read]) -> Vec<&'a [u8]> {
         match self {
-            SetRecipe::Members(m) => {
-                bad_unless(m.before(reads, None).is_some(), [m.key.as_slice()])
-            }
+            SetRecipe::Members(m) => bad_unless(m.before(reads, None).is_some(), [m.key]),
             SetRecipe::Move {
                 src,
                 dst,
@@ -188,11 +186,9 @@ impl SetRecipe {
             } => bad_unless(
                 member_flag(reads, *src_has, *src_ttl).is_some()
                     && member_flag(reads, *dst_has, *dst_ttl).is_some(),
-                [src.as_slice(), dst.as_slice()],
+                [*src, *dst],
             ),
-            SetRecipe::Pop { key, ttl } => {
-                bad_unless(ttl_at(reads, *ttl).is_some(), [key.as_slice()])
-            }
+            SetRecipe::Pop { key, ttl } => bad_unless(ttl_at(reads, *ttl).is_some(), [*key]),
         }
     }
 
@@ -200,7 +196,7 @@ impl SetRecipe {
         let Observed { reads, reply, .. } = *seen;
         match self {
             SetRecipe::Members(m) => {
-                if !seen.is_whole(&m.key) {
+                if !seen.is_whole(m.key) {
                     m.entries(reads, reply, out);
                 }
             }
@@ -229,15 +225,15 @@ impl SetRecipe {
                 }
                 if !src_whole {
                     out.push(UndoEntry::SetMember {
-                        key: src.clone(),
-                        member: member.clone(),
+                        key: src.to_vec(),
+                        member: member.to_vec(),
                         present: true,
                     });
                 }
                 if !dhas && !dst_whole {
                     out.push(UndoEntry::SetMember {
-                        key: dst.clone(),
-                        member: member.clone(),
+                        key: dst.to_vec(),
+                        member: member.to_vec(),
                         present: false,
                     });
                 }
@@ -249,11 +245,12 @@ impl SetRecipe {
                 let Some(t) = ttl_at(reads, *ttl) else {
                     return;
                 };
-                let members = distinct(popped(reply))
+                let popped = popped(reply);
+                let members = distinct(popped.iter().map(Vec::as_slice))
                     .into_iter()
                     .map(|m| UndoEntry::SetMember {
-                        key: key.clone(),
-                        member: m,
+                        key: key.to_vec(),
+                        member: m.to_vec(),
                         present: true,
                     })
                     .collect();

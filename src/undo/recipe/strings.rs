@@ -8,11 +8,11 @@ use crate::undo::entry::UndoEntry;
 
 /// The string keys a command writes, each once.
 #[derive(Debug, Clone)]
-pub(super) struct StrRecipe(Vec<StrKey>);
+pub(super) struct StrRecipe<'a>(Vec<StrKey<'a>>);
 
 #[derive(Debug, Clone)]
-struct StrKey {
-    key: Vec<u8>,
+struct StrKey<'a> {
+    key: &'a [u8],
     get: usize,
     ttl: usize,
 }
@@ -57,9 +57,9 @@ pub fn counter_delta(name: &[u8], args: &[&[u8]]) -> Option<i64> {
     }
 }
 
-pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Recipe> {
+pub(super) fn build<'a>(name: &[u8], argv: &[&'a [u8]], b: &mut Builder<'a>) -> Option<Recipe<'a>> {
     let argc = argv.len();
-    let keys: Vec<&[u8]> = match name {
+    let keys: Vec<&'a [u8]> = match name {
         n if writes_first_key(n) => vec![argv.get(1).copied()?],
         b"mset" | b"msetnx" => {
             if argc < 3 || argc.is_multiple_of(2) {
@@ -71,7 +71,7 @@ pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Reci
         _ => return None,
     };
     let mut seen = KeyList::default();
-    let mut out: Vec<StrKey> = Vec::new();
+    let mut out: Vec<StrKey<'a>> = Vec::new();
     for k in keys {
         if !seen.add(k) {
             continue;
@@ -95,25 +95,25 @@ fn str_before(reads: &[Read], s: &StrKey) -> Option<StrBefore> {
     }
 }
 
-impl StrRecipe {
+impl<'a> StrRecipe<'a> {
     /// Each key on its own: a key whose GET fails (not a string) goes whole, the rest do not.
-    pub(super) fn bad_keys<'a>(&'a self, reads: &[Read]) -> Vec<&'a [u8]> {
+    pub(super) fn bad_keys(&self, reads: &[Read]) -> Vec<&'a [u8]> {
         self.0
             .iter()
             .filter(|s| str_before(reads, s).is_none())
-            .map(|s| s.key.as_slice())
+            .map(|s| s.key)
             .collect()
     }
 
     pub(super) fn entries(&self, seen: &Observed, out: &mut Vec<UndoEntry>) {
         let Observed { reads, .. } = *seen;
         for s in &self.0 {
-            if seen.is_whole(&s.key) {
+            if seen.is_whole(s.key) {
                 continue;
             }
             if let Some(before) = str_before(reads, s) {
                 out.push(UndoEntry::Str {
-                    key: s.key.clone(),
+                    key: s.key.to_vec(),
                     before,
                 });
             }

@@ -20,14 +20,19 @@ pub(super) fn args(s: &str) -> Vec<Vec<u8>> {
 pub(super) const NOW: i64 = 1_700_000_000_000;
 
 /// Plans `cmd` with `keys` (positions) as the written keys.
-pub(super) fn plan_of(cmd: &str, keys: &[usize]) -> Plan {
-    let a = args(cmd);
-    let refs: Vec<&[u8]> = a.iter().map(Vec::as_slice).collect();
+/// Plans `cmd` with `keys` (positions) as the written keys. The plan borrows the arguments,
+/// which a test leaks so that it may keep the plan.
+pub(super) fn plan_of(cmd: &str, keys: &[usize]) -> Plan<'static> {
+    let a: &'static [Vec<u8>] = Box::leak(args(cmd).into_boxed_slice());
+    let refs: Vec<&'static [u8]> = a.iter().map(Vec::as_slice).collect();
     plan(&refs, keys, NOW)
 }
 
-pub(super) fn reads_of(p: &Plan) -> Vec<String> {
-    p.reads().iter().map(|c| show(c)).collect()
+pub(super) fn reads_of(p: &Plan<'_>) -> Vec<String> {
+    p.reads()
+        .iter()
+        .map(|c| show(&c.iter().map(|a| a.to_vec()).collect::<Vec<_>>()))
+        .collect()
 }
 
 pub(super) fn bulk(s: &str) -> Read {
@@ -190,11 +195,7 @@ fn reads_match_the_write() {
         let p = plan_of(cmd, keys);
         assert_eq!(reads_of(&p), *reads, "{cmd}");
         let fake: Vec<Read> = p.reads().iter().map(|_| Read::Nil).collect();
-        let always: Vec<String> = p
-            .always_whole
-            .iter()
-            .map(|w| show(std::slice::from_ref(w)))
-            .collect();
+        let always: Vec<String> = p.always_whole.iter().map(|w| show(&[w.to_vec()])).collect();
         assert_eq!(always, *whole, "{cmd}");
         let _ = p.whole_keys(&fake);
     }
@@ -360,8 +361,11 @@ fn junk_never_panics() {
         } else {
             &reads[..]
         };
-        let wholes: Vec<(Vec<u8>, Option<Snapshot>)> =
-            p.whole_keys(reads).into_iter().map(|w| (w, None)).collect();
+        let wholes: Vec<(Vec<u8>, Option<Snapshot>)> = p
+            .whole_keys(reads)
+            .into_iter()
+            .map(|w| (w.to_vec(), None))
+            .collect();
         let reply = gen(&mut rng);
         let nested = arr(vec![bulk("k"), arr(vec![arr(vec![bulk("m"), bulk("1")])])]);
         for r in [Some(&reply), Some(&nested), None] {
@@ -388,7 +392,7 @@ fn compact_keys_go_whole_and_the_others_keep_their_elements() {
     // One key, compact: no reads at all, a whole-key copy.
     let p = plan_of("HDEL h a", &[1]);
     assert_eq!(p.element_keys(), vec![k("h")]);
-    let p = p.with_whole(&[k("h")]);
+    let p = p.with_whole(&[&b"h"[..]]);
     assert!(p.reads().is_empty());
     assert_eq!(p.whole_keys(&[]), vec![k("h")]);
     assert_eq!(
@@ -429,7 +433,7 @@ fn compact_keys_go_whole_and_the_others_keep_their_elements() {
     // Two keys, one compact: the other keeps its element-level entries.
     let smove = || plan_of("SMOVE a b m", &[1, 2]);
     let reads = [Read::Int(1), Read::Int(-1), Read::Int(0), Read::Int(5)];
-    let p = smove().with_whole(&[k("a")]);
+    let p = smove().with_whole(&[&b"a"[..]]);
     assert_eq!(p.whole_keys(&reads), vec![k("a")]);
     assert_eq!(
         p.entries(&reads, vec![(k("a"), Some(snap.clone()))], None),
@@ -443,7 +447,7 @@ fn compact_keys_go_whole_and_the_others_keep_their_elements() {
             }
         ]
     );
-    let p = smove().with_whole(&[k("b")]);
+    let p = smove().with_whole(&[&b"b"[..]]);
     assert_eq!(
         p.entries(&reads, vec![(k("b"), None)], None),
         [
@@ -456,13 +460,17 @@ fn compact_keys_go_whole_and_the_others_keep_their_elements() {
             }
         ]
     );
-    assert!(smove().with_whole(&[k("a"), k("b")]).reads().is_empty());
+    assert!(smove()
+        .with_whole(&[&b"a"[..], &b"b"[..]])
+        .reads()
+        .is_empty());
 
     let lmove = || plan_of("LMOVE a b LEFT RIGHT", &[1, 2]);
     let reads = [Read::Int(-1), Read::Int(4)];
-    let e = lmove()
-        .with_whole(&[k("b")])
-        .entries(&reads, vec![(k("b"), None)], Some(&bulk("e")));
+    let e =
+        lmove()
+            .with_whole(&[&b"b"[..]])
+            .entries(&reads, vec![(k("b"), None)], Some(&bulk("e")));
     assert_eq!(
         e,
         [
@@ -475,9 +483,10 @@ fn compact_keys_go_whole_and_the_others_keep_their_elements() {
             }
         ]
     );
-    let e = lmove()
-        .with_whole(&[k("a")])
-        .entries(&reads, vec![(k("a"), None)], Some(&bulk("e")));
+    let e =
+        lmove()
+            .with_whole(&[&b"a"[..]])
+            .entries(&reads, vec![(k("a"), None)], Some(&bulk("e")));
     assert_eq!(
         e,
         [
@@ -496,15 +505,15 @@ fn compact_keys_go_whole_and_the_others_keep_their_elements() {
 fn key_lists_keep_first_seen_order_across_the_switch_to_a_set() {
     use super::KeyList;
     let n = crate::undo::keymap::SMALL * 3;
+    let names: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i}").into_bytes()).collect();
     let mut l = KeyList::default();
     for round in 0..2 {
-        for i in 0..n {
-            assert_eq!(l.add(format!("k{i}").as_bytes()), round == 0, "k{i}");
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(l.add(name), round == 0, "k{i}");
         }
     }
     assert!(l.set.is_some());
-    let want: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i}").into_bytes()).collect();
-    assert_eq!(l.list, want);
+    assert_eq!(l.list, names);
     assert!(l.contains(b"k0") && !l.contains(b"k-none"));
 }
 

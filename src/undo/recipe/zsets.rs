@@ -21,31 +21,31 @@ enum ZOp {
 }
 
 #[derive(Debug, Clone)]
-pub(super) enum ZSetRecipe {
-    Members(Scores),
+pub(super) enum ZSetRecipe<'a> {
+    Members(Scores<'a>),
     /// ZPOPMIN / ZPOPMAX: the members and scores come from the reply.
     Pop {
-        key: Vec<u8>,
+        key: &'a [u8],
         ttl: usize,
     },
     /// ZREMRANGEBYRANK / ZREMRANGEBYSCORE: the matching ZRANGE ... WITHSCORES was read.
     RemRange {
-        key: Vec<u8>,
+        key: &'a [u8],
         range: usize,
         ttl: usize,
     },
     /// ZMPOP: the key, members and scores come from the reply.
     MPop {
-        keys: Vec<(Vec<u8>, usize)>,
+        keys: Vec<(&'a [u8], usize)>,
     },
 }
 
 /// ZADD, GEOADD, ZINCRBY, ZREM: `ZMSCORE` of the members.
 #[derive(Debug, Clone)]
-pub(super) struct Scores {
-    key: Vec<u8>,
+pub(super) struct Scores<'a> {
+    key: &'a [u8],
     op: ZOp,
-    members: Vec<Vec<u8>>,
+    members: Vec<&'a [u8]>,
     scores: usize,
     ttl: usize,
     /// ZADD, GEOADD, ZINCRBY: `(added, longest)` of their [`Growth`] (members in the
@@ -53,7 +53,7 @@ pub(super) struct Scores {
     grows: Option<(usize, usize)>,
 }
 
-pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Recipe> {
+pub(super) fn build<'a>(name: &[u8], argv: &[&'a [u8]], b: &mut Builder<'a>) -> Option<Recipe<'a>> {
     let argc = argv.len();
     let key1 = argv.get(1).copied();
     let recipe = match name {
@@ -82,7 +82,7 @@ pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Reci
                 rest.len() / group,
                 named().map(|m| m.len()).max().unwrap_or(0),
             );
-            let members = distinct(named().map(|m| m.to_vec()));
+            let members = distinct(named().copied());
             Scores::plan(k, ZOp::Add { nx, xx }, members, Some(grows), b)
         }
         b"zincrby" => {
@@ -94,7 +94,7 @@ pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Reci
                 nx: false,
                 xx: false,
             };
-            Scores::plan(k, op, vec![m.to_vec()], Some((1, m.len())), b)
+            Scores::plan(k, op, vec![m], Some((1, m.len())), b)
         }
         b"zrem" => {
             let k = key1?;
@@ -133,15 +133,15 @@ pub(super) fn build(name: &[u8], argv: &[&[u8]], b: &mut Builder) -> Option<Reci
     Some(Recipe::ZSet(recipe))
 }
 
-impl Scores {
+impl<'a> Scores<'a> {
     /// `ZMSCORE k members` and `PEXPIRETIME k`.
     fn plan(
-        k: &[u8],
+        k: &'a [u8],
         op: ZOp,
-        members: Vec<Vec<u8>>,
+        members: Vec<&'a [u8]>,
         grows: Option<(usize, usize)>,
-        b: &mut Builder,
-    ) -> ZSetRecipe {
+        b: &mut Builder<'a>,
+    ) -> ZSetRecipe<'a> {
         let key = b.key(k);
         let scores = b.read_with(b"ZMSCORE", k, &members);
         let ttl = b.ttl(k);
@@ -179,12 +179,12 @@ impl Scores {
                 ZOp::Rem => s.is_some(),
             })
             .map(|(m, score)| UndoEntry::ZMember {
-                key: self.key.clone(),
-                member: m.clone(),
+                key: self.key.to_vec(),
+                member: m.to_vec(),
                 score,
             })
             .collect();
-        with_expiry(&self.key, t, changed, out);
+        with_expiry(self.key, t, changed, out);
     }
 }
 
@@ -246,29 +246,29 @@ fn removed_range(reads: &[Read], range: usize, ttl: usize) -> Option<(Ttl, Score
 fn zmembers(key: &[u8], t: Ttl, pairs: Scored, out: &mut Vec<UndoEntry>) {
     let mut seen = KeyList::default();
     let members = pairs
-        .into_iter()
+        .iter()
         .filter(|(m, _)| seen.add(m))
         .map(|(m, s)| UndoEntry::ZMember {
             key: key.to_vec(),
-            member: m,
-            score: Some(s),
+            member: m.clone(),
+            score: Some(*s),
         })
         .collect();
     with_expiry(key, t, members, out);
 }
 
-impl ZSetRecipe {
+impl<'a> ZSetRecipe<'a> {
     pub(super) fn needs_reply(&self) -> bool {
         matches!(self, ZSetRecipe::Pop { .. } | ZSetRecipe::MPop { .. })
     }
 
     /// Every key: a member that converted a listpack to a skiplist (one member too many, or
     /// too long) leaves the skiplist behind when it is removed again.
-    pub(super) fn element_keys(&self) -> Vec<&[u8]> {
+    pub(super) fn element_keys(&self) -> Vec<&'a [u8]> {
         match self {
-            ZSetRecipe::Members(m) => vec![&m.key],
+            ZSetRecipe::Members(m) => vec![m.key],
             ZSetRecipe::Pop { key, .. } | ZSetRecipe::RemRange { key, .. } => vec![key],
-            ZSetRecipe::MPop { keys } => keys.iter().map(|(k, _)| k.as_slice()).collect(),
+            ZSetRecipe::MPop { keys } => keys.iter().map(|&(k, _)| k).collect(),
         }
     }
 
@@ -276,7 +276,7 @@ impl ZSetRecipe {
         let ZSetRecipe::Members(m) = self else {
             return None;
         };
-        let (added, longest) = m.grows.filter(|_| key == m.key.as_slice())?;
+        let (added, longest) = m.grows.filter(|_| key == m.key)?;
         Some(Growth {
             kind: Collection::ZSet,
             added,
@@ -284,18 +284,15 @@ impl ZSetRecipe {
         })
     }
 
-    pub(super) fn bad_keys<'a>(&'a self, reads: &[Read]) -> Vec<&'a [u8]> {
+    pub(super) fn bad_keys(&self, reads: &[Read]) -> Vec<&'a [u8]> {
         match self {
-            ZSetRecipe::Members(m) => bad_unless(m.before(reads).is_some(), [m.key.as_slice()]),
-            ZSetRecipe::Pop { key, ttl } => {
-                bad_unless(ttl_at(reads, *ttl).is_some(), [key.as_slice()])
+            ZSetRecipe::Members(m) => bad_unless(m.before(reads).is_some(), [m.key]),
+            ZSetRecipe::Pop { key, ttl } => bad_unless(ttl_at(reads, *ttl).is_some(), [*key]),
+            ZSetRecipe::RemRange { key, range, ttl } => {
+                bad_unless(removed_range(reads, *range, *ttl).is_some(), [*key])
             }
-            ZSetRecipe::RemRange { key, range, ttl } => bad_unless(
-                removed_range(reads, *range, *ttl).is_some(),
-                [key.as_slice()],
-            ),
             ZSetRecipe::MPop { keys } => {
-                bad_unless(ttls_ok(reads, keys), keys.iter().map(|(k, _)| k.as_slice()))
+                bad_unless(ttls_ok(reads, keys), keys.iter().map(|&(k, _)| k))
             }
         }
     }
@@ -304,7 +301,7 @@ impl ZSetRecipe {
         let Observed { reads, reply, .. } = *seen;
         match self {
             ZSetRecipe::Members(m) => {
-                if !seen.is_whole(&m.key) {
+                if !seen.is_whole(m.key) {
                     m.entries(reads, out);
                 }
             }
