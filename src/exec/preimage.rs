@@ -41,6 +41,8 @@ pub(super) enum Prepared<'q> {
     Planned {
         plan: recipe::Plan<'q>,
         reads: Vec<Read>,
+        /// `plan.whole_keys(&reads)`, and their snapshots.
+        whole: Vec<&'q [u8]>,
         wholes: Vec<(Vec<u8>, Option<Snapshot>)>,
     },
 }
@@ -71,10 +73,14 @@ impl Prepared<'_> {
             Prepared::Planned {
                 plan,
                 reads,
+                whole,
                 wholes,
             } => {
                 let reply_read = reply.filter(|_| plan.needs_reply()).map(to_read);
-                record(undo, plan.entries(&reads, wholes, reply_read.as_ref()));
+                record(
+                    undo,
+                    plan.entries_of(&reads, &whole, wholes, reply_read.as_ref()),
+                );
             }
         }
     }
@@ -152,14 +158,16 @@ pub(super) fn prepare<'q>(
             None => read(ctx, r, &facts)?,
         });
     }
-    let mut wholes = Vec::new();
-    for k in plan.whole_keys(&reads) {
+    let whole = plan.whole_keys(&reads);
+    let mut wholes = Vec::with_capacity(whole.len());
+    for &k in &whole {
         let snap = snapshot(ctx, k, &facts)?;
         wholes.push((k.to_vec(), snap));
     }
     Ok(Some(Prepared::Planned {
         plan,
         reads,
+        whole,
         wholes,
     }))
 }

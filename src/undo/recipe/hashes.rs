@@ -89,15 +89,34 @@ pub(super) fn build<'a>(
 }
 
 impl<'a> HashRecipe<'a> {
+    /// Whether the reads check out (as [`HashRecipe::before`] would find, without copying
+    /// the values).
+    fn checks_out(&self, reads: &[Read]) -> bool {
+        self.parse(reads, |r| match r {
+            Read::Nil => Some(false),
+            Read::Bulk(_) => Some(true),
+            _ => None,
+        })
+        .is_some()
+    }
+
     /// Per-field values from `HMGET`, validated (and field TTLs, when read).
     fn before(&self, reads: &[Read]) -> Option<(Ttl, Vec<Option<Vec<u8>>>)> {
-        let value = |r: &Read| match r {
+        self.parse(reads, |r| match r {
             Read::Nil => Some(None),
             Read::Bulk(v) => Some(Some(v.clone())),
             _ => None,
-        };
+        })
+    }
+
+    /// The reads, each field's value parsed by `value` (`Present::present`: the field exists).
+    fn parse<T: Present>(
+        &self,
+        reads: &[Read],
+        value: impl Fn(&Read) -> Option<T>,
+    ) -> Option<(Ttl, Vec<T>)> {
         let n = self.fields.len();
-        let (t, vals) = per_element(reads, self.values, n, self.ttl, value, Option::is_some)?;
+        let (t, vals) = per_element(reads, self.values, n, self.ttl, value, T::present)?;
         if let (Some(i), true) = (self.field_ttls, t.exists()) {
             // -2 no such field, -1 no TTL; a field with a TTL (>= 0) cannot be put back by HSET.
             match reads.get(i)? {
@@ -132,7 +151,7 @@ impl<'a> HashRecipe<'a> {
     }
 
     pub(super) fn bad_keys(&self, reads: &[Read]) -> Vec<&'a [u8]> {
-        bad_unless(self.before(reads).is_some(), [self.key])
+        bad_unless(self.checks_out(reads), [self.key])
     }
 
     pub(super) fn entries(&self, seen: &Observed, out: &mut Vec<UndoEntry>) {
@@ -159,6 +178,23 @@ impl<'a> HashRecipe<'a> {
             })
             .collect();
         with_expiry(self.key, t, changed, out);
+    }
+}
+
+/// A parsed `HMGET` value that says whether the field exists.
+trait Present {
+    fn present(&self) -> bool;
+}
+
+impl Present for bool {
+    fn present(&self) -> bool {
+        *self
+    }
+}
+
+impl Present for Option<Vec<u8>> {
+    fn present(&self) -> bool {
+        self.is_some()
     }
 }
 

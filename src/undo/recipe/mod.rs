@@ -301,17 +301,29 @@ impl<'a> Plan<'a> {
     /// The undo entries of the command, which succeeded: in the order of its own effects, so
     /// that applying them newest first undoes it. `wholes` are the snapshots of
     /// `whole_keys(reads)`; `reply` is the command's reply (needed when `needs_reply()`).
+    #[cfg(test)]
     pub fn entries(
         &self,
         reads: &[Read],
         wholes: Vec<(Vec<u8>, Option<Snapshot>)>,
         reply: Option<&Read>,
     ) -> Vec<UndoEntry> {
-        let whole = self.whole_keys(reads);
+        self.entries_of(reads, &self.whole_keys(reads), wholes, reply)
+    }
+
+    /// [`Plan::entries`] for an executor that has `whole`, the `whole_keys(reads)` it took
+    /// the snapshots of, at hand (deciding them again would parse every read again).
+    pub fn entries_of(
+        &self,
+        reads: &[Read],
+        whole: &[&'a [u8]],
+        wholes: Vec<(Vec<u8>, Option<Snapshot>)>,
+        reply: Option<&Read>,
+    ) -> Vec<UndoEntry> {
         let mut out = Vec::new();
         if !wholes.is_empty() {
             let mut snaps: HashMap<Vec<u8>, Option<Snapshot>> = wholes.into_iter().collect();
-            for &k in &whole {
+            for &k in whole {
                 if let Some((key, before)) = snaps.remove_entry(k) {
                     out.push(UndoEntry::Whole { key, before });
                 }
@@ -320,7 +332,7 @@ impl<'a> Plan<'a> {
         let seen = Observed {
             reads,
             reply,
-            whole: SliceSet::new(&whole),
+            whole: SliceSet::new(whole),
         };
         self.recipe.entries(&seen, &mut out);
         out
