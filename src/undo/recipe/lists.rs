@@ -210,12 +210,12 @@ fn list_pushback(
     });
 }
 
-fn bulk_list(r: &Read) -> Option<Vec<Vec<u8>>> {
+fn bulk_list(r: &Read) -> Option<Vec<&[u8]>> {
     match r {
         Read::Array(items) => items
             .iter()
             .map(|i| match i {
-                Read::Bulk(b) => Some(b.clone()),
+                Read::Bulk(b) => Some(b.as_slice()),
                 _ => None,
             })
             .collect(),
@@ -224,12 +224,13 @@ fn bulk_list(r: &Read) -> Option<Vec<Vec<u8>>> {
 }
 
 /// What LTRIM removes, from LLEN and the LRANGEs of both ends: `(ttl, head, tail)`, the head
-/// elements in list order (index 0 first) and the tail elements in list order.
-type Trimmed = (Ttl, Vec<Vec<u8>>, Vec<Vec<u8>>);
+/// elements in list order (index 0 first) and the tail elements in list order, borrowed from
+/// the reads.
+type Trimmed<'r> = (Ttl, Vec<&'r [u8]>, Vec<&'r [u8]>);
 
 impl Trim<'_> {
     /// What the command removes, validated against the list's length.
-    fn removed(&self, reads: &[Read]) -> Option<Trimmed> {
+    fn removed<'r>(&self, reads: &'r [Read]) -> Option<Trimmed<'r>> {
         let t = ttl_at(reads, self.ttl)?;
         let n = match reads.get(self.len)? {
             Read::Int(n) if *n >= 0 => *n,
@@ -273,18 +274,18 @@ impl Trim<'_> {
         let rtrim = usize::try_from(rtrim).ok()?;
         // The head read covers indexes [0, head.len()), the tail read [n - tail.len(), n).
         let tail_from = n_us - tail.len();
-        let at = |i: usize| -> Option<Vec<u8>> {
+        let at = |i: usize| -> Option<&'r [u8]> {
             if i < head.len() {
-                head.get(i).cloned()
+                head.get(i).copied()
             } else if i >= tail_from {
-                tail.get(i - tail_from).cloned()
+                tail.get(i - tail_from).copied()
             } else {
                 None
             }
         };
         // Collecting stops at the first uncovered index, so this walks at most what was read.
-        let removed_head: Vec<Vec<u8>> = (0..ltrim).map(at).collect::<Option<_>>()?;
-        let removed_tail: Vec<Vec<u8>> = (n_us - rtrim..n_us).map(at).collect::<Option<_>>()?;
+        let removed_head: Vec<&[u8]> = (0..ltrim).map(at).collect::<Option<_>>()?;
+        let removed_tail: Vec<&[u8]> = (n_us - rtrim..n_us).map(at).collect::<Option<_>>()?;
         Some((t, removed_head, removed_tail))
     }
 }
@@ -445,9 +446,11 @@ impl<'a> ListRecipe<'a> {
                 if seen.is_whole(key) {
                     return;
                 }
-                let Some((t, mut h, tl)) = trim.removed(reads) else {
+                let Some((t, h, tl)) = trim.removed(reads) else {
                     return;
                 };
+                let mut h: Vec<Vec<u8>> = h.into_iter().map(<[u8]>::to_vec).collect();
+                let tl: Vec<Vec<u8>> = tl.into_iter().map(<[u8]>::to_vec).collect();
                 if h.is_empty() && tl.is_empty() {
                     return;
                 }
