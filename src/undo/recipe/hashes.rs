@@ -92,31 +92,33 @@ impl<'a> HashRecipe<'a> {
     /// Whether the reads check out (as [`HashRecipe::before`] would find, without copying
     /// the values).
     fn checks_out(&self, reads: &[Read]) -> bool {
-        self.parse(reads, |r| match r {
+        let present = |r: &Read| match r {
             Read::Nil => Some(false),
             Read::Bulk(_) => Some(true),
             _ => None,
-        })
-        .is_some()
+        };
+        self.parse(reads, present, |&p| p).is_some()
     }
 
     /// Per-field values from `HMGET`, validated (and field TTLs, when read).
     fn before(&self, reads: &[Read]) -> Option<(Ttl, Vec<Option<Vec<u8>>>)> {
-        self.parse(reads, |r| match r {
+        let value = |r: &Read| match r {
             Read::Nil => Some(None),
             Read::Bulk(v) => Some(Some(v.clone())),
             _ => None,
-        })
+        };
+        self.parse(reads, value, Option::is_some)
     }
 
-    /// The reads, each field's value parsed by `value` (`Present::present`: the field exists).
-    fn parse<T: Present>(
+    /// The reads, each field's value parsed by `value` (`there`: the field exists).
+    fn parse<T>(
         &self,
         reads: &[Read],
         value: impl Fn(&Read) -> Option<T>,
+        there: impl Fn(&T) -> bool,
     ) -> Option<(Ttl, Vec<T>)> {
         let n = self.fields.len();
-        let (t, vals) = per_element(reads, self.values, n, self.ttl, value, T::present)?;
+        let (t, vals) = per_element(reads, self.values, n, self.ttl, value, there)?;
         if let (Some(i), true) = (self.field_ttls, t.exists()) {
             // -2 no such field, -1 no TTL; a field with a TTL (>= 0) cannot be put back by HSET.
             match reads.get(i)? {
@@ -178,23 +180,6 @@ impl<'a> HashRecipe<'a> {
             })
             .collect();
         with_expiry(self.key, t, changed, out);
-    }
-}
-
-/// A parsed `HMGET` value that says whether the field exists.
-trait Present {
-    fn present(&self) -> bool;
-}
-
-impl Present for bool {
-    fn present(&self) -> bool {
-        *self
-    }
-}
-
-impl Present for Option<Vec<u8>> {
-    fn present(&self) -> bool {
-        self.is_some()
     }
 }
 
